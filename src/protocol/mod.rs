@@ -1,0 +1,191 @@
+//! Wire formats: which API a request speaks, and the trackers that read its responses.
+//!
+//! Each wire format lives in its own file and implements [`Tracker`]: it is fed the SSE events
+//! of a stream one by one, or the whole body of a JSON response, and fills an [`Observation`]
+//! (model, usage, finish reason, error, terminal marker, streamed characters). Everything that
+//! turns an observation into a record — outcome, estimates, cost, timing — is shared and lives
+//! in `account.rs`, so the trackers stay pure parsers.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::record::{ActivityError, Api, FinishReason};
+use crate::sse::SseEvent;
+
+pub(crate) mod anthropic;
+pub(crate) mod gemini;
+pub(crate) mod openai_chat;
+pub(crate) mod openai_responses;
+
+/// Token counts as a wire format reports them, already normalised to the record's semantics
+/// (`input` includes cache reads and writes, `output` includes reasoning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) input: Option<u64>,
+    pub(crate) output: Option<u64>,
+    pub(crate) cache_read: Option<u64>,
+    pub(crate) cache_write: Option<u64>,
+    pub(crate) reasoning: Option<u64>,
+}
+
+/// What a tracker saw of one response.
+#[derive(Debug, Default)]
+pub(crate) struct Observation {
+    /// The model the response names.
+    pub(crate) model: Option<String>,
+    /// The provider's reported usage (the latest, for cumulative streams).
+    pub(crate) usage: Option<Usage>,
+    /// The provider's finish reason, verbatim.
+    pub(crate) native_finish: Option<String>,
+    /// Its normalised form (trackers set it for reasons `FinishReason::normalise` cannot map,
+    /// e.g. Responses `incomplete` + `max_output_tokens`); `None` means "normalise `native_finish`".
+    pub(crate) finish: Option<FinishReason>,
+    /// An in-band error (error event, `response.failed`, an error object in a chunk).
+    pub(crate) error: Option<ActivityError>,
+    /// The protocol's terminal marker was seen (`[DONE]`, `message_stop`, `response.completed`,
+    /// a Gemini `finishReason` …).
+    pub(crate) terminal: bool,
+    /// Set by the tracker on the first event that carries output; the body stamps the time.
+    pub(crate) output_started: bool,
+    /// Characters of streamed output text (content, reasoning, tool arguments), for estimates.
+    pub(crate) output_chars: u64,
+    /// The provider's request id, when the body carries one.
+    pub(crate) request_id: Option<String>,
+    /// Endpoint-specific notes merged into the record's `metadata` (e.g. OpenRouter's `cost`).
+    pub(crate) notes: Map<String, Value>,
+}
+
+/// A wire format's response reader.
+pub(crate) trait Tracker: Send + 'static {
+    /// One SSE event of a streamed response.
+    fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation);
+    /// The complete body of a non-streamed 2xx response.
+    fn on_json(&mut self, body: &[u8], obs: &mut Observation);
+}
+
+/// The tracker for `api`; `None` for [`Api::Unknown`].
+pub(crate) fn tracker(api: Api) -> Option<Box<dyn Tracker>> {
+    match api {
+        Api::OpenAiChat => Some(Box::new(openai_chat::OpenAiChat::default())),
+        Api::OpenAiEmbeddings => Some(Box::new(openai_chat::OpenAiChat::embeddings())),
+        Api::OpenAiResponses => Some(Box::new(openai_responses::OpenAiResponses::default())),
+        Api::AnthropicMessages => Some(Box::new(anthropic::Anthropic::default())),
+        Api::GeminiGenerate => Some(Box::new(gemini::Gemini::default())),
+        Api::Unknown => None,
+    }
+}
+
+impl Api {
+    /// Detects the wire format from a request path (without query).
+    ///
+    /// ```
+    /// use tower_activity::Api;
+    /// assert_eq!(Api::detect("/v1/chat/completions"), Api::OpenAiChat);
+    /// assert_eq!(Api::detect("/openai/v1/responses"), Api::OpenAiResponses);
+    /// assert_eq!(Api::detect("/v1/messages"), Api::AnthropicMessages);
+    /// assert_eq!(Api::detect("/v1beta/models/gemini-2.5-flash:streamGenerateContent"), Api::GeminiGenerate);
+    /// assert_eq!(Api::detect("/healthz"), Api::Unknown);
+    /// ```
+    pub fn detect(path: &str) -> Api {
+        let path = path.trim_end_matches('/');
+        if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
+            Api::GeminiGenerate
+        } else if path.ends_with("/chat/completions") || path.ends_with("/completions") {
+            Api::OpenAiChat
+        } else if path.ends_with("/responses") {
+            Api::OpenAiResponses
+        } else if path.ends_with("/embeddings") {
+            Api::OpenAiEmbeddings
+        } else if path.ends_with("/v1/messages") || path == "/messages" {
+            Api::AnthropicMessages
+        } else {
+            Api::Unknown
+        }
+    }
+}
+
+/// The model named in a Gemini path (`/v1beta/models/gemini-2.5-flash:generateContent`).
+pub(crate) fn gemini_path_model(path: &str) -> Option<&str> {
+    let (head, _) = path.rsplit_once(':')?;
+    let model = head.rsplit_once("/models/")?.1;
+    (!model.is_empty()).then_some(model)
+}
+
+/// Reads the error of a non-2xx body in any of the four formats:
+/// OpenAI `{"error":{"message","type","code"}}`, Anthropic
+/// `{"type":"error","error":{"type","message"},"request_id"}`, Gemini
+/// `{"error":{"code","message","status"}}` (also wrapped in a one-element array).
+pub(crate) fn parse_error_body(body: &[u8]) -> (Option<ActivityError>, Option<String>) {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Option<ErrorObject>,
+        request_id: Option<String>,
+    }
+    let parsed = serde_json::from_slice::<Body>(body).or_else(|_| {
+        serde_json::from_slice::<Vec<Body>>(body)
+            .map_err(|_| ())
+            .and_then(|v| v.into_iter().next().ok_or(()))
+    });
+    match parsed {
+        Ok(b) => (b.error.map(ErrorObject::into_error), b.request_id),
+        Err(()) => (None, None),
+    }
+}
+
+/// An error object as the four formats spell it; used for bodies and in-band error events.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorObject {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    code: Option<Value>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl ErrorObject {
+    /// The record's `{type, message}`: type is the error's `type`, else Gemini's `status`, else
+    /// its `code`.
+    pub(crate) fn into_error(self) -> ActivityError {
+        let kind = self.kind.or(self.status).or(match self.code {
+            Some(Value::String(s)) => Some(s),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+        ActivityError::new(kind, self.message.as_deref().unwrap_or(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_format() {
+        let openai = br#"{"error":{"message":"quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        let (e, _) = parse_error_body(openai);
+        assert_eq!(e.unwrap(), ActivityError::new(Some("insufficient_quota".into()), "quota"));
+
+        let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"},"request_id":"req_1"}"#;
+        let (e, id) = parse_error_body(anthropic);
+        assert_eq!(e.unwrap().kind.as_deref(), Some("invalid_request_error"));
+        assert_eq!(id.as_deref(), Some("req_1"));
+
+        let gemini = br#"[{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}]"#;
+        let (e, _) = parse_error_body(gemini);
+        assert_eq!(e.unwrap().kind.as_deref(), Some("RESOURCE_EXHAUSTED"));
+
+        assert_eq!(parse_error_body(b"<html>bad gateway</html>").0, None);
+    }
+
+    #[test]
+    fn gemini_model_from_path() {
+        assert_eq!(
+            gemini_path_model("/v1beta/models/gemini-2.5-pro:streamGenerateContent"),
+            Some("gemini-2.5-pro")
+        );
+        assert_eq!(gemini_path_model("/v1/chat/completions"), None);
+    }
+}

@@ -1,0 +1,346 @@
+//! [`ActivityRecord`]: one row of activity, and its small enums.
+//!
+//! The serde names of every field are the contract shared by the SQL columns, the `replay`
+//! example's output and the gateway's activity API (see `docs/DESIGN.md` §2 of the project).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Whether a record is an API call seen by the layer or an event the application recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An HTTP request that passed through [`ActivityLayer`](crate::ActivityLayer).
+    Request,
+    /// Non-request activity (login, registration, session creation) recorded through an
+    /// [`EventRecorder`](crate::EventRecorder).
+    Event,
+}
+
+/// The wire format of a request, detected from its path (see [`Api::detect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Api {
+    /// OpenAI chat completions (`/v1/chat/completions`, legacy `/v1/completions`) and every
+    /// OpenAI-compatible provider (Groq, Mistral, DeepSeek, OpenRouter …).
+    #[serde(rename = "openai.chat")]
+    OpenAiChat,
+    /// The OpenAI Responses API (`/v1/responses`).
+    #[serde(rename = "openai.responses")]
+    OpenAiResponses,
+    /// OpenAI embeddings (`/v1/embeddings`): input tokens only.
+    #[serde(rename = "openai.embeddings")]
+    OpenAiEmbeddings,
+    /// Anthropic Messages (`/v1/messages`).
+    #[serde(rename = "anthropic.messages")]
+    AnthropicMessages,
+    /// Gemini `…:generateContent` and `…:streamGenerateContent`.
+    #[serde(rename = "gemini.generate")]
+    GeminiGenerate,
+    /// Anything else: the request is still recorded (status, latency, outcome), without usage.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl Api {
+    /// The name used in JSON and SQL (`openai.chat` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::OpenAiChat => "openai.chat",
+            Api::OpenAiResponses => "openai.responses",
+            Api::OpenAiEmbeddings => "openai.embeddings",
+            Api::AnthropicMessages => "anthropic.messages",
+            Api::GeminiGenerate => "gemini.generate",
+            Api::Unknown => "unknown",
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A 2xx response whose body reached the protocol's end.
+    Ok,
+    /// A non-2xx status, an in-band error event, or `response.failed`.
+    Error,
+    /// The client dropped the response body before its end.
+    Cancelled,
+    /// The body ended or failed before the protocol's terminal marker.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The name used in JSON and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The normalised reason a generation stopped; the provider's own word is kept in
+/// [`ActivityRecord::native_finish_reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// Natural end: OpenAI `stop`, Anthropic `end_turn`/`stop_sequence`, Gemini `STOP`, a
+    /// completed Response.
+    Stop,
+    /// The token limit: `length`, `max_tokens`, `MAX_TOKENS`, Responses `max_output_tokens`.
+    Length,
+    /// The model called a tool: `tool_calls`, `function_call`, `tool_use`.
+    ToolCalls,
+    /// Filtered: `content_filter`, `SAFETY`, `RECITATION`, `refusal`.
+    ContentFilter,
+    /// The provider reported an error.
+    Error,
+    /// The client went away.
+    Cancelled,
+    /// Any other reason the provider gave.
+    Other,
+}
+
+impl FinishReason {
+    /// The name used in JSON and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::Error => "error",
+            FinishReason::Cancelled => "cancelled",
+            FinishReason::Other => "other",
+        }
+    }
+
+    /// Normalises a provider's finish reason (any wire format). Unknown words map to
+    /// [`FinishReason::Other`].
+    pub fn normalise(native: &str) -> FinishReason {
+        match native {
+            "stop" | "end_turn" | "stop_sequence" | "STOP" | "completed" | "FINISH_REASON_STOP" => {
+                FinishReason::Stop
+            }
+            "length" | "max_tokens" | "MAX_TOKENS" | "max_output_tokens" | "model_length" => {
+                FinishReason::Length
+            }
+            "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
+            "content_filter" | "SAFETY" | "RECITATION" | "refusal" | "BLOCKLIST"
+            | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => FinishReason::ContentFilter,
+            "error" | "failed" => FinishReason::Error,
+            "cancelled" => FinishReason::Cancelled,
+            _ => FinishReason::Other,
+        }
+    }
+}
+
+/// Where the token counts of a record come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageSource {
+    /// The provider reported them.
+    Reported,
+    /// The layer counted them from the request and the streamed text (see the crate docs,
+    /// "Estimates").
+    Estimated,
+    /// There are none (an error before any output, an unknown API, an event).
+    None,
+}
+
+impl UsageSource {
+    /// The name used in JSON and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Reported => "reported",
+            UsageSource::Estimated => "estimated",
+            UsageSource::None => "none",
+        }
+    }
+}
+
+/// A provider's error, from an error body or an in-band error event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityError {
+    /// The provider's error type or code (`invalid_request_error`, `RESOURCE_EXHAUSTED` …).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The provider's message, cut to 1 KiB on a character boundary.
+    pub message: String,
+}
+
+/// The longest error message a record keeps, in bytes.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+
+impl ActivityError {
+    /// Builds an error, cutting `message` to [`MAX_ERROR_MESSAGE`] bytes on a character
+    /// boundary.
+    pub fn new(kind: Option<String>, message: &str) -> Self {
+        let mut end = message.len().min(MAX_ERROR_MESSAGE);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        ActivityError {
+            kind,
+            message: message[..end].to_owned(),
+        }
+    }
+}
+
+/// One row of activity: an API request seen by the layer or an event the application recorded.
+///
+/// Token fields follow OpenTelemetry's `gen_ai.usage.*` semantics: `input_tokens` includes
+/// cache reads and writes, `output_tokens` includes reasoning; the `cache_*` and `reasoning`
+/// fields are parts of those totals. Unknown values are `None` (JSON `null`), never `0`.
+/// `cost_usd` is an exact decimal, serialised as a JSON string (`"0.0000325"`) so that no
+/// reader has to go through a binary float.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    /// UUID v7 made when the request entered the layer; every sink's idempotency key.
+    pub id: Uuid,
+    /// Request or application event.
+    pub kind: Kind,
+    /// When the request started (UTC).
+    pub timestamp: DateTime<Utc>,
+    /// Who made it, from [`Attribution`](crate::Attribution).
+    pub user_id: Option<String>,
+    /// The chat session, from [`Attribution`](crate::Attribution).
+    pub session_id: Option<String>,
+    /// The application that made it (default `"API"`).
+    pub app: String,
+    /// Request path without the query, e.g. `/v1/chat/completions`.
+    pub endpoint: String,
+    /// The wire format.
+    pub api: Api,
+    /// The model the response names; else the request's; else the path's (Gemini).
+    pub model: Option<String>,
+    /// The model's maker (`OpenAI`, `Anthropic`, `Google` …), see [`ProviderRules`](crate::ProviderRules).
+    pub provider: Option<String>,
+    /// Where a proxy sent the request, when the application says so.
+    pub upstream: Option<String>,
+    /// Whether the response was an SSE stream.
+    pub stream: bool,
+    /// The HTTP status returned to the client (`None` for events).
+    pub status_code: Option<u16>,
+    /// How the request ended.
+    pub outcome: Outcome,
+    /// The normalised finish reason, `None` when the provider said nothing.
+    pub finish_reason: Option<FinishReason>,
+    /// Exactly what the provider said (`end_turn`, `MAX_TOKENS` …).
+    pub native_finish_reason: Option<String>,
+    /// All prompt tokens, including cache reads and writes.
+    pub input_tokens: Option<u64>,
+    /// All generated tokens, including reasoning.
+    pub output_tokens: Option<u64>,
+    /// `input_tokens + output_tokens`.
+    pub total_tokens: Option<u64>,
+    /// Prompt tokens read from a cache (part of `input_tokens`).
+    pub cache_read_tokens: Option<u64>,
+    /// Prompt tokens written to a cache (part of `input_tokens`).
+    pub cache_write_tokens: Option<u64>,
+    /// Reasoning tokens (part of `output_tokens`).
+    pub reasoning_tokens: Option<u64>,
+    /// Whether the token counts were reported, estimated, or are absent.
+    pub usage_source: UsageSource,
+    /// Exact cost in US dollars; `None` when the model has no price or there is no usage.
+    pub cost_usd: Option<Decimal>,
+    /// Streams: request start to the first event that carries output, in milliseconds.
+    pub ttft_ms: Option<f64>,
+    /// Request start to the end (or drop) of the response body, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Output tokens per second of generation; `None` when there are no output tokens.
+    pub speed: Option<f64>,
+    /// The provider's error, if any.
+    pub error: Option<ActivityError>,
+    /// The application's tags, the provider's `request_id`, and endpoint-specific notes.
+    pub metadata: Map<String, Value>,
+}
+
+impl ActivityRecord {
+    /// An empty record of `kind` stamped now with a fresh UUID v7: every optional field
+    /// `None`, `app` `"API"`, `outcome` ok, `usage_source` none.
+    pub fn new(kind: Kind) -> Self {
+        ActivityRecord {
+            id: Uuid::now_v7(),
+            kind,
+            timestamp: Utc::now(),
+            user_id: None,
+            session_id: None,
+            app: "API".to_owned(),
+            endpoint: String::new(),
+            api: Api::Unknown,
+            model: None,
+            provider: None,
+            upstream: None,
+            stream: false,
+            status_code: None,
+            outcome: Outcome::Ok,
+            finish_reason: None,
+            native_finish_reason: None,
+            input_tokens: None,
+            output_tokens: None,
+            total_tokens: None,
+            cache_read_tokens: None,
+            cache_write_tokens: None,
+            reasoning_tokens: None,
+            usage_source: UsageSource::None,
+            cost_usd: None,
+            ttft_ms: None,
+            latency_ms: None,
+            speed: None,
+            error: None,
+            metadata: Map::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_names_follow_the_contract() {
+        let mut r = ActivityRecord::new(Kind::Request);
+        r.api = Api::AnthropicMessages;
+        r.finish_reason = Some(FinishReason::ToolCalls);
+        r.cost_usd = Some(Decimal::new(325, 7));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["kind"], "request");
+        assert_eq!(v["api"], "anthropic.messages");
+        assert_eq!(v["finish_reason"], "tool_calls");
+        assert_eq!(v["outcome"], "ok");
+        assert_eq!(v["usage_source"], "none");
+        assert_eq!(v["cost_usd"], "0.0000325");
+        assert!(v["input_tokens"].is_null());
+        let back: ActivityRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn finish_reasons_normalise_across_formats() {
+        for (native, want) in [
+            ("end_turn", FinishReason::Stop),
+            ("STOP", FinishReason::Stop),
+            ("max_tokens", FinishReason::Length),
+            ("MAX_TOKENS", FinishReason::Length),
+            ("tool_use", FinishReason::ToolCalls),
+            ("SAFETY", FinishReason::ContentFilter),
+            ("weird", FinishReason::Other),
+        ] {
+            assert_eq!(FinishReason::normalise(native), want, "{native}");
+        }
+    }
+
+    #[test]
+    fn error_message_is_cut_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ERROR_MESSAGE);
+        let e = ActivityError::new(None, &long);
+        assert!(e.message.len() <= MAX_ERROR_MESSAGE);
+        assert!(e.message.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,293 @@
+//! Incremental Server-Sent Events scanner over arbitrary chunk boundaries.
+//!
+//! The response bytes are never copied for the client: the scanner only *looks* at each frame.
+//! It follows the WHATWG event-stream rules: lines end in `\n`, `\r\n` or `\r` (a CRLF may be
+//! split across chunks), `:` starts a comment, `event:` names the event, several `data:` lines
+//! join with `\n`, a leading UTF-8 BOM is skipped. Bytes are handled as bytes, so a multi-byte
+//! character split across chunks is simply joined in the carried line.
+//!
+//! Two deliberate departures from the browser algorithm, both for accounting:
+//! - at end of stream a pending event without its closing blank line is still dispatched (real
+//!   captures end that way, e.g. Anthropic's SDK fixtures);
+//! - a line longer than the cap is skipped (counted in [`SseScanner::overflowed`]) instead of
+//!   buffered without bound; the stream itself still passes through untouched.
+//!
+//! The scanner reuses its buffers, so steady-state scanning allocates nothing per event.
+
+use memchr::memchr2;
+
+/// Default cap on one carried line (and on one event's data), in bytes.
+pub(crate) const DEFAULT_MAX_LINE: usize = 1024 * 1024;
+
+/// One dispatched event. `name` is empty when the event had no `event:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SseEvent<'a> {
+    pub(crate) name: &'a [u8],
+    pub(crate) data: &'a [u8],
+}
+
+/// The incremental scanner. Feed it every data frame in order, then call
+/// [`finish`](SseScanner::finish) once at the end of the stream.
+#[derive(Debug)]
+pub(crate) struct SseScanner {
+    /// The partial line carried from earlier chunks.
+    carry: Vec<u8>,
+    /// The data of the event being built.
+    data: Vec<u8>,
+    /// The name of the event being built.
+    name: Vec<u8>,
+    has_data: bool,
+    /// The previous chunk ended in `\r`: a `\n` opening the next one belongs to it.
+    after_cr: bool,
+    /// No line has been completed yet (a BOM may still open the stream).
+    first_line: bool,
+    /// The current line is over the cap and is being skipped to its end.
+    skipping: bool,
+    max_line: usize,
+    overflows: u64,
+}
+
+impl SseScanner {
+    pub(crate) fn new(max_line: usize) -> Self {
+        SseScanner {
+            carry: Vec::new(),
+            data: Vec::new(),
+            name: Vec::new(),
+            has_data: false,
+            after_cr: false,
+            first_line: true,
+            skipping: false,
+            max_line,
+            overflows: 0,
+        }
+    }
+
+    /// How many lines or events were skipped for exceeding the cap.
+    pub(crate) fn overflowed(&self) -> u64 {
+        self.overflows
+    }
+
+    /// Scans one chunk. `on_event` gets each completed event and the offset in `chunk` just past
+    /// the line terminator that completed it.
+    pub(crate) fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+        let mut pos = 0;
+        if self.after_cr {
+            self.after_cr = false;
+            if chunk.first() == Some(&b'\n') {
+                pos = 1;
+            }
+        }
+        while pos < chunk.len() {
+            let rest = &chunk[pos..];
+            let Some(i) = memchr2(b'\n', b'\r', rest) else {
+                self.carry_partial(rest);
+                return;
+            };
+            let mut next = pos + i + 1;
+            if rest[i] == b'\r' {
+                match chunk.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+            if self.skipping {
+                self.skipping = false;
+                self.carry.clear();
+            } else if self.carry.is_empty() && i <= self.max_line {
+                self.line(&rest[..i], next, on_event);
+            } else if self.carry.len() + i > self.max_line {
+                self.overflows += 1;
+                self.carry.clear();
+            } else {
+                let mut line = std::mem::take(&mut self.carry);
+                line.extend_from_slice(&rest[..i]);
+                self.line(&line, next, on_event);
+                line.clear();
+                self.carry = line;
+            }
+            pos = next;
+        }
+    }
+
+    /// Ends the stream: a carried line and a pending event are dispatched.
+    pub(crate) fn finish(&mut self, on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+        if !self.carry.is_empty() && !self.skipping {
+            let line = std::mem::take(&mut self.carry);
+            self.line(&line, 0, on_event);
+        }
+        self.carry.clear();
+        self.skipping = false;
+        self.dispatch(0, on_event);
+    }
+
+    fn carry_partial(&mut self, part: &[u8]) {
+        if self.skipping {
+            return;
+        }
+        if self.carry.len() + part.len() > self.max_line {
+            self.overflows += 1;
+            self.carry.clear();
+            self.skipping = true;
+        } else {
+            self.carry.extend_from_slice(part);
+        }
+    }
+
+    fn line(&mut self, mut line: &[u8], end: usize, on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+        if self.first_line {
+            self.first_line = false;
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        if line.is_empty() {
+            self.dispatch(end, on_event);
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(c) => {
+                let v = &line[c + 1..];
+                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                if self.data.len() + value.len() + 1 > self.max_line {
+                    self.overflows += 1;
+                    self.data.clear();
+                    self.has_data = false;
+                    return;
+                }
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => {
+                self.name.clear();
+                self.name.extend_from_slice(value);
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, end: usize, on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+        if self.has_data {
+            on_event(
+                &SseEvent {
+                    name: &self.name,
+                    data: &self.data,
+                },
+                end,
+            );
+        }
+        self.has_data = false;
+        self.data.clear();
+        self.name.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scan(chunks: &[&[u8]], max: usize) -> (Vec<(String, String)>, u64) {
+        let mut s = SseScanner::new(max);
+        let mut out = Vec::new();
+        let mut push = |e: &SseEvent<'_>, _| {
+            out.push((
+                String::from_utf8(e.name.to_vec()).unwrap(),
+                String::from_utf8(e.data.to_vec()).unwrap(),
+            ))
+        };
+        for c in chunks {
+            s.feed(c, &mut push);
+        }
+        s.finish(&mut push);
+        (out, s.overflowed())
+    }
+
+    fn ev(name: &str, data: &str) -> (String, String) {
+        (name.to_owned(), data.to_owned())
+    }
+
+    #[test]
+    fn lf_crlf_cr_comments_names_and_multiline_data() {
+        let body = b"\xEF\xBB\xBF: keep-alive\nevent: a\ndata: 1\ndata:2\n\r\ndata: x\r\rretry: 5\nid: 7\ndata: y\r\n\r\n";
+        let (events, overflow) = scan(&[body], DEFAULT_MAX_LINE);
+        assert_eq!(events, vec![ev("a", "1\n2"), ev("", "x"), ev("", "y")]);
+        assert_eq!(overflow, 0);
+    }
+
+    #[test]
+    fn crlf_split_across_chunks_is_one_terminator() {
+        let (events, _) = scan(&[b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"], 64);
+        assert_eq!(events, vec![ev("", "a"), ev("", "b")]);
+    }
+
+    #[test]
+    fn pending_event_is_dispatched_at_end_of_stream() {
+        let (events, _) = scan(&[b"event: message_stop\ndata: {}"], 64);
+        assert_eq!(events, vec![ev("message_stop", "{}")]);
+    }
+
+    #[test]
+    fn split_multibyte_utf8_is_joined() {
+        let text = "data: h\u{1F600}i\n\n".as_bytes();
+        let (events, _) = scan(&[&text[..9], &text[9..]], 64);
+        assert_eq!(events, vec![ev("", "h\u{1F600}i")]);
+    }
+
+    #[test]
+    fn oversize_line_is_skipped_and_counted_then_scanning_resumes() {
+        let big = format!("data: {}\n\ndata: ok\n\n", "x".repeat(100));
+        let (events, overflow) = scan(&[&big.as_bytes()[..50], &big.as_bytes()[50..]], 32);
+        assert_eq!(events, vec![ev("", "ok")]);
+        assert_eq!(overflow, 1);
+    }
+
+    #[test]
+    fn end_offsets_point_past_the_blank_line() {
+        let body = b"data: a\n\ndata: b\n\n";
+        let mut s = SseScanner::new(64);
+        let mut ends = Vec::new();
+        s.feed(body, &mut |_, end| ends.push(end));
+        assert_eq!(ends, vec![9, 18]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_framing_yields_the_same_events(
+            body in proptest::collection::vec(prop_oneof![
+                Just(b'\n'), Just(b'\r'), Just(b':'), Just(b' '), Just(b'd'), Just(b'a'),
+                Just(b't'), Just(b'e'), Just(b'v'), Just(0xEF), Just(0xBB), Just(0xBF), any::<u8>()
+            ], 0..300),
+            cuts in proptest::collection::vec(any::<usize>(), 0..20),
+            max in 4usize..64,
+        ) {
+            let mut idx: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+            idx.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for i in idx { chunks.push(&body[last..i]); last = i; }
+            chunks.push(&body[last..]);
+            prop_assert_eq!(scan_raw(&chunks, max), scan_raw(&[&body], max));
+        }
+    }
+
+    fn scan_raw(chunks: &[&[u8]], max: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, u64) {
+        let mut s = SseScanner::new(max);
+        let mut out = Vec::new();
+        let mut push = |e: &SseEvent<'_>, _| out.push((e.name.to_vec(), e.data.to_vec()));
+        for c in chunks {
+            s.feed(c, &mut push);
+        }
+        s.finish(&mut push);
+        (out, s.overflowed())
+    }
+}
