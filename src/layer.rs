@@ -1,0 +1,269 @@
+//! [`ActivityLayer`]: configuration, its builder, and `impl Layer`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::request::Parts;
+use tower_layer::Layer;
+
+use crate::attribution::{Attribution, EventRecorder};
+use crate::pricing::PriceTable;
+use crate::provider::ProviderRules;
+use crate::record::Api;
+use crate::service::ActivityService;
+use crate::sink::ActivitySink;
+use crate::writer::{ActivityWriter, WriterConfig};
+
+/// Default cap on the request body the layer reads (model, `stream`, `stream_options`).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
+/// Default cap on a JSON response body the layer keeps to read its usage.
+pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+/// Default cap on one SSE line (or one event's data) the layer carries across frames.
+pub const DEFAULT_MAX_SSE_LINE: usize = crate::sse::DEFAULT_MAX_LINE;
+
+type AttributionHook = dyn Fn(&Parts) -> Option<Attribution> + Send + Sync;
+
+/// Everything a request needs from the layer, shared by every service and body it makes.
+pub(crate) struct Shared {
+    pub(crate) prices: Arc<PriceTable>,
+    pub(crate) providers: ProviderRules,
+    pub(crate) attribution: Option<Arc<AttributionHook>>,
+    pub(crate) max_request_body: usize,
+    pub(crate) max_response_body: usize,
+    pub(crate) max_sse_line: usize,
+    pub(crate) include_usage: bool,
+    pub(crate) routes: Vec<(String, Api)>,
+    pub(crate) writer: ActivityWriter,
+}
+
+impl Shared {
+    /// The wire format of `path`: an explicit route first, then [`Api::detect`].
+    pub(crate) fn api_for(&self, path: &str) -> Api {
+        self.routes
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, api)| *api)
+            .unwrap_or_else(|| Api::detect(path))
+    }
+}
+
+/// The tower layer that accounts every request of the service it wraps.
+///
+/// `ActivityLayer::new(sink)` starts a background [`ActivityWriter`] on the current Tokio
+/// runtime; [`ActivityLayer::builder`] sets everything else. Cloning the layer shares the writer.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower_activity::{ActivityLayer, MemorySink};
+/// let layer = ActivityLayer::new(MemorySink::new());
+/// let stats = layer.writer().stats();
+/// assert_eq!(stats.enqueued, 0);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ActivityLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ActivityLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivityLayer")
+            .field("include_usage", &self.shared.include_usage)
+            .field("routes", &self.shared.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActivityLayer {
+    /// A layer with every default, writing to `sink`.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (the writer task needs one). Use
+    /// [`ActivityLayerBuilder::writer`] with a writer started elsewhere to avoid that.
+    pub fn new(sink: impl ActivitySink) -> Self {
+        ActivityLayer::builder(sink).build()
+    }
+
+    /// A builder writing to `sink`.
+    pub fn builder(sink: impl ActivitySink) -> ActivityLayerBuilder {
+        ActivityLayerBuilder {
+            sink: Some(Box::new(move |config| ActivityWriter::start(sink, config))),
+            writer: None,
+            writer_config: WriterConfig::default(),
+            prices: None,
+            providers: ProviderRules::default(),
+            attribution: None,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            max_sse_line: DEFAULT_MAX_SSE_LINE,
+            include_usage: true,
+            routes: Vec::new(),
+        }
+    }
+
+    /// The writer handle: `stats()`, `flush()`, `shutdown(deadline)`.
+    pub fn writer(&self) -> &ActivityWriter {
+        &self.shared.writer
+    }
+
+    /// A handle that records application events through the same writer.
+    pub fn events(&self) -> EventRecorder {
+        EventRecorder {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ActivityLayer {
+    type Service = ActivityService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ActivityService::new(inner, self.shared.clone())
+    }
+}
+
+type StartWriter = Box<dyn FnOnce(WriterConfig) -> ActivityWriter>;
+
+/// Configures an [`ActivityLayer`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower_activity::{ActivityLayer, Api, Attribution, MemorySink, PriceTable};
+/// let layer = ActivityLayer::builder(MemorySink::new())
+///     .prices(PriceTable::default())
+///     .include_usage(true)
+///     .route("/proxy/chat", Api::OpenAiChat)
+///     .attribution(|parts| {
+///         let user = parts.headers.get("x-user")?.to_str().ok()?;
+///         Some(Attribution::user(user))
+///     })
+///     .build();
+/// # let _ = layer;
+/// # }
+/// ```
+pub struct ActivityLayerBuilder {
+    sink: Option<StartWriter>,
+    writer: Option<ActivityWriter>,
+    writer_config: WriterConfig,
+    prices: Option<Arc<PriceTable>>,
+    providers: ProviderRules,
+    attribution: Option<Arc<AttributionHook>>,
+    max_request_body: usize,
+    max_response_body: usize,
+    max_sse_line: usize,
+    include_usage: bool,
+    routes: Vec<(String, Api)>,
+}
+
+impl fmt::Debug for ActivityLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivityLayerBuilder")
+            .field("writer_config", &self.writer_config)
+            .field("max_request_body", &self.max_request_body)
+            .field("max_response_body", &self.max_response_body)
+            .field("max_sse_line", &self.max_sse_line)
+            .field("include_usage", &self.include_usage)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActivityLayerBuilder {
+    /// The price table (default: the embedded table, [`PriceTable::default`]).
+    pub fn prices(mut self, prices: impl Into<Arc<PriceTable>>) -> Self {
+        self.prices = Some(prices.into());
+        self
+    }
+
+    /// The model-to-maker rules (default: [`ProviderRules::default`]).
+    pub fn providers(mut self, providers: ProviderRules) -> Self {
+        self.providers = providers;
+        self
+    }
+
+    /// Derives the attribution from the request head when the request extensions carry no
+    /// [`Attribution`].
+    pub fn attribution(
+        mut self,
+        hook: impl Fn(&Parts) -> Option<Attribution> + Send + Sync + 'static,
+    ) -> Self {
+        self.attribution = Some(Arc::new(hook));
+        self
+    }
+
+    /// The largest request body the layer reads (default 1 MiB). Larger bodies stream through
+    /// untouched and the record says `metadata.request_body = "over_cap"`.
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = bytes;
+        self
+    }
+
+    /// The largest JSON response body the layer keeps to read usage from (default 16 MiB);
+    /// larger bodies pass through and the record says `metadata.response_body = "over_cap"`.
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.max_response_body = bytes;
+        self
+    }
+
+    /// The longest SSE line carried across frames (default 1 MiB); longer lines are skipped
+    /// for accounting (`metadata.sse_lines_skipped`) and still reach the client.
+    pub fn max_sse_line(mut self, bytes: usize) -> Self {
+        self.max_sse_line = bytes.max(1);
+        self
+    }
+
+    /// Whether OpenAI chat streaming requests without `stream_options.include_usage` are
+    /// rewritten to ask for usage (default `true`). The usage chunk the client did not ask
+    /// for is removed from what it receives.
+    pub fn include_usage(mut self, on: bool) -> Self {
+        self.include_usage = on;
+        self
+    }
+
+    /// Maps an exact request path to a wire format, ahead of [`Api::detect`].
+    pub fn route(mut self, path: impl Into<String>, api: Api) -> Self {
+        self.routes.push((path.into(), api));
+        self
+    }
+
+    /// Tuning for the writer this builder starts.
+    pub fn writer_config(mut self, config: WriterConfig) -> Self {
+        self.writer_config = config;
+        self
+    }
+
+    /// Uses an already started writer (shared with other layers) instead of starting one for
+    /// the sink given to [`ActivityLayer::builder`].
+    pub fn writer(mut self, writer: ActivityWriter) -> Self {
+        self.writer = Some(writer);
+        self.sink = None;
+        self
+    }
+
+    /// Builds the layer, starting the writer unless one was given.
+    ///
+    /// # Panics
+    /// When a writer must be started outside a Tokio runtime.
+    pub fn build(self) -> ActivityLayer {
+        let writer = match (self.writer, self.sink) {
+            (Some(w), _) => w,
+            (None, Some(start)) => start(self.writer_config),
+            (None, None) => unreachable!("the builder always holds a sink or a writer"),
+        };
+        ActivityLayer {
+            shared: Arc::new(Shared {
+                prices: self
+                    .prices
+                    .unwrap_or_else(|| Arc::new(PriceTable::default())),
+                providers: self.providers,
+                attribution: self.attribution,
+                max_request_body: self.max_request_body,
+                max_response_body: self.max_response_body,
+                max_sse_line: self.max_sse_line,
+                include_usage: self.include_usage,
+                routes: self.routes,
+                writer,
+            }),
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The request side: what the layer reads of a request body, how it asks OpenAI chat streams
+//! for usage, and [`RequestBody`], the body the inner service receives.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde::Deserialize;
+use serde_json::Value;
+
+pin_project! {
+    /// The request body handed to the inner service.
+    ///
+    /// Requests the layer does not read pass through as [`RequestBody::passthrough`] (no copy,
+    /// no allocation). LLM requests are read up to a cap first; the inner service then gets the
+    /// same bytes (or, for OpenAI chat streams, the bytes with `stream_options.include_usage`
+    /// added), followed by the rest of the original body when it was longer than the cap.
+    pub struct RequestBody<B>
+    where
+        B: Body,
+    {
+        #[pin]
+        inner: Inner<B>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<B>
+    where
+        B: Body,
+    {
+        Passthrough { #[pin] body: B },
+        Read {
+            prefix: Option<Bytes>,
+            rest: Option<Pin<Box<B>>>,
+            trailers: Option<HeaderMap>,
+        },
+        Failed {
+            prefix: Option<Bytes>,
+            error: Option<<B as Body>::Error>,
+        },
+    }
+}
+
+impl<B: Body> RequestBody<B> {
+    /// The original body, untouched.
+    pub fn passthrough(body: B) -> Self {
+        RequestBody {
+            inner: Inner::Passthrough { body },
+        }
+    }
+
+    /// Bytes already read, then (when the original body was longer than the cap) the rest.
+    pub(crate) fn read(
+        prefix: Bytes,
+        rest: Option<Pin<Box<B>>>,
+        trailers: Option<HeaderMap>,
+    ) -> Self {
+        RequestBody {
+            inner: Inner::Read {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                rest,
+                trailers,
+            },
+        }
+    }
+
+    /// The bytes read before the original body failed, then its error.
+    pub(crate) fn failed(prefix: Bytes, error: B::Error) -> Self {
+        RequestBody {
+            inner: Inner::Failed {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                error: Some(error),
+            },
+        }
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body,
+    B::Data: Buf,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().inner.project() {
+            InnerProj::Passthrough { body } => body
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map(|f| f.map_data(to_bytes)))),
+            InnerProj::Read {
+                prefix,
+                rest,
+                trailers,
+            } => {
+                if let Some(p) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(p))));
+                }
+                if let Some(body) = rest {
+                    return body
+                        .as_mut()
+                        .poll_frame(cx)
+                        .map(|f| f.map(|r| r.map(|f| f.map_data(to_bytes))));
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            InnerProj::Failed { prefix, error } => {
+                if let Some(p) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(p))));
+                }
+                Poll::Ready(error.take().map(Err))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Passthrough { body } => body.is_end_stream(),
+            Inner::Read {
+                prefix,
+                rest,
+                trailers,
+            } => {
+                prefix.is_none()
+                    && trailers.is_none()
+                    && rest.as_ref().is_none_or(|b| b.is_end_stream())
+            }
+            Inner::Failed { prefix, error } => prefix.is_none() && error.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Passthrough { body } => body.size_hint(),
+            Inner::Read { prefix, rest, .. } => {
+                let p = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                match rest {
+                    None => SizeHint::with_exact(p),
+                    Some(b) => {
+                        let h = b.size_hint();
+                        let mut out = SizeHint::new();
+                        out.set_lower(h.lower() + p);
+                        if let Some(u) = h.upper() {
+                            out.set_upper(u + p);
+                        }
+                        out
+                    }
+                }
+            }
+            Inner::Failed { .. } => SizeHint::default(),
+        }
+    }
+}
+
+impl<B: Body> std::fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.inner {
+            Inner::Passthrough { .. } => "passthrough",
+            Inner::Read { .. } => "read",
+            Inner::Failed { .. } => "failed",
+        };
+        f.debug_struct("RequestBody").field("kind", &kind).finish()
+    }
+}
+
+/// Zero-copy for `Bytes` (its `copy_to_bytes` is a cheap split), one copy for other buffers.
+pub(crate) fn to_bytes<D: Buf>(mut data: D) -> Bytes {
+    let n = data.remaining();
+    data.copy_to_bytes(n)
+}
+
+/// What the layer learned from a request body.
+#[derive(Debug, Default)]
+pub(crate) struct RequestFacts {
+    /// The request's `model`.
+    pub(crate) model: Option<String>,
+    /// The request asked for a stream.
+    pub(crate) stream: bool,
+    /// The client asked for `stream_options.include_usage` itself.
+    pub(crate) include_usage: bool,
+    /// The body as read, kept (refcounted, not copied) to estimate input tokens if the provider
+    /// reports none.
+    pub(crate) body: Option<Bytes>,
+}
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+impl RequestFacts {
+    /// Reads model and stream flags from a JSON request body; anything unreadable is `None`.
+    pub(crate) fn probe(body: Bytes) -> Self {
+        match serde_json::from_slice::<Probe<'_>>(&body) {
+            Ok(p) => RequestFacts {
+                model: p.model.map(Cow::into_owned),
+                stream: p.stream.unwrap_or(false),
+                include_usage: p
+                    .stream_options
+                    .and_then(|o| o.include_usage)
+                    .unwrap_or(false),
+                body: Some(body),
+            },
+            Err(_) => RequestFacts {
+                body: Some(body),
+                ..RequestFacts::default()
+            },
+        }
+    }
+}
+
+/// Rewrites an OpenAI chat request body to ask for `stream_options.include_usage`.
+///
+/// When the body has no `stream_options`, the member is spliced in after the opening brace
+/// and every other byte stays as the client sent it; otherwise the object is re-serialised.
+/// `None` when the body is not a JSON object.
+pub(crate) fn with_include_usage(body: &[u8]) -> Option<Bytes> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[start] != b'{' {
+        return None;
+    }
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    if !object.contains_key("stream_options") {
+        let member: &[u8] = br#""stream_options":{"include_usage":true}"#;
+        let rest = &body[start + 1..];
+        let empty = rest.iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
+        let mut out = Vec::with_capacity(body.len() + member.len() + 1);
+        out.extend_from_slice(&body[..=start]);
+        out.extend_from_slice(member);
+        if !empty {
+            out.push(b',');
+        }
+        out.extend_from_slice(rest);
+        return Some(out.into());
+    }
+    match object.get_mut("stream_options") {
+        Some(Value::Object(options)) => {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+        Some(other) => *other = serde_json::json!({ "include_usage": true }),
+        None => {}
+    }
+    serde_json::to_vec(&value).ok().map(Bytes::from)
+}
+
+/// Characters of prompt text in a request body, for input-token estimates: every string value
+/// in the JSON except those under keys that carry no prompt text (roles, types, ids, model
+/// and tuning parameters, and inline binary data such as base64 images).
+pub(crate) fn prompt_chars(body: &[u8]) -> u64 {
+    fn walk(v: &Value, total: &mut u64) {
+        match v {
+            Value::String(s) => *total += s.chars().count() as u64,
+            Value::Array(items) => items.iter().for_each(|i| walk(i, total)),
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if !SKIP.contains(&k.as_str()) {
+                        walk(v, total);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    const SKIP: &[&str] = &[
+        "model",
+        "role",
+        "type",
+        "id",
+        "tool_call_id",
+        "stream",
+        "stream_options",
+        "user",
+        "metadata",
+        "image_url",
+        "input_image",
+        "inline_data",
+        "inlineData",
+        "file_data",
+        "fileData",
+        "source",
+        "data",
+        "mime_type",
+        "mimeType",
+        "cache_control",
+        "response_format",
+        "reasoning_effort",
+        "service_tier",
+        "generationConfig",
+        "safetySettings",
+    ];
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    let mut total = 0;
+    walk(&value, &mut total);
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn probe_reads_model_and_stream_flags() {
+        let f = RequestFacts::probe(Bytes::from_static(
+            br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
+        ));
+        assert_eq!(f.model.as_deref(), Some("gpt-4o"));
+        assert!(f.stream && f.include_usage);
+        let f = RequestFacts::probe(Bytes::from_static(b"not json"));
+        assert_eq!(f.model, None);
+        assert!(!f.stream);
+    }
+
+    #[test]
+    fn include_usage_is_spliced_without_touching_other_bytes() {
+        let body = br#" {"model":"m", "stream":true}"#;
+        let out = with_include_usage(body).unwrap();
+        assert_eq!(
+            &out[..],
+            br#" {"stream_options":{"include_usage":true},"model":"m", "stream":true}"#
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+
+        assert_eq!(
+            &with_include_usage(b"{}").unwrap()[..],
+            br#"{"stream_options":{"include_usage":true}}"#
+        );
+        let out =
+            with_include_usage(br#"{"stream_options":{"include_usage":false,"x":1}}"#).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
+        assert_eq!(with_include_usage(b"[1]"), None);
+        assert_eq!(with_include_usage(b"{broken"), None);
+    }
+
+    #[test]
+    fn prompt_chars_counts_text_not_structure() {
+        let body = br#"{"model":"gpt-4o","messages":[{"role":"system","content":"abcd"},{"role":"user","content":[{"type":"text","text":"h\u00e9"},{"type":"image_url","image_url":{"url":"data:xxxxxxxx"}}]}]}"#;
+        assert_eq!(prompt_chars(body), 6);
+        assert_eq!(prompt_chars(b"garbage"), 0);
+    }
+
+    #[tokio::test]
+    async fn read_body_yields_prefix_then_rest_then_trailers() {
+        let rest = http_body_util::Full::new(Bytes::from_static(b" world"));
+        let body = RequestBody::read(Bytes::from_static(b"hello"), Some(Box::pin(rest)), None);
+        assert_eq!(body.size_hint().exact(), Some(11));
+        let got = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&got[..], b"hello world");
+    }
+}

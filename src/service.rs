@@ -1,0 +1,124 @@
+//! [`ActivityService`]: reads the request side and starts an [`ActivityFuture`].
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Buf;
+use http::{Method, Request, Response, header};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::account::{Pending, path_model};
+use crate::attribution::{Attribution, Upstream};
+use crate::body::ActivityBody;
+use crate::future::ActivityFuture;
+use crate::layer::Shared;
+use crate::record::{ActivityRecord, Api, Kind};
+use crate::request::{RequestBody, RequestFacts};
+
+/// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
+///
+/// It needs `S: Clone` because an LLM request body is read (up to a cap) before `S` is called:
+/// the clone that was driven to readiness is the one that gets the request.
+#[derive(Clone)]
+pub struct ActivityService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ActivityService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ActivityService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        ActivityService { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Consumes the wrapper, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for ActivityService<S>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<ResB>> + Clone,
+    B: Body,
+    B::Data: Buf,
+    ResB: Body,
+    ResB::Data: Buf,
+    ResB::Error: std::fmt::Display,
+{
+    type Response = Response<ActivityBody<ResB>>;
+    type Error = S::Error;
+    type Future = ActivityFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let api = self.shared.api_for(path);
+
+        let mut record = ActivityRecord::new(Kind::Request);
+        record.endpoint = path.to_owned();
+        record.api = api;
+        record.model = path_model(api, path);
+        match parts.extensions.get::<Attribution>() {
+            Some(who) => who.apply(&mut record),
+            None => {
+                if let Some(who) = self.shared.attribution.as_ref().and_then(|h| h(&parts)) {
+                    who.apply(&mut record);
+                }
+            }
+        }
+        record.upstream = parts.extensions.get::<Upstream>().map(|u| u.0.clone());
+
+        let length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let over_cap = length.is_some_and(|n| n > self.shared.max_request_body as u64);
+        if over_cap {
+            record
+                .metadata
+                .insert("request_body".into(), "over_cap".into());
+        }
+        let read = api != Api::Unknown
+            && parts.method == Method::POST
+            && !over_cap
+            && !body.is_end_stream();
+        let pending = Pending {
+            record,
+            start,
+            facts: RequestFacts::default(),
+            injected: false,
+        };
+        if read {
+            // The clone takes the ready service's place; the ready one serves this request.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            ActivityFuture::reading(inner, parts, body, pending, self.shared.clone())
+        } else {
+            let future = self
+                .inner
+                .call(Request::from_parts(parts, RequestBody::passthrough(body)));
+            ActivityFuture::calling(future, pending, self.shared.clone())
+        }
+    }
+}
