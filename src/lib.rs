@@ -14,5 +14,5 @@ pub use provider::ProviderRules;
 pub use record::{
     ActivityError, ActivityRecord, Api, FinishReason, Kind, MAX_ERROR_MESSAGE, Outcome, UsageSource,
 };
-pub use sink::{ActivitySink, SinkError};
+pub use sink::{ActivitySink, MemorySink, NoopSink, SinkError, TracingSink};
 pub use writer::{ActivityWriter, WriterConfig, WriterStats};

@@ -134,7 +134,12 @@ impl SseScanner {
         }
     }
 
-    fn line(&mut self, mut line: &[u8], end: usize, on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+    fn line(
+        &mut self,
+        mut line: &[u8],
+        end: usize,
+        on_event: &mut impl FnMut(&SseEvent<'_>, usize),
+    ) {
         if self.first_line {
             self.first_line = false;
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);

@@ -45,7 +45,9 @@ pub struct ActivityWriter {
 impl ActivityWriter {
     /// Starts the writer on the current Tokio runtime.
     pub fn start(sink: impl ActivitySink, _config: WriterConfig) -> Self {
-        ActivityWriter { _sink: Arc::new(sink) }
+        ActivityWriter {
+            _sink: Arc::new(sink),
+        }
     }
 
     /// Enqueues a record without waiting; `false` when it was dropped.

@@ -166,14 +166,18 @@ mod tests {
     fn error_bodies_of_every_format() {
         let openai = br#"{"error":{"message":"quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
         let (e, _) = parse_error_body(openai);
-        assert_eq!(e.unwrap(), ActivityError::new(Some("insufficient_quota".into()), "quota"));
+        assert_eq!(
+            e.unwrap(),
+            ActivityError::new(Some("insufficient_quota".into()), "quota")
+        );
 
         let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"},"request_id":"req_1"}"#;
         let (e, id) = parse_error_body(anthropic);
         assert_eq!(e.unwrap().kind.as_deref(), Some("invalid_request_error"));
         assert_eq!(id.as_deref(), Some("req_1"));
 
-        let gemini = br#"[{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}]"#;
+        let gemini =
+            br#"[{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}]"#;
         let (e, _) = parse_error_body(gemini);
         assert_eq!(e.unwrap().kind.as_deref(), Some("RESOURCE_EXHAUSTED"));
 
