@@ -67,9 +67,12 @@ mod tests {
     use super::*;
     use crate::record::Kind;
 
-    /// Keeps (target, level, `record` field) of every event.
+    /// Target, level and `record` field of one event.
+    type Seen = (String, Level, Option<String>);
+
+    /// Keeps every event it sees.
     #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<(String, Level, Option<String>)>>>);
+    struct Capture(Arc<Mutex<Vec<Seen>>>);
 
     struct RecordField(Option<String>);
 
