@@ -15,4 +15,4 @@ pub use record::{
     ActivityError, ActivityRecord, Api, FinishReason, Kind, MAX_ERROR_MESSAGE, Outcome, UsageSource,
 };
 pub use sink::{ActivitySink, MemorySink, NoopSink, SinkError, TracingSink};
-pub use writer::{ActivityWriter, WriterConfig, WriterStats};
+pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};
