@@ -27,12 +27,8 @@
 //! # }
 //! ```
 //!
-//! # What is counted
-//!
 //! Every record given to [`record`](ActivityWriter::record) ends in exactly one counter of
-//! [`WriterStats`]: `dropped_queue_full` or `dropped_closed` (refused at once), or `enqueued`
-//! and then, once the sink has answered, `written` or `failed`. Until then it is part of
-//! `queue_depth`.
+//! [`WriterStats`] (see its docs): nothing is lost silently.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -158,10 +154,16 @@ pub enum WriterError {
     InvalidConfig(&'static str),
 }
 
-/// A snapshot of the writer's counters (see the module docs, "What is counted").
+/// A snapshot of the writer's counters, from [`ActivityWriter::stats`] or
+/// [`ActivityWriter::shutdown`].
 ///
-/// All counts are totals since the writer started, except `queue_depth` and
-/// `last_batch_micros`.
+/// Every record given to [`ActivityWriter::record`] ends in exactly one place:
+/// `dropped_queue_full` or `dropped_closed` (refused at once), or `enqueued` and then, once the
+/// sink has answered, `written` or `failed`; until then it is part of `queue_depth`. So
+/// `enqueued == written + failed + queue_depth`, and after a shutdown `queue_depth` is 0.
+///
+/// All counts are totals since the writer started (Prometheus counters), except `queue_depth`
+/// and `last_batch_micros` (gauges).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriterStats {
@@ -331,6 +333,29 @@ impl Shared {
 /// Every clone feeds the same queue and reads the same counters. When the last handle is
 /// dropped, the task writes what is queued (retrying transient failures, with no deadline since
 /// nobody waits for it) and exits; call [`shutdown`](Self::shutdown) for a bounded drain.
+///
+/// [`record`](Self::record) never blocks: a bounded queue takes the record or drops it and
+/// counts the drop. The task writes batches of up to [`WriterConfig::batch_size`] records,
+/// or fewer once [`WriterConfig::batch_interval`] has passed since the first record of the
+/// batch; it retries [`SinkError::Transient`] failures with exponential backoff and splits a
+/// batch rejected with [`SinkError::Permanent`] to write every record but the bad ones.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_activity::{ActivityRecord, ActivityWriter, Kind, MemorySink, WriterConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let sink = MemorySink::new();
+/// let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
+/// writer.record(ActivityRecord::new(Kind::Request));
+///
+/// // At exit (after the server stopped taking requests):
+/// let stats = writer.shutdown(Duration::from_secs(10)).await;
+/// assert_eq!(stats.written, 1);
+/// assert_eq!(sink.len(), 1);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ActivityWriter {
     tx: mpsc::Sender<Msg>,
@@ -473,7 +498,11 @@ impl ActivityWriter {
     /// of the drain; [`stats`](Self::stats) keeps counting later drops.
     pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
         self.shared.closed.store(true, Relaxed);
-        let at = Instant::now() + deadline;
+        // `Duration::MAX` means "no deadline"; a year is as good and does not overflow.
+        let now = Instant::now();
+        let at = now
+            .checked_add(deadline)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         self.shared.stop.send_if_modified(|stop| {
             let first = stop.is_none();
             if first {

@@ -523,6 +523,15 @@ async fn shutdown_drains_every_queued_record_into_a_slow_sink() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn shutdown_without_a_deadline_drains_too() {
+    let sink = ScriptedSink::ok().with_delay(Duration::from_millis(5));
+    let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
+    writer.record(record());
+    let stats = writer.shutdown(Duration::MAX).await;
+    assert_eq!((stats.written, stats.failed), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn records_after_shutdown_count_as_dropped_closed_from_every_clone() {
     let writer = ActivityWriter::start(MemorySink::new(), WriterConfig::default());
     let other = writer.clone();
