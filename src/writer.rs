@@ -160,7 +160,9 @@ pub enum WriterError {
 /// Every record given to [`ActivityWriter::record`] ends in exactly one place:
 /// `dropped_queue_full` or `dropped_closed` (refused at once), or `enqueued` and then, once the
 /// sink has answered, `written` or `failed`; until then it is part of `queue_depth`. So
-/// `enqueued == written + failed + queue_depth`, and after a shutdown `queue_depth` is 0.
+/// `enqueued == written + failed + queue_depth`, and after a shutdown `queue_depth` is 0. The
+/// counters are read one by one while other threads record, so a snapshot taken during
+/// concurrent [`record`](ActivityWriter::record) calls may be off by the calls in flight.
 ///
 /// All counts are totals since the writer started (Prometheus counters), except `queue_depth`
 /// and `last_batch_micros` (gauges).

@@ -610,3 +610,41 @@ async fn a_memory_sink_keeps_one_copy_of_a_record_written_twice() {
     assert_eq!(writer.stats().written, 2, "the writer counts confirmations");
     assert_eq!(sink.records(), vec![r], "the sink keeps one copy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_accounted_for_when_shutdown_races_many_threads() {
+    let sink = MemorySink::new();
+    let config = WriterConfig::default()
+        .with_queue_capacity(1_024)
+        .with_batch_size(256);
+    let writer = ActivityWriter::start(sink.clone(), config);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                let mut accepted = 0u64;
+                for _ in 0..20_000 {
+                    accepted += u64::from(writer.record(record()));
+                }
+                accepted
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    let accepted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+
+    let end = writer.stats();
+    assert_eq!(end.enqueued, accepted, "true means enqueued");
+    assert_eq!(
+        end.enqueued + end.dropped_queue_full + end.dropped_closed,
+        80_000,
+        "every call counted once"
+    );
+    assert_eq!((end.written, end.failed, end.queue_depth), (accepted, 0, 0));
+    assert_eq!(sink.len() as u64, accepted, "every accepted record stored");
+    assert_eq!(
+        stats.written, end.written,
+        "nothing written after shutdown returned"
+    );
+}
