@@ -81,5 +81,5 @@ pub use record::{
 };
 pub use request::RequestBody;
 pub use service::ActivityService;
-pub use sink::{ActivitySink, SinkError};
-pub use writer::{ActivityWriter, WriterConfig, WriterStats};
+pub use sink::{ActivitySink, MemorySink, NoopSink, SinkError, TracingSink};
+pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};
