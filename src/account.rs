@@ -37,7 +37,7 @@ pub(crate) struct Pending {
 impl Pending {
     /// A handler may name the user or the upstream only once it has run: an [`Attribution`]
     /// or [`Upstream`] in the response extensions fills what the request side left empty.
-    pub(crate) fn from_response(&mut self, extensions: &http::Extensions) {
+    pub(crate) fn absorb_response(&mut self, extensions: &http::Extensions) {
         if let Some(who) = extensions.get::<Attribution>() {
             who.apply(&mut self.record);
         }

@@ -172,7 +172,7 @@ where
                     return Poll::Ready(match result {
                         Ok(response) => {
                             let (mut head, body) = response.into_parts();
-                            pending.from_response(&head.extensions);
+                            pending.absorb_response(&head.extensions);
                             let accounting =
                                 Accounting::new(shared, pending, head.status, &head.headers);
                             if accounting.rewrites() {
