@@ -9,7 +9,7 @@ mod sink;
 mod sse;
 mod writer;
 
-pub use pricing::{PriceTable, TokenUsage};
+pub use pricing::{ModelPrice, PriceError, PriceTable, TokenUsage};
 pub use provider::ProviderRules;
 pub use record::{
     ActivityError, ActivityRecord, Api, FinishReason, Kind, MAX_ERROR_MESSAGE, Outcome, UsageSource,
