@@ -8,7 +8,7 @@
 //! Prices are read from the JSON number's literal text, never through `f64`, so `2.5e-06` is
 //! exactly `0.0000025`, and costs are computed with checked [`Decimal`] arithmetic, never rounded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use rust_decimal::Decimal;
@@ -425,7 +425,8 @@ impl PriceTable {
     ///
     /// Skipped: `sample_spec`, keys starting with `_`, `{"alias_of": …}` entries, and entries
     /// without both `input_cost_per_token` and `output_cost_per_token` (`null` counts as absent).
-    /// Prices are parsed from the literal number text, exactly.
+    /// Prices are parsed from the literal number text, exactly. Keys are stored lowercase; of
+    /// two keys equal but for case, the all-lowercase one wins.
     ///
     /// ```
     /// use rust_decimal::Decimal;
@@ -438,7 +439,9 @@ impl PriceTable {
     /// # Ok::<(), tower_activity::PriceError>(())
     /// ```
     pub fn from_litellm_json(json: &str) -> Result<Self, PriceError> {
-        let entries: HashMap<String, &RawValue> =
+        // Sorted, so that of two keys equal but for case the lowercase one (sorting last) wins,
+        // whatever the hash order.
+        let entries: BTreeMap<String, &RawValue> =
             serde_json::from_str(json).map_err(PriceError::Json)?;
         let mut table = Self::empty();
         for (model, raw) in entries {
@@ -535,6 +538,10 @@ impl PriceTable {
     /// assert!(t.lookup("definitely-not-a-model").is_none());
     /// ```
     pub fn lookup(&self, model: &str) -> Option<(&str, &ModelPrice)> {
+        // The common case, a lowercase exact key, without allocating.
+        if let Some((k, v)) = self.models.get_key_value(model) {
+            return Some((k.as_str(), v));
+        }
         let lower = model.trim().to_lowercase();
         let dashed = dots_between_digits_to_dashes(&lower);
         let spellings: Vec<&str> = routing_levels(&lower)
