@@ -161,13 +161,15 @@ impl ModelPrice {
         Some(total.normalize())
     }
 
+    /// The prices for a prompt of `input_tokens`: the 200k tier when it applies, then the
+    /// fallbacks (cache → input, reasoning → output).
     fn rates(&self, input_tokens: u64) -> Rates {
         let tiered = input_tokens > TIER_THRESHOLD;
         let pick = |above: Option<Decimal>, base: Option<Decimal>| {
             if tiered { above.or(base) } else { base }
         };
-        let input = pick(self.input_above_200k, Some(self.input)).unwrap_or(self.input);
-        let output = pick(self.output_above_200k, Some(self.output)).unwrap_or(self.output);
+        let input = pick(self.input_above_200k, None).unwrap_or(self.input);
+        let output = pick(self.output_above_200k, None).unwrap_or(self.output);
         Rates {
             input,
             output,
