@@ -74,7 +74,7 @@ pub use layer::{
     ActivityLayer, ActivityLayerBuilder, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY,
     DEFAULT_MAX_SSE_LINE,
 };
-pub use pricing::{PriceTable, TokenUsage};
+pub use pricing::{ModelPrice, PriceError, PriceTable, TokenUsage};
 pub use provider::ProviderRules;
 pub use record::{
     ActivityError, ActivityRecord, Api, FinishReason, Kind, MAX_ERROR_MESSAGE, Outcome, UsageSource,
