@@ -40,6 +40,9 @@ fn sse_frames() -> Vec<Bytes> {
     frames
 }
 
+/// What the fake upstream answers: at once, with the recorded frames.
+type Answer = std::future::Ready<Result<Response<FramedBody>, Infallible>>;
+
 fn upstream(
     frames: Vec<Bytes>,
     content_type: &'static str,
@@ -47,7 +50,7 @@ fn upstream(
     Request<RequestBody<Full<Bytes>>>,
     Response = Response<FramedBody>,
     Error = Infallible,
-    Future = std::future::Ready<Result<Response<FramedBody>, Infallible>>,
+    Future = Answer,
 > + Clone {
     service_fn(move |_req: Request<RequestBody<Full<Bytes>>>| {
         let body = FramedBody::from_frames(frames.clone(), Ending::Plain);

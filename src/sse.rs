@@ -285,7 +285,10 @@ mod tests {
         }
     }
 
-    fn scan_raw(chunks: &[&[u8]], max: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, u64) {
+    /// Every event as `(name, data)` bytes, and the overflow count.
+    type Scanned = (Vec<(Vec<u8>, Vec<u8>)>, u64);
+
+    fn scan_raw(chunks: &[&[u8]], max: usize) -> Scanned {
         let mut s = SseScanner::new(max);
         let mut out = Vec::new();
         let mut push = |e: &SseEvent<'_>, _| out.push((e.name.to_vec(), e.data.to_vec()));

@@ -5,7 +5,6 @@
 mod support;
 
 use bytes::Bytes;
-use rust_decimal::Decimal;
 use support::exchange::{Exchange, run};
 use tower_activity::{
     ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, PriceTable, TokenUsage,
@@ -139,7 +138,18 @@ fn check(name: &str, r: &ActivityRecord, w: Want) {
         );
         assert_eq!(r.cost_usd, expected, "{name}: cost_usd");
         match expected {
-            Some(cost) => assert!(cost > Decimal::ZERO, "{name}: a priced request costs > 0"),
+            Some(cost) => {
+                // A free model (LiteLLM lists `gemini-2.0-flash-exp` at $0) costs exactly 0;
+                // any other priced request costs more than 0.
+                let table = PriceTable::default();
+                let (_, price) = table.lookup(w.model).expect("priced");
+                let free = price.input.is_zero() && price.output.is_zero();
+                assert_eq!(
+                    cost.is_zero(),
+                    free,
+                    "{name}: cost {cost} vs price {price:?}"
+                );
+            }
             None => assert_eq!(r.metadata["pricing"], "unknown_model", "{name}"),
         }
     }

@@ -362,12 +362,13 @@ async fn hostile_bodies_pass_through_unchanged_without_panics() {
 #[tokio::test]
 async fn oversize_sse_lines_are_noted() {
     let sink = MemorySink::new();
+    // The fixture's longest line is 362 bytes: under the cap; the padding line is over it.
     let layer = ActivityLayer::builder(sink.clone())
-        .max_sse_line(64)
+        .max_sse_line(512)
         .build();
     let body = format!(
         "data: {{\"pad\":\"{}\"}}\n\n{}",
-        "x".repeat(200),
+        "x".repeat(2000),
         String::from_utf8(fixture("openai-chat_stream_include-usage.sse").to_vec()).unwrap()
     );
     let seen = run(&layer, Exchange::new(CHAT, body.clone(), true).chunk(10)).await;

@@ -1,13 +1,185 @@
-//! Placeholder: the Gemini tracker is being written.
+//! Gemini `…:generateContent` and `…:streamGenerateContent`.
+//!
+//! Every chunk of a stream (`?alt=sse`) is a whole `GenerateContentResponse`: candidates with
+//! text parts, a `finishReason` on the last one, and a cumulative `usageMetadata` (the last one
+//! wins). Output is `candidatesTokenCount + thoughtsTokenCount` (either may be missing). A
+//! prompt blocked before generation has no candidates but a `promptFeedback.blockReason`.
+//! Without `alt=sse`, `streamGenerateContent` answers with a JSON array of the same chunks.
 
-use super::{Observation, Tracker};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::scan::{self, Value};
+use super::{InBandError, Observation, Tracker, Usage};
 use crate::sse::SseEvent;
 
 /// Reads Gemini responses.
 #[derive(Debug, Default)]
-pub(crate) struct Gemini {}
+pub(crate) struct Gemini {
+    /// The finish reason came from candidate 0 (other candidates no longer overwrite it).
+    finish_of_first: bool,
+}
+
+impl Gemini {
+    fn absorb(&mut self, chunk: Chunk<'_>, obs: &mut Observation) {
+        if let Some(model) = chunk.model_version {
+            obs.model = Some(model.into_owned());
+        }
+        for candidate in &chunk.candidates {
+            let Some(reason) = &candidate.finish_reason else {
+                continue;
+            };
+            obs.terminal = true;
+            let first = candidate.index.unwrap_or(0) == 0;
+            if first || !self.finish_of_first {
+                obs.native_finish = Some(reason.clone().into_owned());
+                self.finish_of_first |= first;
+            }
+        }
+        if let Some(reason) = chunk.prompt_feedback.and_then(|f| f.block_reason) {
+            obs.terminal = true;
+            obs.native_finish = Some(reason.into_owned());
+        }
+        if let Some(u) = chunk.usage_metadata {
+            let thoughts = u.thoughts_token_count;
+            obs.usage = Some(Usage {
+                input: u.prompt_token_count,
+                output: Some(
+                    u.candidates_token_count
+                        .unwrap_or(0)
+                        .saturating_add(thoughts.unwrap_or(0)),
+                ),
+                cache_read: u.cached_content_token_count,
+                cache_write: None,
+                reasoning: thoughts,
+            });
+        }
+        if let Some(error) = chunk.error {
+            obs.error = Some(error.into_error());
+        }
+    }
+}
 
 impl Tracker for Gemini {
-    fn on_event(&mut self, _event: &SseEvent<'_>, _obs: &mut Observation) {}
-    fn on_json(&mut self, _body: &[u8], _obs: &mut Observation) {}
+    fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
+        let data = event.data;
+        let mut chars = 0;
+        let mut call = false;
+        scan::visit(data, |key, value| match (key, value) {
+            (b"text", Value::Str(n)) => chars += n,
+            (b"functionCall" | b"executableCode", Value::Object) => call = true,
+            _ => {}
+        });
+        obs.output_chars += chars;
+        obs.output_started |= chars > 0 || call;
+        // Every chunk carries the cumulative usage, so every chunk is decoded (its text parts
+        // are skipped, not copied).
+        if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) {
+            self.absorb(chunk, obs);
+        }
+    }
+
+    fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
+        if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(body) {
+            self.absorb(chunk, obs);
+        } else if let Ok(chunks) = serde_json::from_slice::<Vec<Chunk<'_>>>(body) {
+            for chunk in chunks {
+                self.absorb(chunk, obs);
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk<'a> {
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
+    candidates: Vec<Candidate<'a>>,
+    #[serde(default)]
+    usage_metadata: Option<UsageMetadata>,
+    #[serde(borrow, default)]
+    model_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    prompt_feedback: Option<PromptFeedback<'a>>,
+    #[serde(default)]
+    error: Option<InBandError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    index: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback<'a> {
+    #[serde(borrow, default)]
+    block_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    #[serde(default)]
+    prompt_token_count: Option<u64>,
+    #[serde(default)]
+    candidates_token_count: Option<u64>,
+    #[serde(default)]
+    thoughts_token_count: Option<u64>,
+    #[serde(default)]
+    cached_content_token_count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_prompt_is_filtered_and_ends_the_stream() {
+        let mut obs = Observation::default();
+        Gemini::default().on_event(
+            &SseEvent {
+                name: b"",
+                data: br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9}}"#,
+            },
+            &mut obs,
+        );
+        assert!(obs.terminal);
+        assert_eq!(obs.native_finish.as_deref(), Some("SAFETY"));
+        assert_eq!(obs.usage.unwrap().output, Some(0));
+        assert!(!obs.output_started);
+    }
+
+    #[test]
+    fn a_json_array_of_chunks_is_read_to_its_last_usage() {
+        let body = br#"[{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"index":0}],"usageMetadata":{"promptTokenCount":4},"modelVersion":"gemini-2.5-flash"},
+            {"candidates":[{"content":{"parts":[{"text":"!"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":2,"thoughtsTokenCount":3}}]"#;
+        let mut obs = Observation::default();
+        Gemini::default().on_json(body, &mut obs);
+        let u = obs.usage.unwrap();
+        assert_eq!(
+            (u.input, u.output, u.reasoning),
+            (Some(4), Some(5), Some(3))
+        );
+        assert_eq!(obs.native_finish.as_deref(), Some("STOP"));
+        assert_eq!(obs.model.as_deref(), Some("gemini-2.5-flash"));
+    }
+
+    #[test]
+    fn function_calls_start_output() {
+        let mut obs = Observation::default();
+        Gemini::default().on_event(
+            &SseEvent {
+                name: b"",
+                data: br#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#,
+            },
+            &mut obs,
+        );
+        assert!(obs.output_started);
+    }
 }

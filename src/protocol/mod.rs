@@ -16,6 +16,7 @@ pub(crate) mod anthropic;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
+mod scan;
 
 /// Token counts as a wire format reports them, already normalised to the record's semantics
 /// (`input` includes cache reads and writes, `output` includes reasoning).
@@ -147,15 +148,65 @@ pub(crate) struct ErrorObject {
 
 impl ErrorObject {
     /// The record's `{type, message}`: type is the error's `type`, else Gemini's `status`, else
-    /// its `code`.
+    /// its `code`. A bare `"type": "error"` (the Responses API's top-level error event) says
+    /// less than a code, so the code wins over it.
     pub(crate) fn into_error(self) -> ActivityError {
-        let kind = self.kind.or(self.status).or(match self.code {
+        let code = match self.code {
             Some(Value::String(s)) => Some(s),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
-        });
+        };
+        let (specific, generic) = match self.kind {
+            Some(k) if k == "error" => (None, Some(k)),
+            k => (k, None),
+        };
+        let kind = specific.or(self.status).or(code).or(generic);
         ActivityError::new(kind, self.message.as_deref().unwrap_or(""))
     }
+}
+
+/// An in-band error as providers send it: an error object, or (rarely) a bare message.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum InBandError {
+    /// `{"type", "message", "code"}` in any of the spellings of [`ErrorObject`].
+    Object(ErrorObject),
+    /// `"error": "message"`.
+    Message(String),
+}
+
+impl InBandError {
+    /// The record's `{type, message}`.
+    pub(crate) fn into_error(self) -> ActivityError {
+        match self {
+            InBandError::Object(e) => e.into_error(),
+            InBandError::Message(m) => ActivityError::new(None, &m),
+        }
+    }
+}
+
+/// The error of an SSE `event: error`, whatever its data: `{"error": {…}}`, the error object
+/// itself, or text. An error event is an error even when its data says nothing readable.
+pub(crate) fn error_event(data: &[u8]) -> ActivityError {
+    #[derive(Deserialize)]
+    struct Wrapped {
+        error: InBandError,
+    }
+    serde_json::from_slice::<Wrapped>(data)
+        .map(|w| w.error.into_error())
+        .or_else(|_| serde_json::from_slice::<ErrorObject>(data).map(ErrorObject::into_error))
+        .unwrap_or_else(|_| {
+            ActivityError::new(Some("error".into()), &String::from_utf8_lossy(data))
+        })
+}
+
+/// Deserialises `null` as the type's default (`"choices": null` as no choices).
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]

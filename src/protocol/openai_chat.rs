@@ -1,20 +1,291 @@
-//! Placeholder: the OpenAiChat tracker is being written.
+//! OpenAI chat completions and every OpenAI-compatible provider (Groq, Mistral, DeepSeek,
+//! OpenRouter …); also legacy `/v1/completions` and `/v1/embeddings`.
+//!
+//! Streams: `data: {chunk}` events ending in `data: [DONE]`. Usage is the last non-null `usage`
+//! of any chunk: its own chunk with `"choices": []` (OpenAI with `include_usage`), or on the
+//! finish chunk (Groq, also under `x_groq.usage`; Mistral; DeepSeek), possibly followed by a
+//! moderation chunk. An in-band error is a chunk (or an `event: error`) with an `error` object.
 
-use super::{Observation, Tracker};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::scan::{self, Value};
+use super::{InBandError, Observation, Tracker, Usage};
 use crate::sse::SseEvent;
 
-/// Reads OpenAiChat responses.
+/// Reads OpenAI chat (and compatible) responses.
 #[derive(Debug, Default)]
-pub(crate) struct OpenAiChat {}
-
-impl Tracker for OpenAiChat {
-    fn on_event(&mut self, _event: &SseEvent<'_>, _obs: &mut Observation) {}
-    fn on_json(&mut self, _body: &[u8], _obs: &mut Observation) {}
+pub(crate) struct OpenAiChat {
+    /// `/v1/embeddings`: the output is a known 0.
+    embeddings: bool,
+    /// The finish reason came from choice 0 (other choices no longer overwrite it).
+    finish_of_first: bool,
 }
 
 impl OpenAiChat {
     /// The tracker for `/v1/embeddings` (input tokens only; output is a known 0).
     pub(crate) fn embeddings() -> Self {
-        OpenAiChat {}
+        OpenAiChat {
+            embeddings: true,
+            ..OpenAiChat::default()
+        }
+    }
+
+    fn absorb(&mut self, chunk: Chunk<'_>, obs: &mut Observation) {
+        if let Some(model) = chunk.model {
+            obs.model = Some(model.into_owned());
+        }
+        for choice in &chunk.choices {
+            let Some(reason) = &choice.finish_reason else {
+                continue;
+            };
+            // With n > 1 every choice finishes; the record keeps the first choice's reason.
+            let first = choice.index.unwrap_or(0) == 0;
+            if first || !self.finish_of_first {
+                obs.native_finish = Some(reason.clone().into_owned());
+                self.finish_of_first |= first;
+            }
+        }
+        if let Some(usage) = chunk.usage.or_else(|| chunk.x_groq.and_then(|g| g.usage)) {
+            if let Some(cost) = usage.cost {
+                obs.notes
+                    .insert("provider_cost_usd".into(), cost.get().into());
+            }
+            obs.usage = Some(usage.normalise(self.embeddings));
+        }
+        if let Some(error) = chunk.error {
+            obs.error = Some(error.into_error());
+        }
+    }
+}
+
+impl Tracker for OpenAiChat {
+    fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
+        let data = event.data;
+        if data.trim_ascii() == b"[DONE]" {
+            obs.terminal = true;
+            return;
+        }
+        let mut chars = 0;
+        let mut text_chars = 0;
+        let mut chat = false;
+        let mut tool_call = false;
+        let mut decode = obs.model.is_none() || event.name == b"error";
+        scan::visit(data, |key, value| match (key, value) {
+            (
+                b"content" | b"reasoning_content" | b"reasoning" | b"refusal" | b"arguments",
+                Value::Str(n),
+            ) => chars += n,
+            // Legacy completions stream `choices[].text`; chat chunks (which may carry
+            // OpenRouter's `reasoning_details[].text` copies) have a `delta`.
+            (b"text", Value::Str(n)) => text_chars += n,
+            (b"delta", _) => chat = true,
+            (b"tool_calls", Value::Array) => tool_call = true,
+            (b"usage" | b"error", Value::Object | Value::Str(_))
+            | (b"finish_reason", Value::Str(_)) => decode = true,
+            _ => {}
+        });
+        if !chat {
+            chars += text_chars;
+        }
+        obs.output_chars += chars;
+        obs.output_started |= chars > 0 || tool_call;
+        if decode {
+            if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) {
+                self.absorb(chunk, obs);
+            }
+            if event.name == b"error" && obs.error.is_none() {
+                obs.error = Some(super::error_event(data));
+            }
+        }
+    }
+
+    fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
+        if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(body) {
+            self.absorb(chunk, obs);
+        }
+    }
+}
+
+/// A chunk of a stream, or a whole (non-streamed) response: both have these members.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
+    choices: Vec<Choice<'a>>,
+    #[serde(borrow, default)]
+    usage: Option<ChatUsage<'a>>,
+    #[serde(borrow, default)]
+    x_groq: Option<XGroq<'a>>,
+    #[serde(default)]
+    error: Option<InBandError>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct XGroq<'a> {
+    #[serde(borrow, default)]
+    usage: Option<ChatUsage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage<'a> {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek's name for cache reads.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
+    /// OpenRouter's own price for the request, kept verbatim (never through a float).
+    #[serde(borrow, default)]
+    cost: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl ChatUsage<'_> {
+    fn normalise(&self, embeddings: bool) -> Usage {
+        let prompt = self.prompt_tokens_details.as_ref();
+        Usage {
+            input: self.prompt_tokens,
+            output: self.completion_tokens.or(embeddings.then_some(0)),
+            cache_read: prompt
+                .and_then(|p| p.cached_tokens)
+                .or(self.prompt_cache_hit_tokens),
+            cache_write: prompt.and_then(|p| p.cache_write_tokens),
+            reasoning: self
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|c| c.reasoning_tokens),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(events: &[&str]) -> Observation {
+        let mut t = OpenAiChat::default();
+        let mut obs = Observation::default();
+        for e in events {
+            let (name, data) = e.split_once('|').unwrap_or(("", e));
+            t.on_event(
+                &SseEvent {
+                    name: name.as_bytes(),
+                    data: data.as_bytes(),
+                },
+                &mut obs,
+            );
+        }
+        obs
+    }
+
+    #[test]
+    fn the_role_chunk_is_not_output_and_the_last_usage_wins() {
+        let obs = stream(&[
+            r#"{"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":""}}],"usage":null}"#,
+            r#"{"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi!"}}],"usage":null}"#,
+            r#"{"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#,
+            r#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":3}}}"#,
+            "[DONE]",
+        ]);
+        assert!(obs.terminal && obs.output_started);
+        assert_eq!(obs.output_chars, 3);
+        assert_eq!(obs.native_finish.as_deref(), Some("stop"));
+        let u = obs.usage.unwrap();
+        assert_eq!(
+            (u.input, u.output, u.cache_read),
+            (Some(5), Some(2), Some(3))
+        );
+    }
+
+    #[test]
+    fn tool_calls_start_output_and_their_arguments_count() {
+        let obs = stream(&[
+            r#"{"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]}}]}"#,
+        ]);
+        assert!(obs.output_started);
+        assert_eq!(obs.output_chars, 7);
+        assert!(!obs.terminal);
+    }
+
+    #[test]
+    fn the_first_choice_names_the_finish_reason() {
+        let obs = stream(&[
+            r#"{"model":"m","choices":[{"index":1,"delta":{},"finish_reason":"length"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":2,"delta":{},"finish_reason":"content_filter"}]}"#,
+        ]);
+        assert_eq!(obs.native_finish.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn legacy_completions_count_text_and_reasoning_details_do_not_double() {
+        let obs = stream(&[r#"{"model":"m","choices":[{"text":"abcd","index":0}]}"#]);
+        assert_eq!(obs.output_chars, 4);
+        let obs = stream(&[
+            r#"{"model":"m","choices":[{"delta":{"reasoning":"abc","reasoning_details":[{"text":"abc"}]}}]}"#,
+        ]);
+        assert_eq!(obs.output_chars, 3);
+    }
+
+    #[test]
+    fn error_events_in_either_shape() {
+        let obs = stream(&[r#"error|{"error":{"message":"boom","type":"server_error"}}"#]);
+        assert_eq!(obs.error.unwrap().kind.as_deref(), Some("server_error"));
+        let obs = stream(&[r#"error|{"message":"boom","type":"overloaded"}"#]);
+        assert_eq!(obs.error.unwrap().kind.as_deref(), Some("overloaded"));
+    }
+
+    #[test]
+    fn embeddings_report_input_and_a_known_zero_output() {
+        let mut t = OpenAiChat::embeddings();
+        let mut obs = Observation::default();
+        t.on_json(
+            br#"{"object":"list","data":[],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}"#,
+            &mut obs,
+        );
+        let u = obs.usage.unwrap();
+        assert_eq!((u.input, u.output), (Some(8), Some(0)));
+        assert_eq!(obs.model.as_deref(), Some("text-embedding-3-small"));
+    }
+
+    #[test]
+    fn deepseek_cache_hits_are_cache_reads() {
+        let mut obs = Observation::default();
+        OpenAiChat::default().on_json(
+            br#"{"model":"deepseek-chat","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_cache_hit_tokens":6}}"#,
+            &mut obs,
+        );
+        assert_eq!(obs.usage.unwrap().cache_read, Some(6));
     }
 }

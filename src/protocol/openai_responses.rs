@@ -1,13 +1,247 @@
-//! Placeholder: the OpenAiResponses tracker is being written.
+//! The OpenAI Responses API (`/v1/responses`).
+//!
+//! Streams are typed events (`event: response.output_text.delta` …, the same `type` in the
+//! data). The model comes with `response.created`; usage, status and error with the terminal
+//! event — `response.completed`, `response.incomplete` or `response.failed` — in
+//! `response.usage`. Text arrives in `*.delta` events (output text, refusals, reasoning,
+//! function-call arguments), which count towards the estimate and the first token. A JSON
+//! body is the same `response` object.
 
-use super::{Observation, Tracker};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::scan::{self, Value};
+use super::{InBandError, Observation, Tracker, Usage};
 use crate::sse::SseEvent;
 
-/// Reads OpenAiResponses responses.
+/// Reads OpenAI Responses API responses.
 #[derive(Debug, Default)]
 pub(crate) struct OpenAiResponses {}
 
 impl Tracker for OpenAiResponses {
-    fn on_event(&mut self, _event: &SseEvent<'_>, _obs: &mut Observation) {}
-    fn on_json(&mut self, _body: &[u8], _obs: &mut Observation) {}
+    fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
+        let data = event.data;
+        let typed;
+        let name: &[u8] = if event.name.is_empty() {
+            // A proxy that dropped the `event:` lines: the type is in the data.
+            let Ok(t) = serde_json::from_slice::<Typed<'_>>(data) else {
+                return;
+            };
+            typed = t;
+            typed.kind.as_bytes()
+        } else {
+            event.name
+        };
+        match name {
+            b"response.created" | b"response.in_progress" if obs.model.is_none() => {
+                if let Ok(e) = serde_json::from_slice::<ResponseEvent<'_>>(data) {
+                    obs.model = e.response.model.map(Cow::into_owned);
+                }
+            }
+            b"response.completed" | b"response.incomplete" | b"response.failed" => {
+                obs.terminal = true;
+                if let Ok(e) = serde_json::from_slice::<ResponseEvent<'_>>(data) {
+                    e.response.absorb(obs);
+                }
+            }
+            b"error" => {
+                // A stream error precedes `response.failed`, which may say less.
+                obs.error = Some(super::error_event(data));
+            }
+            // Audio deltas are base64, not text.
+            b"response.audio.delta" => {}
+            n if n.ends_with(b".delta") => {
+                let mut chars = 0;
+                scan::visit(data, |key, value| {
+                    if let (b"delta", Value::Str(n)) = (key, value) {
+                        chars += n;
+                    }
+                });
+                obs.output_chars += chars;
+                obs.output_started |= chars > 0;
+            }
+            _ => {}
+        }
+    }
+
+    fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
+        if let Ok(response) = serde_json::from_slice::<Response<'_>>(body) {
+            response.absorb(obs);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Typed<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct ResponseEvent<'a> {
+    #[serde(borrow)]
+    response: Response<'a>,
+}
+
+/// The `response` object (the JSON body, and the payload of the lifecycle events).
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    incomplete_details: Option<IncompleteDetails<'a>>,
+    #[serde(default)]
+    usage: Option<ResponsesUsage>,
+    #[serde(default)]
+    error: Option<InBandError>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteDetails<'a> {
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl Response<'_> {
+    fn absorb(self, obs: &mut Observation) {
+        if let Some(model) = self.model {
+            obs.model = Some(model.into_owned());
+        }
+        // `completed` is the finish reason of a complete response; an incomplete one says why
+        // (`max_output_tokens`, `content_filter`), a failed one says `failed`.
+        let reason = self.incomplete_details.and_then(|d| d.reason);
+        if let Some(native) = reason.or(self.status.filter(|s| s != "in_progress")) {
+            obs.native_finish = Some(native.into_owned());
+        }
+        if let Some(u) = self.usage {
+            obs.usage = Some(Usage {
+                input: u.input_tokens,
+                output: u.output_tokens,
+                cache_read: u.input_tokens_details.and_then(|d| d.cached_tokens),
+                cache_write: None,
+                reasoning: u.output_tokens_details.and_then(|d| d.reasoning_tokens),
+            });
+        }
+        if obs.error.is_none() {
+            obs.error = self.error.map(InBandError::into_error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::FinishReason;
+
+    fn run(events: &[(&str, &str)]) -> Observation {
+        let mut t = OpenAiResponses::default();
+        let mut obs = Observation::default();
+        for (name, data) in events {
+            t.on_event(
+                &SseEvent {
+                    name: name.as_bytes(),
+                    data: data.as_bytes(),
+                },
+                &mut obs,
+            );
+        }
+        obs
+    }
+
+    #[test]
+    fn incomplete_says_why_and_still_reports_usage() {
+        let obs = run(&[
+            (
+                "response.output_text.delta",
+                r#"{"type":"response.output_text.delta","delta":"Hello"}"#,
+            ),
+            (
+                "response.incomplete",
+                r#"{"type":"response.incomplete","response":{"model":"gpt-5","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"usage":{"input_tokens":7,"output_tokens":16,"output_tokens_details":{"reasoning_tokens":16}}}}"#,
+            ),
+        ]);
+        assert!(obs.terminal && obs.output_started);
+        assert_eq!(obs.output_chars, 5);
+        assert_eq!(obs.native_finish.as_deref(), Some("max_output_tokens"));
+        assert_eq!(
+            FinishReason::normalise(obs.native_finish.as_deref().unwrap()),
+            FinishReason::Length
+        );
+        assert_eq!(obs.usage.unwrap().reasoning, Some(16));
+    }
+
+    #[test]
+    fn events_without_names_are_typed_by_their_data() {
+        let obs = run(&[
+            (
+                "",
+                r#"{"type":"response.created","response":{"model":"gpt-4o","status":"in_progress"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"response.reasoning_summary_text.delta","delta":"ab"}"#,
+            ),
+            (
+                "",
+                r#"{"type":"response.completed","response":{"status":"completed","usage":{"input_tokens":1,"output_tokens":2}}}"#,
+            ),
+        ]);
+        assert_eq!(obs.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(obs.output_chars, 2);
+        assert_eq!(obs.native_finish.as_deref(), Some("completed"));
+        assert!(obs.terminal);
+    }
+
+    #[test]
+    fn the_stream_error_outlives_the_failed_response() {
+        let obs = run(&[
+            (
+                "error",
+                r#"{"type":"error","code":"server_error","message":"boom","param":null}"#,
+            ),
+            (
+                "response.failed",
+                r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"other","message":"x"}}}"#,
+            ),
+        ]);
+        let e = obs.error.unwrap();
+        assert_eq!(
+            (e.kind.as_deref(), e.message.as_str()),
+            (Some("server_error"), "boom")
+        );
+        assert_eq!(obs.native_finish.as_deref(), Some("failed"));
+    }
+
+    #[test]
+    fn audio_deltas_are_not_text() {
+        let obs = run(&[("response.audio.delta", r#"{"delta":"AAAAAAAA"}"#)]);
+        assert_eq!(obs.output_chars, 0);
+    }
 }

@@ -38,7 +38,7 @@ impl FramedBody {
     /// `bytes` in frames of `chunk` bytes (0 = one frame).
     pub fn new(bytes: impl Into<Bytes>, chunk: usize, ending: Ending) -> Self {
         let bytes = bytes.into();
-        let frames = split(&bytes, chunk).into();
+        let frames = split(&bytes, chunk);
         FramedBody::from_frames(frames, ending)
     }
 

@@ -1,0 +1,227 @@
+//! A quick look at one JSON event without decoding it: the members it has and, for string
+//! values, how many characters they hold.
+//!
+//! Most events of a stream are text deltas that matter only for their length (the estimate
+//! when the provider reports no usage) and for being the first output (time to first token).
+//! Decoding each of them with serde would cost far more than the layer may add per event, so
+//! the trackers first [`visit`] the event: one forward pass that jumps from quote to quote with
+//! `memchr`, reports every `"key": value` member at any depth, and never allocates. Only the
+//! few events that carry something worth decoding (usage, a finish reason, an error, the model)
+//! are then decoded with serde.
+//!
+//! The pass trusts nothing: on malformed input it reports what it can and stops, it never
+//! panics and never reads out of bounds. serde_json offers no cheaper partial scan (its
+//! `IgnoredAny` still validates every byte), hence this small lexer.
+
+use memchr::{memchr, memchr2};
+
+/// The value of a visited member, as far as a quick look can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value {
+    /// A string of this many characters (escapes count as the character they stand for).
+    Str(u64),
+    /// An object (`{`).
+    Object,
+    /// An array (`[`).
+    Array,
+    /// `null`.
+    Null,
+    /// A number or a boolean.
+    Scalar,
+}
+
+/// Calls `member(key, value)` for every member of `json`, in order, at any depth. `key` is the
+/// raw bytes between the quotes (keys with escapes are compared as written).
+pub(crate) fn visit(json: &[u8], mut member: impl FnMut(&[u8], Value)) {
+    let mut pos = 0;
+    while let Some(q) = memchr(b'"', &json[pos..]) {
+        let start = pos + q + 1;
+        let Some((end, _)) = string_end(json, start) else {
+            return;
+        };
+        pos = end + 1;
+        let Some(colon) = skip_ws(json, pos) else {
+            return;
+        };
+        if json[colon] != b':' {
+            // A string that is not a key: an array element, or garbage.
+            continue;
+        }
+        let key = &json[start..end];
+        let Some(v) = skip_ws(json, colon + 1) else {
+            return;
+        };
+        pos = v;
+        let value = match json[v] {
+            b'"' => {
+                let Some((end, chars)) = string_end(json, v + 1) else {
+                    return;
+                };
+                pos = end + 1;
+                Value::Str(chars)
+            }
+            b'{' => Value::Object,
+            b'[' => Value::Array,
+            b'n' => Value::Null,
+            _ => Value::Scalar,
+        };
+        member(key, value);
+    }
+}
+
+/// The index of the quote closing a string whose first byte is at `start`, and the number of
+/// characters the string holds.
+fn string_end(json: &[u8], start: usize) -> Option<(usize, u64)> {
+    let mut pos = start;
+    let mut chars = 0u64;
+    loop {
+        let i = memchr2(b'"', b'\\', &json[pos..])?;
+        chars += count_chars(&json[pos..pos + i]);
+        if json[pos + i] == b'"' {
+            return Some((pos + i, chars));
+        }
+        // An escape stands for one character: `\n`, `\"`, `\u00e9` (a surrogate pair is two
+        // escapes and counts two, as UTF-16 does).
+        let escape = *json.get(pos + i + 1)?;
+        chars += 1;
+        pos += i + if escape == b'u' { 6 } else { 2 };
+        if pos > json.len() {
+            return None;
+        }
+    }
+}
+
+/// Characters in UTF-8 bytes: every byte that does not continue a multi-byte sequence.
+fn count_chars(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count() as u64
+}
+
+/// The index of the first byte at or after `pos` that is not JSON whitespace.
+fn skip_ws(json: &[u8], pos: usize) -> Option<usize> {
+    json.get(pos..)?
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .map(|i| pos + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value as Json;
+
+    fn members(json: &[u8]) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        visit(json, |k, v| {
+            out.push((String::from_utf8_lossy(k).into(), v))
+        });
+        out
+    }
+
+    /// The same walk over a decoded value, in document order (serde_json keeps insertion
+    /// order only with `preserve_order`, so both sides are sorted before comparing).
+    fn walk(v: &Json, out: &mut Vec<(String, Value)>) {
+        match v {
+            Json::Object(map) => {
+                for (k, v) in map {
+                    out.push((
+                        k.clone(),
+                        match v {
+                            Json::String(s) => Value::Str(s.chars().count() as u64),
+                            Json::Object(_) => Value::Object,
+                            Json::Array(_) => Value::Array,
+                            Json::Null => Value::Null,
+                            _ => Value::Scalar,
+                        },
+                    ));
+                    walk(v, out);
+                }
+            }
+            Json::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn members_at_any_depth_with_string_lengths() {
+        let chunk = br#"{"id":"c1","choices":[{"index":0,"delta":{"content":"h\u00e9 \"x\"\n"},"finish_reason":null}],"usage" : {"prompt_tokens":3}}"#;
+        assert_eq!(
+            members(chunk),
+            vec![
+                ("id".into(), Value::Str(2)),
+                ("choices".into(), Value::Array),
+                ("index".into(), Value::Scalar),
+                ("delta".into(), Value::Object),
+                ("content".into(), Value::Str(7)),
+                ("finish_reason".into(), Value::Null),
+                ("usage".into(), Value::Object),
+                ("prompt_tokens".into(), Value::Scalar),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_inside_strings_are_not_members() {
+        let args = br#"{"arguments":"{\"content\":\"not a member\"}","list":["content",":"]}"#;
+        let found = members(args);
+        assert_eq!(found[0], ("arguments".into(), Value::Str(26)));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[1], ("list".into(), Value::Array));
+    }
+
+    #[test]
+    fn multibyte_characters_count_once() {
+        let text = r#"{"text":"👋 héllo"}"#;
+        assert_eq!(members(text.as_bytes())[0].1, Value::Str(7));
+    }
+
+    #[test]
+    fn truncated_input_stops_without_panicking() {
+        let whole = br#"{"a":"x\u12","b":{"c":"d\"#;
+        for end in 0..=whole.len() {
+            members(&whole[..end]);
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i32>().prop_map(Json::from),
+            "[a-z\"\\\\\u{e9}\u{1F44B}\n :{}\\[\\],]{0,12}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
+                prop::collection::btree_map("[a-z_\" :]{0,8}", inner, 0..5)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde_on_any_valid_json(v in json_value(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_vec_pretty(&v).unwrap()
+            } else {
+                serde_json::to_vec(&v).unwrap()
+            };
+            let mut want = Vec::new();
+            walk(&v, &mut want);
+            let mut got: Vec<(String, Value)> = Vec::new();
+            visit(&text, |k, val| {
+                let key: String = serde_json::from_slice(&[b"\"", k, b"\""].concat()).unwrap();
+                got.push((key, val));
+            });
+            want.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+            got.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            visit(&bytes, |_, _| {});
+        }
+    }
+}
