@@ -55,6 +55,10 @@ mod account;
 mod attribution;
 mod body;
 mod future;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzz;
 mod layer;
 mod pricing;
 mod protocol;
@@ -66,6 +70,11 @@ mod sink;
 mod sse;
 mod strip;
 mod writer;
+
+/// The README's code blocks, compiled as doctests so that the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use attribution::{Attribution, EventRecorder, Upstream};
 pub use body::ActivityBody;

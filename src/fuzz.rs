@@ -1,0 +1,64 @@
+//! Entry points for `cargo fuzz` (compiled only with `--cfg fuzzing`, which cargo-fuzz sets).
+//! Not part of the public API.
+//!
+//! Each function feeds untrusted bytes to the parsers the way the layer does and checks the
+//! invariants that must hold for *any* input: no panic, and any framing of the same SSE bytes
+//! gives the same observation.
+
+use crate::protocol::{self, Observation, parse_error_body};
+use crate::record::Api;
+use crate::sse::SseScanner;
+
+/// The five wire formats a fuzz input can pick with its first byte.
+const APIS: [Api; 5] = [
+    Api::OpenAiChat,
+    Api::OpenAiEmbeddings,
+    Api::OpenAiResponses,
+    Api::AnthropicMessages,
+    Api::GeminiGenerate,
+];
+
+fn observe(api: Api, frames: &[&[u8]], max_line: usize) -> String {
+    let mut tracker = protocol::tracker(api).expect("a known API");
+    let mut obs = Observation::default();
+    let mut scanner = SseScanner::new(max_line);
+    for frame in frames {
+        scanner.feed(frame, &mut |event, _| tracker.on_event(event, &mut obs));
+    }
+    scanner.finish(&mut |event, _| tracker.on_event(event, &mut obs));
+    format!("{obs:?} overflowed={}", scanner.overflowed())
+}
+
+/// `input[0]` picks the API, `input[1]` the frame size (0 = one frame) and a small line cap
+/// when odd; the rest is the stream. The observation of the framed stream must equal the
+/// observation of the whole stream.
+pub fn sse(input: &[u8]) {
+    let [pick, split, body @ ..] = input else {
+        return;
+    };
+    let api = APIS[*pick as usize % APIS.len()];
+    let max_line = if split & 1 == 1 { 64 } else { 1 << 20 };
+    let size = (*split >> 1) as usize;
+    let whole = observe(api, &[body], max_line);
+    let frames: Vec<&[u8]> = if size == 0 {
+        body.iter().map(std::slice::from_ref).collect()
+    } else {
+        body.chunks(size).collect()
+    };
+    assert_eq!(
+        whole,
+        observe(api, &frames, max_line),
+        "framing changed the record"
+    );
+}
+
+/// `input[0]` picks the API; the rest is a whole JSON body (2xx and error readers both).
+pub fn json(input: &[u8]) {
+    let [pick, body @ ..] = input else {
+        return;
+    };
+    let api = APIS[*pick as usize % APIS.len()];
+    let mut tracker = protocol::tracker(api).expect("a known API");
+    tracker.on_json(body, &mut Observation::default());
+    let _ = parse_error_body(body);
+}
