@@ -87,8 +87,8 @@ impl Tracker for Anthropic {
                 let mut chars = 0;
                 // Text, thinking and tool input are generated; signatures and citations are not.
                 scan::visit(data, |key, value| {
-                    if let (b"text" | b"thinking" | b"partial_json", Value::Str(n)) = (key, value) {
-                        chars += n;
+                    if let (b"text" | b"thinking" | b"partial_json", Value::Str(t)) = (key, value) {
+                        chars += t.chars();
                     }
                 });
                 obs.output_chars += chars;

@@ -67,7 +67,7 @@ impl Tracker for Gemini {
         let mut chars = 0;
         let mut call = false;
         scan::visit(data, |key, value| match (key, value) {
-            (b"text", Value::Str(n)) => chars += n,
+            (b"text", Value::Str(t)) => chars += t.chars(),
             (b"functionCall" | b"executableCode", Value::Object) => call = true,
             _ => {}
         });

@@ -76,11 +76,11 @@ impl Tracker for OpenAiChat {
         scan::visit(data, |key, value| match (key, value) {
             (
                 b"content" | b"reasoning_content" | b"reasoning" | b"refusal" | b"arguments",
-                Value::Str(n),
-            ) => chars += n,
+                Value::Str(t),
+            ) => chars += t.chars(),
             // Legacy completions stream `choices[].text`; chat chunks (which may carry
             // OpenRouter's `reasoning_details[].text` copies) have a `delta`.
-            (b"text", Value::Str(n)) => text_chars += n,
+            (b"text", Value::Str(t)) => text_chars += t.chars(),
             (b"delta", _) => chat = true,
             (b"tool_calls", Value::Array) => tool_call = true,
             (b"usage" | b"error", Value::Object | Value::Str(_))

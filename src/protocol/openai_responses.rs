@@ -54,8 +54,8 @@ impl Tracker for OpenAiResponses {
             n if n.ends_with(b".delta") => {
                 let mut chars = 0;
                 scan::visit(data, |key, value| {
-                    if let (b"delta", Value::Str(n)) = (key, value) {
-                        chars += n;
+                    if let (b"delta", Value::Str(t)) = (key, value) {
+                        chars += t.chars();
                     }
                 });
                 obs.output_chars += chars;
