@@ -347,7 +347,8 @@ impl Accounting {
             && (r.outcome != Outcome::Error || obs.output_chars > 0)
         {
             r.usage_source = UsageSource::Estimated;
-            r.output_tokens = Some(streamed);
+            // Only a stream's text is counted; a JSON body cut short says nothing countable.
+            r.output_tokens = r.stream.then_some(streamed);
             r.input_tokens = self
                 .facts
                 .body
@@ -361,7 +362,8 @@ impl Accounting {
             (Some(i), Some(o)) => Some(i.saturating_add(o)),
             _ => None,
         };
-        if r.input_tokens.is_some() || r.output_tokens.is_some() {
+        // A cost from half the counts would be a made-up figure: both must be known.
+        if r.total_tokens.is_some() {
             price(&self.shared, &mut r);
         }
 

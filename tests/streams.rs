@@ -218,6 +218,39 @@ async fn a_stream_cut_before_its_terminal_marker_is_interrupted() {
 }
 
 #[tokio::test]
+async fn a_json_body_cut_short_has_unknown_output_and_no_cost() {
+    // Half a chat.completion, then a reset: the request's prompt gives an input estimate, but
+    // nothing of the answer can be counted, so output and cost are unknown — never 0.
+    let body = fixture("openai-chat.json");
+    let cut = body.slice(..body.len() / 2);
+    let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Count the tokens of this prompt, please."}]}"#;
+    for ending in [Ending::Error("connection reset".into()), Ending::Plain] {
+        let ex = Exchange::new(CHAT, cut.clone(), false)
+            .request(request)
+            .ending(ending.clone());
+        let (r, seen) = one(ex).await;
+        assert_eq!(seen.received, cut, "{ending:?}");
+        assert_eq!(r.output_tokens, None, "{ending:?}");
+        assert_eq!(r.total_tokens, None, "{ending:?}");
+        assert_eq!(r.cost_usd, None, "{ending:?}");
+        if let Ending::Error(_) = ending {
+            assert_eq!(r.outcome, Outcome::Interrupted);
+            assert_eq!(r.usage_source, UsageSource::Estimated);
+            assert_eq!(r.input_tokens, Some(10), "40 prompt characters / 4");
+        }
+    }
+
+    // The client going away from a JSON body: cancelled, output unknown as well.
+    let ex = Exchange::new(CHAT, body.clone(), false)
+        .request(request)
+        .chunk(64)
+        .drop_after(64);
+    let (r, _) = one(ex).await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    assert_eq!((r.output_tokens, r.cost_usd), (None, None));
+}
+
+#[tokio::test]
 async fn include_usage_is_injected_and_the_client_stream_is_unchanged() {
     // What the provider sends when the request asks for usage (newer API: `"usage":null` on
     // every chunk, plus the usage-only chunk), and what it sends when it does not.
