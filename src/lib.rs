@@ -63,6 +63,7 @@ mod layer;
 mod pricing;
 mod protocol;
 mod provider;
+mod query;
 mod record;
 mod request;
 mod service;
@@ -85,6 +86,10 @@ pub use layer::{
 };
 pub use pricing::{ModelPrice, PriceError, PriceTable, TokenUsage};
 pub use provider::ProviderRules;
+pub use query::{
+    ActivityQuery, Breakdown, Cursor, DEFAULT_LOG_LIMIT, DEFAULT_STATS_DAYS, DailyStat, LogPage,
+    LogQuery, MAX_LOG_LIMIT, MAX_RANGE_DAYS, QueryError, Stats, StatsBuilder, StatsQuery,
+};
 pub use record::{
     ActivityError, ActivityRecord, Api, FinishReason, Kind, MAX_ERROR_MESSAGE, Outcome, UsageSource,
 };

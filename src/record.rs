@@ -3,7 +3,7 @@
 //! The serde names of every field are the contract shared by the SQL columns, the `replay`
 //! example's output and the gateway's activity API (see `docs/DESIGN.md` §2 of the project).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -205,7 +205,7 @@ pub struct ActivityRecord {
     pub id: Uuid,
     /// Request or application event.
     pub kind: Kind,
-    /// When the request started (UTC).
+    /// When the request started (UTC, microsecond precision).
     pub timestamp: DateTime<Utc>,
     /// Who made it, from [`Attribution`](crate::Attribution).
     pub user_id: Option<String>,
@@ -268,7 +268,8 @@ impl ActivityRecord {
         ActivityRecord {
             id: Uuid::now_v7(),
             kind,
-            timestamp: Utc::now(),
+            // Microseconds: what PostgreSQL's timestamptz keeps, so a round trip is exact.
+            timestamp: Utc::now().trunc_subsecs(6),
             user_id: None,
             session_id: None,
             app: "API".to_owned(),

@@ -54,6 +54,11 @@ impl MemorySink {
         inner.ids.clear();
     }
 
+    /// Runs `f` over the stored records without copying them (the queries use it).
+    pub(crate) fn with_records<R>(&self, f: impl FnOnce(&[ActivityRecord]) -> R) -> R {
+        f(&self.lock().records)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock leaves the data consistent (each push is
         // paired with its id insert below), so a poisoned lock is still usable.
