@@ -95,5 +95,11 @@ pub use record::{
 };
 pub use request::RequestBody;
 pub use service::ActivityService;
+#[cfg(feature = "postgres")]
+pub use sink::PostgresSink;
+#[cfg(feature = "sqlite")]
+pub use sink::SqliteSink;
 pub use sink::{ActivitySink, MemorySink, NoopSink, SinkError, TracingSink};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use sink::{SqlSink, StorageError, TableNames};
 pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};

@@ -7,6 +7,8 @@
 //! - [`MemorySink`]: keeps records in memory (tests, demos), idempotent on `id` like a real store.
 //! - [`TracingSink`]: one JSON `tracing` event per record.
 //! - [`NoopSink`]: discards everything (benchmarks).
+//! - `PostgresSink` (feature `postgres`) and `SqliteSink` (feature `sqlite`): the SQL stores,
+//!   with the activity queries; `SqlSink::connect(url)` picks one from a URL.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -16,9 +18,25 @@ use async_trait::async_trait;
 use crate::record::ActivityRecord;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql_sink;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod tracing;
 
 pub use self::memory::MemorySink;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresSink;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use self::sql::{StorageError, TableNames};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use self::sql_sink::SqlSink;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::SqliteSink;
 pub use self::tracing::{NoopSink, TracingSink};
 
 /// The boxed cause carried by a [`SinkError`].
