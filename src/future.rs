@@ -173,6 +173,13 @@ where
                         Ok(response) => {
                             let (mut head, body) = response.into_parts();
                             pending.absorb_response(&head.extensions);
+                            if let Some(name) = &shared.record_id_header {
+                                let mut id = uuid::Uuid::encode_buffer();
+                                let id = pending.record.id.as_hyphenated().encode_lower(&mut id);
+                                if let Ok(value) = HeaderValue::from_str(id) {
+                                    head.headers.insert(name.clone(), value);
+                                }
+                            }
                             let accounting =
                                 Accounting::new(shared, pending, head.status, &head.headers);
                             if accounting.rewrites() {

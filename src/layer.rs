@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use http::HeaderName;
 use http::request::Parts;
 use tower_layer::Layer;
 
@@ -33,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) max_sse_line: usize,
     pub(crate) include_usage: bool,
     pub(crate) routes: Vec<(String, Api)>,
+    pub(crate) record_id_header: Option<HeaderName>,
     pub(crate) writer: ActivityWriter,
 }
 
@@ -98,6 +100,7 @@ impl ActivityLayer {
             max_sse_line: DEFAULT_MAX_SSE_LINE,
             include_usage: true,
             routes: Vec::new(),
+            record_id_header: None,
         }
     }
 
@@ -153,6 +156,7 @@ pub struct ActivityLayerBuilder {
     max_sse_line: usize,
     include_usage: bool,
     routes: Vec<(String, Api)>,
+    record_id_header: Option<HeaderName>,
 }
 
 impl fmt::Debug for ActivityLayerBuilder {
@@ -226,6 +230,24 @@ impl ActivityLayerBuilder {
         self
     }
 
+    /// Adds the record's [`id`](crate::ActivityRecord::id) to every response as this header
+    /// (off by default), so a client can quote the record of its request: support tickets,
+    /// feedback, or a load test checking that every request was written.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_activity::{ActivityLayer, MemorySink};
+    /// let layer = ActivityLayer::builder(MemorySink::new())
+    ///     .record_id_header(http::HeaderName::from_static("x-activity-id"))
+    ///     .build();
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    pub fn record_id_header(mut self, name: HeaderName) -> Self {
+        self.record_id_header = Some(name);
+        self
+    }
+
     /// Tuning for the writer this builder starts.
     pub fn writer_config(mut self, config: WriterConfig) -> Self {
         self.writer_config = config;
@@ -262,6 +284,7 @@ impl ActivityLayerBuilder {
                 max_sse_line: self.max_sse_line,
                 include_usage: self.include_usage,
                 routes: self.routes,
+                record_id_header: self.record_id_header,
                 writer,
             }),
         }

@@ -95,5 +95,8 @@ pub use record::{
 };
 pub use request::RequestBody;
 pub use service::ActivityService;
-pub use sink::{ActivitySink, MemorySink, NoopSink, SinkError, TracingSink};
+pub use sink::{
+    ActivitySink, BroadcastSink, DEFAULT_BROADCAST_CAPACITY, MemorySink, NoopSink, SinkError,
+    TracingSink,
+};
 pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};

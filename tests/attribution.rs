@@ -135,3 +135,40 @@ async fn events_are_recorded_as_events() {
         (None, None, None)
     );
 }
+
+#[tokio::test]
+async fn the_record_id_header_names_the_written_record() {
+    let sink = MemorySink::new();
+    let layer = ActivityLayer::builder(sink.clone())
+        .record_id_header(http::HeaderName::from_static("x-activity-id"))
+        .build();
+    let service = layer.layer(service_fn(
+        |_req: Request<RequestBody<Full<Bytes>>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                REPLY.as_bytes(),
+            ))))
+        },
+    ));
+    let request = chat().body(Full::new(Bytes::from_static(b"{}"))).unwrap();
+    let response = service.oneshot(request).await.expect("infallible");
+    let header = response.headers()["x-activity-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    response.into_body().collect().await.expect("body");
+    layer.writer().flush().await;
+    let records = sink.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(header, records[0].id.to_string());
+
+    // Off by default.
+    let plain = ActivityLayer::new(MemorySink::new());
+    let service = plain.layer(service_fn(
+        |_req: Request<RequestBody<Full<Bytes>>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        },
+    ));
+    let request = chat().body(Full::new(Bytes::from_static(b"{}"))).unwrap();
+    let response = service.oneshot(request).await.expect("infallible");
+    assert!(!response.headers().contains_key("x-activity-id"));
+}

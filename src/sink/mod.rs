@@ -7,6 +7,7 @@
 //! - [`MemorySink`]: keeps records in memory (tests, demos), idempotent on `id` like a real store.
 //! - [`TracingSink`]: one JSON `tracing` event per record.
 //! - [`NoopSink`]: discards everything (benchmarks).
+//! - [`BroadcastSink`]: wraps any sink and publishes each stored record to live subscribers.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -15,9 +16,11 @@ use async_trait::async_trait;
 
 use crate::record::ActivityRecord;
 
+mod broadcast;
 mod memory;
 mod tracing;
 
+pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
 pub use self::memory::MemorySink;
 pub use self::tracing::{NoopSink, TracingSink};
 
