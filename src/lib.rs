@@ -99,7 +99,10 @@ pub use service::ActivityService;
 pub use sink::PostgresSink;
 #[cfg(feature = "sqlite")]
 pub use sink::SqliteSink;
-pub use sink::{ActivitySink, MemorySink, NoopSink, SinkError, TracingSink};
+pub use sink::{
+    ActivitySink, BroadcastSink, DEFAULT_BROADCAST_CAPACITY, MemorySink, NoopSink, SinkError,
+    TracingSink,
+};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use sink::{SqlSink, StorageError, TableNames};
 pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};

@@ -9,6 +9,7 @@
 //! - [`NoopSink`]: discards everything (benchmarks).
 //! - `PostgresSink` (feature `postgres`) and `SqliteSink` (feature `sqlite`): the SQL stores,
 //!   with the activity queries; `SqlSink::connect(url)` picks one from a URL.
+//! - [`BroadcastSink`]: wraps any sink and publishes each stored record to live subscribers.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::record::ActivityRecord;
 
+mod broadcast;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -28,6 +30,7 @@ mod sql_sink;
 mod sqlite;
 mod tracing;
 
+pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
 pub use self::memory::MemorySink;
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresSink;
