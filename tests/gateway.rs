@@ -892,7 +892,8 @@ async fn streams_past_the_grace_period_are_cut_and_still_recorded() {
 #[tokio::test]
 async fn reads_see_the_callers_own_writes_without_waiting_for_a_batch() {
     let gw = Harness::start(Storage::memory()).await;
-    let (_, key) = gw.register("kim@example.com").await;
+    let (user, key) = gw.register("kim@example.com").await;
+    let mut feed = gw.gateway.state().live.subscribe();
     let answer = gw
         .post(&Chat.path(true), &key, &Chat.body(true, None))
         .await;
@@ -900,6 +901,22 @@ async fn reads_see_the_callers_own_writes_without_waiting_for_a_batch() {
     // No flush from the test: the handler waits for the queued record itself.
     let log = gw.get("/user/activity/log?kind=request", &key).await.json();
     assert_eq!(log["total"], 1, "{log:#}");
+    assert_eq!(
+        answer.headers["x-activity-id"].to_str().unwrap(),
+        log["logs"][0]["id"],
+        "the response names its record"
+    );
     let stats = gw.get("/user/activity/stats?days=1", &key).await.json();
     assert_eq!(stats["total_requests"], 1);
+    // The live feed publishes the stored record (after the register event, if that was
+    // stored after the subscription).
+    let mut published = feed.recv().await.unwrap();
+    if published.kind == Kind::Event {
+        published = feed.recv().await.unwrap();
+    }
+    assert_eq!(
+        published.id.to_string(),
+        log["logs"][0]["id"].as_str().unwrap()
+    );
+    assert_eq!(published.user_id.as_deref(), Some(user.as_str()));
 }

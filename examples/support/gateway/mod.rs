@@ -16,6 +16,9 @@
 //! | `GET /user/activity/stats`, `GET /user/activity/log` | key | the caller's activity ([`activity`]) |
 //! | `GET /metrics`, `GET /healthz` | – | Prometheus text, liveness |
 //!
+//! Every proxied response names its record in `x-activity-id`. [`AppState::live`] publishes
+//! each record once stored, for a live feed.
+//!
 //! "key" is an API key from `/auth/register` in `Authorization: Bearer …` (or `x-api-key`,
 //! `x-goog-api-key`); without a valid one the answer is `401` and nothing is recorded. Every
 //! error the gateway itself answers is JSON: `{"error": {"message", "type"[, "parameter"]}}`.
@@ -45,10 +48,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::HeaderName;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use tower_activity::{
-    ActivityLayer, ActivityQuery, ActivityWriter, EventRecorder, WriterConfig, WriterStats,
+    ActivityLayer, ActivityQuery, ActivitySink, ActivityWriter, BroadcastSink, EventRecorder,
+    WriterConfig, WriterStats,
 };
 
 pub use config::{GatewayConfig, UpstreamUrl};
@@ -71,7 +76,14 @@ pub struct AppState {
     pub writer: ActivityWriter,
     /// Where LLM requests go.
     pub upstream: UpstreamClient,
+    /// Every record once stored, for live feeds (`live.subscribe()`; the dashboard's
+    /// `/user/activity/stream`).
+    pub live: BroadcastSink<Arc<dyn ActivitySink>>,
 }
+
+/// The response header that names the record of a request (`x-activity-id: <uuid>`), so a
+/// client can quote it (support tickets, load tests checking every request was stored).
+pub const RECORD_ID_HEADER: &str = "x-activity-id";
 
 /// A gateway ready to serve: its router and the handles to shut it down.
 pub struct Gateway {
@@ -104,8 +116,10 @@ impl Gateway {
             .clone()
             .ok_or("no upstream: set UPSTREAM_URL")?;
         let upstream = UpstreamClient::new(upstream_url, config.upstream_api_key.as_deref())?;
-        let layer = ActivityLayer::builder(storage.sink.clone())
+        let live = BroadcastSink::new(storage.sink.clone());
+        let layer = ActivityLayer::builder(live.clone())
             .writer_config(WriterConfig::default())
+            .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
             .build();
         let state = AppState {
             accounts: storage.accounts.clone(),
@@ -113,6 +127,7 @@ impl Gateway {
             events: layer.events(),
             writer: layer.writer().clone(),
             upstream,
+            live,
         };
         Ok(Gateway {
             state,
