@@ -1,73 +1,33 @@
-//! The dashboard's server side (`examples/support/dashboard/`): the page and its assets, and
-//! the live feed `GET /user/activity/stream` fed by a `BroadcastSink` behind the real
-//! `ActivityWriter`.
-//!
-//! The routes are mounted on a small stand-in for the gateway: Bearer API key → user id,
-//! exactly the contract the gateway gives the feed.
+//! The dashboard's server side (`examples/support/dashboard/`) as the example gateway mounts
+//! it: the page and its assets, and the live feed `GET /user/activity/stream`, from a request
+//! through the gateway to the event on the caller's stream (layer → writer → `BroadcastSink`
+//! → SSE). The feed's lag and end are tested on `live::stream` directly, with a small channel.
 
-#[path = "../examples/support/dashboard/mod.rs"]
-mod dashboard;
+#[path = "../examples/support/gateway/mod.rs"]
+mod gateway;
+// The harness serves several test files; this one uses part of it.
+#[allow(dead_code)]
+#[path = "support/gateway_harness.rs"]
+mod harness;
+#[path = "../examples/support/mock_upstream/mod.rs"]
+mod mock_upstream;
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use bytes::Bytes;
+use gateway::{Storage, dashboard};
+use harness::Harness;
+use http::{Method, StatusCode, header};
+use http_body::Body;
 use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
-use tower_activity::{
-    ActivityRecord, ActivitySink, ActivityWriter, BroadcastSink, Kind, MemorySink, WriterConfig,
-};
+use serde_json::{Value, json};
+use tower_activity::{ActivityRecord, ActivitySink, BroadcastSink, Kind, MemorySink};
 
-#[derive(Clone)]
-struct Gateway {
-    sink: BroadcastSink<MemorySink>,
-    keys: Arc<HashMap<&'static str, &'static str>>,
-}
-
-/// The stand-in gateway's stream route: authenticate, then hand over to the dashboard.
-async fn stream(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match key.and_then(|k| gw.keys.get(k)) {
-        Some(user) => dashboard::live::stream(user.to_string(), gw.sink.subscribe()),
-        None => (StatusCode::UNAUTHORIZED, "missing or unknown API key").into_response(),
-    }
-}
-
-fn gateway(sink: BroadcastSink<MemorySink>) -> Router {
-    let keys = HashMap::from([("key-alice", "alice"), ("key-bob", "bob")]);
-    let state = Gateway {
-        sink,
-        keys: Arc::new(keys),
-    };
-    Router::new()
-        .route("/user/activity/stream", get(stream))
-        .with_state(state)
-        .merge(dashboard::routes())
-}
-
-fn get_request(path: &str, key: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(path);
-    if let Some(key) = key {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
-    }
-    request.body(Body::empty()).unwrap()
-}
+const PROMPT: &str = "Count the tokens of this prompt, please.";
 
 fn record(user: &str) -> ActivityRecord {
     let mut record = ActivityRecord::new(Kind::Request);
     record.user_id = Some(user.to_owned());
-    record.model = Some("gpt-4o-mini".to_owned());
-    record.cost_usd = Some("0.0000325".parse().unwrap());
     record
 }
 
@@ -80,13 +40,17 @@ struct Event {
 }
 
 /// Reads SSE events from a response body, whatever its framing.
-struct Events {
-    body: Body,
+struct Events<B> {
+    body: B,
     buffer: String,
 }
 
-impl Events {
-    fn new(response: Response) -> Self {
+impl<B> Events<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    fn new(response: http::Response<B>) -> Self {
         Events {
             body: response.into_body(),
             buffer: String::new(),
@@ -143,12 +107,17 @@ fn parse(block: &str) -> Option<Event> {
     any.then_some(event)
 }
 
-async fn subscribe(app: &Router, key: &str) -> Events {
-    let response = app
-        .clone()
-        .oneshot(get_request("/user/activity/stream", Some(key)))
-        .await
-        .unwrap();
+/// A stream for `key` through the gateway, its `ready` event read.
+async fn subscribe(h: &Harness, key: &str) -> Events<hyper::body::Incoming> {
+    let auth = format!("Bearer {key}");
+    let response = h
+        .send(
+            Method::GET,
+            "/user/activity/stream",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
@@ -159,69 +128,74 @@ async fn subscribe(app: &Router, key: &str) -> Events {
     events
 }
 
-fn fast_writer(sink: BroadcastSink<MemorySink>) -> ActivityWriter {
-    let config = WriterConfig::default().with_batch_interval(Duration::from_millis(5));
-    ActivityWriter::start(sink, config)
+/// A request through the gateway; returns the id of its record (`x-activity-id`).
+async fn chat(h: &Harness, key: &str, model: &str, stream: bool) -> String {
+    let body = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": PROMPT}]});
+    let answer = h.post("/v1/chat/completions", key, &body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.headers["x-activity-id"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
 async fn a_stored_record_reaches_its_owner_and_never_another_user() {
-    let sink = BroadcastSink::new(MemorySink::new());
-    let app = gateway(sink.clone());
-    let mut alice = subscribe(&app, "key-alice").await;
-    let mut bob = subscribe(&app, "key-bob").await;
-    let writer = fast_writer(sink.clone());
+    let h = Harness::start(Storage::memory()).await;
+    let (alice_id, alice_key) = h.register("alice@example.com").await;
+    let (_, bob_key) = h.register("bob@example.com").await;
+    h.flush().await; // the register events are stored before anyone subscribes
+    let mut alice = subscribe(&h, &alice_key).await;
+    let mut bob = subscribe(&h, &bob_key).await;
 
-    let (for_bob, for_alice) = (record("bob"), record("alice"));
-    writer.record(for_bob.clone());
-    writer.record(record("carol"));
-    writer.record(for_alice.clone());
-
+    let id = chat(&h, &alice_key, "gpt-4o-mini", true).await;
     let event = alice.expect().await;
     assert_eq!(event.event, "activity");
-    assert_eq!(event.id.as_deref(), Some(for_alice.id.to_string().as_str()));
+    assert_eq!(event.id.as_deref(), Some(id.as_str()));
     let sent: ActivityRecord = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(sent.user_id.as_deref(), Some(alice_id.as_str()));
     assert_eq!(
-        sent, for_alice,
-        "the event is the stored record, field for field"
+        (sent.model.as_deref(), sent.stream),
+        (Some("gpt-4o-mini"), true)
     );
-    let json: Value = serde_json::from_str(&event.data).unwrap();
-    assert_eq!(
-        json["cost_usd"], "0.0000325",
-        "money stays a decimal string"
-    );
+    assert_eq!(sent.output_tokens, Some(24));
+    // The event is the row the log returns, money as the same decimal string.
+    let log = h.log(&alice_key, "limit=1").await;
+    assert_eq!(log["logs"][0]["id"], id.as_str());
+    let data: Value = serde_json::from_str(&event.data).unwrap();
+    assert!(data["cost_usd"].is_string());
+    assert_eq!(data["cost_usd"], log["logs"][0]["cost_usd"]);
+    let nothing = bob.next(Duration::from_millis(300)).await;
     assert!(
-        sink.inner().records().contains(&for_alice),
-        "stored before sent"
+        nothing.is_none(),
+        "bob sees none of alice's records: {nothing:?}"
     );
 
-    let event = bob.expect().await;
-    assert_eq!(event.id, Some(for_bob.id.to_string()));
-    for events in [&mut alice, &mut bob] {
-        let more = events.next(Duration::from_millis(300)).await;
-        assert!(more.is_none(), "nobody else's records: {more:?}");
-    }
-    writer.shutdown(Duration::from_secs(1)).await;
+    let id = chat(&h, &bob_key, "gpt-4o", false).await;
+    assert_eq!(bob.expect().await.id, Some(id));
+    let nothing = alice.next(Duration::from_millis(300)).await;
+    assert!(
+        nothing.is_none(),
+        "alice sees none of bob's records: {nothing:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_stream_requires_a_valid_api_key() {
-    let app = gateway(BroadcastSink::new(MemorySink::new()));
-    for key in [None, Some("key-mallory")] {
-        let response = app
-            .clone()
-            .oneshot(get_request("/user/activity/stream", key))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{key:?}");
+    let h = Harness::start(Storage::memory()).await;
+    for auth in [None, Some("Bearer sk-gw-0000"), Some("Basic YWxpY2U6")] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        let answer = h
+            .call(Method::GET, "/user/activity/stream", &headers, "")
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(answer.json()["error"]["type"], "unauthorized", "{auth:?}");
     }
 }
 
 #[tokio::test]
 async fn a_lagging_stream_says_how_many_it_missed_then_goes_on() {
     let sink = BroadcastSink::with_capacity(MemorySink::new(), 2);
-    let app = gateway(sink.clone());
-    let mut alice = subscribe(&app, "key-alice").await;
+    let response = dashboard::live::stream("alice".into(), sink.subscribe());
+    let mut alice = Events::new(response);
+    assert_eq!(alice.expect().await.event, "ready");
     let batch: Vec<_> = (0..5).map(|_| record("alice")).collect();
     sink.write(&batch).await.unwrap();
 
@@ -238,17 +212,16 @@ async fn a_lagging_stream_says_how_many_it_missed_then_goes_on() {
 #[tokio::test]
 async fn the_stream_ends_when_the_sink_is_gone() {
     let sink = BroadcastSink::new(MemorySink::new());
-    let app = gateway(sink.clone());
-    let alice = subscribe(&app, "key-alice").await;
-    drop((app, sink));
-    let mut body = alice.body;
-    let end = tokio::time::timeout(Duration::from_secs(5), body.frame()).await;
+    let mut alice = Events::new(dashboard::live::stream("alice".into(), sink.subscribe()));
+    assert_eq!(alice.expect().await.event, "ready");
+    drop(sink);
+    let end = tokio::time::timeout(Duration::from_secs(5), alice.body.frame()).await;
     assert!(matches!(end, Ok(None)), "the body ends: {end:?}");
 }
 
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_their_content_types() {
-    let app = gateway(BroadcastSink::new(MemorySink::new()));
+    let h = Harness::start(Storage::memory()).await;
     for (path, content_type, needle) in [
         ("/dashboard/activity", "text/html; charset=utf-8", "<title>"),
         (
@@ -262,15 +235,14 @@ async fn the_page_and_its_assets_are_served_with_their_content_types() {
             ":root",
         ),
     ] {
-        let response = app.clone().oneshot(get_request(path, None)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        let headers = response.headers();
+        let answer = h.call(Method::GET, path, &[], "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{path} needs no key");
+        let headers = &answer.headers;
         assert_eq!(headers[header::CONTENT_TYPE], content_type, "{path}");
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body = std::str::from_utf8(&body).unwrap();
+        let body = answer.text();
         assert!(body.contains(needle), "{path} has {needle}");
         // Nothing from elsewhere: no CDN, no external font, no absolute URL.
         for external in ["http://", "https://", "src=\"//", "href=\"//", "@import"] {
