@@ -920,3 +920,31 @@ async fn reads_see_the_callers_own_writes_without_waiting_for_a_batch() {
     );
     assert_eq!(published.user_id.as_deref(), Some(user.as_str()));
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_spoken_to_over_tls() {
+    // The mock speaks plain HTTP: a TLS handshake with it fails, which shows the gateway
+    // tried TLS (there is no network here to reach a real https upstream).
+    let (mock, _task) = mock_upstream::spawn(Default::default()).await.unwrap();
+    let gw = Harness::with_upstream(
+        Storage::memory(),
+        UpstreamUrl::parse(&format!("https://{mock}")).unwrap(),
+        Some("k"),
+        Duration::from_secs(5),
+    )
+    .await;
+    let (_, key) = gw.register("lee@example.com").await;
+    let answer = gw
+        .post(&Chat.path(false), &key, &Chat.body(false, None))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.text());
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains(&format!("https://{mock}")), "{message}");
+    assert!(
+        message.contains("corrupt message"),
+        "rustls's own complaint: {message}"
+    );
+}

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` | where to listen |
 //! | `DATABASE_URL` | `memory:` | users, sessions and activity: `memory:` (nothing kept after exit) |
-//! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | an OpenAI / Anthropic / Gemini compatible base URL (`http://host:port[/prefix]`) |
+//! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | an OpenAI / Anthropic / Gemini compatible base URL (`https://api.openai.com`, `http://host:port/prefix`) |
 //! | `UPSTREAM_API_KEY` | none | sent upstream as each API expects; the client's own key never is |
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
 
@@ -82,11 +82,11 @@ fn var(name: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// An upstream base URL: `http://host[:port][/prefix]`, no query. Request paths are appended
+/// An upstream base URL: `http[s]://host[:port][/prefix]`, no query. Request paths are appended
 /// to the prefix (`http://h/openai` + `/v1/chat/completions`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
-    /// `http://host:port`, no trailing slash.
+    /// `http[s]://host[:port]`, no trailing slash.
     pub origin: String,
     /// The path prefix without a trailing slash (often empty).
     pub prefix: String,
@@ -98,16 +98,10 @@ impl UpstreamUrl {
         let uri: Uri = text
             .parse()
             .map_err(|e| format!("must be a URL like http://127.0.0.1:8081, got {text:?} ({e})"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "is {text:?}: this example speaks plain HTTP only; put a TLS-terminating \
-                     proxy in front of an https upstream and name it here"
-                ));
-            }
-            _ => return Err(format!("must start with http://, got {text:?}")),
-        }
+        let scheme = match uri.scheme_str() {
+            Some(scheme @ ("http" | "https")) => scheme,
+            _ => return Err(format!("must start with http:// or https://, got {text:?}")),
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| format!("must name a host, got {text:?}"))?;
@@ -115,7 +109,7 @@ impl UpstreamUrl {
             return Err(format!("must not have a query, got {text:?}"));
         }
         Ok(UpstreamUrl {
-            origin: format!("http://{authority}"),
+            origin: format!("{scheme}://{authority}"),
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
     }
@@ -146,11 +140,9 @@ mod tests {
             (u.origin.as_str(), u.prefix.as_str()),
             ("http://127.0.0.1:9000", "/openai")
         );
-        assert!(
-            UpstreamUrl::parse("https://api.openai.com")
-                .unwrap_err()
-                .contains("TLS")
-        );
+        let u = UpstreamUrl::parse("https://api.openai.com").unwrap();
+        assert_eq!(u.to_string(), "https://api.openai.com");
+        assert!(UpstreamUrl::parse("ftp://example.com").is_err());
         assert!(UpstreamUrl::parse("localhost:9000").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The proxy: forwards an LLM request upstream with the gateway's key and streams the answer
 //! back frame by frame.
 //!
-//! One pooled hyper-util client (HTTP/1, keep-alive) serves every request. The request goes to
+//! One pooled hyper-util client (HTTP/1, keep-alive; TLS by rustls with the Mozilla roots for
+//! an `https://` upstream) serves every request. The request goes to
 //! `UPSTREAM_URL` + its path + its query (less `session_id` and `key`), with the client's
 //! headers less hop-by-hop ones, the client's own credentials (`Authorization`, `x-api-key`,
 //! `x-goog-api-key`), `X-Session-Id`, cookies and `Accept-Encoding` (the activity layer reads
@@ -22,6 +23,7 @@ use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -37,7 +39,7 @@ pub const GEMINI_ACTIONS: [&str; 2] = [":generateContent", ":streamGenerateConte
 /// The upstream: where requests go, the key they carry, the pooled client.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     url: UpstreamUrl,
     api_key: Option<HeaderValue>,
 }
@@ -64,9 +66,15 @@ impl UpstreamClient {
                 Ok::<_, String>(v)
             })
             .transpose()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
