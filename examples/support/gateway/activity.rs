@@ -89,6 +89,15 @@ pub async fn log(
     .into_response())
 }
 
+/// `GET /user/activity/stream`: the caller's records as Server-Sent Events once stored (see
+/// [`dashboard::live`](super::dashboard::live)).
+pub async fn stream(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    super::dashboard::live::stream(caller.user_id, state.live.subscribe())
+}
+
 /// A record as a log row: its own fields plus the original API's names (see the module docs).
 pub fn legacy_row(record: &ActivityRecord) -> Value {
     let mut row = serde_json::to_value(record).unwrap_or_else(|_| json!({}));

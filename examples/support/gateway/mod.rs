@@ -14,6 +14,8 @@
 //! | `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages`, `/v1beta/models/{model}:generateContent`, `…:streamGenerateContent` | key | proxied upstream, recorded by the layer |
 //! | `POST /v1/chat/sessions` `{title, model}`, `GET /v1/chat/sessions` | key | the caller's chat sessions; event `session_created` |
 //! | `GET /user/activity/stats`, `GET /user/activity/log` | key | the caller's activity ([`activity`]) |
+//! | `GET /user/activity/stream` | key | the caller's new records as SSE ([`dashboard::live`]) |
+//! | `GET /dashboard/activity` | – | the activity dashboard page ([`dashboard`]) |
 //! | `GET /metrics`, `GET /healthz` | – | Prometheus text, liveness |
 //!
 //! Every proxied response names its record in `x-activity-id`. [`AppState::live`] publishes
@@ -36,6 +38,8 @@
 pub mod activity;
 pub mod auth;
 pub mod config;
+#[path = "../dashboard/mod.rs"]
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod proxy;
@@ -180,6 +184,7 @@ pub fn router(state: AppState, layer: ActivityLayer) -> Router {
         )
         .route("/user/activity/stats", get(activity::stats))
         .route("/user/activity/log", get(activity::log))
+        .route("/user/activity/stream", get(activity::stream))
         .merge(llm)
         .layer(from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
@@ -188,6 +193,7 @@ pub fn router(state: AppState, layer: ActivityLayer) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
         .merge(authenticated)
+        .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
