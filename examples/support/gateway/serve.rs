@@ -1,0 +1,130 @@
+//! [`serve`]: the accept loop with a graceful shutdown that has a deadline, and
+//! [`shutdown_signal`].
+//!
+//! On the shutdown signal the listener is closed (no new connections), idle keep-alive
+//! connections close, and requests in flight — streams included — run on until they end or
+//! the grace period passes. Past it, the connections still open are aborted: their response
+//! bodies are dropped, so the activity layer records each unfinished request as `cancelled`.
+//! Either way every request has its record in the writer's queue when `serve` returns; the
+//! caller then drains the writer (`ActivityWriter::shutdown`).
+//!
+//! axum's own `serve` waits for connections without a deadline and leaves their tasks running
+//! when dropped, so the gateway runs hyper's HTTP/1 connections itself, in a `JoinSet`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How the server ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServeReport {
+    /// Connections served in all.
+    pub connections: u64,
+    /// Connections still busy when the grace period ended, aborted.
+    pub aborted: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains as the module docs say.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> ServeReport {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut report = ServeReport::default();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                report.connections += 1;
+                let service = TowerToHyperService::new(app.clone());
+                let mut stop = stop_rx.clone();
+                connections.spawn(async move {
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = stop.wait_for(|stop| *stop) => {}
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                });
+            }
+            // Reap finished connections so the set does not grow with every one served.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!("waiting up to {grace:?} for {open} open connection(s)");
+    }
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        report.aborted = connections.len();
+        tracing::warn!(
+            "{} connection(s) still busy after {grace:?}: aborting them (their requests are recorded as cancelled)",
+            report.aborted
+        );
+        connections.abort_all();
+        // Joining waits until each aborted task has dropped its connection, and with it the
+        // response bodies whose drop records the request.
+        while connections.join_next().await.is_some() {}
+    }
+    report
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
