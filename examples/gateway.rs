@@ -5,8 +5,8 @@
 //! cargo run --example gateway
 //! ```
 //!
-//! serves on `127.0.0.1:8080` with no setup: storage in memory and the mock upstream started
-//! in-process. The environment (`GATEWAY_ADDR`, `DATABASE_URL`,
+//! serves on `127.0.0.1:8080` with no setup: a SQLite file (`activity.db`, created in the
+//! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`, `DATABASE_URL`,
 //! `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `SHUTDOWN_GRACE_SECS`) and the routes are described in
 //! `examples/support/gateway/`; the README has a curl session. Exit code 2 with a one-line
 //! cause for a bad variable, 1 when the database or the address cannot be opened.
