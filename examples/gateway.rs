@@ -78,13 +78,11 @@ async fn main() -> ExitCode {
         "try: curl -s -X POST http://{addr}/auth/register -H 'content-type: application/json' -d '{{\"email\":\"ada@example.com\"}}'"
     );
 
-    let report = gateway::serve(
-        listener,
-        gateway.router(),
-        gateway::shutdown_signal(),
-        config.shutdown_grace,
-    )
-    .await;
+    let signal = async {
+        gateway::shutdown_signal().await;
+        gateway.close_live_feeds();
+    };
+    let report = gateway::serve(listener, gateway.router(), signal, config.shutdown_grace).await;
     let stats = gateway.shutdown(WRITER_DEADLINE).await;
     tracing::info!(
         connections = report.connections,

@@ -1122,3 +1122,40 @@ async fn a_bad_database_url_is_a_one_line_error_naming_it() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_open_live_feed_does_not_hold_the_shutdown() {
+    let mut gw = Harness::with_upstream(
+        Storage::memory(),
+        UpstreamUrl::local(mock_upstream::spawn(Default::default()).await.unwrap().0),
+        None,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (_, key) = gw.register("ned@example.com").await;
+    let bearer = format!("Bearer {key}");
+    let response = gw
+        .send(
+            Method::GET,
+            "/user/activity/stream",
+            &[("authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut feed = response.into_body();
+    let ready = first_frame(&mut feed).await;
+    assert!(String::from_utf8_lossy(&ready).contains("ready"));
+    let started = std::time::Instant::now();
+    let (report, stats) = gw.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the feed ended at the signal, not after the 20 s grace period"
+    );
+    assert_eq!(report.aborted, 0, "the feed's connection closed gracefully");
+    assert_eq!((stats.written, stats.failed), (1, 0));
+    // The client sees the feed end cleanly.
+    while let Some(frame) = feed.frame().await {
+        frame.expect("a clean end");
+    }
+}

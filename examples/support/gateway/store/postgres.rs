@@ -22,7 +22,7 @@ impl PostgresAccounts {
 
 /// Serialises concurrent migrations (two gateways starting at once): any fixed number the
 /// application does not use for another lock.
-const MIGRATION_LOCK: i64 = 0x6761_7465_7761_79; // "gateway"
+const MIGRATION_LOCK: i64 = 0x0067_6174_6577_6179; // "gateway" in ASCII
 
 const MIGRATE: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS gateway_users (
