@@ -1052,6 +1052,13 @@ async fn a_restart_keeps_users_sessions_and_records(url: &str) {
     assert_eq!(answer.status, StatusCode::OK);
     let (_, stats) = first.stop().await;
     assert_eq!((stats.written, stats.failed), (3, 0));
+    if let Some(file) = url.strip_prefix("sqlite://") {
+        let wal = std::path::PathBuf::from(format!("{file}-wal"));
+        assert!(
+            !wal.exists(),
+            "a clean shutdown closes the database (WAL folded back)"
+        );
+    }
 
     let second = Harness::start(Storage::open(url).await.unwrap()).await;
     let login = second.post("/auth/login", &key, &json!({})).await;

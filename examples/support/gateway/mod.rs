@@ -183,10 +183,12 @@ impl Gateway {
         }
     }
 
-    /// Writes every queued record (waiting at most `deadline`) and stops the writer; returns
-    /// its final counters.
+    /// Writes every queued record (waiting at most `deadline`), stops the writer and closes
+    /// the database; returns the writer's final counters.
     pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
-        self.state.writer.shutdown(deadline).await
+        let stats = self.state.writer.shutdown(deadline).await;
+        self.storage.close().await;
+        stats
     }
 }
 

@@ -28,6 +28,15 @@ pub struct Storage {
     pub accounts: Arc<dyn AccountStore>,
     /// For the startup log: which store, without credentials.
     pub description: String,
+    /// The connection pool, closed by [`Storage::close`].
+    pool: Option<Pool>,
+}
+
+/// The pool behind a SQL store.
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 impl std::fmt::Debug for Storage {
@@ -47,6 +56,7 @@ impl Storage {
             activity: sink,
             accounts: Arc::new(MemoryAccounts::default()),
             description: "memory (nothing is kept after exit)".to_owned(),
+            pool: None,
         }
     }
 
@@ -64,6 +74,7 @@ impl Storage {
                     cannot(&e, "check that the file's directory exists and is writable")
                 })?;
                 Storage {
+                    pool: Some(Pool::Sqlite(sink.pool().clone())),
                     accounts: Arc::new(SqliteAccounts::new(sink.pool().clone())),
                     description: format!("SQLite ({shown})"),
                     sink: Arc::new(sink.clone()),
@@ -83,6 +94,7 @@ impl Storage {
                     .await
                     .map_err(|e| cannot(&e, hint))?;
                 Storage {
+                    pool: Some(Pool::Postgres(sink.pool().clone())),
                     accounts: Arc::new(PostgresAccounts::new(sink.pool().clone())),
                     description: format!("PostgreSQL ({shown})"),
                     sink: Arc::new(sink.clone()),
@@ -101,6 +113,18 @@ impl Storage {
             .await
             .map_err(|e| cannot(&e, "the account tables could not be created"))?;
         Ok(storage)
+    }
+}
+
+impl Storage {
+    /// Closes the database connections once the writer is done (SQLite then folds its
+    /// write-ahead log back into the file and removes `-wal`/`-shm`).
+    pub async fn close(&self) {
+        match &self.pool {
+            Some(Pool::Sqlite(pool)) => pool.close().await,
+            Some(Pool::Postgres(pool)) => pool.close().await,
+            None => {}
+        }
     }
 }
 
