@@ -3,10 +3,11 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` | where to listen |
-//! | `DATABASE_URL` | `sqlite://activity.db` | users, sessions and activity, in one database: `sqlite://FILE` (created if missing), `postgres://user@host/db`, or `memory:` (nothing kept after exit) |
+//! | `DATABASE_URL` | `sqlite://activity.db` | users, sessions and activity, in one database: `sqlite://FILE` (created if missing), `postgres://user@host/db`, `memory:` (nothing kept after exit), or `noop:` (activity discarded: benchmarks) |
 //! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | an OpenAI / Anthropic / Gemini compatible base URL (`https://api.openai.com`, `http://host:port/prefix`) |
 //! | `UPSTREAM_API_KEY` | none | sent upstream as each API expects; the client's own key never is |
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
+//! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub struct GatewayConfig {
     pub upstream_api_key: Option<String>,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Whether the LLM routes run through `ActivityLayer` (`GATEWAY_ACTIVITY=off` turns it
+    /// off, to measure what the layer costs).
+    pub activity: bool,
 }
 
 impl GatewayConfig {
@@ -40,6 +44,7 @@ impl GatewayConfig {
             upstream_url: Some(upstream),
             upstream_api_key: None,
             shutdown_grace: Duration::from_secs(30),
+            activity: true,
         }
     }
 
@@ -62,12 +67,18 @@ impl GatewayConfig {
                 format!("SHUTDOWN_GRACE_SECS must be a whole number of seconds, got {v:?}")
             })?),
         };
+        let activity = match var("GATEWAY_ACTIVITY")?.as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => return Err(format!("GATEWAY_ACTIVITY must be `on` or `off`, got {v:?}")),
+        };
         Ok(GatewayConfig {
             addr,
             database_url,
             upstream_url,
             upstream_api_key,
             shutdown_grace,
+            activity,
         })
     }
 }

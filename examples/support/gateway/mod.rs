@@ -98,6 +98,7 @@ pub struct Gateway {
     state: AppState,
     closing: Arc<watch::Sender<bool>>,
     layer: ActivityLayer,
+    activity: bool,
     storage: Storage,
 }
 
@@ -144,13 +145,17 @@ impl Gateway {
             state,
             closing: Arc::new(closing),
             layer,
+            activity: config.activity,
             storage,
         })
     }
 
     /// Every route of the gateway (see the module docs), ready to serve or to merge into.
     pub fn router(&self) -> Router {
-        router(self.state.clone(), self.layer.clone())
+        router(
+            self.state.clone(),
+            self.activity.then(|| self.layer.clone()),
+        )
     }
 
     /// The shared state (the stores, the writer, the upstream).
@@ -192,14 +197,19 @@ impl Gateway {
     }
 }
 
-/// The gateway's routes over `state`, with `layer` on the LLM routes.
-pub fn router(state: AppState, layer: ActivityLayer) -> Router {
+/// The gateway's routes over `state`, with `layer` on the LLM routes (none: the load test's
+/// baseline).
+pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
     let llm = Router::new()
         .route("/v1/chat/completions", post(proxy::forward))
         .route("/v1/responses", post(proxy::forward))
         .route("/v1/messages", post(proxy::forward))
-        .route("/v1beta/models/{*rest}", post(proxy::forward))
-        .layer(layer)
+        .route("/v1beta/models/{*rest}", post(proxy::forward));
+    let llm = match layer {
+        Some(layer) => llm.layer(layer),
+        None => llm,
+    };
+    let llm = llm
         .layer(from_fn_with_state(state.clone(), sessions::attribute))
         .layer(from_fn(proxy::known_action));
     let authenticated = Router::new()

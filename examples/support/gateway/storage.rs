@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 
 use tower_activity::{
-    ActivityQuery, ActivitySink, MemorySink, PostgresSink, SqliteSink, TableNames,
+    ActivityQuery, ActivitySink, MemorySink, NoopSink, PostgresSink, SqliteSink, TableNames,
 };
 
 use super::store::{AccountStore, MemoryAccounts, PostgresAccounts, SqliteAccounts};
@@ -60,8 +60,19 @@ impl Storage {
         }
     }
 
+    /// Activity discarded ([`NoopSink`]), accounts in memory: what the load test uses to
+    /// measure the layer without storage.
+    pub fn noop() -> Self {
+        Storage {
+            sink: Arc::new(NoopSink),
+            activity: Arc::new(MemorySink::new()),
+            description: "noop (activity discarded, accounts in memory)".to_owned(),
+            ..Storage::memory()
+        }
+    }
+
     /// Opens (and migrates) the store `database_url` names: `sqlite://FILE` (created if
-    /// missing), `postgres://…`, or `memory:`. `Err` is a one-line cause with a hint.
+    /// missing), `postgres://…`, `memory:`, or `noop:`. `Err` is a one-line cause with a hint.
     pub async fn open(database_url: &str) -> Result<Self, String> {
         let shown = redact(database_url);
         let cannot = |e: &dyn std::fmt::Display, hint: &str| {
@@ -69,6 +80,7 @@ impl Storage {
         };
         let storage = match database_url.split_once(':').map(|(scheme, _)| scheme) {
             Some("memory") => Storage::memory(),
+            Some("noop") => Storage::noop(),
             Some("sqlite") => {
                 let sink = SqliteSink::connect(database_url).await.map_err(|e| {
                     cannot(&e, "check that the file's directory exists and is writable")
@@ -103,7 +115,7 @@ impl Storage {
             }
             _ => {
                 return Err(format!(
-                    "DATABASE_URL={shown} is not supported: use sqlite://FILE, postgres://… or memory:"
+                    "DATABASE_URL={shown} is not supported: use sqlite://FILE, postgres://…, memory: or noop:"
                 ));
             }
         };
