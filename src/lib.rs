@@ -95,8 +95,14 @@ pub use record::{
 };
 pub use request::RequestBody;
 pub use service::ActivityService;
+#[cfg(feature = "postgres")]
+pub use sink::PostgresSink;
+#[cfg(feature = "sqlite")]
+pub use sink::SqliteSink;
 pub use sink::{
     ActivitySink, BroadcastSink, DEFAULT_BROADCAST_CAPACITY, MemorySink, NoopSink, SinkError,
     TracingSink,
 };
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use sink::{SqlSink, StorageError, TableNames};
 pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};

@@ -7,6 +7,8 @@
 //! - [`MemorySink`]: keeps records in memory (tests, demos), idempotent on `id` like a real store.
 //! - [`TracingSink`]: one JSON `tracing` event per record.
 //! - [`NoopSink`]: discards everything (benchmarks).
+//! - `PostgresSink` (feature `postgres`) and `SqliteSink` (feature `sqlite`): the SQL stores,
+//!   with the activity queries; `SqlSink::connect(url)` picks one from a URL.
 //! - [`BroadcastSink`]: wraps any sink and publishes each stored record to live subscribers.
 
 use std::error::Error;
@@ -18,10 +20,26 @@ use crate::record::ActivityRecord;
 
 mod broadcast;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql_sink;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod tracing;
 
 pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
 pub use self::memory::MemorySink;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresSink;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use self::sql::{StorageError, TableNames};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use self::sql_sink::SqlSink;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::SqliteSink;
 pub use self::tracing::{NoopSink, TracingSink};
 
 /// The boxed cause carried by a [`SinkError`].

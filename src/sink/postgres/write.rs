@@ -1,0 +1,229 @@
+//! A batch into PostgreSQL: one statement for any batch size. The records travel as one array
+//! per column, `UNNEST` turns them back into rows, the insert skips ids already stored, and
+//! the rollup adds up exactly the rows the insert returned — all in one implicit transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::record::ActivityRecord;
+use crate::sink::SinkError;
+use crate::sink::sql::{EncodedRecord, columns, sink_error};
+
+/// SQLSTATE classes that are the batch's fault: 22 data exception (a value out of range),
+/// 23 integrity constraint violation, 54 program limit exceeded (a value too large for an
+/// index). Everything else — connection exceptions (08), an administrator's termination
+/// (57P01), lock timeouts and deadlocks (40, 55P03), too many connections (53) — is the
+/// store's state and worth retrying.
+fn permanent_code(code: &str) -> bool {
+    ["22", "23", "54"]
+        .iter()
+        .any(|class| code.starts_with(class))
+}
+
+/// The statement for the tables `log` and `daily`.
+pub(super) fn insert_statement(log: &str, daily: &str) -> String {
+    let array_types = [
+        "uuid",
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "bool",
+        "int4",
+        "text",
+        "text",
+        "text",
+        "int8",
+        "int8",
+        "int8",
+        "int8",
+        "int8",
+        "int8",
+        "text",
+        "text",
+        "float8",
+        "float8",
+        "float8",
+        "text",
+        "text",
+        "text",
+    ];
+    let unnest: Vec<String> = array_types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", i + 1))
+        .collect();
+    let cols = columns(None);
+    let select = cols
+        .replace("cost_usd", "cost_usd::numeric")
+        .replace("metadata", "metadata::jsonb");
+    format!(
+        "WITH ins AS (\
+           INSERT INTO {log} ({cols}) \
+           SELECT {select} FROM UNNEST({unnest}) AS r({cols}) \
+           ON CONFLICT (id) DO NOTHING \
+           RETURNING user_id, timestamp, kind, model, provider, input_tokens, output_tokens, \
+                     cost_usd\
+         ) \
+         INSERT INTO {daily} AS d (user_id, day, kind, model, provider, requests, \
+                                   input_tokens, output_tokens, total_tokens, cost_usd) \
+         SELECT user_id, (timestamp AT TIME ZONE 'UTC')::date, kind, model, provider, count(*), \
+                coalesce(sum(input_tokens), 0)::int8, coalesce(sum(output_tokens), 0)::int8, \
+                sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))::int8, \
+                coalesce(sum(cost_usd), 0) \
+         FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
+         ON CONFLICT (user_id, day, kind, model, provider) DO UPDATE SET \
+           requests = d.requests + EXCLUDED.requests, \
+           input_tokens = d.input_tokens + EXCLUDED.input_tokens, \
+           output_tokens = d.output_tokens + EXCLUDED.output_tokens, \
+           total_tokens = d.total_tokens + EXCLUDED.total_tokens, \
+           cost_usd = d.cost_usd + EXCLUDED.cost_usd",
+        unnest = unnest.join(", ")
+    )
+}
+
+/// One array per column.
+#[derive(Default)]
+struct Columns<'a> {
+    id: Vec<Uuid>,
+    kind: Vec<&'a str>,
+    timestamp: Vec<DateTime<Utc>>,
+    user_id: Vec<Option<&'a str>>,
+    session_id: Vec<Option<&'a str>>,
+    app: Vec<&'a str>,
+    endpoint: Vec<&'a str>,
+    api: Vec<&'a str>,
+    model: Vec<Option<&'a str>>,
+    provider: Vec<Option<&'a str>>,
+    upstream: Vec<Option<&'a str>>,
+    stream: Vec<bool>,
+    status_code: Vec<Option<i32>>,
+    outcome: Vec<&'a str>,
+    finish_reason: Vec<Option<&'a str>>,
+    native_finish_reason: Vec<Option<&'a str>>,
+    tokens: [Vec<Option<i64>>; 6],
+    usage_source: Vec<&'a str>,
+    cost_usd: Vec<Option<&'a str>>,
+    ttft_ms: Vec<Option<f64>>,
+    latency_ms: Vec<Option<f64>>,
+    speed: Vec<Option<f64>>,
+    error_type: Vec<Option<&'a str>>,
+    error_message: Vec<Option<&'a str>>,
+    metadata: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, e: &'a EncodedRecord<'a>) {
+        self.id.push(e.id);
+        self.kind.push(e.kind);
+        self.timestamp.push(e.timestamp);
+        self.user_id.push(e.user_id.as_deref());
+        self.session_id.push(e.session_id.as_deref());
+        self.app.push(&e.app);
+        self.endpoint.push(&e.endpoint);
+        self.api.push(e.api);
+        self.model.push(e.model.as_deref());
+        self.provider.push(e.provider.as_deref());
+        self.upstream.push(e.upstream.as_deref());
+        self.stream.push(e.stream);
+        self.status_code.push(e.status_code);
+        self.outcome.push(e.outcome);
+        self.finish_reason.push(e.finish_reason);
+        self.native_finish_reason
+            .push(e.native_finish_reason.as_deref());
+        for (column, value) in self.tokens.iter_mut().zip(e.tokens) {
+            column.push(value);
+        }
+        self.usage_source.push(e.usage_source);
+        self.cost_usd.push(e.cost_usd.as_deref());
+        self.ttft_ms.push(e.ttft_ms);
+        self.latency_ms.push(e.latency_ms);
+        self.speed.push(e.speed);
+        self.error_type.push(e.error_type.as_deref());
+        self.error_message.push(e.error_message.as_deref());
+        self.metadata.push(&e.metadata);
+    }
+}
+
+pub(super) async fn write(
+    pool: &PgPool,
+    statement: &str,
+    records: &[ActivityRecord],
+) -> Result<(), SinkError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let encoded = records
+        .iter()
+        .map(EncodedRecord::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut c = Columns::default();
+    for e in &encoded {
+        c.push(e);
+    }
+    let [input, output, total, cache_read, cache_write, reasoning] = c.tokens;
+    sqlx::query(statement)
+        .bind(c.id)
+        .bind(c.kind)
+        .bind(c.timestamp)
+        .bind(c.user_id)
+        .bind(c.session_id)
+        .bind(c.app)
+        .bind(c.endpoint)
+        .bind(c.api)
+        .bind(c.model)
+        .bind(c.provider)
+        .bind(c.upstream)
+        .bind(c.stream)
+        .bind(c.status_code)
+        .bind(c.outcome)
+        .bind(c.finish_reason)
+        .bind(c.native_finish_reason)
+        .bind(input)
+        .bind(output)
+        .bind(total)
+        .bind(cache_read)
+        .bind(cache_write)
+        .bind(reasoning)
+        .bind(c.usage_source)
+        .bind(c.cost_usd)
+        .bind(c.ttft_ms)
+        .bind(c.latency_ms)
+        .bind(c.speed)
+        .bind(c.error_type)
+        .bind(c.error_message)
+        .bind(c.metadata)
+        .execute(pool)
+        .await
+        .map_err(|e| sink_error(e, permanent_code))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_and_constraint_errors_are_permanent_connection_errors_transient() {
+        for code in ["23505", "23514", "22003", "22P02", "54000"] {
+            assert!(permanent_code(code), "{code}");
+        }
+        for code in ["08006", "57P01", "40P01", "53300", "55P03", "42P01"] {
+            assert!(!permanent_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn one_statement_binds_thirty_arrays() {
+        let sql = insert_statement("l", "d");
+        assert!(sql.contains("$30::text[]") && !sql.contains("$31"));
+        assert!(sql.contains("cost_usd::numeric") && sql.contains("metadata::jsonb"));
+    }
+}

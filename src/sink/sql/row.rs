@@ -1,0 +1,294 @@
+//! The shared column list and decoding a row back into an [`ActivityRecord`].
+//!
+//! Both backends select the same columns in the same order; the few that PostgreSQL stores in
+//! a richer type (`TIMESTAMPTZ`, `NUMERIC`, `JSONB`) are selected as what SQLite stores
+//! (microseconds, decimal text, JSON text), so one generic decoder serves both.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use uuid::Uuid;
+
+use super::{DecodeError, StorageError};
+use crate::record::{ActivityError, ActivityRecord, Api, FinishReason, Kind, Outcome, UsageSource};
+
+/// The record's columns, in the order of [`EncodedRecord`](super::EncodedRecord) and of the
+/// decoder.
+pub(crate) const COLUMNS: [&str; 30] = [
+    "id",
+    "kind",
+    "timestamp",
+    "user_id",
+    "session_id",
+    "app",
+    "endpoint",
+    "api",
+    "model",
+    "provider",
+    "upstream",
+    "stream",
+    "status_code",
+    "outcome",
+    "finish_reason",
+    "native_finish_reason",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "usage_source",
+    "cost_usd",
+    "ttft_ms",
+    "latency_ms",
+    "speed",
+    "error_type",
+    "error_message",
+    "metadata",
+];
+
+/// The SQL dialect: how a backend reads the richer columns and writes placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// A build with one backend constructs one variant.
+#[cfg_attr(not(all(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The `n`-th (1-based) bind placeholder.
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+}
+
+/// The select list (or, with `None`, the plain column list for an insert).
+pub(crate) fn columns(dialect: Option<Dialect>) -> String {
+    COLUMNS
+        .iter()
+        .map(|&c| match (dialect, c) {
+            (Some(Dialect::Postgres), "timestamp") => {
+                "(extract(epoch FROM timestamp) * 1000000)::int8".to_owned()
+            }
+            (Some(Dialect::Postgres), "cost_usd" | "metadata") => format!("{c}::text"),
+            _ => c.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads one row of the select list into a record.
+pub(crate) fn decode_record<'r, R>(row: &'r R) -> Result<ActivityRecord, DecodeError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let tokens = |i: usize| -> Result<Option<u64>, DecodeError> {
+        row.try_get::<Option<i64>, _>(i)?
+            .map(|n| u64::try_from(n).map_err(|_| format!("negative {} {n}", COLUMNS[i]).into()))
+            .transpose()
+    };
+    let micros: i64 = row.try_get(2)?;
+    let error_type: Option<String> = row.try_get(27)?;
+    let error_message: Option<String> = row.try_get(28)?;
+    let metadata: &str = row.try_get(29)?;
+    Ok(ActivityRecord {
+        id: row.try_get(0)?,
+        kind: parse(
+            row.try_get(1)?,
+            &[Kind::Request, Kind::Event],
+            |k| match k {
+                Kind::Request => "request",
+                Kind::Event => "event",
+            },
+        )?,
+        timestamp: DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| format!("timestamp out of range: {micros} µs"))?,
+        user_id: row.try_get(3)?,
+        session_id: row.try_get(4)?,
+        app: row.try_get(5)?,
+        endpoint: row.try_get(6)?,
+        api: parse(
+            row.try_get(7)?,
+            &[
+                Api::OpenAiChat,
+                Api::OpenAiResponses,
+                Api::OpenAiEmbeddings,
+                Api::AnthropicMessages,
+                Api::GeminiGenerate,
+                Api::Unknown,
+            ],
+            Api::as_str,
+        )?,
+        model: row.try_get(8)?,
+        provider: row.try_get(9)?,
+        upstream: row.try_get(10)?,
+        stream: row.try_get(11)?,
+        status_code: row
+            .try_get::<Option<i32>, _>(12)?
+            .map(u16::try_from)
+            .transpose()?,
+        outcome: parse(
+            row.try_get(13)?,
+            &[
+                Outcome::Ok,
+                Outcome::Error,
+                Outcome::Cancelled,
+                Outcome::Interrupted,
+            ],
+            Outcome::as_str,
+        )?,
+        finish_reason: row
+            .try_get::<Option<&str>, _>(14)?
+            .map(|name| {
+                parse(
+                    name,
+                    &[
+                        FinishReason::Stop,
+                        FinishReason::Length,
+                        FinishReason::ToolCalls,
+                        FinishReason::ContentFilter,
+                        FinishReason::Error,
+                        FinishReason::Cancelled,
+                        FinishReason::Other,
+                    ],
+                    FinishReason::as_str,
+                )
+            })
+            .transpose()?,
+        native_finish_reason: row.try_get(15)?,
+        input_tokens: tokens(16)?,
+        output_tokens: tokens(17)?,
+        total_tokens: tokens(18)?,
+        cache_read_tokens: tokens(19)?,
+        cache_write_tokens: tokens(20)?,
+        reasoning_tokens: tokens(21)?,
+        usage_source: parse(
+            row.try_get(22)?,
+            &[
+                UsageSource::Reported,
+                UsageSource::Estimated,
+                UsageSource::None,
+            ],
+            UsageSource::as_str,
+        )?,
+        cost_usd: row
+            .try_get::<Option<&str>, _>(23)?
+            .map(decimal)
+            .transpose()?,
+        ttft_ms: row.try_get(24)?,
+        latency_ms: row.try_get(25)?,
+        speed: row.try_get(26)?,
+        error: error_message.map(|message| ActivityError {
+            kind: error_type,
+            message,
+        }),
+        metadata: serde_json::from_str::<Map<String, Value>>(metadata)?,
+    })
+}
+
+/// One row of the stats query: `day` (`YYYY-MM-DD`), `model`, `provider`, `requests`,
+/// `tokens`, `cost` (decimal text).
+pub(crate) type StatsRow = (NaiveDate, Option<String>, Option<String>, u64, u64, Decimal);
+
+/// Reads one row of the stats query (`day, model, provider, requests, tokens, cost`, with
+/// the day and the cost as text).
+pub(crate) fn decode_stats_row<'r, R>(row: &'r R) -> Result<StatsRow, DecodeError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let day: &str = row.try_get(0)?;
+    Ok((
+        day.parse()?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        u64::try_from(row.try_get::<i64, _>(3)?)?,
+        u64::try_from(row.try_get::<i64, _>(4)?)?,
+        decimal(row.try_get(5)?)?,
+    ))
+}
+
+/// A decimal from the database's text; an exponent (`1E-7`) is accepted too.
+pub(crate) fn decimal(text: &str) -> Result<Decimal, DecodeError> {
+    text.parse::<Decimal>()
+        .or_else(|_| Decimal::from_scientific(text))
+        .map_err(|e| format!("cost {text:?} is not a decimal: {e}").into())
+}
+
+/// Looks a stored name up among the enum's values, by the enum's own `as_str`.
+fn parse<T: Copy>(name: &str, all: &[T], as_str: fn(T) -> &'static str) -> Result<T, DecodeError> {
+    all.iter()
+        .copied()
+        .find(|&v| as_str(v) == name)
+        .ok_or_else(|| format!("unknown value {name:?} in the activity table").into())
+}
+
+/// The first day that `delete_older_than(days)` keeps: today and the `days − 1` days before
+/// are kept, like the stats' `days=N` range, so that the last `days` days of stats never
+/// change.
+pub(crate) fn retention_cutoff(days: u32, today: NaiveDate) -> Result<NaiveDate, StorageError> {
+    if days == 0 {
+        return Err(StorageError::InvalidArgument {
+            parameter: "days",
+            reason: "must be at least 1 (1 keeps today only)",
+        });
+    }
+    Ok(today
+        .checked_sub_days(Days::new(u64::from(days - 1)))
+        .unwrap_or(NaiveDate::MIN))
+}
+
+/// Midnight (UTC) at the start of `day`.
+pub(crate) fn start_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_reads_rich_columns_as_text() {
+        let list = columns(Some(Dialect::Postgres));
+        assert!(list.contains("cost_usd::text") && list.contains("metadata::text"));
+        assert!(!columns(None).contains("::"));
+        assert_eq!(columns(None).split(", ").count(), 30);
+    }
+
+    #[test]
+    fn retention_keeps_whole_days_like_the_stats_range() {
+        let today: NaiveDate = "2026-11-25".parse().unwrap();
+        assert_eq!(retention_cutoff(1, today).unwrap(), today);
+        assert_eq!(
+            retention_cutoff(30, today).unwrap().to_string(),
+            "2026-10-27"
+        );
+        assert!(retention_cutoff(0, today).is_err());
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(
+            decimal("0.000000000000000001").unwrap().to_string(),
+            "0.000000000000000001"
+        );
+        assert_eq!(decimal("1E-7").unwrap(), Decimal::new(1, 7));
+        assert!(decimal("abc").is_err());
+    }
+}

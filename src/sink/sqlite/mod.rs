@@ -1,0 +1,232 @@
+//! [`SqliteSink`]: records in a SQLite file (or in memory), with the same schema and queries
+//! as [`PostgresSink`](crate::PostgresSink). The embedded default of the example gateway.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::record::ActivityRecord;
+use crate::sink::sql::{Dialect, StorageError, TableNames, columns, retention_cutoff, start_of};
+use crate::sink::{ActivitySink, SinkError};
+
+mod migrate;
+mod query;
+mod write;
+
+/// Connections of a file database: one writer at a time (SQLite's rule) and readers beside
+/// it, thanks to WAL.
+const MAX_CONNECTIONS: u32 = 4;
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An [`ActivitySink`] and [`ActivityQuery`](crate::ActivityQuery) over SQLite (feature
+/// `sqlite`; libsqlite3 is bundled, nothing to install).
+///
+/// One call opens (creating the file if missing, in WAL mode) and migrates:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower_activity::{ActivityLayer, ActivityQuery, ActivityRecord, ActivitySink, Kind, LogQuery, SqliteSink};
+///
+/// # let dir = std::env::temp_dir().join(format!("tower-activity-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let url = format!("sqlite://{}", dir.join("activity.db").display());
+/// # /*
+/// let sink = SqliteSink::connect("sqlite://activity.db").await?;
+/// # */
+/// # let sink = SqliteSink::connect(&url).await?;
+/// let layer = ActivityLayer::new(sink.clone()); // what a server does
+/// # drop(layer);
+///
+/// let mut record = ActivityRecord::new(Kind::Request);
+/// record.user_id = Some("alice".into());
+/// sink.write(&[record]).await?;
+/// assert_eq!(sink.log("alice", &LogQuery::default()).await?.total, 1);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+///
+/// The tables are those of [`TableNames`]: every record field is a column (`cost_usd` as
+/// exact decimal text, since SQLite has no exact decimal type; `timestamp` as microseconds;
+/// `metadata` as JSON text), and a daily rollup per user, day, kind, model and provider is
+/// updated in the transaction of each batch — its money summed in Rust, exactly, never through
+/// a float. Writes are idempotent on `id`. Clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteSink {
+    pool: SqlitePool,
+    sql: Arc<Sql>,
+}
+
+/// The statements of one set of table names, built once.
+#[derive(Debug)]
+struct Sql {
+    log: String,
+    select_list: String,
+    insert: String,
+    rollup_get: String,
+    rollup_update: String,
+    rollup_insert: String,
+    stats: String,
+    delete_log: String,
+    delete_daily: String,
+    names: TableNames,
+}
+
+impl Sql {
+    fn new(names: TableNames) -> Self {
+        let (log, daily) = (names.log_table(), names.daily_table());
+        let placeholders: Vec<String> = (1..=30).map(|n| format!("?{n}")).collect();
+        Sql {
+            insert: format!(
+                "INSERT INTO {log} ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING",
+                columns(None),
+                placeholders.join(", ")
+            ),
+            rollup_get: format!(
+                "SELECT rowid, requests, input_tokens, output_tokens, total_tokens, cost_usd \
+                 FROM {daily} WHERE user_id IS ?1 AND day = ?2 AND kind = ?3 \
+                 AND model IS ?4 AND provider IS ?5"
+            ),
+            rollup_update: format!(
+                "UPDATE {daily} SET requests = ?2, input_tokens = ?3, output_tokens = ?4, \
+                 total_tokens = ?5, cost_usd = ?6 WHERE rowid = ?1"
+            ),
+            rollup_insert: format!(
+                "INSERT INTO {daily} (user_id, day, kind, model, provider, requests, \
+                 input_tokens, output_tokens, total_tokens, cost_usd) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ),
+            stats: format!(
+                "SELECT day, model, provider, requests, total_tokens, cost_usd FROM {daily} \
+                 WHERE user_id = ?1 AND day >= ?2 AND day <= ?3 AND (kind = 'request' OR ?4)"
+            ),
+            delete_log: format!("DELETE FROM {log} WHERE timestamp < ?1"),
+            delete_daily: format!("DELETE FROM {daily} WHERE day < ?1"),
+            select_list: columns(Some(Dialect::Sqlite)),
+            log,
+            names,
+        }
+    }
+}
+
+impl SqliteSink {
+    /// Opens the database at `url` and migrates it: `sqlite://activity.db` (a file, created
+    /// if missing), `sqlite://activity.db?mode=ro`… (any option `sqlx` accepts), or
+    /// `sqlite::memory:` (see [`in_memory`](Self::in_memory)). Default [`TableNames`].
+    ///
+    /// File databases use WAL (readers never wait for the writer), `synchronous = NORMAL`
+    /// (durable across a process crash; the last transactions may be lost on a power cut) and
+    /// wait up to 5 s for a lock held by another connection.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        Self::connect_with(url, TableNames::new()).await
+    }
+
+    /// Like [`connect`](Self::connect), with other table names (a prefix; SQLite has no
+    /// schemas).
+    pub async fn connect_with(url: &str, names: TableNames) -> Result<Self, StorageError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = if url.contains(":memory:") || url.contains("mode=memory") {
+            // Each connection to an in-memory database sees its own (or, shared, suffers table
+            // locks): one connection, never closed, holds it.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        }
+        .connect_with(options)
+        .await?;
+        Self::from_pool(pool, names).await
+    }
+
+    /// A private in-memory database (tests, demos): gone when the last clone is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let sink = tower_activity::SqliteSink::in_memory().await.unwrap();
+    /// # let _ = sink;
+    /// # }
+    /// ```
+    pub async fn in_memory() -> Result<Self, StorageError> {
+        Self::connect("sqlite::memory:").await
+    }
+
+    /// Uses an existing pool and migrates its database. `names` must not have a schema.
+    pub async fn from_pool(pool: SqlitePool, names: TableNames) -> Result<Self, StorageError> {
+        if let Some(schema) = names.schema() {
+            return Err(StorageError::InvalidName {
+                what: "schema",
+                name: schema.to_owned(),
+                reason: "SQLite has no schemas; use a table prefix",
+            });
+        }
+        let sink = SqliteSink {
+            pool,
+            sql: Arc::new(Sql::new(names)),
+        };
+        sink.migrate().await?;
+        Ok(sink)
+    }
+
+    /// Applies the embedded migrations that this database lacks; idempotent (the
+    /// constructors call it). The history is in `{prefix}activity_migrations`.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        migrate::run(&self.pool, &self.sql.names).await
+    }
+
+    /// The connection pool (for your own queries on the same database).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The table names.
+    pub fn names(&self) -> &TableNames {
+        &self.sql.names
+    }
+
+    /// Retention: deletes the records of every UTC day before the last `days` (today and the
+    /// `days − 1` days before are kept), with their rollup rows, in one transaction; returns
+    /// how many records were deleted.
+    ///
+    /// Whole days go, so the rollup keeps matching the records: the stats of any range within
+    /// the kept days do not change, and older days read as empty. `days` must be at least 1.
+    pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
+        self.delete_before(retention_cutoff(days, Utc::now().date_naive())?)
+            .await
+    }
+
+    /// Deletes the records of every UTC day before `day`, with their rollup rows, in one
+    /// transaction; returns how many records were deleted.
+    pub async fn delete_before(&self, day: NaiveDate) -> Result<u64, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(&self.sql.delete_log)
+            .bind(start_of(day).timestamp_micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(&self.sql.delete_daily)
+            .bind(day.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl ActivitySink for SqliteSink {
+    async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
+        write::write(&self.pool, &self.sql, records).await
+    }
+}

@@ -1,0 +1,209 @@
+//! A batch into SQLite: one transaction, one insert per record (a statement prepared once),
+//! then the rollup rows of the records actually inserted, their money added in Rust.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments};
+use sqlx::{Row, SqlitePool};
+
+use super::Sql;
+use crate::record::ActivityRecord;
+use crate::sink::SinkError;
+use crate::sink::sql::{EncodedRecord, decimal, sink_error};
+
+/// SQLite's primary result codes that are the batch's fault: `SQLITE_TOOBIG` (18),
+/// `SQLITE_CONSTRAINT` (19), `SQLITE_MISMATCH` (20), `SQLITE_RANGE` (25). The rest (busy,
+/// locked, I/O, full disk …) is the store's state: transient.
+fn permanent_code(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
+}
+
+pub(super) fn classify(error: sqlx::Error) -> SinkError {
+    sink_error(error, permanent_code)
+}
+
+/// The rollup key: user, day, kind, model, provider.
+type Key<'a> = (
+    Option<&'a str>,
+    String,
+    &'static str,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+/// A rollup row's sums.
+#[derive(Debug, Default)]
+struct Sums {
+    requests: i64,
+    input: i64,
+    output: i64,
+    total: i64,
+    cost: Decimal,
+}
+
+impl Sums {
+    fn add(&mut self, other: &Sums) -> Result<(), SinkError> {
+        let overflow = || SinkError::permanent("activity_daily sums overflow");
+        self.requests = self
+            .requests
+            .checked_add(other.requests)
+            .ok_or_else(overflow)?;
+        self.input = self.input.checked_add(other.input).ok_or_else(overflow)?;
+        self.output = self.output.checked_add(other.output).ok_or_else(overflow)?;
+        self.total = self.total.checked_add(other.total).ok_or_else(overflow)?;
+        self.cost = self.cost.checked_add(other.cost).ok_or_else(overflow)?;
+        Ok(())
+    }
+}
+
+pub(super) async fn write(
+    pool: &SqlitePool,
+    sql: &Sql,
+    records: &[ActivityRecord],
+) -> Result<(), SinkError> {
+    let encoded = records
+        .iter()
+        .map(EncodedRecord::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    // The first statement is a write, so the transaction takes the write lock at once and a
+    // busy database is waited for (busy_timeout), not failed.
+    let mut tx = pool.begin().await.map_err(classify)?;
+    let mut groups: BTreeMap<Key<'_>, Sums> = BTreeMap::new();
+    for e in &encoded {
+        let done = bind_record(sqlx::query(&sql.insert), e)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if done.rows_affected() == 1 {
+            let key = (
+                e.user_id.as_deref(),
+                e.timestamp.date_naive().to_string(),
+                e.kind,
+                e.model.as_deref(),
+                e.provider.as_deref(),
+            );
+            let one = Sums {
+                requests: 1,
+                input: e.tokens[0].unwrap_or(0),
+                output: e.tokens[1].unwrap_or(0),
+                total: e.stats_tokens(),
+                cost: e
+                    .cost_usd
+                    .as_deref()
+                    .map(decimal)
+                    .transpose()
+                    .map_err(SinkError::Permanent)?
+                    .unwrap_or_default(),
+            };
+            groups.entry(key).or_default().add(&one)?;
+        }
+    }
+    for ((user, day, kind, model, provider), sums) in groups {
+        let existing = sqlx::query(&sql.rollup_get)
+            .bind(user)
+            .bind(&day)
+            .bind(kind)
+            .bind(model)
+            .bind(provider)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        match existing {
+            Some(row) => {
+                let mut total = Sums {
+                    requests: row.try_get(1).map_err(classify)?,
+                    input: row.try_get(2).map_err(classify)?,
+                    output: row.try_get(3).map_err(classify)?,
+                    total: row.try_get(4).map_err(classify)?,
+                    cost: decimal(row.try_get(5).map_err(classify)?)
+                        .map_err(SinkError::Permanent)?,
+                };
+                total.add(&sums)?;
+                sqlx::query(&sql.rollup_update)
+                    .bind(row.try_get::<i64, _>(0).map_err(classify)?)
+                    .bind(total.requests)
+                    .bind(total.input)
+                    .bind(total.output)
+                    .bind(total.total)
+                    .bind(total.cost.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+            None => {
+                sqlx::query(&sql.rollup_insert)
+                    .bind(user)
+                    .bind(&day)
+                    .bind(kind)
+                    .bind(model)
+                    .bind(provider)
+                    .bind(sums.requests)
+                    .bind(sums.input)
+                    .bind(sums.output)
+                    .bind(sums.total)
+                    .bind(sums.cost.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+        }
+    }
+    tx.commit().await.map_err(classify)
+}
+
+/// Binds the 30 columns in the shared order.
+fn bind_record<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    e: &'q EncodedRecord<'_>,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let [input, output, total, cache_read, cache_write, reasoning] = e.tokens;
+    query
+        .bind(e.id)
+        .bind(e.kind)
+        .bind(e.timestamp.timestamp_micros())
+        .bind(e.user_id.as_deref())
+        .bind(e.session_id.as_deref())
+        .bind(&*e.app)
+        .bind(&*e.endpoint)
+        .bind(e.api)
+        .bind(e.model.as_deref())
+        .bind(e.provider.as_deref())
+        .bind(e.upstream.as_deref())
+        .bind(e.stream)
+        .bind(e.status_code)
+        .bind(e.outcome)
+        .bind(e.finish_reason)
+        .bind(e.native_finish_reason.as_deref())
+        .bind(input)
+        .bind(output)
+        .bind(total)
+        .bind(cache_read)
+        .bind(cache_write)
+        .bind(reasoning)
+        .bind(e.usage_source)
+        .bind(e.cost_usd.as_deref())
+        .bind(e.ttft_ms)
+        .bind(e.latency_ms)
+        .bind(e.speed)
+        .bind(e.error_type.as_deref())
+        .bind(e.error_message.as_deref())
+        .bind(e.metadata.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constraint_errors_are_permanent_and_busy_is_transient() {
+        assert!(permanent_code("19"));
+        assert!(permanent_code("1811"), "SQLITE_CONSTRAINT_TRIGGER");
+        assert!(permanent_code("2067"), "SQLITE_CONSTRAINT_UNIQUE");
+        assert!(!permanent_code("5"), "SQLITE_BUSY");
+        assert!(!permanent_code("6"), "SQLITE_LOCKED");
+        assert!(!permanent_code("10"), "SQLITE_IOERR");
+    }
+}

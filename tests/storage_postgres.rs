@@ -1,0 +1,272 @@
+//! `PostgresSink` against a real PostgreSQL (`DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; unreachable = failed, never skipped), one
+//! database per test: migrations, prefixes and schemas, round trip, stats and pages equal to
+//! the `MemorySink` reference, isolation, idempotency, retention, and faults — connections
+//! killed mid-load, a poison record, shutdown.
+
+#[path = "support/storage/mod.rs"]
+mod storage;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use tower_activity::{
+    ActivityQuery, ActivitySink, ActivityWriter, LogQuery, PostgresSink, SqlSink, StatsQuery,
+    StorageError, TableNames, WriterConfig,
+};
+use uuid::Uuid;
+
+use storage::postgres::TestDb;
+use storage::{data, scenarios};
+
+async fn sink(db: &TestDb) -> PostgresSink {
+    PostgresSink::from_pool(db.pool(4).await, TableNames::new())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_concurrent_starts_migrate_once() {
+    let db = TestDb::create().await;
+    let url = db.url();
+    // Several instances starting together: the advisory lock serialises them.
+    let starts = (0..4).map(|_| PostgresSink::connect(&url));
+    let sinks: Vec<PostgresSink> = futures_util::future::join_all(starts)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let sink = &sinks[0];
+    sink.migrate().await.unwrap();
+    sink.migrate().await.unwrap();
+    let history: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, description FROM activity_migrations")
+            .fetch_all(sink.pool())
+            .await
+            .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].0, 1);
+    let app_history: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+            .fetch_one(sink.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        app_history, None,
+        "the application's migration table is left alone"
+    );
+
+    let via_url = SqlSink::connect(&url).await.unwrap();
+    assert!(matches!(via_url, SqlSink::Postgres(_)));
+    via_url
+        .write(&[data::record("u", data::day_ago(0, 1))])
+        .await
+        .unwrap();
+    assert_eq!(sink.log("u", &LogQuery::default()).await.unwrap().total, 1);
+}
+
+#[tokio::test]
+async fn prefixes_and_schemas_coexist_and_bad_names_are_refused() {
+    let db = TestDb::create().await;
+    let pool = db.pool(4).await;
+    let a = PostgresSink::from_pool(pool.clone(), TableNames::new().with_prefix("a_").unwrap())
+        .await
+        .unwrap();
+    let b = PostgresSink::from_pool(pool.clone(), TableNames::new().with_prefix("b_").unwrap())
+        .await
+        .unwrap();
+    let names = TableNames::new()
+        .with_schema("user")
+        .unwrap()
+        .with_prefix("a_")
+        .unwrap();
+    let in_schema = PostgresSink::from_pool(pool.clone(), names).await.unwrap();
+    a.write(&[data::record("u", data::day_ago(0, 1))])
+        .await
+        .unwrap();
+    for (sink, total) in [(&a, 1), (&b, 0), (&in_schema, 0)] {
+        assert_eq!(
+            sink.log("u", &LogQuery::default()).await.unwrap().total,
+            total
+        );
+        let stats = sink.stats("u", &StatsQuery::default()).await.unwrap();
+        assert_eq!(stats.total_requests, total);
+    }
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%activity_migrations'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 3);
+    let err = TableNames::new().with_schema("Robert'); DROP").unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::InvalidName { what: "schema", .. }
+    ));
+    assert!(err.to_string().contains("Robert'); DROP"), "{err}");
+}
+
+#[tokio::test]
+async fn every_field_survives_a_round_trip() {
+    let db = TestDb::create().await;
+    scenarios::round_trip(&sink(&db).await).await;
+}
+
+#[test]
+fn stats_equal_the_reference_for_random_data() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, pool) = rt.block_on(async {
+        let db = TestDb::create().await;
+        let pool = db.pool(4).await;
+        (db, pool)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 8,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(
+            &prop::collection::vec(data::arb_record(), 0..80),
+            |records| {
+                let case = case.fetch_add(1, Ordering::Relaxed);
+                // A prefix per case: fresh tables in the same database.
+                let names = TableNames::new().with_prefix(&format!("c{case}_")).unwrap();
+                rt.block_on(async {
+                    let sink = PostgresSink::from_pool(pool.clone(), names).await.unwrap();
+                    scenarios::stats_match(&sink, &records).await;
+                });
+                Ok(())
+            },
+        )
+        .unwrap();
+    rt.block_on(pool.close());
+    drop(db);
+}
+
+#[tokio::test]
+async fn log_pages_equal_the_reference() {
+    let db = TestDb::create().await;
+    scenarios::pagination(&sink(&db).await).await;
+}
+
+#[tokio::test]
+async fn users_never_see_each_other() {
+    let db = TestDb::create().await;
+    scenarios::isolation(&sink(&db).await).await;
+}
+
+#[tokio::test]
+async fn a_batch_written_twice_is_stored_and_counted_once() {
+    let db = TestDb::create().await;
+    scenarios::idempotency(&sink(&db).await).await;
+}
+
+#[tokio::test]
+async fn retention_deletes_whole_days_with_their_rollup() {
+    let db = TestDb::create().await;
+    let sink = sink(&db).await;
+    scenarios::retention(&sink, |days| sink.delete_older_than(days)).await;
+}
+
+#[tokio::test]
+async fn a_poison_record_does_not_lose_its_batch() {
+    let db = TestDb::create().await;
+    let sink = sink(&db).await;
+    // What PostgreSQL rejects for one row only: a constraint (23514, check_violation).
+    sqlx::raw_sql(
+        "ALTER TABLE activity_log ADD CONSTRAINT no_poison CHECK (endpoint <> '/poison')",
+    )
+    .execute(sink.pool())
+    .await
+    .unwrap();
+    scenarios::poison(&sink).await;
+}
+
+#[tokio::test]
+async fn shutdown_drains() {
+    let db = TestDb::create().await;
+    scenarios::shutdown_drains(&sink(&db).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_mid_load_lose_and_duplicate_nothing() {
+    const RECORDS: usize = 20_000;
+    let db = TestDb::create().await;
+    let sink = sink(&db).await;
+    let config = WriterConfig::default()
+        .with_batch_size(250)
+        .with_batch_interval(Duration::from_millis(5))
+        .with_retry_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(100));
+    let writer = ActivityWriter::start(sink.clone(), config);
+
+    let loading = Arc::new(AtomicBool::new(true));
+    let killer = {
+        let loading = Arc::clone(&loading);
+        let mut admin = db.admin().await;
+        let name = db.name.clone();
+        tokio::spawn(async move {
+            let (mut rounds, mut killed) = (0, 0);
+            while loading.load(Ordering::Relaxed) {
+                killed += sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM \
+                     pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) AS k",
+                )
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+                rounds += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (rounds, killed)
+        })
+    };
+
+    let mut sent = HashSet::new();
+    for i in 0..RECORDS {
+        let r = data::record(&format!("user{}", i % 7), data::day_ago(0, i as i64));
+        sent.insert(r.id);
+        assert!(writer.record(r), "the queue never fills");
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    writer.flush().await;
+    loading.store(false, Ordering::Relaxed);
+    let (rounds, killed) = killer.await.unwrap();
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    eprintln!("kill rounds {rounds}, connections killed {killed}, writer {stats:?}");
+    assert!(killed > 0, "the test killed no connection");
+    assert!(
+        stats.retried > 0,
+        "no write was interrupted: the test proved nothing"
+    );
+    assert_eq!(
+        (stats.written, stats.failed),
+        (RECORDS as u64, 0),
+        "{stats:?}"
+    );
+
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM activity_log")
+        .fetch_all(sink.pool())
+        .await
+        .unwrap();
+    let stored: HashSet<Uuid> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), RECORDS, "no duplicate");
+    assert_eq!(stored, sent, "every record, exactly once");
+    let counted: i64 = sqlx::query_scalar("SELECT sum(requests)::int8 FROM activity_daily")
+        .fetch_one(sink.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        counted, RECORDS as i64,
+        "the rollup counted each record once"
+    );
+}
