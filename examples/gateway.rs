@@ -5,8 +5,8 @@
 //! cargo run --example gateway
 //! ```
 //!
-//! serves on `127.0.0.1:8080` with no setup: storage in memory and the mock upstream started
-//! in-process. The environment (`GATEWAY_ADDR`, `DATABASE_URL`,
+//! serves on `127.0.0.1:8080` with no setup: a SQLite file (`activity.db`, created in the
+//! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`, `DATABASE_URL`,
 //! `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `SHUTDOWN_GRACE_SECS`) and the routes are described in
 //! `examples/support/gateway/`; the README has a curl session. Exit code 2 with a one-line
 //! cause for a bad variable, 1 when the database or the address cannot be opened.
@@ -78,13 +78,11 @@ async fn main() -> ExitCode {
         "try: curl -s -X POST http://{addr}/auth/register -H 'content-type: application/json' -d '{{\"email\":\"ada@example.com\"}}'"
     );
 
-    let report = gateway::serve(
-        listener,
-        gateway.router(),
-        gateway::shutdown_signal(),
-        config.shutdown_grace,
-    )
-    .await;
+    let signal = async {
+        gateway::shutdown_signal().await;
+        gateway.close_live_feeds();
+    };
+    let report = gateway::serve(listener, gateway.router(), signal, config.shutdown_grace).await;
     let stats = gateway.shutdown(WRITER_DEADLINE).await;
     tracing::info!(
         connections = report.connections,

@@ -948,3 +948,221 @@ async fn an_https_upstream_is_spoken_to_over_tls() {
         "rustls's own complaint: {message}"
     );
 }
+
+/// A fresh SQLite file in a fresh directory, removed when dropped.
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new() -> TempDb {
+        let dir = std::env::temp_dir().join(format!("gateway-test-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.join("activity.db").display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn e2e_on_sqlite() {
+    let db = TempDb::new();
+    let storage = Storage::open(&db.url()).await.expect("SQLite opens");
+    assert!(storage.description.starts_with("SQLite"));
+    every_api_as_json_and_sse_lands_in_the_users_log(storage).await;
+}
+
+/// A fresh PostgreSQL database on the server `DATABASE_URL` names, dropped when done.
+struct TempPg {
+    admin: String,
+    name: String,
+}
+
+impl TempPg {
+    async fn new() -> TempPg {
+        use sqlx::Connection;
+        let admin = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("gateway_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at DATABASE_URL={admin} is unreachable ({e}): start it or set DATABASE_URL")
+        });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        TempPg { admin, name }
+    }
+
+    /// `DATABASE_URL` with the fresh database's name instead.
+    fn url(&self) -> String {
+        let (server, _) = self
+            .admin
+            .rsplit_once('/')
+            .expect("DATABASE_URL ends in /DBNAME");
+        format!("{server}/{}", self.name)
+    }
+
+    async fn drop_database(self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await.unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn e2e_on_postgres() {
+    let db = TempPg::new().await;
+    let storage = Storage::open(&db.url()).await.expect("PostgreSQL opens");
+    assert!(storage.description.starts_with("PostgreSQL"));
+    every_api_as_json_and_sse_lands_in_the_users_log(storage).await;
+    db.drop_database().await;
+}
+
+/// Users, sessions and records outlive the process: a second gateway on the same database
+/// knows the key, the session and the log.
+async fn a_restart_keeps_users_sessions_and_records(url: &str) {
+    let mut first = Harness::start(Storage::open(url).await.unwrap()).await;
+    let (user, key) = first.register("mo@example.com").await;
+    let session = first
+        .post(
+            "/v1/chat/sessions",
+            &key,
+            &json!({"title": "kept", "model": "gpt-4o"}),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{}?session_id={session}", Chat.path(true));
+    let answer = first.post(&path, &key, &Chat.body(true, None)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let (_, stats) = first.stop().await;
+    assert_eq!((stats.written, stats.failed), (3, 0));
+    if let Some(file) = url.strip_prefix("sqlite://") {
+        let wal = std::path::PathBuf::from(format!("{file}-wal"));
+        assert!(
+            !wal.exists(),
+            "a clean shutdown closes the database (WAL folded back)"
+        );
+    }
+
+    let second = Harness::start(Storage::open(url).await.unwrap()).await;
+    let login = second.post("/auth/login", &key, &json!({})).await;
+    assert_eq!(
+        login.json()["user_id"],
+        user.as_str(),
+        "the key still works"
+    );
+    let sessions = second.get("/v1/chat/sessions", &key).await.json();
+    assert_eq!(sessions["sessions"][0]["id"], session.as_str());
+    assert_eq!(sessions["sessions"][0]["model"], "gpt-4o");
+    let page = second.log(&key, "kind=request").await;
+    assert_eq!(page["total"], 1);
+    let r = record(&page["logs"][0]);
+    assert_eq!(r.session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        (r.input_tokens, r.output_tokens),
+        (Some(INPUT), Some(OUTPUT))
+    );
+    let again = second
+        .call(
+            Method::POST,
+            "/auth/register",
+            &[],
+            json!({"email": "mo@example.com"}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CONFLICT,
+        "the address is still taken"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_keeps_everything_across_a_restart() {
+    let db = TempDb::new();
+    a_restart_keeps_users_sessions_and_records(&db.url()).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_everything_across_a_restart() {
+    let db = TempPg::new().await;
+    a_restart_keeps_users_sessions_and_records(&db.url()).await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_bad_database_url_is_a_one_line_error_naming_it() {
+    let err = Storage::open("mysql://localhost/x").await.unwrap_err();
+    assert!(
+        err.contains("DATABASE_URL=mysql://localhost/x") && err.contains("sqlite://"),
+        "{err}"
+    );
+    let err = Storage::open("postgres://u:secret@127.0.0.1:1/x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("DATABASE_URL=postgres://u:***@127.0.0.1:1/x"),
+        "{err}"
+    );
+    assert!(!err.contains("secret") && !err.contains('\n'), "{err}");
+    let err = Storage::open("sqlite:///nonexistent-dir/sub/activity.db")
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("DATABASE_URL=sqlite:///nonexistent-dir"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_live_feed_does_not_hold_the_shutdown() {
+    let mut gw = Harness::with_upstream(
+        Storage::memory(),
+        UpstreamUrl::local(mock_upstream::spawn(Default::default()).await.unwrap().0),
+        None,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (_, key) = gw.register("ned@example.com").await;
+    let bearer = format!("Bearer {key}");
+    let response = gw
+        .send(
+            Method::GET,
+            "/user/activity/stream",
+            &[("authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut feed = response.into_body();
+    let ready = first_frame(&mut feed).await;
+    assert!(String::from_utf8_lossy(&ready).contains("ready"));
+    let started = std::time::Instant::now();
+    let (report, stats) = gw.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the feed ended at the signal, not after the 20 s grace period"
+    );
+    assert_eq!(report.aborted, 0, "the feed's connection closed gracefully");
+    assert_eq!((stats.written, stats.failed), (1, 0));
+    // The client sees the feed end cleanly.
+    while let Some(frame) = feed.frame().await {
+        frame.expect("a clean end");
+    }
+}

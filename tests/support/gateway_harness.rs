@@ -82,6 +82,11 @@ impl Harness {
         let shutdown = async move {
             let _ = stopped.await;
         };
+        let close_feeds = gateway.close_feeds_handle();
+        let shutdown = async move {
+            shutdown.await;
+            close_feeds();
+        };
         let server = tokio::spawn(serve(listener, gateway.router(), shutdown, grace));
         Harness {
             addr,

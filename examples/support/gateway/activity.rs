@@ -23,10 +23,12 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 use tower_activity::{ActivityRecord, LogQuery, QueryError, StatsQuery};
@@ -95,7 +97,15 @@ pub async fn stream(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Response {
-    super::dashboard::live::stream(caller.user_id, state.live.subscribe())
+    let response = super::dashboard::live::stream(caller.user_id, state.live.subscribe());
+    // The feed never ends by itself: end it when the gateway starts shutting down.
+    let mut closing = state.closing.clone();
+    let closed = async move {
+        let _ = closing.wait_for(|closing| *closing).await;
+    };
+    let (parts, body) = response.into_parts();
+    let body = Body::from_stream(body.into_data_stream().take_until(closed));
+    Response::from_parts(parts, body)
 }
 
 /// A record as a log row: its own fields plus the original API's names (see the module docs).

@@ -3,7 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` | where to listen |
-//! | `DATABASE_URL` | `memory:` | users, sessions and activity: `memory:` (nothing kept after exit) |
+//! | `DATABASE_URL` | `sqlite://activity.db` | users, sessions and activity, in one database: `sqlite://FILE` (created if missing), `postgres://user@host/db`, or `memory:` (nothing kept after exit) |
 //! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | an OpenAI / Anthropic / Gemini compatible base URL (`https://api.openai.com`, `http://host:port/prefix`) |
 //! | `UPSTREAM_API_KEY` | none | sent upstream as each API expects; the client's own key never is |
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::http::Uri;
 
 /// The default of `DATABASE_URL`.
-pub const DEFAULT_DATABASE_URL: &str = "memory:";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://activity.db";
 
 /// Everything the gateway needs to start.
 #[derive(Debug, Clone)]

@@ -55,6 +55,7 @@ use axum::Router;
 use axum::http::HeaderName;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
+use tokio::sync::watch;
 use tower_activity::{
     ActivityLayer, ActivityQuery, ActivitySink, ActivityWriter, BroadcastSink, EventRecorder,
     WriterConfig, WriterStats,
@@ -83,6 +84,9 @@ pub struct AppState {
     /// Every record once stored, for live feeds (`live.subscribe()`; the dashboard's
     /// `/user/activity/stream`).
     pub live: BroadcastSink<Arc<dyn ActivitySink>>,
+    /// Becomes `true` when the gateway starts shutting down: live feeds end then, instead of
+    /// holding the shutdown for its whole grace period.
+    pub closing: watch::Receiver<bool>,
 }
 
 /// The response header that names the record of a request (`x-activity-id: <uuid>`), so a
@@ -92,6 +96,7 @@ pub const RECORD_ID_HEADER: &str = "x-activity-id";
 /// A gateway ready to serve: its router and the handles to shut it down.
 pub struct Gateway {
     state: AppState,
+    closing: Arc<watch::Sender<bool>>,
     layer: ActivityLayer,
     storage: Storage,
 }
@@ -121,6 +126,7 @@ impl Gateway {
             .ok_or("no upstream: set UPSTREAM_URL")?;
         let upstream = UpstreamClient::new(upstream_url, config.upstream_api_key.as_deref())?;
         let live = BroadcastSink::new(storage.sink.clone());
+        let (closing, closing_rx) = watch::channel(false);
         let layer = ActivityLayer::builder(live.clone())
             .writer_config(WriterConfig::default())
             .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
@@ -132,9 +138,11 @@ impl Gateway {
             writer: layer.writer().clone(),
             upstream,
             live,
+            closing: closing_rx,
         };
         Ok(Gateway {
             state,
+            closing: Arc::new(closing),
             layer,
             storage,
         })
@@ -160,10 +168,27 @@ impl Gateway {
         &self.state.writer
     }
 
-    /// Writes every queued record (waiting at most `deadline`) and stops the writer; returns
-    /// its final counters.
+    /// Ends the live feeds (`/user/activity/stream`); call it when the shutdown signal comes,
+    /// so that open dashboards do not hold the server for its whole grace period.
+    pub fn close_live_feeds(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// [`close_live_feeds`](Self::close_live_feeds) as a handle for a task that does not hold
+    /// the gateway (a shutdown future given to [`serve`]).
+    pub fn close_feeds_handle(&self) -> impl FnOnce() + Send + 'static {
+        let closing = self.closing.clone();
+        move || {
+            closing.send_replace(true);
+        }
+    }
+
+    /// Writes every queued record (waiting at most `deadline`), stops the writer and closes
+    /// the database; returns the writer's final counters.
     pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
-        self.state.writer.shutdown(deadline).await
+        let stats = self.state.writer.shutdown(deadline).await;
+        self.storage.close().await;
+        stats
     }
 }
 

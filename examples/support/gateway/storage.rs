@@ -2,10 +2,20 @@
 //! `DATABASE_URL` at startup and kept in one database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tower_activity::{ActivityQuery, ActivitySink, MemorySink};
+use sqlx::postgres::PgPoolOptions;
 
-use super::store::{AccountStore, MemoryAccounts};
+use tower_activity::{
+    ActivityQuery, ActivitySink, MemorySink, PostgresSink, SqliteSink, TableNames,
+};
+
+use super::store::{AccountStore, MemoryAccounts, PostgresAccounts, SqliteAccounts};
+
+/// How long startup waits for PostgreSQL before it gives up with a message.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL connections: the writer's batches, the activity API, the account lookups.
+pub const PG_CONNECTIONS: u32 = 8;
 
 /// Where everything the gateway keeps goes.
 #[derive(Clone)]
@@ -18,6 +28,15 @@ pub struct Storage {
     pub accounts: Arc<dyn AccountStore>,
     /// For the startup log: which store, without credentials.
     pub description: String,
+    /// The connection pool, closed by [`Storage::close`].
+    pool: Option<Pool>,
+}
+
+/// The pool behind a SQL store.
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 impl std::fmt::Debug for Storage {
@@ -37,18 +56,54 @@ impl Storage {
             activity: sink,
             accounts: Arc::new(MemoryAccounts::default()),
             description: "memory (nothing is kept after exit)".to_owned(),
+            pool: None,
         }
     }
 
-    /// Opens (and migrates) the store `database_url` names. `Err` is a one-line cause with a
-    /// hint.
+    /// Opens (and migrates) the store `database_url` names: `sqlite://FILE` (created if
+    /// missing), `postgres://…`, or `memory:`. `Err` is a one-line cause with a hint.
     pub async fn open(database_url: &str) -> Result<Self, String> {
+        let shown = redact(database_url);
+        let cannot = |e: &dyn std::fmt::Display, hint: &str| {
+            format!("cannot open DATABASE_URL={shown}: {e}; {hint}")
+        };
         let storage = match database_url.split_once(':').map(|(scheme, _)| scheme) {
             Some("memory") => Storage::memory(),
+            Some("sqlite") => {
+                let sink = SqliteSink::connect(database_url).await.map_err(|e| {
+                    cannot(&e, "check that the file's directory exists and is writable")
+                })?;
+                Storage {
+                    pool: Some(Pool::Sqlite(sink.pool().clone())),
+                    accounts: Arc::new(SqliteAccounts::new(sink.pool().clone())),
+                    description: format!("SQLite ({shown})"),
+                    sink: Arc::new(sink.clone()),
+                    activity: Arc::new(sink),
+                }
+            }
+            Some("postgres" | "postgresql") => {
+                let hint = "is PostgreSQL running, and does the database exist?";
+                // sqlx would retry an unreachable server for 30 s: fail fast at startup.
+                let pool = PgPoolOptions::new()
+                    .max_connections(PG_CONNECTIONS)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect(database_url)
+                    .await
+                    .map_err(|e| cannot(&e, hint))?;
+                let sink = PostgresSink::from_pool(pool, TableNames::new())
+                    .await
+                    .map_err(|e| cannot(&e, hint))?;
+                Storage {
+                    pool: Some(Pool::Postgres(sink.pool().clone())),
+                    accounts: Arc::new(PostgresAccounts::new(sink.pool().clone())),
+                    description: format!("PostgreSQL ({shown})"),
+                    sink: Arc::new(sink.clone()),
+                    activity: Arc::new(sink),
+                }
+            }
             _ => {
                 return Err(format!(
-                    "DATABASE_URL {:?} is not supported yet: use memory: (the SQL stores are on their way)",
-                    redact(database_url)
+                    "DATABASE_URL={shown} is not supported: use sqlite://FILE, postgres://… or memory:"
                 ));
             }
         };
@@ -56,8 +111,20 @@ impl Storage {
             .accounts
             .migrate()
             .await
-            .map_err(|e| format!("cannot prepare the account tables: {e}"))?;
+            .map_err(|e| cannot(&e, "the account tables could not be created"))?;
         Ok(storage)
+    }
+}
+
+impl Storage {
+    /// Closes the database connections once the writer is done (SQLite then folds its
+    /// write-ahead log back into the file and removes `-wal`/`-shm`).
+    pub async fn close(&self) {
+        match &self.pool {
+            Some(Pool::Sqlite(pool)) => pool.close().await,
+            Some(Pool::Postgres(pool)) => pool.close().await,
+            None => {}
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
-use tower_activity::{ActivityQuery, Kind, LogQuery, MAX_LOG_LIMIT};
+use tower_activity::{ActivityQuery, Kind, LogQuery, MAX_LOG_LIMIT, SqlSink};
 
 use super::drive::HttpClient;
 
@@ -71,8 +71,10 @@ pub async fn count_written(url: &str, user_id: &str, expected: &[String]) -> Res
     Ok(expected.iter().filter(|id| stored.contains(*id)).count() as u64)
 }
 
-async fn open_store(url: &str) -> Result<Box<dyn ActivityQuery>, String> {
-    Err(format!("no store for {url} yet"))
+async fn open_store(url: &str) -> Result<SqlSink, String> {
+    SqlSink::connect(url)
+        .await
+        .map_err(|e| format!("opening the activity store to check the rows: {e}"))
 }
 
 /// Restarts the local PostgreSQL cluster (Debian's `pg_ctlcluster`).

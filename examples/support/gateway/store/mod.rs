@@ -10,8 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub mod memory;
+pub mod postgres;
+pub mod sqlite;
 
 pub use memory::MemoryAccounts;
+pub use postgres::PostgresAccounts;
+pub use sqlite::SqliteAccounts;
 
 /// A registered user. The API key itself is never stored, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
