@@ -222,18 +222,19 @@ async fn the_stream_ends_when_the_sink_is_gone() {
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_their_content_types() {
     let h = Harness::start(Storage::memory()).await;
+    let js = "text/javascript; charset=utf-8";
     for (path, content_type, needle) in [
         ("/dashboard/activity", "text/html; charset=utf-8", "<title>"),
-        (
-            "/dashboard/activity/app.js",
-            "text/javascript; charset=utf-8",
-            "/user/activity/stream",
-        ),
         (
             "/dashboard/activity/app.css",
             "text/css; charset=utf-8",
             ":root",
         ),
+        ("/dashboard/activity/app.mjs", js, "/user/activity/log"),
+        ("/dashboard/activity/charts.mjs", js, "renderDaily"),
+        ("/dashboard/activity/dom.mjs", js, "createElementNS"),
+        ("/dashboard/activity/feed.mjs", js, "Authorization"),
+        ("/dashboard/activity/format.mjs", js, "BigInt"),
     ] {
         let answer = h.call(Method::GET, path, &[], "").await;
         assert_eq!(answer.status, StatusCode::OK, "{path} needs no key");

@@ -32,10 +32,15 @@ CREATE TABLE {log} (
     metadata JSONB NOT NULL
 );
 
-CREATE INDEX {prefix}activity_log_user_time_idx ON {log} (user_id, timestamp DESC, id DESC);
-CREATE INDEX {prefix}activity_log_time_idx ON {log} (timestamp);
-CREATE INDEX {prefix}activity_log_user_model_idx ON {log} (user_id, model, timestamp DESC);
-CREATE INDEX {prefix}activity_log_user_provider_idx ON {log} (user_id, provider, timestamp DESC);
+-- One index serves every log query: a user's rows newest first (keyset cursor included),
+-- carrying kind, model and provider so that filtered pages and counts are answered from the
+-- index. Separate (user_id, model | provider, timestamp) indexes would double the cost of an
+-- insert (measured: BENCHMARKS.md, "Storage").
+CREATE INDEX {prefix}activity_log_user_time_idx ON {log} (user_id, timestamp DESC, id DESC)
+    INCLUDE (kind, model, provider);
+-- Retention deletes by time across users. Rows arrive in time order, so a BRIN index (a few
+-- pages, nearly free to maintain) finds old ones as well as a B-tree would.
+CREATE INDEX {prefix}activity_log_time_idx ON {log} USING brin (timestamp);
 
 -- The daily rollup the stats read, maintained in the statement that inserts each batch.
 -- NULLS NOT DISTINCT (PostgreSQL 15): a record without a model or user still has one row.

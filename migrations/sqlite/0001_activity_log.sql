@@ -33,10 +33,12 @@ CREATE TABLE {log} (
     metadata TEXT NOT NULL                 -- JSON object
 ) STRICT;
 
-CREATE INDEX {prefix}activity_log_user_time_idx ON {log} (user_id, timestamp DESC, id DESC);
+-- One index serves every log query (as in PostgreSQL, where the filter columns are INCLUDEd):
+-- a user's rows newest first, carrying kind, model and provider for filtered pages and counts.
+CREATE INDEX {prefix}activity_log_user_time_idx
+    ON {log} (user_id, timestamp DESC, id DESC, kind, model, provider);
+-- Retention deletes by time across users.
 CREATE INDEX {prefix}activity_log_time_idx ON {log} (timestamp);
-CREATE INDEX {prefix}activity_log_user_model_idx ON {log} (user_id, model, timestamp DESC);
-CREATE INDEX {prefix}activity_log_user_provider_idx ON {log} (user_id, provider, timestamp DESC);
 
 -- The daily rollup the stats read, maintained in the transaction of each batch.
 -- One row per (user_id, day, kind, model, provider); NULL keys are matched with IS.

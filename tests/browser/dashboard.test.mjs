@@ -5,9 +5,9 @@
 //   cd tests/browser && npm ci && npm test
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), GATEWAY_DATABASE_URL (the gateway's
-// DATABASE_URL; default `memory:`, a fresh store per run — the gateway's only store so far),
-// CARGO_TARGET_DIR (where the gateway is built). Writes target/dashboard.png (laptop width)
-// and target/dashboard-phone.png.
+// DATABASE_URL; default a fresh SQLite file in a temporary folder, the gateway's default
+// store), CARGO_TARGET_DIR (where the gateway is built). Writes target/dashboard.png (laptop
+// width) and target/dashboard-phone.png.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,7 +100,8 @@ before(async () => {
     env: {
       ...process.env,
       GATEWAY_ADDR: `127.0.0.1:${port}`,
-      DATABASE_URL: process.env.GATEWAY_DATABASE_URL || 'memory:',
+      // Relative to the gateway's working directory, the temporary folder.
+      DATABASE_URL: process.env.GATEWAY_DATABASE_URL || 'sqlite://activity.db',
       RUST_LOG: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

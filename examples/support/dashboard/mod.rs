@@ -7,10 +7,12 @@
 //! | route | serves |
 //! |---|---|
 //! | `GET /dashboard/activity` | the page (`index.html`) |
-//! | `GET /dashboard/activity/app.css`, `…/app.js` | its style and script |
+//! | `GET /dashboard/activity/{file}` | its style (`app.css`) and script modules (`*.mjs`) |
 //!
-//! The page, its style and its script are plain files in this folder, embedded with
-//! `include_str!`: no build step, no CDN, no framework; charts are SVG drawn by the script.
+//! The page, its style and its scripts are plain files in this folder, embedded with
+//! `include_str!`: no build step, no CDN, no framework. The scripts are ES modules, one job
+//! each: `app.mjs` (sign-in, loading, the log, wiring), `charts.mjs` (SVG charts drawn by
+//! hand), `feed.mjs` (the live feed), `format.mjs` (money, numbers, dates), `dom.mjs`.
 //! It asks for an API key once (kept in the browser's `localStorage`; "Sign out" forgets
 //! it) and calls, with `Authorization: Bearer KEY`:
 //!
@@ -37,8 +39,19 @@ use axum::routing::get;
 pub const PAGE: &str = "/dashboard/activity";
 
 const INDEX_HTML: &str = include_str!("index.html");
-const APP_CSS: &str = include_str!("app.css");
-const APP_JS: &str = include_str!("app.js");
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The page's files, served under `/dashboard/activity/`: name, content type, content.
+const ASSETS: [(&str, &str, &str); 6] = [
+    ("app.css", CSS, include_str!("app.css")),
+    ("app.mjs", JS, include_str!("app.mjs")),
+    ("charts.mjs", JS, include_str!("charts.mjs")),
+    ("dom.mjs", JS, include_str!("dom.mjs")),
+    ("feed.mjs", JS, include_str!("feed.mjs")),
+    ("format.mjs", JS, include_str!("format.mjs")),
+];
 
 /// Same-origin only; `data:` images for the empty favicon.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -47,19 +60,14 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 
 /// The page and its assets, for any router state.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            PAGE,
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/dashboard/activity/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
-        )
-        .route(
-            "/dashboard/activity/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
+    let page = get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) });
+    ASSETS.iter().fold(
+        Router::new().route(PAGE, page),
+        |router, &(name, content_type, body)| {
+            let path = format!("{PAGE}/{name}");
+            router.route(&path, get(move || async move { asset(content_type, body) }))
+        },
+    )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

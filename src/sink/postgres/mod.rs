@@ -61,6 +61,7 @@ pub struct PostgresSink {
 #[derive(Debug)]
 struct Sql {
     log: String,
+    daily: String,
     select_list: String,
     insert: String,
     stats: String,
@@ -84,6 +85,7 @@ impl Sql {
             delete_daily: format!("DELETE FROM {daily} WHERE day < $1::date"),
             select_list: columns(Some(Dialect::Postgres)),
             log,
+            daily,
             names,
         }
     }

@@ -9,7 +9,9 @@ use sqlx::query::Query;
 
 use super::PostgresSink;
 use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsBuilder, StatsQuery};
-use crate::sink::sql::{Bind, Dialect, LogSql, decode_record, decode_stats_row, log_page};
+use crate::sink::sql::{
+    Bind, Dialect, LogSql, LogTables, decode_record, decode_stats_row, log_page,
+};
 
 #[async_trait]
 impl ActivityQuery for PostgresSink {
@@ -40,13 +42,12 @@ impl ActivityQuery for PostgresSink {
     }
 
     async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {
-        let sql = LogSql::new(
-            Dialect::Postgres,
-            &self.sql.log,
-            &self.sql.select_list,
-            user_id,
-            query,
-        );
+        let tables = LogTables {
+            log: &self.sql.log,
+            daily: &self.sql.daily,
+            select_list: &self.sql.select_list,
+        };
+        let sql = LogSql::new(Dialect::Postgres, tables, user_id, query);
         // One REPEATABLE READ snapshot, so that `total` and the page agree under writes.
         let mut tx = self.pool.begin().await.map_err(QueryError::storage)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -81,6 +82,7 @@ fn bind_all<'q>(
         query = match bind {
             Bind::Text(s) => query.bind(s.as_str()),
             Bind::Instant(t) => query.bind(*t),
+            Bind::Day(d) => query.bind(d.to_string()),
             Bind::Id(id) => query.bind(*id),
             Bind::Int(n) => query.bind(*n),
         };

@@ -16,7 +16,7 @@ mod names;
 mod row;
 
 pub(crate) use self::encode::EncodedRecord;
-pub(crate) use self::log::{Bind, LogSql, log_page};
+pub(crate) use self::log::{Bind, LogSql, LogTables, log_page};
 pub(crate) use self::migration::{Migration, render};
 pub use self::names::TableNames;
 #[cfg(feature = "sqlite")]

@@ -66,6 +66,7 @@ pub struct SqliteSink {
 #[derive(Debug)]
 struct Sql {
     log: String,
+    daily: String,
     select_list: String,
     insert: String,
     rollup_get: String,
@@ -109,6 +110,7 @@ impl Sql {
             delete_daily: format!("DELETE FROM {daily} WHERE day < ?1"),
             select_list: columns(Some(Dialect::Sqlite)),
             log,
+            daily,
             names,
         }
     }

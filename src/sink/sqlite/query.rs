@@ -8,7 +8,9 @@ use sqlx::sqlite::{Sqlite, SqliteArguments};
 
 use super::SqliteSink;
 use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsBuilder, StatsQuery};
-use crate::sink::sql::{Bind, Dialect, LogSql, decode_record, decode_stats_row, log_page};
+use crate::sink::sql::{
+    Bind, Dialect, LogSql, LogTables, decode_record, decode_stats_row, log_page,
+};
 
 #[async_trait]
 impl ActivityQuery for SqliteSink {
@@ -39,13 +41,12 @@ impl ActivityQuery for SqliteSink {
     }
 
     async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {
-        let sql = LogSql::new(
-            Dialect::Sqlite,
-            &self.sql.log,
-            &self.sql.select_list,
-            user_id,
-            query,
-        );
+        let tables = LogTables {
+            log: &self.sql.log,
+            daily: &self.sql.daily,
+            select_list: &self.sql.select_list,
+        };
+        let sql = LogSql::new(Dialect::Sqlite, tables, user_id, query);
         // One read transaction: the count and the page see the same snapshot.
         let mut tx = self.pool.begin().await.map_err(QueryError::storage)?;
         let total: i64 = bind_all(sqlx::query(&sql.count), sql.count_binds())
@@ -76,6 +77,7 @@ fn bind_all<'q>(
         query = match bind {
             Bind::Text(s) => query.bind(s.as_str()),
             Bind::Instant(t) => query.bind(t.timestamp_micros()),
+            Bind::Day(d) => query.bind(d.to_string()),
             Bind::Id(id) => query.bind(*id),
             Bind::Int(n) => query.bind(*n),
         };

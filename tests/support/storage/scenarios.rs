@@ -86,7 +86,10 @@ pub async fn pagination<S: ActivitySink + ActivityQuery>(sink: &S) {
         assert_eq!(got, want, "{what}");
     };
 
-    let filters: [&[(&str, &str)]; 6] = [
+    // Instants off midnight: `total` adds whole days from the rollup and edge days from rows.
+    let at = |days, minutes: i64| day_ago(days, minutes * 60_000_000).to_rfc3339();
+    let (d2_0030, d2_0045, d3_1200, d1_0600) = (at(2, 30), at(2, 45), at(3, 720), at(1, 360));
+    let filters: [&[(&str, &str)]; 9] = [
         &[],
         &[("model", "claude")],
         &[("provider", "OpenAI"), ("kind", "request")],
@@ -97,6 +100,13 @@ pub async fn pagination<S: ActivitySink + ActivityQuery>(sink: &S) {
             ("to", "2999-12-31"),
             ("model", "gemini"),
         ],
+        &[("from", &d2_0030)],
+        &[
+            ("from", &d3_1200),
+            ("to", &d2_0045),
+            ("provider", "Anthropic"),
+        ],
+        &[("from", &d3_1200), ("to", &d1_0600)],
     ];
     for filter in filters {
         for limit in ["10", "7", "1000"] {
