@@ -7,12 +7,14 @@
 //! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | an OpenAI / Anthropic / Gemini compatible base URL (`https://api.openai.com`, `http://host:port/prefix`) |
 //! | `UPSTREAM_API_KEY` | none | sent upstream as each API expects; the client's own key never is |
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
+//! | `ACTIVITY_BATCH_INTERVAL_MS` | `1000` | how long the writer gathers records into one batch (fewer, larger transactions disturb the requests less: see BENCHMARKS.md; the activity API flushes before it reads, so reads stay fresh) |
 //! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::Uri;
+use tower_activity::WriterConfig;
 
 /// The default of `DATABASE_URL`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://activity.db";
@@ -33,6 +35,8 @@ pub struct GatewayConfig {
     /// Whether the LLM routes run through `ActivityLayer` (`GATEWAY_ACTIVITY=off` turns it
     /// off, to measure what the layer costs).
     pub activity: bool,
+    /// The activity writer's tuning.
+    pub writer: WriterConfig,
 }
 
 impl GatewayConfig {
@@ -45,6 +49,7 @@ impl GatewayConfig {
             upstream_api_key: None,
             shutdown_grace: Duration::from_secs(30),
             activity: true,
+            writer: gateway_writer(),
         }
     }
 
@@ -72,7 +77,15 @@ impl GatewayConfig {
             Some("off") => false,
             Some(v) => return Err(format!("GATEWAY_ACTIVITY must be `on` or `off`, got {v:?}")),
         };
+        let mut writer = gateway_writer();
+        if let Some(v) = var("ACTIVITY_BATCH_INTERVAL_MS")? {
+            let ms: u64 = v.parse().ok().filter(|ms| *ms >= 1).ok_or_else(|| {
+                format!("ACTIVITY_BATCH_INTERVAL_MS must be a whole number of milliseconds from 1, got {v:?}")
+            })?;
+            writer = writer.with_batch_interval(Duration::from_millis(ms));
+        }
         Ok(GatewayConfig {
+            writer,
             addr,
             database_url,
             upstream_url,
@@ -82,6 +95,14 @@ impl GatewayConfig {
         })
     }
 }
+
+/// The gateway's writer tuning: the library's defaults with one-second batches.
+pub fn gateway_writer() -> WriterConfig {
+    WriterConfig::default().with_batch_interval(DEFAULT_BATCH_INTERVAL)
+}
+
+/// The default of `ACTIVITY_BATCH_INTERVAL_MS`.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A set, non-empty variable (trimmed); unset or empty is `None`.
 fn var(name: &str) -> Result<Option<String>, String> {

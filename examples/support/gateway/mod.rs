@@ -129,7 +129,7 @@ impl Gateway {
         let live = BroadcastSink::new(storage.sink.clone());
         let (closing, closing_rx) = watch::channel(false);
         let layer = ActivityLayer::builder(live.clone())
-            .writer_config(WriterConfig::default())
+            .writer_config(config.writer.clone())
             .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
             .build();
         let state = AppState {

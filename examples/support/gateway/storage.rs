@@ -10,7 +10,9 @@ use tower_activity::{
     ActivityQuery, ActivitySink, MemorySink, NoopSink, PostgresSink, SqliteSink, TableNames,
 };
 
-use super::store::{AccountStore, MemoryAccounts, PostgresAccounts, SqliteAccounts};
+use super::store::{
+    AccountStore, CachedAccounts, MemoryAccounts, PostgresAccounts, SqliteAccounts,
+};
 
 /// How long startup waits for PostgreSQL before it gives up with a message.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,7 +89,9 @@ impl Storage {
                 })?;
                 Storage {
                     pool: Some(Pool::Sqlite(sink.pool().clone())),
-                    accounts: Arc::new(SqliteAccounts::new(sink.pool().clone())),
+                    accounts: Arc::new(CachedAccounts::new(Arc::new(SqliteAccounts::new(
+                        sink.pool().clone(),
+                    )))),
                     description: format!("SQLite ({shown})"),
                     sink: Arc::new(sink.clone()),
                     activity: Arc::new(sink),
@@ -107,7 +111,9 @@ impl Storage {
                     .map_err(|e| cannot(&e, hint))?;
                 Storage {
                     pool: Some(Pool::Postgres(sink.pool().clone())),
-                    accounts: Arc::new(PostgresAccounts::new(sink.pool().clone())),
+                    accounts: Arc::new(CachedAccounts::new(Arc::new(PostgresAccounts::new(
+                        sink.pool().clone(),
+                    )))),
                     description: format!("PostgreSQL ({shown})"),
                     sink: Arc::new(sink.clone()),
                     activity: Arc::new(sink),

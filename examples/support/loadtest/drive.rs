@@ -1,7 +1,12 @@
-//! The open-loop driver: request `i` is due at `start + i / rps`, whatever happened to the
-//! requests before it, and its latency is measured from that due instant. A server stall
-//! therefore shows up in the percentiles instead of silently slowing the generator down
-//! (coordinated omission).
+//! The open-loop driver: request `i` is dispatched at `start + i / rps` by a timer, whatever
+//! happened to the requests before it, and its latency is measured from its dispatch — before
+//! it waits for a free connection. A server stall therefore shows up in the percentiles
+//! instead of silently slowing the generator down (coordinated omission).
+//!
+//! Latency counts from the dispatch, not from the ideal due instant: Tokio's timer wakes up to
+//! a millisecond late, and that lateness belongs to the generator, not to the server (it
+//! would add the same ~0.5 ms to every variant and drown the differences). The lateness is
+//! reported separately (`schedule_lag_p99_us`); dispatch never waits for responses.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,10 +89,12 @@ pub fn templates(mode: Mode, model: &str) -> Vec<Template> {
 /// What happened to one request.
 #[derive(Debug)]
 pub struct Shot {
-    /// Due instant to the end of the response body.
+    /// Dispatch to the end of the response body.
     pub latency: Duration,
-    /// Due instant to the first byte of the response body.
+    /// Dispatch to the first byte of the response body.
     pub ttfb: Option<Duration>,
+    /// How late the timer dispatched it after its due instant.
+    pub lag: Duration,
     /// Whether it was a streaming request.
     pub stream: bool,
     /// The HTTP status, `None` when no response came.
@@ -135,14 +142,17 @@ pub async fn run(client: &HttpClient, plan: &Plan) -> (Vec<Shot>, Duration) {
     for i in 0..total {
         let due = start + Duration::from_secs_f64(i as f64 * interval);
         tokio::time::sleep_until(due).await;
+        let sent = Instant::now();
+        let lag = sent.saturating_duration_since(due);
         let template = &plan.templates[i as usize % plan.templates.len()];
         let request = build(plan, template);
         let (client, slots, tx) = (client.clone(), slots.clone(), tx.clone());
         let stream = template.stream;
         tokio::spawn(async move {
-            // Waiting for a slot counts: the request was due at `due`.
+            // Waiting for a slot counts: the request was sent at `sent`.
             let _slot = slots.acquire_owned().await;
-            let mut shot = send(&client, request, due).await;
+            let mut shot = send(&client, request, sent).await;
+            shot.lag = lag;
             shot.stream = stream;
             shot.warmup = i < warmup_n;
             let _ = tx.send(shot);
@@ -170,10 +180,11 @@ fn build(plan: &Plan, template: &Template) -> Request<Full<Bytes>> {
     request
 }
 
-async fn send(client: &HttpClient, request: Request<Full<Bytes>>, due: Instant) -> Shot {
+async fn send(client: &HttpClient, request: Request<Full<Bytes>>, sent: Instant) -> Shot {
     let mut shot = Shot {
         latency: Duration::ZERO,
         ttfb: None,
+        lag: Duration::ZERO,
         stream: false,
         status: None,
         record_id: None,
@@ -194,7 +205,7 @@ async fn send(client: &HttpClient, request: Request<Full<Bytes>>, due: Instant) 
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if shot.ttfb.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
-                            shot.ttfb = Some(due.elapsed());
+                            shot.ttfb = Some(sent.elapsed());
                         }
                     }
                     Some(Err(e)) => {
@@ -210,6 +221,6 @@ async fn send(client: &HttpClient, request: Request<Full<Bytes>>, due: Instant) 
         }
         Err(e) => shot.error = Some(format!("request: {e}")),
     }
-    shot.latency = due.elapsed();
+    shot.latency = sent.elapsed();
     shot
 }

@@ -19,6 +19,7 @@ pub struct Figures {
     pub p999_us: u64,
     pub ttfb_p50_us: Option<u64>,
     pub ttfb_p99_us: Option<u64>,
+    pub schedule_lag_p99_us: u64,
     pub errors: u64,
     pub first_error: Option<String>,
     pub records_expected: Option<u64>,
@@ -35,9 +36,10 @@ fn histogram() -> Histogram<u64> {
 
 /// Percentiles of the measured (non-warm-up), successful shots.
 pub fn figures(shots: &[Shot], wall: Duration) -> Figures {
-    let (mut latency, mut ttfb) = (histogram(), histogram());
+    let (mut latency, mut ttfb, mut lag) = (histogram(), histogram(), histogram());
     let mut f = Figures::default();
     for shot in shots.iter().filter(|s| !s.warmup) {
+        let _ = lag.record(micros(shot.lag));
         if let Some(e) = &shot.error {
             f.errors += 1;
             f.first_error.get_or_insert_with(|| e.clone());
@@ -54,6 +56,7 @@ pub fn figures(shots: &[Shot], wall: Duration) -> Figures {
     f.p90_us = latency.value_at_quantile(0.90);
     f.p99_us = latency.value_at_quantile(0.99);
     f.p999_us = latency.value_at_quantile(0.999);
+    f.schedule_lag_p99_us = lag.value_at_quantile(0.99);
     if !ttfb.is_empty() {
         f.ttfb_p50_us = Some(ttfb.value_at_quantile(0.50));
         f.ttfb_p99_us = Some(ttfb.value_at_quantile(0.99));
@@ -178,6 +181,7 @@ pub fn json_line(
                 json!(f.p99_us as i64 - d.p99_us as i64),
             );
         }
+        o.insert("schedule_lag_p99_us".into(), json!(f.schedule_lag_p99_us));
         o.insert("errors".into(), json!(f.errors));
         if let Some(e) = &f.first_error {
             o.insert("first_error".into(), json!(e));

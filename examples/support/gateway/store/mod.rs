@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod cache;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
+pub use cache::CachedAccounts;
 pub use memory::MemoryAccounts;
 pub use postgres::PostgresAccounts;
 pub use sqlite::SqliteAccounts;
