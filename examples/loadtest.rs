@@ -26,7 +26,7 @@
 //! `p999_us`, `errors`; all but `direct`/`baseline` have `overhead_p50_us`/`overhead_p99_us`
 //! (variant − baseline; `external`: − direct) and `proxy_p50_us`/`proxy_p99_us` (variant −
 //! direct); streams add `ttfb_p50_us`/`ttfb_p99_us`; gateways add `rss_start_kib`/
-//! `rss_end_kib`; sinks add `records_expected`, `records_written`, `parity`. A variant that
+//! `rss_warm_kib` (after the warm-up and one second) and `rss_end_kib`; sinks add `records_expected`, `records_written`, `parity`. A variant that
 //! was skipped is `null`, with the reason under `skipped`.
 
 #[path = "support/loadtest/mod.rs"]
@@ -201,6 +201,13 @@ async fn gateway_run(
     let base = format!("http://{addr}");
     let (user_id, key) = parity::register(client, &base, variant.as_str()).await?;
     let rss_start = gateway.rss_kib();
+    // Memory once warm (after the warm-up and one measured second): "flat" is warm → end.
+    let pid = gateway.child.id();
+    let warm_at = args.warmup + Duration::from_secs(1);
+    let rss_warm = tokio::spawn(async move {
+        tokio::time::sleep(warm_at).await;
+        procs::rss_kib(pid)
+    });
     let restart = match (variant, args.restart_postgres_at) {
         (Variant::Postgres, Some(at)) => Some(tokio::spawn(async move {
             tokio::time::sleep(at).await;
@@ -213,6 +220,7 @@ async fn gateway_run(
     let clean = gateway.terminate(Duration::from_secs(60)).await;
     let mut f = report::figures(&shots, wall);
     f.rss_start_kib = rss_start;
+    f.rss_warm_kib = rss_warm.await.ok().flatten();
     f.rss_end_kib = rss_end;
     if let Some(task) = restart {
         let outcome = task.await.map_err(|e| e.to_string())?;

@@ -92,11 +92,7 @@ impl Proc {
 
     /// Resident memory in KiB (Linux `/proc`), if readable.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        rss_kib(self.child.id())
     }
 
     /// SIGTERM, then waits up to `grace` for a clean exit (SIGKILL after). Returns whether it
@@ -121,6 +117,15 @@ impl Proc {
             }
         }
     }
+}
+
+/// Resident memory of process `pid` in KiB (Linux `/proc`), if readable.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 impl Drop for Proc {

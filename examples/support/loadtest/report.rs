@@ -26,6 +26,7 @@ pub struct Figures {
     pub records_written: Option<u64>,
     pub parity: Option<bool>,
     pub rss_start_kib: Option<u64>,
+    pub rss_warm_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
     pub note: Option<String>,
 }
@@ -193,6 +194,7 @@ pub fn json_line(
         }
         if f.rss_start_kib.is_some() {
             o.insert("rss_start_kib".into(), json!(f.rss_start_kib));
+            o.insert("rss_warm_kib".into(), json!(f.rss_warm_kib));
             o.insert("rss_end_kib".into(), json!(f.rss_end_kib));
         }
         if let Some(n) = &f.note {
