@@ -8,9 +8,9 @@ use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
 use super::PostgresSink;
-use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsBuilder, StatsQuery};
+use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsQuery};
 use crate::sink::sql::{
-    Bind, Dialect, LogSql, LogTables, decode_record, decode_stats_row, log_page,
+    Bind, Dialect, LogSql, LogTables, decode_record, log_page, stats_from_rows,
 };
 
 #[async_trait]
@@ -25,20 +25,7 @@ impl ActivityQuery for PostgresSink {
             .fetch_all(&self.pool)
             .await
             .map_err(QueryError::storage)?;
-        let mut builder = StatsBuilder::new(from, to);
-        for row in &rows {
-            let (day, model, provider, requests, tokens, cost) =
-                decode_stats_row(row).map_err(QueryError::Storage)?;
-            builder.add(
-                day,
-                model.as_deref(),
-                provider.as_deref(),
-                requests,
-                tokens,
-                cost,
-            );
-        }
-        Ok(builder.finish())
+        stats_from_rows(from, to, &rows)
     }
 
     async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {

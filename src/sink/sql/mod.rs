@@ -22,7 +22,7 @@ pub use self::names::TableNames;
 #[cfg(feature = "sqlite")]
 pub(crate) use self::row::decimal;
 pub(crate) use self::row::{
-    Dialect, columns, decode_record, decode_stats_row, retention_cutoff, start_of,
+    Dialect, columns, decode_record, retention_cutoff, start_of, stats_from_rows,
 };
 
 /// Why a SQL sink could not be built, migrated or maintained.

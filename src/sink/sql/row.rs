@@ -11,6 +11,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
 use super::{DecodeError, StorageError};
+use crate::query::{QueryError, Stats, StatsBuilder};
 use crate::record::{ActivityError, ActivityRecord, Api, FinishReason, Kind, Outcome, UsageSource};
 
 /// The record's columns, in the order of [`EncodedRecord`](super::EncodedRecord) and of the
@@ -201,11 +202,11 @@ where
 
 /// One row of the stats query: `day` (`YYYY-MM-DD`), `model`, `provider`, `requests`,
 /// `tokens`, `cost` (decimal text).
-pub(crate) type StatsRow = (NaiveDate, Option<String>, Option<String>, u64, u64, Decimal);
+type StatsRow = (NaiveDate, Option<String>, Option<String>, u64, u64, Decimal);
 
 /// Reads one row of the stats query (`day, model, provider, requests, tokens, cost`, with
 /// the day and the cost as text).
-pub(crate) fn decode_stats_row<'r, R>(row: &'r R) -> Result<StatsRow, DecodeError>
+fn decode_stats_row<'r, R>(row: &'r R) -> Result<StatsRow, DecodeError>
 where
     R: Row,
     usize: ColumnIndex<R>,
@@ -222,6 +223,36 @@ where
         u64::try_from(row.try_get::<i64, _>(4)?)?,
         decimal(row.try_get(5)?)?,
     ))
+}
+
+/// The [`Stats`] of `from`..=`to` from the stats query's rows (one per day, model and
+/// provider), through [`StatsBuilder`] so that every store derives the same figures.
+pub(crate) fn stats_from_rows<'r, R>(
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: &'r [R],
+) -> Result<Stats, QueryError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut builder = StatsBuilder::new(from, to);
+    for row in rows {
+        let (day, model, provider, requests, tokens, cost) =
+            decode_stats_row(row).map_err(QueryError::Storage)?;
+        builder.add(
+            day,
+            model.as_deref(),
+            provider.as_deref(),
+            requests,
+            tokens,
+            cost,
+        );
+    }
+    Ok(builder.finish())
 }
 
 /// A decimal from the database's text; an exponent (`1E-7`) is accepted too.
