@@ -1166,3 +1166,68 @@ async fn an_open_live_feed_does_not_hold_the_shutdown() {
         frame.expect("a clean end");
     }
 }
+
+/// The key cache in front of the SQL account stores: a hit is served from memory, a miss is
+/// never remembered (a key registered a moment later, or on another instance, works at once).
+#[tokio::test]
+async fn key_lookups_are_remembered_but_misses_are_not() {
+    use gateway::store::{
+        AccountStore, CachedAccounts, ChatSession, MemoryAccounts, StoreError, User,
+    };
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the key lookups that reach the store.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryAccounts,
+        lookups: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl AccountStore for Counting {
+        async fn migrate(&self) -> Result<(), StoreError> {
+            self.inner.migrate().await
+        }
+        async fn create_user(&self, user: &User, key_hash: &str) -> Result<(), StoreError> {
+            self.inner.create_user(user, key_hash).await
+        }
+        async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.user_by_key(key_hash).await
+        }
+        async fn create_session(&self, user_id: &str, s: &ChatSession) -> Result<(), StoreError> {
+            self.inner.create_session(user_id, s).await
+        }
+        async fn sessions(&self, user_id: &str) -> Result<Vec<ChatSession>, StoreError> {
+            self.inner.sessions(user_id).await
+        }
+        async fn session(&self, u: &str, s: &str) -> Result<Option<ChatSession>, StoreError> {
+            self.inner.session(u, s).await
+        }
+    }
+
+    let store = Arc::new(Counting::default());
+    let cached = CachedAccounts::new(store.clone());
+    let hash = gateway::auth::key_hash("sk-gw-test");
+    assert_eq!(cached.user_by_key(&hash).await.unwrap(), None);
+
+    let user = User {
+        id: "u1".into(),
+        email: "u1@example.com".into(),
+    };
+    // Registered behind the cache's back, as another gateway instance would: the earlier
+    // miss was not remembered.
+    store.create_user(&user, &hash).await.unwrap();
+    assert_eq!(cached.user_by_key(&hash).await.unwrap(), Some(user.clone()));
+    assert_eq!(store.lookups.load(Ordering::SeqCst), 2);
+
+    for _ in 0..10 {
+        assert_eq!(cached.user_by_key(&hash).await.unwrap(), Some(user.clone()));
+    }
+    assert_eq!(
+        store.lookups.load(Ordering::SeqCst),
+        2,
+        "hits are served from memory"
+    );
+}
