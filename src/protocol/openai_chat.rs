@@ -267,6 +267,14 @@ mod tests {
         ]);
         assert_eq!(obs.output_chars, 5);
         assert_eq!(obs.native_finish.as_deref(), Some("stop"));
+        let mut t = OpenAiChat::default();
+        let chunk = format!(r#"{pre}{{"index":0,"delta":{{"content":"ab"}}}}]}}"#);
+        let event = SseEvent {
+            name: b"",
+            data: chunk.as_bytes(),
+        };
+        t.on_event(&event, &mut Observation::default());
+        assert_eq!(t.quiet_prefix, pre.as_bytes(), "the preamble is remembered");
 
         // A preamble that carries text (no provider does, but nothing forbids it) is never
         // skipped: each chunk's text counts.
