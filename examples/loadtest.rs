@@ -100,7 +100,7 @@ async fn run(args: Args) -> Result<bool, String> {
         args.mode.as_str(),
         args.connections
     );
-    let templates = drive::templates(args.mode, &args.model);
+    let templates = drive::templates(args.mode, &args.model, args.include_usage);
     let mut rows: Vec<(Variant, Figures)> = Vec::new();
     let mut skipped: Vec<(Variant, String)> = Vec::new();
     let mut all_parity = true;

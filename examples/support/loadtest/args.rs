@@ -88,6 +88,7 @@ pub struct Args {
     pub target_key: Option<String>,
     pub model: String,
     pub upstream_url: Option<String>,
+    pub include_usage: bool,
 }
 
 pub const USAGE: &str = "\
@@ -95,7 +96,7 @@ usage: loadtest [--rps N] [--duration SECS] [--warmup SECS] [--mode json|sse|mix
                 [--connections N] [--chunks N] [--database-url postgres://…]
                 [--variants direct,baseline,noop,sqlite,postgres,external]
                 [--restart-postgres-at SECS] [--target URL [--target-key KEY]]
-                [--model NAME] [--upstream-url URL]
+                [--model NAME] [--upstream-url URL] [--include-usage]
 
 Drives an open-loop load (requests are sent on a fixed schedule, and latency is measured from
 the scheduled instant, so a stall is never hidden by the load generator waiting) through the
@@ -116,6 +117,8 @@ example gateway in each configuration, then checks that every request has its ro
   --target-key KEY       Bearer key for --target
   --model NAME           model name in requests (default gpt-4o-mini)
   --upstream-url URL     use this running mock upstream instead of starting one
+  --include-usage        OpenAI chat streams ask for usage themselves (the layer then has
+                         nothing to inject or strip)
 ";
 
 impl Args {
@@ -134,10 +137,15 @@ impl Args {
             target_key: None,
             model: "gpt-4o-mini".into(),
             upstream_url: None,
+            include_usage: false,
         };
         while let Some(flag) = argv.next() {
             if flag == "-h" || flag == "--help" {
                 return Err(String::new());
+            }
+            if flag == "--include-usage" {
+                args.include_usage = true;
+                continue;
             }
             let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {

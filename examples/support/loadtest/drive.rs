@@ -31,17 +31,24 @@ pub struct Template {
 }
 
 /// The requests of a mode, sent in turn.
-pub fn templates(mode: Mode, model: &str) -> Vec<Template> {
+///
+/// `include_usage`: OpenAI chat streams ask for usage themselves, so the layer has nothing to
+/// inject and strip (this isolates the cost of that rewrite).
+pub fn templates(mode: Mode, model: &str, include_usage: bool) -> Vec<Template> {
     let prompt = "Say hello to the load test, briefly.";
-    let chat = |stream: bool| Template {
-        path: "/v1/chat/completions".into(),
-        body: serde_json::json!({
+    let chat = |stream: bool| {
+        let mut body = serde_json::json!({
             "model": model, "stream": stream, "max_tokens": 16,
             "messages": [{"role": "user", "content": prompt}],
-        })
-        .to_string()
-        .into(),
-        stream,
+        });
+        if stream && include_usage {
+            body["stream_options"] = serde_json::json!({"include_usage": true});
+        }
+        Template {
+            path: "/v1/chat/completions".into(),
+            body: body.to_string().into(),
+            stream,
+        }
     };
     match mode {
         Mode::Json => vec![chat(false)],
