@@ -26,7 +26,7 @@
 //! `p999_us`, `errors`; all but `direct`/`baseline` have `overhead_p50_us`/`overhead_p99_us`
 //! (variant − baseline; `external`: − direct) and `proxy_p50_us`/`proxy_p99_us` (variant −
 //! direct); streams add `ttfb_p50_us`/`ttfb_p99_us`; gateways add `rss_start_kib`/
-//! `rss_warm_kib` (after the warm-up and one second) and `rss_end_kib`; sinks add `records_expected`, `records_written`, `parity`. A variant that
+//! `rss_warm_kib` (after the warm-up and one second), `rss_end_kib` and `cpu_us_per_request` (the gateway's CPU time over the run, per request: the most stable figure on a noisy box); sinks add `records_expected`, `records_written`, `parity`. A variant that
 //! was skipped is `null`, with the reason under `skipped`.
 
 #[path = "support/loadtest/mod.rs"]
@@ -215,10 +215,15 @@ async fn gateway_run(
         })),
         _ => None,
     };
+    let cpu_start = procs::cpu_us(pid);
     let (shots, wall) = drive::run(client, &plan(base, Some(key))).await;
     let rss_end = gateway.rss_kib();
+    let cpu_end = procs::cpu_us(pid);
     let clean = gateway.terminate(Duration::from_secs(60)).await;
     let mut f = report::figures(&shots, wall);
+    if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
+        f.cpu_us_per_request = Some((b.saturating_sub(a)) as f64 / shots.len().max(1) as f64);
+    }
     f.rss_start_kib = rss_start;
     f.rss_warm_kib = rss_warm.await.ok().flatten();
     f.rss_end_kib = rss_end;

@@ -35,12 +35,13 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use crate::record::ActivityRecord;
 use crate::sink::{ActivitySink, SinkError};
@@ -300,6 +301,12 @@ struct Shared {
     after_close: DropWarning,
     epoch: Instant,
     queue_capacity: usize,
+    /// How many queued records complete the open batch: `record` wakes the collector when
+    /// the queue holds that many.
+    wake_at: AtomicUsize,
+    /// Wakes a collector that is waiting for its open batch to become due: sent when the
+    /// queue holds a full batch, or a flush marker. Records do not wake it one by one.
+    wake: Notify,
 }
 
 impl Shared {
@@ -404,6 +411,8 @@ impl ActivityWriter {
             after_close: DropWarning::new(),
             epoch: Instant::now(),
             queue_capacity: config.queue_capacity,
+            wake_at: AtomicUsize::new(config.batch_size),
+            wake: Notify::new(),
         });
         let task = Task {
             sink,
@@ -436,7 +445,13 @@ impl ActivityWriter {
         // Counted before the send so that the task never writes a record not yet enqueued.
         c.enqueued.fetch_add(1, Relaxed);
         match self.tx.try_send(Msg::Record(record)) {
-            Ok(()) => true,
+            Ok(()) => {
+                let queued = self.tx.max_capacity() - self.tx.capacity();
+                if queued >= self.shared.wake_at.load(SeqCst) {
+                    self.shared.wake.notify_one();
+                }
+                true
+            }
             Err(e) => {
                 c.enqueued.fetch_sub(1, Relaxed);
                 match e {
@@ -483,6 +498,7 @@ impl ActivityWriter {
             self.finished().await;
             return;
         }
+        self.shared.wake.notify_one();
         // An error means the task dropped the marker while ending: nothing is left to wait for.
         let _ = done_rx.await;
     }
@@ -690,16 +706,34 @@ impl<S: ActivitySink> Task<S> {
                 timeout_at(deadline, self.rx.recv())
                     .await
                     .unwrap_or_default()
-            } else {
-                let recv = async {
-                    match due {
-                        None => Some(self.rx.recv().await),
-                        Some(at) => timeout_at(at, self.rx.recv()).await.ok(),
+            } else if let Some(at) = due {
+                // A batch is open. Rather than waking for every record (a task wake-up per
+                // request, on the CPUs the requests need), sleep until the batch is due, or
+                // until the queue holds a full batch or a flush marker (`wake`), then take
+                // what is queued without waiting.
+                match self.rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if Instant::now() >= at {
+                            return Next::Batch;
+                        }
+                        let needed = self.config.batch_size - batch.len();
+                        // SeqCst: a wake missed by a race would only delay the batch to its due time.
+                        self.shared.wake_at.store(needed, SeqCst);
+                        if self.rx.len() >= needed {
+                            continue;
+                        }
+                        let woken = race(sleep_until(at), self.shared.wake.notified());
+                        // Due, woken, or shutdown requested (then drained from the next turn
+                        // on): look at the queue again.
+                        let _ = race(woken, self.stop.requested()).await;
+                        continue;
                     }
-                };
-                match race(recv, self.stop.requested()).await {
-                    Either::Left(Some(msg)) => msg,
-                    Either::Left(None) => return Next::Batch,
+                }
+            } else {
+                match race(self.rx.recv(), self.stop.requested()).await {
+                    Either::Left(msg) => msg,
                     // Shutdown requested: drain from the next turn on.
                     Either::Right(()) => continue,
                 }

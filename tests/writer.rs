@@ -327,6 +327,35 @@ async fn a_lone_record_is_written_after_the_batch_interval() {
     assert_eq!(writer.stats().written, 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_fills_up_is_written_before_its_interval() {
+    // The collector sleeps while a batch is open (it is not woken per record); a full batch
+    // wakes it at once.
+    let sink = ScriptedSink::ok();
+    let config = WriterConfig::default()
+        .with_batch_size(10)
+        .with_batch_interval(Duration::from_secs(3600));
+    let writer = ActivityWriter::start(sink.clone(), config);
+    let start = Instant::now();
+    writer.record(record());
+    sleep(Duration::from_millis(5)).await;
+    for _ in 0..9 {
+        writer.record(record());
+    }
+    sleep(Duration::from_millis(1)).await;
+    let calls = sink.calls();
+    assert_eq!(calls.len(), 1, "written once full, not an hour later");
+    assert_eq!(calls[0].ids.len(), 10);
+    assert!(calls[0].at - start < Duration::from_millis(10));
+
+    // A flush also wakes a sleeping collector.
+    writer.record(record());
+    sleep(Duration::from_millis(5)).await;
+    writer.flush().await;
+    assert_eq!(sink.call_sizes(), vec![10, 1]);
+    assert!(Instant::now() - start < Duration::from_millis(20));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failures
 

@@ -26,6 +26,7 @@ pub struct Figures {
     pub records_written: Option<u64>,
     pub parity: Option<bool>,
     pub rss_start_kib: Option<u64>,
+    pub cpu_us_per_request: Option<f64>,
     pub rss_warm_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
     pub note: Option<String>,
@@ -72,7 +73,7 @@ fn micros(d: Duration) -> u64 {
 /// The table, one line per variant.
 pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> String {
     let mut out = format!(
-        "{:<9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16}\n",
+        "{:<9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16} {:>10}\n",
         "variant",
         "rps",
         "p50 µs",
@@ -83,7 +84,8 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
         "Δp99 µs",
         "ttfb p50",
         "errors",
-        "rows"
+        "rows",
+        "cpu µs/req"
     );
     let reference = |v: Variant| {
         let want = if v == Variant::External {
@@ -108,7 +110,7 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
             _ => "-".into(),
         };
         out.push_str(&format!(
-            "{:<9} {:>8.1} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16}\n",
+            "{:<9} {:>8.1} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16} {:>10}\n",
             variant.as_str(),
             f.rps_achieved,
             f.p50_us,
@@ -120,6 +122,8 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
             f.ttfb_p50_us.map_or("-".into(), |t| t.to_string()),
             f.errors,
             rows_text,
+            f.cpu_us_per_request
+                .map_or("-".into(), |c| format!("{c:.1}")),
         ));
     }
     for (variant, why) in skipped {
@@ -196,6 +200,12 @@ pub fn json_line(
             o.insert("rss_start_kib".into(), json!(f.rss_start_kib));
             o.insert("rss_warm_kib".into(), json!(f.rss_warm_kib));
             o.insert("rss_end_kib".into(), json!(f.rss_end_kib));
+        }
+        if let Some(cpu) = f.cpu_us_per_request {
+            o.insert(
+                "cpu_us_per_request".into(),
+                json!((cpu * 10.0).round() / 10.0),
+            );
         }
         if let Some(n) = &f.note {
             o.insert("note".into(), json!(n));
