@@ -8,355 +8,19 @@
 //! Prices are read from the JSON number's literal text, never through `f64`, so `2.5e-06` is
 //! exactly `0.0000025`, and costs are computed with checked [`Decimal`] arithmetic, never rounded.
 
+mod parse;
+mod price;
+
+pub use self::parse::PriceError;
+use self::parse::RawEntry;
+pub use self::price::{ModelPrice, TokenUsage};
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-
-/// Token counts to price (the record's semantics: `input` includes cache reads and writes,
-/// `output` includes reasoning).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    /// All prompt tokens.
-    pub input: u64,
-    /// All generated tokens.
-    pub output: u64,
-    /// Prompt tokens read from a cache.
-    pub cache_read: u64,
-    /// Prompt tokens written to a cache.
-    pub cache_write: u64,
-    /// Reasoning tokens.
-    pub reasoning: u64,
-}
-
-/// Prompts longer than this many tokens are priced with the `*_above_200k` tier, when the model
-/// has one (Gemini 2.5 Pro, Claude Sonnet 4 with a 1M context …).
-const TIER_THRESHOLD: u64 = 200_000;
-
-/// Per-token USD prices of one model.
-///
-/// A missing cache price falls back to the input price, a missing reasoning price to the output
-/// price, and each missing `*_above_200k` price to its base price.
-///
-/// ```
-/// use rust_decimal::Decimal;
-/// use tower_activity::{ModelPrice, TokenUsage};
-///
-/// let price = ModelPrice::new(Decimal::new(3, 6), Decimal::new(15, 6)); // $3 / $15 per 1M
-/// let usage = TokenUsage { input: 1_000, output: 100, ..TokenUsage::default() };
-/// assert_eq!(price.cost(&usage), Some(Decimal::new(45, 4))); // $0.0045
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelPrice {
-    /// USD per uncached prompt token (`input_cost_per_token`).
-    pub input: Decimal,
-    /// USD per generated token (`output_cost_per_token`).
-    pub output: Decimal,
-    /// USD per prompt token read from a cache (`cache_read_input_token_cost`).
-    pub cache_read: Option<Decimal>,
-    /// USD per prompt token written to a cache (`cache_creation_input_token_cost`).
-    pub cache_write: Option<Decimal>,
-    /// USD per reasoning token (`output_cost_per_reasoning_token`).
-    pub reasoning: Option<Decimal>,
-    /// `input` for prompts above 200k tokens (`input_cost_per_token_above_200k_tokens`).
-    pub input_above_200k: Option<Decimal>,
-    /// `output` for prompts above 200k tokens (`output_cost_per_token_above_200k_tokens`).
-    pub output_above_200k: Option<Decimal>,
-    /// `cache_read` for prompts above 200k tokens
-    /// (`cache_read_input_token_cost_above_200k_tokens`).
-    pub cache_read_above_200k: Option<Decimal>,
-    /// `cache_write` for prompts above 200k tokens
-    /// (`cache_creation_input_token_cost_above_200k_tokens`).
-    pub cache_write_above_200k: Option<Decimal>,
-}
-
-/// The prices that apply to one request, after tier selection and fallbacks.
-struct Rates {
-    input: Decimal,
-    output: Decimal,
-    cache_read: Decimal,
-    cache_write: Decimal,
-    reasoning: Decimal,
-}
-
-impl ModelPrice {
-    /// The LiteLLM field names this crate reads, in the order of [`ModelPrice`]'s fields.
-    ///
-    /// ```
-    /// assert_eq!(tower_activity::ModelPrice::LITELLM_FIELDS[0], "input_cost_per_token");
-    /// ```
-    pub const LITELLM_FIELDS: [&'static str; 9] = [
-        "input_cost_per_token",
-        "output_cost_per_token",
-        "cache_read_input_token_cost",
-        "cache_creation_input_token_cost",
-        "output_cost_per_reasoning_token",
-        "input_cost_per_token_above_200k_tokens",
-        "output_cost_per_token_above_200k_tokens",
-        "cache_read_input_token_cost_above_200k_tokens",
-        "cache_creation_input_token_cost_above_200k_tokens",
-    ];
-
-    /// A price with only input and output prices (every other price falls back to these).
-    ///
-    /// ```
-    /// use rust_decimal::Decimal;
-    /// let p = tower_activity::ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6));
-    /// assert_eq!(p.cache_read, None);
-    /// ```
-    pub fn new(input: Decimal, output: Decimal) -> Self {
-        Self {
-            input,
-            output,
-            cache_read: None,
-            cache_write: None,
-            reasoning: None,
-            input_above_200k: None,
-            output_above_200k: None,
-            cache_read_above_200k: None,
-            cache_write_above_200k: None,
-        }
-    }
-
-    /// The exact cost of `usage` in USD:
-    /// `(input − cache_read − cache_write)·p_in + cache_read·p_cache_read +
-    /// cache_write·p_cache_write + (output − reasoning)·p_out + reasoning·p_reasoning`.
-    ///
-    /// Parts larger than their total (real streams do that) make the remainder 0, never
-    /// negative. Above 200k prompt tokens the `*_above_200k` prices apply. `None` only when the
-    /// result cannot be represented exactly (far beyond realistic token counts).
-    ///
-    /// ```
-    /// use rust_decimal::Decimal;
-    /// use tower_activity::{ModelPrice, TokenUsage};
-    ///
-    /// let mut p = ModelPrice::new(Decimal::new(2, 6), Decimal::new(8, 6));
-    /// p.cache_read = Some(Decimal::new(5, 7));
-    /// let usage = TokenUsage { input: 10, cache_read: 4, output: 1, ..TokenUsage::default() };
-    /// // 6·0.000002 + 4·0.0000005 + 1·0.000008
-    /// assert_eq!(p.cost(&usage), Some(Decimal::new(22, 6)));
-    /// ```
-    pub fn cost(&self, usage: &TokenUsage) -> Option<Decimal> {
-        let r = self.rates(usage.input);
-        let uncached = usage
-            .input
-            .saturating_sub(usage.cache_read)
-            .saturating_sub(usage.cache_write);
-        let visible = usage.output.saturating_sub(usage.reasoning);
-        let parts = [
-            (uncached, r.input),
-            (usage.cache_read, r.cache_read),
-            (usage.cache_write, r.cache_write),
-            (visible, r.output),
-            (usage.reasoning, r.reasoning),
-        ];
-        let mut total = Decimal::ZERO;
-        for (tokens, price) in parts {
-            if tokens > 0 {
-                total = exact_add(total, exact_mul(tokens, price)?)?;
-            }
-        }
-        Some(total.normalize())
-    }
-
-    /// The prices for a prompt of `input_tokens`: the 200k tier when it applies, then the
-    /// fallbacks (cache → input, reasoning → output).
-    fn rates(&self, input_tokens: u64) -> Rates {
-        let tiered = input_tokens > TIER_THRESHOLD;
-        let pick = |above: Option<Decimal>, base: Option<Decimal>| {
-            if tiered { above.or(base) } else { base }
-        };
-        let input = pick(self.input_above_200k, None).unwrap_or(self.input);
-        let output = pick(self.output_above_200k, None).unwrap_or(self.output);
-        Rates {
-            input,
-            output,
-            cache_read: pick(self.cache_read_above_200k, self.cache_read).unwrap_or(input),
-            cache_write: pick(self.cache_write_above_200k, self.cache_write).unwrap_or(input),
-            // LiteLLM has no reasoning tier: an explicit reasoning price holds at any length.
-            reasoning: self.reasoning.unwrap_or(output),
-        }
-    }
-}
-
-/// `tokens · price`, `None` if `rust_decimal` would have to drop digits (it rounds silently
-/// when a product needs more than 96 bits; a cost must never be rounded).
-fn exact_mul(tokens: u64, price: Decimal) -> Option<Decimal> {
-    let product = Decimal::from(tokens).checked_mul(price)?;
-    (product.scale() == price.scale()).then_some(product)
-}
-
-/// `a + b`, `None` if the sum would lose digits (same reason as [`exact_mul`]).
-fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
-    let sum = a.checked_add(b)?;
-    (sum.scale() == a.scale().max(b.scale())).then_some(sum)
-}
-
-/// Why a LiteLLM price file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PriceError {
-    /// The text is not a JSON object (of model name → entry).
-    #[error(
-        "price table is not a JSON object of models: {0}; pass LiteLLM's model_prices_and_context_window.json"
-    )]
-    Json(#[source] serde_json::Error),
-    /// A model's entry is not a JSON object.
-    #[error(
-        "model `{model}`: entry is not a JSON object; map each model to an object of prices (or remove it)"
-    )]
-    NotAnObject {
-        /// The model's key.
-        model: String,
-    },
-    /// A model's entry is an object that could not be read (e.g. a duplicate field).
-    #[error("model `{model}`: entry is malformed: {source}; fix or remove the entry")]
-    Entry {
-        /// The model's key.
-        model: String,
-        /// What serde_json reported.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A price field holds something other than a non-negative, exactly representable number.
-    #[error("model `{model}`: `{field}` is `{value}`, which {reason}; fix or remove the field")]
-    InvalidPrice {
-        /// The model's key.
-        model: String,
-        /// The LiteLLM field name, e.g. `input_cost_per_token`.
-        field: &'static str,
-        /// The offending JSON text, verbatim.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// Nothing in the file had both an input and an output price per token.
-    #[error(
-        "no model has both `input_cost_per_token` and `output_cost_per_token`; is this LiteLLM's price file?"
-    )]
-    NoPrices,
-}
-
-/// One LiteLLM entry, borrowing each price's literal JSON text.
-#[derive(Deserialize)]
-struct RawEntry<'a> {
-    #[serde(borrow, default)]
-    alias_of: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    input_cost_per_token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_cost_per_token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_read_input_token_cost: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_creation_input_token_cost: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_cost_per_reasoning_token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    input_cost_per_token_above_200k_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_cost_per_token_above_200k_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_read_input_token_cost_above_200k_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_creation_input_token_cost_above_200k_tokens: Option<&'a RawValue>,
-}
-
-impl RawEntry<'_> {
-    /// The entry's prices; `Ok(None)` when it lacks an input or output price per token (image,
-    /// audio and per-second models), which is not an error: such models are simply unpriced.
-    fn price(&self, model: &str) -> Result<Option<ModelPrice>, PriceError> {
-        let [f_in, f_out, f_cr, f_cw, f_re, f_in2, f_out2, f_cr2, f_cw2] =
-            ModelPrice::LITELLM_FIELDS;
-        let get = |field: &'static str, raw: Option<&RawValue>| {
-            raw.map(|r| parse_price(model, field, r)).transpose()
-        };
-        let (Some(input), Some(output)) = (
-            get(f_in, self.input_cost_per_token)?,
-            get(f_out, self.output_cost_per_token)?,
-        ) else {
-            return Ok(None);
-        };
-        Ok(Some(ModelPrice {
-            input,
-            output,
-            cache_read: get(f_cr, self.cache_read_input_token_cost)?,
-            cache_write: get(f_cw, self.cache_creation_input_token_cost)?,
-            reasoning: get(f_re, self.output_cost_per_reasoning_token)?,
-            input_above_200k: get(f_in2, self.input_cost_per_token_above_200k_tokens)?,
-            output_above_200k: get(f_out2, self.output_cost_per_token_above_200k_tokens)?,
-            cache_read_above_200k: get(f_cr2, self.cache_read_input_token_cost_above_200k_tokens)?,
-            cache_write_above_200k: get(
-                f_cw2,
-                self.cache_creation_input_token_cost_above_200k_tokens,
-            )?,
-        }))
-    }
-}
-
-/// Parses a JSON number's literal text exactly (`2.5e-06` is `0.0000025`, not the nearest f64).
-fn parse_price(model: &str, field: &'static str, raw: &RawValue) -> Result<Decimal, PriceError> {
-    let text = raw.get();
-    let invalid = |reason| PriceError::InvalidPrice {
-        model: model.to_owned(),
-        field,
-        value: text.to_owned(),
-        reason,
-    };
-    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        return Err(invalid("is not a JSON number (USD per token)"));
-    }
-    let value =
-        parse_exact(text).ok_or_else(|| invalid("does not fit an exact 28-digit decimal"))?;
-    if value.is_sign_negative() && !value.is_zero() {
-        return Err(invalid("is negative"));
-    }
-    Ok(value)
-}
-
-/// Exact decimal of a JSON number literal; `None` if it needs more than 28 significant digits
-/// or decimal places (rather than rounding, which `Decimal::from_scientific` would do).
-fn parse_exact(text: &str) -> Option<Decimal> {
-    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i32>().ok()?),
-        None => (text, 0),
-    };
-    let mut value = Decimal::from_str_exact(mantissa).ok()?;
-    let scale = i64::from(value.scale()) - i64::from(exponent);
-    if scale >= 0 {
-        value.set_scale(u32::try_from(scale).ok()?).ok()?;
-    } else {
-        value.set_scale(0).ok()?;
-        let shift = u32::try_from(-scale).ok()?;
-        let factor = Decimal::from(10u64.checked_pow(shift.min(19))?);
-        value = value.checked_mul(factor)?;
-        if shift > 19 {
-            value = value.checked_mul(Decimal::from(10u64.checked_pow(shift - 19)?))?;
-        }
-    }
-    Some(value)
-}
-
-/// Provider prefixes LiteLLM puts on model keys, tried in this order when the bare name has no
-/// price: makers' own APIs first, then hosts, then routers, then Vertex AI.
-const PROVIDER_PREFIXES: [&str; 13] = [
-    "anthropic/",
-    "openai/",
-    "gemini/",
-    "xai/",
-    "mistral/",
-    "deepseek/",
-    "cohere/",
-    "groq/",
-    "perplexity/",
-    "together_ai/",
-    "fireworks_ai/",
-    "openrouter/",
-    "vertex_ai/",
-];
-
 /// Per-token USD prices of models, keyed by lowercase model name.
 ///
 /// [`PriceTable::lookup`] resolves a model name case-insensitively. It first forms the name's
@@ -391,7 +55,7 @@ pub struct PriceTable {
 
 static EMBEDDED: LazyLock<PriceTable> = LazyLock::new(|| {
     // The file is generated, checked in and loaded by the tests, so this cannot fail at run time.
-    PriceTable::from_litellm_json(include_str!("../data/prices.json"))
+    PriceTable::from_litellm_json(include_str!("../../data/prices.json"))
         .expect("data/prices.json is a valid LiteLLM price table")
 });
 
@@ -586,6 +250,24 @@ impl PriceTable {
     }
 }
 
+/// Provider prefixes LiteLLM puts on model keys, tried in this order when the bare name has no
+/// price: makers' own APIs first, then hosts, then routers, then Vertex AI.
+const PROVIDER_PREFIXES: [&str; 13] = [
+    "anthropic/",
+    "openai/",
+    "gemini/",
+    "xai/",
+    "mistral/",
+    "deepseek/",
+    "cohere/",
+    "groq/",
+    "perplexity/",
+    "together_ai/",
+    "fireworks_ai/",
+    "openrouter/",
+    "vertex_ai/",
+];
+
 /// `name`, then `name` without each leading `segment/` in turn.
 fn routing_levels(name: &str) -> impl Iterator<Item = &str> {
     std::iter::successors(Some(name), |n| {
@@ -642,34 +324,11 @@ fn dots_between_digits_to_dashes(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::price::exact_mul;
     use super::*;
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str_exact(s).unwrap()
-    }
-
-    #[test]
-    fn literals_parse_exactly() {
-        assert_eq!(parse_exact("2.5e-06"), Some(dec("0.0000025")));
-        assert_eq!(parse_exact("3e-07"), Some(dec("0.0000003")));
-        assert_eq!(parse_exact("1.25e-06"), Some(dec("0.00000125")));
-        assert_eq!(parse_exact("5.00003e-06"), Some(dec("0.00000500003")));
-        assert_eq!(parse_exact("2.5E-6"), Some(dec("0.0000025")));
-        assert_eq!(parse_exact("1.5e+2"), Some(dec("150")));
-        assert_eq!(parse_exact("12e3"), Some(dec("12000")));
-        assert_eq!(parse_exact("0.0"), Some(Decimal::ZERO));
-        assert_eq!(parse_exact("0"), Some(Decimal::ZERO));
-        // The f64 nearest to 1e-07 is 9.99999999999999954748e-08; the literal must not become it.
-        assert_eq!(parse_exact("1e-07").unwrap().to_string(), "0.0000001");
-    }
-
-    #[test]
-    fn literals_that_cannot_be_exact_are_refused() {
-        assert_eq!(parse_exact("1e-29"), None);
-        assert_eq!(parse_exact("1.00000000000000000000000000001"), None);
-        assert_eq!(parse_exact("1e40"), None);
-        assert_eq!(parse_exact("abc"), None);
-        assert_eq!(parse_exact("1e"), None);
     }
 
     fn load_err(json: &str) -> PriceError {
