@@ -70,6 +70,29 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
+/// What a variant's overhead is measured against: `baseline` for the gateway's sink variants,
+/// `direct` for another proxy, nothing for the references themselves.
+fn reference(variant: Variant, rows: &[(Variant, Figures)]) -> Option<&Figures> {
+    let want = match variant {
+        Variant::Direct | Variant::Baseline => return None,
+        Variant::External => Variant::Direct,
+        _ => Variant::Baseline,
+    };
+    find(rows, want)
+}
+
+fn find(rows: &[(Variant, Figures)], want: Variant) -> Option<&Figures> {
+    rows.iter().find(|(r, _)| *r == want).map(|(_, f)| f)
+}
+
+/// `f − b` at p50 and p99, in µs.
+fn delta(f: &Figures, b: &Figures) -> (i64, i64) {
+    (
+        f.p50_us as i64 - b.p50_us as i64,
+        f.p99_us as i64 - b.p99_us as i64,
+    )
+}
+
 /// The table, one line per variant.
 pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> String {
     let mut out = format!(
@@ -87,22 +110,9 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
         "rows",
         "cpu µs/req"
     );
-    let reference = |v: Variant| {
-        let want = if v == Variant::External {
-            Variant::Direct
-        } else {
-            Variant::Baseline
-        };
-        rows.iter().find(|(r, _)| *r == want).map(|(_, f)| f)
-    };
     for (variant, f) in rows {
-        let (d50, d99) = match reference(*variant)
-            .filter(|_| !matches!(variant, Variant::Baseline | Variant::Direct))
-        {
-            Some(b) => (
-                format!("{:+}", f.p50_us as i64 - b.p50_us as i64),
-                format!("{:+}", f.p99_us as i64 - b.p99_us as i64),
-            ),
+        let (d50, d99) = match reference(*variant, rows).map(|b| delta(f, b)) {
+            Some((d50, d99)) => (format!("{d50:+}"), format!("{d99:+}")),
             None => ("-".into(), "-".into()),
         };
         let rows_text = match (f.records_written, f.records_expected, f.parity) {
@@ -142,7 +152,6 @@ pub fn json_line(
     let mut top = Map::new();
     top.insert("rps_target".into(), json!(rps_target));
     top.insert("mode".into(), json!(mode));
-    let find = |v: Variant| rows.iter().find(|(r, _)| *r == v).map(|(_, f)| f);
     for (variant, f) in rows {
         let mut o = Map::new();
         o.insert(
@@ -161,30 +170,14 @@ pub fn json_line(
             o.insert("ttfb_p50_us".into(), json!(t));
             o.insert("ttfb_p99_us".into(), json!(f.ttfb_p99_us));
         }
-        let reference = match variant {
-            Variant::Direct | Variant::Baseline => None,
-            Variant::External => find(Variant::Direct),
-            _ => find(Variant::Baseline),
-        };
-        if let Some(b) = reference {
-            o.insert(
-                "overhead_p50_us".into(),
-                json!(f.p50_us as i64 - b.p50_us as i64),
-            );
-            o.insert(
-                "overhead_p99_us".into(),
-                json!(f.p99_us as i64 - b.p99_us as i64),
-            );
+        if let Some((d50, d99)) = reference(*variant, rows).map(|b| delta(f, b)) {
+            o.insert("overhead_p50_us".into(), json!(d50));
+            o.insert("overhead_p99_us".into(), json!(d99));
         }
-        if let (Some(d), false) = (find(Variant::Direct), *variant == Variant::Direct) {
-            o.insert(
-                "proxy_p50_us".into(),
-                json!(f.p50_us as i64 - d.p50_us as i64),
-            );
-            o.insert(
-                "proxy_p99_us".into(),
-                json!(f.p99_us as i64 - d.p99_us as i64),
-            );
+        let direct = find(rows, Variant::Direct).filter(|_| *variant != Variant::Direct);
+        if let Some((d50, d99)) = direct.map(|d| delta(f, d)) {
+            o.insert("proxy_p50_us".into(), json!(d50));
+            o.insert("proxy_p99_us".into(), json!(d99));
         }
         o.insert("schedule_lag_p99_us".into(), json!(f.schedule_lag_p99_us));
         o.insert("errors".into(), json!(f.errors));
