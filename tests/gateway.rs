@@ -12,6 +12,8 @@ mod gateway;
 mod harness;
 #[path = "../examples/support/mock_upstream/mod.rs"]
 mod mock_upstream;
+#[path = "support/wire.rs"]
+mod wire;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,89 +28,7 @@ use serde_json::{Value, json};
 use tower_activity::{
     ActivityRecord, FinishReason, Kind, Outcome, PriceTable, TokenUsage, UsageSource,
 };
-
-const SYSTEM: &str = "Be brief.";
-const PROMPT: &str = "Count the tokens of this prompt, please.";
-const INPUT: u64 = 13;
-const OUTPUT: u64 = 24;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    Chat,
-    Responses,
-    Anthropic,
-    Gemini,
-}
-
-use Api::*;
-
-const ALL: [Api; 4] = [Chat, Responses, Anthropic, Gemini];
-
-impl Api {
-    fn model(self) -> &'static str {
-        match self {
-            Chat => "gpt-4o-mini",
-            Responses => "gpt-4o",
-            Anthropic => "claude-sonnet-4-5",
-            Gemini => "gemini-2.5-flash",
-        }
-    }
-
-    fn api(self) -> &'static str {
-        match self {
-            Chat => "openai.chat",
-            Responses => "openai.responses",
-            Anthropic => "anthropic.messages",
-            Gemini => "gemini.generate",
-        }
-    }
-
-    fn endpoint(self, stream: bool) -> String {
-        match (self, stream) {
-            (Chat, _) => "/v1/chat/completions".into(),
-            (Responses, _) => "/v1/responses".into(),
-            (Anthropic, _) => "/v1/messages".into(),
-            (Gemini, false) => format!("/v1beta/models/{}:generateContent", self.model()),
-            (Gemini, true) => format!("/v1beta/models/{}:streamGenerateContent", self.model()),
-        }
-    }
-
-    fn path(self, stream: bool) -> String {
-        match (self, stream) {
-            (Gemini, true) => format!("{}?alt=sse", self.endpoint(true)),
-            _ => self.endpoint(stream),
-        }
-    }
-
-    /// The test prompt, streamed or not, with a token limit if given. Chat streams do not ask
-    /// for usage: the gateway's layer does.
-    fn body(self, stream: bool, limit: Option<u64>) -> Value {
-        let mut body = match self {
-            Chat => json!({"model": self.model(), "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": PROMPT},
-            ]}),
-            Responses => json!({"model": self.model(), "instructions": SYSTEM, "input": PROMPT}),
-            Anthropic => json!({"model": self.model(), "max_tokens": 1024, "system": SYSTEM,
-                "messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]}),
-            Gemini => json!({
-                "systemInstruction": {"parts": [{"text": SYSTEM}]},
-                "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
-            }),
-        };
-        if stream && self != Gemini {
-            body["stream"] = json!(true);
-        }
-        if let Some(limit) = limit {
-            match self {
-                Chat | Anthropic => body["max_tokens"] = json!(limit),
-                Responses => body["max_output_tokens"] = json!(limit),
-                Gemini => body["generationConfig"] = json!({"maxOutputTokens": limit}),
-            }
-        }
-        body
-    }
-}
+use wire::*;
 
 fn cost(model: &str, output: u64) -> Decimal {
     let usage = TokenUsage {

@@ -8,6 +8,8 @@
 
 #[path = "../examples/support/mock_upstream/mod.rs"]
 mod mock_upstream;
+#[path = "support/wire.rs"]
+mod wire;
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, StatusCode, header};
@@ -19,88 +21,7 @@ use tower::{Layer, ServiceExt};
 use tower_activity::{
     ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, UsageSource,
 };
-
-const SYSTEM: &str = "Be brief.";
-const PROMPT: &str = "Count the tokens of this prompt, please.";
-const INPUT: u64 = 13;
-const OUTPUT: u64 = 24;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    Chat,
-    Responses,
-    Anthropic,
-    Gemini,
-}
-
-use Api::*;
-
-const ALL: [Api; 4] = [Chat, Responses, Anthropic, Gemini];
-
-impl Api {
-    fn model(self) -> &'static str {
-        match self {
-            Chat | Responses => "gpt-4o-mini",
-            Anthropic => "claude-sonnet-4-5",
-            Gemini => "gemini-2.5-flash",
-        }
-    }
-
-    fn path(self, stream: bool) -> String {
-        match (self, stream) {
-            (Chat, _) => "/v1/chat/completions".into(),
-            (Responses, _) => "/v1/responses".into(),
-            (Anthropic, _) => "/v1/messages".into(),
-            (Gemini, false) => format!("/v1beta/models/{}:generateContent", self.model()),
-            (Gemini, true) => format!(
-                "/v1beta/models/{}:streamGenerateContent?alt=sse",
-                self.model()
-            ),
-        }
-    }
-
-    /// The request body: the test prompt, streamed or not, with a token limit if given.
-    fn body(self, stream: bool, limit: Option<u64>) -> Value {
-        let mut body = match self {
-            Chat => json!({"model": self.model(), "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": PROMPT},
-            ]}),
-            Responses => json!({"model": self.model(), "instructions": SYSTEM, "input": PROMPT}),
-            Anthropic => json!({"model": self.model(), "max_tokens": 1024, "system": SYSTEM,
-                "messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]}),
-            Gemini => json!({
-                "systemInstruction": {"parts": [{"text": SYSTEM}]},
-                "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
-            }),
-        };
-        if stream && self != Gemini {
-            body["stream"] = json!(true);
-        }
-        if let Some(limit) = limit {
-            match self {
-                Chat | Anthropic => body["max_tokens"] = json!(limit),
-                Responses => body["max_output_tokens"] = json!(limit),
-                Gemini => body["generationConfig"] = json!({"maxOutputTokens": limit}),
-            }
-        }
-        body
-    }
-
-    /// What the provider says at a natural end, and at the token limit.
-    fn native_finish(self, cut: bool) -> &'static str {
-        match (self, cut) {
-            (Chat, false) => "stop",
-            (Chat, true) => "length",
-            (Responses, false) => "completed",
-            (Responses, true) => "max_output_tokens",
-            (Anthropic, false) => "end_turn",
-            (Anthropic, true) => "max_tokens",
-            (Gemini, false) => "STOP",
-            (Gemini, true) => "MAX_TOKENS",
-        }
-    }
-}
+use wire::*;
 
 fn request(path: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let body = body.into();
