@@ -200,33 +200,9 @@ where
     })
 }
 
-/// One row of the stats query: `day` (`YYYY-MM-DD`), `model`, `provider`, `requests`,
-/// `tokens`, `cost` (decimal text).
-type StatsRow = (NaiveDate, Option<String>, Option<String>, u64, u64, Decimal);
-
-/// Reads one row of the stats query (`day, model, provider, requests, tokens, cost`, with
-/// the day and the cost as text).
-fn decode_stats_row<'r, R>(row: &'r R) -> Result<StatsRow, DecodeError>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    &'r str: Decode<'r, R::Database> + Type<R::Database>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let day: &str = row.try_get(0)?;
-    Ok((
-        day.parse()?,
-        row.try_get(1)?,
-        row.try_get(2)?,
-        u64::try_from(row.try_get::<i64, _>(3)?)?,
-        u64::try_from(row.try_get::<i64, _>(4)?)?,
-        decimal(row.try_get(5)?)?,
-    ))
-}
-
-/// The [`Stats`] of `from`..=`to` from the stats query's rows (one per day, model and
-/// provider), through [`StatsBuilder`] so that every store derives the same figures.
+/// The [`Stats`] of `from`..=`to` from the stats query's rows (`day, model, provider,
+/// requests, tokens, cost`, one per day, model and provider, with the day and the cost as
+/// text), through [`StatsBuilder`] so that every store derives the same figures.
 pub(crate) fn stats_from_rows<'r, R>(
     from: NaiveDate,
     to: NaiveDate,
@@ -241,8 +217,23 @@ where
 {
     let mut builder = StatsBuilder::new(from, to);
     for row in rows {
+        let decode = || -> Result<_, DecodeError> {
+            let day: &str = row.try_get(0)?;
+            let model: Option<String> = row.try_get(1)?;
+            let provider: Option<String> = row.try_get(2)?;
+            let requests = u64::try_from(row.try_get::<i64, _>(3)?)?;
+            let tokens = u64::try_from(row.try_get::<i64, _>(4)?)?;
+            Ok((
+                day.parse()?,
+                model,
+                provider,
+                requests,
+                tokens,
+                decimal(row.try_get(5)?)?,
+            ))
+        };
         let (day, model, provider, requests, tokens, cost) =
-            decode_stats_row(row).map_err(QueryError::Storage)?;
+            decode().map_err(QueryError::Storage)?;
         builder.add(
             day,
             model.as_deref(),
