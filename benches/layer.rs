@@ -4,17 +4,14 @@
 //!
 //! `cargo bench --bench layer`; figures in BENCHMARKS.md.
 
-#[path = "../tests/support/framed.rs"]
-mod framed;
-
 use std::convert::Infallible;
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use framed::{Ending, FramedBody};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use testkit::framed::{Ending, FramedBody};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_activity::{ActivityLayer, NoopSink, RequestBody};
 

@@ -8,9 +8,6 @@
 //!
 //! `BENCH_ROWS` changes the table size (default 1,000,000). Figures go to BENCHMARKS.md.
 
-#[path = "../tests/support/storage/mod.rs"]
-mod storage;
-
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -21,8 +18,8 @@ use tower_activity::{
     StatsQuery, TableNames, UsageSource,
 };
 
-use storage::data::day_ago;
-use storage::postgres::TestDb;
+use testkit::storage::data::day_ago;
+use testkit::storage::postgres::TestDb;
 
 const MODELS: [(&str, &str); 5] = [
     ("gpt-4o", "OpenAI"),

@@ -11,13 +11,10 @@
 //! default table. Exit code 0 with exactly one line on stdout; 2 with a one-line cause on
 //! stderr for bad arguments or unreadable files.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::process::ExitCode;
 
-use support::exchange::{Exchange, run};
-use support::framed::Ending;
+use testkit::exchange::{Exchange, run};
+use testkit::framed::Ending;
 use tower_activity::{ActivityLayer, MemorySink};
 
 const USAGE: &str = "usage: replay --path PATH [--request REQ.json] [--status N] [--content-type MIME] [--chunk N] [--drop-after N] BODY_FILE";

@@ -35,8 +35,8 @@ if [ ! -x "$work/venv/bin/litellm" ]; then
   "$work/venv/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION"
 fi
 
-echo "== building the examples"
-cargo build --release --example loadtest --example gateway --example mock_upstream
+echo "== building the gateway, the mock upstream and the load test"
+cargo build --release -p loadtest -p gateway -p mock-upstream
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOCK_PORT=$(free_port)
@@ -44,7 +44,7 @@ MOCK_PORT=$(free_port)
 PEER_KEY="sk-peer-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 PEER_PORT=$(free_port)
 
-MOCK_ADDR="127.0.0.1:$MOCK_PORT" target/release/examples/mock_upstream >"$work/mock.log" 2>&1 &
+MOCK_ADDR="127.0.0.1:$MOCK_PORT" target/release/mock_upstream >"$work/mock.log" 2>&1 &
 MOCK_PID=$!
 cat >"$work/litellm.yaml" <<YAML
 model_list:
@@ -73,6 +73,6 @@ curl -fsS "http://127.0.0.1:$PEER_PORT/health/liveliness" >/dev/null || {
   echo "LiteLLM did not start; its log:" >&2; tail -50 "$work/litellm.log" >&2; exit 1; }
 
 echo "== load: $RPS rps, $DURATION s, $MODE"
-target/release/examples/loadtest --rps "$RPS" --duration "$DURATION" --mode "$MODE" \
+target/release/loadtest --rps "$RPS" --duration "$DURATION" --mode "$MODE" \
   --upstream-url "http://127.0.0.1:$MOCK_PORT" --target "http://127.0.0.1:$PEER_PORT" \
   --target-key "$PEER_KEY" "${DATABASE_URL_ARG[@]}" | tee "$work/result-$MODE-$RPS.json"

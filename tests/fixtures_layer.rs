@@ -2,10 +2,8 @@
 //! matches the expectations of its `.source.txt` (tokens normalised per DESIGN §2, finish
 //! reason, model, outcome, error) and its cost equals the price table's, exactly.
 
-mod support;
-
 use bytes::Bytes;
-use support::exchange::{Exchange, run};
+use testkit::exchange::{Exchange, run};
 use tower_activity::{
     ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, PriceTable, TokenUsage,
     UsageSource,

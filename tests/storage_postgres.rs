@@ -4,9 +4,6 @@
 //! the `MemorySink` reference, isolation, idempotency, retention, and faults — connections
 //! killed mid-load, a poison record, shutdown.
 
-#[path = "support/storage/mod.rs"]
-mod storage;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +17,8 @@ use tower_activity::{
 };
 use uuid::Uuid;
 
-use storage::postgres::TestDb;
-use storage::{data, scenarios};
+use testkit::storage::postgres::TestDb;
+use testkit::storage::{data, scenarios};
 
 async fn sink(db: &TestDb) -> PostgresSink {
     PostgresSink::from_pool(db.pool(4).await, TableNames::new())

@@ -1,9 +1,6 @@
 //! `SqliteSink`: migrations, table prefixes, round trip, stats and pages equal to the
 //! `MemorySink` reference, isolation, idempotency, retention, poison records, shutdown.
 
-#[path = "support/storage/mod.rs"]
-mod storage;
-
 use std::path::PathBuf;
 
 use proptest::prelude::*;
@@ -13,7 +10,7 @@ use tower_activity::{
     ActivityQuery, ActivitySink, LogQuery, SqlSink, SqliteSink, StorageError, TableNames,
 };
 
-use storage::{data, scenarios};
+use testkit::storage::{data, scenarios};
 
 /// A directory of its own, removed at the end.
 struct TempDir(PathBuf);

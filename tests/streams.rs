@@ -2,12 +2,10 @@
 //! written exactly once on every way a body can end, cancelled streams, include_usage
 //! injection, and hostile bodies.
 
-mod support;
-
 use bytes::Bytes;
 use proptest::prelude::*;
-use support::exchange::{Exchange, run};
-use support::framed::Ending;
+use testkit::exchange::{Exchange, run};
+use testkit::framed::Ending;
 use tower_activity::{
     ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, UsageSource,
 };
@@ -63,7 +61,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Runs `ex` and returns every record written plus what the client saw.
-async fn records(ex: Exchange) -> (Vec<ActivityRecord>, support::exchange::Seen) {
+async fn records(ex: Exchange) -> (Vec<ActivityRecord>, testkit::exchange::Seen) {
     let sink = MemorySink::new();
     let layer = ActivityLayer::new(sink.clone());
     let seen = run(&layer, ex).await;
@@ -71,7 +69,7 @@ async fn records(ex: Exchange) -> (Vec<ActivityRecord>, support::exchange::Seen)
     (sink.records(), seen)
 }
 
-async fn one(ex: Exchange) -> (ActivityRecord, support::exchange::Seen) {
+async fn one(ex: Exchange) -> (ActivityRecord, testkit::exchange::Seen) {
     let (mut rs, seen) = records(ex).await;
     assert_eq!(rs.len(), 1, "exactly one record");
     (rs.remove(0), seen)
@@ -115,7 +113,7 @@ proptest! {
         let sink = MemorySink::new();
         let framed = rt.block_on(async {
             let layer = ActivityLayer::new(sink.clone());
-            let seen = support::exchange::run_frames(&layer, Exchange::new(path, body.clone(), true), frames).await;
+            let seen = testkit::exchange::run_frames(&layer, Exchange::new(path, body.clone(), true), frames).await;
             layer.writer().flush().await;
             seen
         });

@@ -1,0 +1,229 @@
+//! The example gateway: an axum proxy for OpenAI chat, Responses, Anthropic and Gemini that
+//! accounts every request with [`ActivityLayer`], with users, chat sessions, the activity API,
+//! metrics and a graceful shutdown. `src/main.rs` is the `gateway` binary; tests mount
+//! [`Gateway::router`] (merge your own routes into it) or [`serve`] it.
+//!
+//! # Routes
+//!
+//! | route | auth | what |
+//! |---|---|---|
+//! | `POST /auth/register` `{"email"}` | – | `201 {"user_id", "api_key"}`; `409` when the address is taken; event `register` |
+//! | `POST /auth/login` | key | `200 {"user_id", "email"}`; event `login` |
+//! | `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages`, `/v1beta/models/{model}:generateContent`, `…:streamGenerateContent` | key | proxied upstream, recorded by the layer |
+//! | `POST /v1/chat/sessions` `{title, model}`, `GET /v1/chat/sessions` | key | the caller's chat sessions; event `session_created` |
+//! | `GET /user/activity/stats`, `GET /user/activity/log` | key | the caller's activity ([`activity`]) |
+//! | `GET /user/activity/stream` | key | the caller's new records as SSE ([`dashboard::live`]) |
+//! | `GET /dashboard/activity` | – | the activity dashboard page ([`dashboard`]) |
+//! | `GET /metrics`, `GET /healthz` | – | Prometheus text, liveness |
+//!
+//! Every proxied response names its record in `x-activity-id`. [`AppState::live`] publishes
+//! each record once stored, for a live feed.
+//!
+//! "key" is an API key from `/auth/register` in `Authorization: Bearer …` (or `x-api-key`,
+//! `x-goog-api-key`); without a valid one the answer is `401` and nothing is recorded. Every
+//! error the gateway itself answers is JSON: `{"error": {"message", "type"[, "parameter"]}}`.
+//!
+//! # Layers, outermost first
+//!
+//! [`auth::require_key`] (puts the caller and an [`Attribution`](tower_activity::Attribution)
+//! into the request) → [`proxy::known_action`] → [`sessions::attribute`] (adds the session) →
+//! [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who made each request, and
+//! requests refused before it (no key, someone else's session) are not recorded.
+
+pub mod activity;
+pub mod auth;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod metrics;
+pub mod proxy;
+pub mod serve;
+pub mod sessions;
+pub mod storage;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderName;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tower_activity::{
+    ActivityLayer, ActivityQuery, ActivitySink, ActivityWriter, BroadcastSink, EventRecorder,
+    WriterStats,
+};
+
+pub use config::{GatewayConfig, UpstreamUrl};
+pub use serve::{ServeReport, serve, shutdown_signal};
+pub use storage::Storage;
+
+use proxy::UpstreamClient;
+use store::AccountStore;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Users and chat sessions.
+    pub accounts: Arc<dyn AccountStore>,
+    /// The activity records, for `/user/activity/*`.
+    pub activity: Arc<dyn ActivityQuery>,
+    /// Records application events (register, login, session created).
+    pub events: EventRecorder,
+    /// The activity writer (stats for `/metrics`).
+    pub writer: ActivityWriter,
+    /// Where LLM requests go.
+    pub upstream: UpstreamClient,
+    /// Every record once stored, for live feeds (`live.subscribe()`; the dashboard's
+    /// `/user/activity/stream`).
+    pub live: BroadcastSink<Arc<dyn ActivitySink>>,
+    /// Becomes `true` when the gateway starts shutting down: live feeds end then, instead of
+    /// holding the shutdown for its whole grace period.
+    pub closing: watch::Receiver<bool>,
+}
+
+/// The response header that names the record of a request (`x-activity-id: <uuid>`), so a
+/// client can quote it (support tickets, load tests checking every request was stored).
+pub const RECORD_ID_HEADER: &str = "x-activity-id";
+
+/// A gateway ready to serve: its router and the handles to shut it down.
+pub struct Gateway {
+    state: AppState,
+    closing: Arc<watch::Sender<bool>>,
+    layer: ActivityLayer,
+    activity: bool,
+    storage: Storage,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("storage", &self.storage)
+            .field("upstream", &self.state.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Opens the storage `config.database_url` names and starts the activity writer. The
+    /// upstream must be set (`main` starts the mock when `UPSTREAM_URL` is not).
+    pub async fn start(config: &GatewayConfig) -> Result<Gateway, String> {
+        let storage = Storage::open(&config.database_url).await?;
+        Gateway::with_storage(config, storage)
+    }
+
+    /// A gateway over an already opened [`Storage`].
+    pub fn with_storage(config: &GatewayConfig, storage: Storage) -> Result<Gateway, String> {
+        let upstream_url = config
+            .upstream_url
+            .clone()
+            .ok_or("no upstream: set UPSTREAM_URL")?;
+        let upstream = UpstreamClient::new(upstream_url, config.upstream_api_key.as_deref())?;
+        let live = BroadcastSink::new(storage.sink.clone());
+        let (closing, closing_rx) = watch::channel(false);
+        let layer = ActivityLayer::builder(live.clone())
+            .writer_config(config.writer.clone())
+            .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
+            .build();
+        let state = AppState {
+            accounts: storage.accounts.clone(),
+            activity: storage.activity.clone(),
+            events: layer.events(),
+            writer: layer.writer().clone(),
+            upstream,
+            live,
+            closing: closing_rx,
+        };
+        Ok(Gateway {
+            state,
+            closing: Arc::new(closing),
+            layer,
+            activity: config.activity,
+            storage,
+        })
+    }
+
+    /// Every route of the gateway (see the module docs), ready to serve or to merge into.
+    pub fn router(&self) -> Router {
+        router(
+            self.state.clone(),
+            self.activity.then(|| self.layer.clone()),
+        )
+    }
+
+    /// The shared state (the stores, the writer, the upstream).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The storage the gateway opened.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The activity writer: `stats()`, `flush()`.
+    pub fn writer(&self) -> &ActivityWriter {
+        &self.state.writer
+    }
+
+    /// Ends the live feeds (`/user/activity/stream`); call it when the shutdown signal comes,
+    /// so that open dashboards do not hold the server for its whole grace period.
+    pub fn close_live_feeds(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// [`close_live_feeds`](Self::close_live_feeds) as a handle for a task that does not hold
+    /// the gateway (a shutdown future given to [`serve`]).
+    pub fn close_feeds_handle(&self) -> impl FnOnce() + Send + 'static {
+        let closing = self.closing.clone();
+        move || {
+            closing.send_replace(true);
+        }
+    }
+
+    /// Writes every queued record (waiting at most `deadline`), stops the writer and closes
+    /// the database; returns the writer's final counters.
+    pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
+        let stats = self.state.writer.shutdown(deadline).await;
+        self.storage.close().await;
+        stats
+    }
+}
+
+/// The gateway's routes over `state`, with `layer` on the LLM routes (none: the load test's
+/// baseline).
+pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
+    let llm = Router::new()
+        .route("/v1/chat/completions", post(proxy::forward))
+        .route("/v1/responses", post(proxy::forward))
+        .route("/v1/messages", post(proxy::forward))
+        .route("/v1beta/models/{*rest}", post(proxy::forward));
+    let llm = match layer {
+        Some(layer) => llm.layer(layer),
+        None => llm,
+    };
+    let llm = llm
+        .layer(from_fn_with_state(state.clone(), sessions::attribute))
+        .layer(from_fn(proxy::known_action));
+    let authenticated = Router::new()
+        .route(
+            "/v1/chat/sessions",
+            post(sessions::create).get(sessions::list),
+        )
+        .route("/user/activity/stats", get(activity::stats))
+        .route("/user/activity/log", get(activity::log))
+        .route("/user/activity/stream", get(activity::stream))
+        .merge(llm)
+        .layer(from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .merge(authenticated)
+        .merge(dashboard::routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}

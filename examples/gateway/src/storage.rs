@@ -1,0 +1,162 @@
+//! [`Storage`]: the activity sink, its queries and the account store, chosen by
+//! `DATABASE_URL` at startup and kept in one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+
+use tower_activity::{
+    ActivityQuery, ActivitySink, MemorySink, NoopSink, PostgresSink, SqliteSink, TableNames,
+};
+
+use crate::store::{
+    AccountStore, CachedAccounts, MemoryAccounts, PostgresAccounts, SqliteAccounts,
+};
+
+/// How long startup waits for PostgreSQL before it gives up with a message.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL connections: the writer's batches, the activity API, the account lookups.
+pub const PG_CONNECTIONS: u32 = 8;
+
+/// Where everything the gateway keeps goes.
+#[derive(Clone)]
+pub struct Storage {
+    /// What the activity writer writes to.
+    pub sink: Arc<dyn ActivitySink>,
+    /// What `/user/activity/*` reads from (the same records).
+    pub activity: Arc<dyn ActivityQuery>,
+    /// Users and chat sessions.
+    pub accounts: Arc<dyn AccountStore>,
+    /// For the startup log: which store, without credentials.
+    pub description: String,
+    /// The connection pool, closed by [`Storage::close`].
+    pool: Option<Pool>,
+}
+
+/// The pool behind a SQL store.
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Everything in memory: nothing survives the process.
+    pub fn memory() -> Self {
+        let sink = Arc::new(MemorySink::new());
+        Storage {
+            sink: sink.clone(),
+            activity: sink,
+            accounts: Arc::new(MemoryAccounts::default()),
+            description: "memory (nothing is kept after exit)".to_owned(),
+            pool: None,
+        }
+    }
+
+    /// Activity discarded ([`NoopSink`]), accounts in memory: what the load test uses to
+    /// measure the layer without storage.
+    pub fn noop() -> Self {
+        Storage {
+            sink: Arc::new(NoopSink),
+            activity: Arc::new(MemorySink::new()),
+            description: "noop (activity discarded, accounts in memory)".to_owned(),
+            ..Storage::memory()
+        }
+    }
+
+    /// Opens (and migrates) the store `database_url` names: `sqlite://FILE` (created if
+    /// missing), `postgres://…`, `memory:`, or `noop:`. `Err` is a one-line cause with a hint.
+    pub async fn open(database_url: &str) -> Result<Self, String> {
+        let shown = redact(database_url);
+        let cannot = |e: &dyn std::fmt::Display, hint: &str| {
+            format!("cannot open DATABASE_URL={shown}: {e}; {hint}")
+        };
+        let storage = match database_url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("memory") => Storage::memory(),
+            Some("noop") => Storage::noop(),
+            Some("sqlite") => {
+                let sink = SqliteSink::connect(database_url).await.map_err(|e| {
+                    cannot(&e, "check that the file's directory exists and is writable")
+                })?;
+                Storage {
+                    pool: Some(Pool::Sqlite(sink.pool().clone())),
+                    accounts: Arc::new(CachedAccounts::new(Arc::new(SqliteAccounts::new(
+                        sink.pool().clone(),
+                    )))),
+                    description: format!("SQLite ({shown})"),
+                    sink: Arc::new(sink.clone()),
+                    activity: Arc::new(sink),
+                }
+            }
+            Some("postgres" | "postgresql") => {
+                let hint = "is PostgreSQL running, and does the database exist?";
+                // sqlx would retry an unreachable server for 30 s: fail fast at startup.
+                let pool = PgPoolOptions::new()
+                    .max_connections(PG_CONNECTIONS)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect(database_url)
+                    .await
+                    .map_err(|e| cannot(&e, hint))?;
+                let sink = PostgresSink::from_pool(pool, TableNames::new())
+                    .await
+                    .map_err(|e| cannot(&e, hint))?;
+                Storage {
+                    pool: Some(Pool::Postgres(sink.pool().clone())),
+                    accounts: Arc::new(CachedAccounts::new(Arc::new(PostgresAccounts::new(
+                        sink.pool().clone(),
+                    )))),
+                    description: format!("PostgreSQL ({shown})"),
+                    sink: Arc::new(sink.clone()),
+                    activity: Arc::new(sink),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "DATABASE_URL={shown} is not supported: use sqlite://FILE, postgres://…, memory: or noop:"
+                ));
+            }
+        };
+        storage
+            .accounts
+            .migrate()
+            .await
+            .map_err(|e| cannot(&e, "the account tables could not be created"))?;
+        Ok(storage)
+    }
+}
+
+impl Storage {
+    /// Closes the database connections once the writer is done (SQLite then folds its
+    /// write-ahead log back into the file and removes `-wal`/`-shm`).
+    pub async fn close(&self) {
+        match &self.pool {
+            Some(Pool::Sqlite(pool)) => pool.close().await,
+            Some(Pool::Postgres(pool)) => pool.close().await,
+            None => {}
+        }
+    }
+}
+
+/// `database_url` without its password, for logs and messages.
+pub fn redact(database_url: &str) -> String {
+    let Some((scheme, rest)) = database_url.split_once("://") else {
+        return database_url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => database_url.to_owned(),
+    }
+}

@@ -1,0 +1,10 @@
+//! Test support for tower-activity's own tests, benches and the `replay` example: bodies
+//! that yield given bytes in chosen frames ([`framed`]), a recorded exchange run through an
+//! `ActivityLayer` ([`exchange`]), and what the storage tests share ([`storage`]).
+//!
+//! A workspace crate rather than `#[path]` includes, so each user takes what it needs and
+//! nothing is compiled twice.
+
+pub mod exchange;
+pub mod framed;
+pub mod storage;
