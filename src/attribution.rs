@@ -6,12 +6,10 @@
 //! the proxy only learns the upstream inside the handler. Alternatively an attribution hook
 //! derives it from the request (see [`ActivityLayerBuilder::attribution`](crate::ActivityLayerBuilder::attribution)).
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
-use crate::layer::Shared;
 use crate::record::{ActivityRecord, Kind};
+use crate::writer::ActivityWriter;
 
 /// Who a request or event belongs to, and the application's tags for it.
 ///
@@ -106,7 +104,7 @@ pub struct Upstream(pub String);
 /// ```
 #[derive(Clone)]
 pub struct EventRecorder {
-    pub(crate) shared: Arc<Shared>,
+    writer: ActivityWriter,
 }
 
 impl std::fmt::Debug for EventRecorder {
@@ -116,6 +114,12 @@ impl std::fmt::Debug for EventRecorder {
 }
 
 impl EventRecorder {
+    /// Events written through `writer` (what [`ActivityLayer::events`](crate::ActivityLayer::events)
+    /// returns for the layer's own writer).
+    pub fn new(writer: ActivityWriter) -> Self {
+        EventRecorder { writer }
+    }
+
     /// Records an event named `name` (stored as the record's `endpoint`, e.g. `login`,
     /// `register`, `session_created`), with `model`/`provider` as the application sees them
     /// (e.g. `auth`/`Auth`). Returns `false` when the record was dropped (counted by the writer).
@@ -131,6 +135,6 @@ impl EventRecorder {
 
     /// Records a record the application built itself (its `kind` is kept as given).
     pub fn record_raw(&self, record: ActivityRecord) -> bool {
-        self.shared.writer.record(record)
+        self.writer.record(record)
     }
 }

@@ -7,8 +7,8 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::account::{Accounting, End, Guard};
-use crate::request::to_bytes;
+use crate::buf::to_bytes;
+use crate::guard::{End, ExchangeGuard};
 
 pin_project! {
     /// The response body of an [`ActivityService`](crate::ActivityService).
@@ -21,7 +21,7 @@ pin_project! {
     pub struct ActivityBody<B> {
         #[pin]
         inner: B,
-        guard: Guard,
+        guard: ExchangeGuard,
         stripping: bool,
         // Bytes a stripped stream still holds at its end, sent before the end.
         tail: Option<Bytes>,
@@ -32,9 +32,9 @@ pin_project! {
 }
 
 impl<B: Body> ActivityBody<B> {
-    pub(crate) fn new(inner: B, accounting: Accounting) -> Self {
-        let stripping = accounting.rewrites();
-        let mut guard = Guard::new(accounting);
+    /// Wraps `inner`; `guard` has seen the response head, and `stripping` says whether the
+    /// layer rewrites this body's bytes.
+    pub(crate) fn new(inner: B, mut guard: ExchangeGuard, stripping: bool) -> Self {
         // hyper never polls a body that is already at its end: record it now.
         let ended = inner.is_end_stream();
         if ended {

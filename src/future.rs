@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
@@ -13,11 +12,11 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::account::{Accounting, Pending, concat};
 use crate::body::ActivityBody;
-use crate::layer::Shared;
+use crate::buf::{concat, to_bytes};
+use crate::guard::ExchangeGuard;
 use crate::record::{ActivityError, Api};
-use crate::request::{RequestBody, RequestFacts, to_bytes, with_include_usage};
+use crate::request::{RequestBody, RequestFacts, with_include_usage};
 
 pin_project! {
     /// The response future of an [`ActivityService`](crate::ActivityService).
@@ -31,7 +30,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
-        pending: PendingGuard,
+        // Moves into the body with the response head.
+        guard: Option<ExchangeGuard>,
     }
 }
 
@@ -56,32 +56,13 @@ pin_project! {
     }
 }
 
-/// Records a `cancelled` exchange if the future is dropped before the response head.
-struct PendingGuard {
-    pending: Option<Pending>,
-    shared: Arc<Shared>,
-}
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.pending.take() {
-            p.end_without_response(&self.shared, None);
-        }
-    }
-}
-
 impl<S, B> ActivityFuture<S, B>
 where
     S: Service<Request<RequestBody<B>>>,
     B: Body,
 {
-    pub(crate) fn reading(
-        service: S,
-        parts: Parts,
-        body: B,
-        pending: Pending,
-        shared: Arc<Shared>,
-    ) -> Self {
+    /// Reads the request body (up to the cap) before calling `service`.
+    pub(crate) fn reading(service: S, parts: Parts, body: B, guard: ExchangeGuard) -> Self {
         ActivityFuture {
             state: State::Reading {
                 service: Some(service),
@@ -90,20 +71,15 @@ where
                 frames: Vec::new(),
                 len: 0,
             },
-            pending: PendingGuard {
-                pending: Some(pending),
-                shared,
-            },
+            guard: Some(guard),
         }
     }
 
-    pub(crate) fn calling(future: S::Future, pending: Pending, shared: Arc<Shared>) -> Self {
+    /// Waits for a service already called.
+    pub(crate) fn calling(future: S::Future, guard: ExchangeGuard) -> Self {
         ActivityFuture {
             state: State::Calling { future },
-            pending: PendingGuard {
-                pending: Some(pending),
-                shared,
-            },
+            guard: Some(guard),
         }
     }
 }
@@ -122,6 +98,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
+            let Some(guard) = this.guard.as_mut() else {
+                unreachable!("the future completes once")
+            };
             match this.state.as_mut().project() {
                 StateProj::Reading {
                     service,
@@ -130,7 +109,6 @@ where
                     frames,
                     len,
                 } => {
-                    let shared = &this.pending.shared;
                     let Some(reading) = body.as_mut() else {
                         unreachable!("a reading future always holds its body")
                     };
@@ -140,22 +118,22 @@ where
                                 let data = to_bytes(data);
                                 *len += data.len();
                                 frames.push(data);
-                                if *len <= shared.max_request_body {
+                                if *len <= guard.settings().max_request_body {
                                     continue;
                                 }
-                                mark(this.pending, "over_cap");
+                                mark(guard, "over_cap");
                                 RequestBody::read(concat(std::mem::take(frames)), body.take(), None)
                             }
                             Err(frame) => match frame.into_trailers() {
-                                Ok(t) => finish_reading(this.pending, parts, frames, Some(t), body),
+                                Ok(t) => finish_reading(guard, parts, frames, Some(t), body),
                                 Err(_) => continue,
                             },
                         },
                         Some(Err(error)) => {
-                            mark(this.pending, "error");
+                            mark(guard, "error");
                             RequestBody::failed(concat(std::mem::take(frames)), error)
                         }
-                        None => finish_reading(this.pending, parts, frames, None, body),
+                        None => finish_reading(guard, parts, frames, None, body),
                     };
                     let (Some(mut service), Some(parts)) = (service.take(), parts.take()) else {
                         unreachable!("a reading future calls its service once")
@@ -165,39 +143,38 @@ where
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
-                    let Some(mut pending) = this.pending.pending.take() else {
+                    let Some(mut guard) = this.guard.take() else {
                         unreachable!("the future completes once")
                     };
-                    let shared = this.pending.shared.clone();
                     return Poll::Ready(match result {
                         Ok(response) => {
                             let (mut head, body) = response.into_parts();
-                            pending.absorb_response(&head.extensions);
-                            if let Some(name) = &shared.record_id_header {
-                                let mut id = uuid::Uuid::encode_buffer();
-                                let id = pending.record.id.as_hyphenated().encode_lower(&mut id);
-                                if let Ok(value) = HeaderValue::from_str(id) {
-                                    head.headers.insert(name.clone(), value);
+                            let id_header = guard.settings().record_id_header.clone();
+                            if let Some(pending) = guard.pending_mut() {
+                                pending.absorb_response(&head.extensions);
+                                if let Some(name) = id_header {
+                                    let mut id = uuid::Uuid::encode_buffer();
+                                    let id =
+                                        pending.record.id.as_hyphenated().encode_lower(&mut id);
+                                    if let Ok(value) = HeaderValue::from_str(id) {
+                                        head.headers.insert(name, value);
+                                    }
                                 }
                             }
-                            let accounting =
-                                Accounting::new(shared, pending, head.status, &head.headers);
-                            if accounting.rewrites() {
+                            let rewrites = guard.respond(head.status, &head.headers);
+                            if rewrites {
                                 head.headers.remove(header::CONTENT_LENGTH);
                             }
                             Ok(Response::from_parts(
                                 head,
-                                ActivityBody::new(body, accounting),
+                                ActivityBody::new(body, guard, rewrites),
                             ))
                         }
                         Err(error) => {
-                            pending.end_without_response(
-                                &shared,
-                                Some(ActivityError::new(
-                                    Some("service_error".into()),
-                                    "the inner service returned an error instead of a response",
-                                )),
-                            );
+                            guard.fail(ActivityError::new(
+                                Some("service_error".into()),
+                                "the inner service returned an error instead of a response",
+                            ));
                             Err(error)
                         }
                     });
@@ -207,15 +184,15 @@ where
     }
 }
 
-fn mark(pending: &mut PendingGuard, what: &'static str) {
-    if let Some(p) = pending.pending.as_mut() {
+fn mark(guard: &mut ExchangeGuard, what: &'static str) {
+    if let Some(p) = guard.pending_mut() {
         p.record.metadata.insert("request_body".into(), what.into());
     }
 }
 
 /// The whole request body is read: learn from it, and ask OpenAI chat streams for usage.
 fn finish_reading<B: Body>(
-    pending: &mut PendingGuard,
+    guard: &mut ExchangeGuard,
     parts: &mut Option<Parts>,
     frames: &mut Vec<Bytes>,
     trailers: Option<HeaderMap>,
@@ -224,11 +201,9 @@ fn finish_reading<B: Body>(
     body.take();
     let mut bytes = concat(std::mem::take(frames));
     let facts = RequestFacts::probe(bytes.clone());
-    if let (Some(p), Some(parts)) = (pending.pending.as_mut(), parts.as_mut()) {
-        if p.record.api == Api::OpenAiChat
-            && pending.shared.include_usage
-            && facts.stream
-            && !facts.include_usage
+    let include_usage = guard.settings().include_usage;
+    if let (Some(p), Some(parts)) = (guard.pending_mut(), parts.as_mut()) {
+        if p.record.api == Api::OpenAiChat && include_usage && facts.stream && !facts.include_usage
         {
             if let Some(rewritten) = with_include_usage(&bytes) {
                 bytes = rewritten;

@@ -12,6 +12,7 @@ use crate::pricing::PriceTable;
 use crate::provider::ProviderRules;
 use crate::record::Api;
 use crate::service::ActivityService;
+use crate::settings::{AttributionHook, Settings};
 use crate::sink::ActivitySink;
 use crate::writer::{ActivityWriter, WriterConfig};
 
@@ -21,33 +22,6 @@ pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
 pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 /// Default cap on one SSE line (or one event's data) the layer carries across frames.
 pub const DEFAULT_MAX_SSE_LINE: usize = crate::sse::DEFAULT_MAX_LINE;
-
-type AttributionHook = dyn Fn(&Parts) -> Option<Attribution> + Send + Sync;
-
-/// Everything a request needs from the layer, shared by every service and body it makes.
-pub(crate) struct Shared {
-    pub(crate) prices: Arc<PriceTable>,
-    pub(crate) providers: ProviderRules,
-    pub(crate) attribution: Option<Arc<AttributionHook>>,
-    pub(crate) max_request_body: usize,
-    pub(crate) max_response_body: usize,
-    pub(crate) max_sse_line: usize,
-    pub(crate) include_usage: bool,
-    pub(crate) routes: Vec<(String, Api)>,
-    pub(crate) record_id_header: Option<HeaderName>,
-    pub(crate) writer: ActivityWriter,
-}
-
-impl Shared {
-    /// The wire format of `path`: an explicit route first, then [`Api::detect`].
-    pub(crate) fn api_for(&self, path: &str) -> Api {
-        self.routes
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, api)| *api)
-            .unwrap_or_else(|| Api::detect(path))
-    }
-}
 
 /// The tower layer that accounts every request of the service it wraps.
 ///
@@ -64,14 +38,14 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct ActivityLayer {
-    shared: Arc<Shared>,
+    settings: Arc<Settings>,
 }
 
 impl fmt::Debug for ActivityLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ActivityLayer")
-            .field("include_usage", &self.shared.include_usage)
-            .field("routes", &self.shared.routes)
+            .field("include_usage", &self.settings.include_usage)
+            .field("routes", &self.settings.routes)
             .finish_non_exhaustive()
     }
 }
@@ -106,14 +80,12 @@ impl ActivityLayer {
 
     /// The writer handle: `stats()`, `flush()`, `shutdown(deadline)`.
     pub fn writer(&self) -> &ActivityWriter {
-        &self.shared.writer
+        &self.settings.writer
     }
 
     /// A handle that records application events through the same writer.
     pub fn events(&self) -> EventRecorder {
-        EventRecorder {
-            shared: self.shared.clone(),
-        }
+        EventRecorder::new(self.settings.writer.clone())
     }
 }
 
@@ -121,7 +93,7 @@ impl<S> Layer<S> for ActivityLayer {
     type Service = ActivityService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ActivityService::new(inner, self.shared.clone())
+        ActivityService::new(inner, self.settings.clone())
     }
 }
 
@@ -273,7 +245,7 @@ impl ActivityLayerBuilder {
             (None, None) => unreachable!("the builder always holds a sink or a writer"),
         };
         ActivityLayer {
-            shared: Arc::new(Shared {
+            settings: Arc::new(Settings {
                 prices: self
                     .prices
                     .unwrap_or_else(|| Arc::new(PriceTable::default())),

@@ -54,19 +54,23 @@
 mod account;
 mod attribution;
 mod body;
+mod buf;
 mod future;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod fuzz;
+mod guard;
 mod layer;
 mod pricing;
 mod protocol;
 mod provider;
 mod query;
+mod reader;
 mod record;
 mod request;
 mod service;
+mod settings;
 mod sink;
 mod sse;
 mod strip;

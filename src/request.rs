@@ -12,6 +12,8 @@ use pin_project_lite::pin_project;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::buf::to_bytes;
+
 pin_project! {
     /// The request body handed to the inner service.
     ///
@@ -170,12 +172,6 @@ impl<B: Body> std::fmt::Debug for RequestBody<B> {
         };
         f.debug_struct("RequestBody").field("kind", &kind).finish()
     }
-}
-
-/// Zero-copy for `Bytes` (its `copy_to_bytes` is a cheap split), one copy for other buffers.
-pub(crate) fn to_bytes<D: Buf>(mut data: D) -> Bytes {
-    let n = data.remaining();
-    data.copy_to_bytes(n)
 }
 
 /// What the layer learned from a request body.

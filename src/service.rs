@@ -9,13 +9,15 @@ use http::{Method, Request, Response, header};
 use http_body::Body;
 use tower_service::Service;
 
-use crate::account::{Pending, path_model};
+use crate::account::Exchange;
 use crate::attribution::{Attribution, Upstream};
 use crate::body::ActivityBody;
 use crate::future::ActivityFuture;
-use crate::layer::Shared;
+use crate::guard::ExchangeGuard;
+use crate::protocol::model_from_path;
 use crate::record::{ActivityRecord, Api, Kind};
-use crate::request::{RequestBody, RequestFacts};
+use crate::request::RequestBody;
+use crate::settings::Settings;
 
 /// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
 ///
@@ -24,7 +26,7 @@ use crate::request::{RequestBody, RequestFacts};
 #[derive(Clone)]
 pub struct ActivityService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    settings: Arc<Settings>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for ActivityService<S> {
@@ -36,8 +38,8 @@ impl<S: std::fmt::Debug> std::fmt::Debug for ActivityService<S> {
 }
 
 impl<S> ActivityService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        ActivityService { inner, shared }
+    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
+        ActivityService { inner, settings }
     }
 
     /// The wrapped service.
@@ -72,16 +74,16 @@ where
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
-        let api = self.shared.api_for(path);
+        let api = self.settings.api_for(path);
 
         let mut record = ActivityRecord::new(Kind::Request);
         record.endpoint = path.to_owned();
         record.api = api;
-        record.model = path_model(api, path);
+        record.model = model_from_path(api, path);
         match parts.extensions.get::<Attribution>() {
             Some(who) => who.apply(&mut record),
             None => {
-                if let Some(who) = self.shared.attribution.as_ref().and_then(|h| h(&parts)) {
+                if let Some(who) = self.settings.attribution.as_ref().and_then(|h| h(&parts)) {
                     who.apply(&mut record);
                 }
             }
@@ -93,7 +95,7 @@ where
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let over_cap = length.is_some_and(|n| n > self.shared.max_request_body as u64);
+        let over_cap = length.is_some_and(|n| n > self.settings.max_request_body as u64);
         if over_cap {
             record
                 .metadata
@@ -103,22 +105,17 @@ where
             && parts.method == Method::POST
             && !over_cap
             && !body.is_end_stream();
-        let pending = Pending {
-            record,
-            start,
-            facts: RequestFacts::default(),
-            injected: false,
-        };
+        let guard = ExchangeGuard::new(self.settings.clone(), Exchange::new(record, start));
         if read {
             // The clone takes the ready service's place; the ready one serves this request.
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
-            ActivityFuture::reading(inner, parts, body, pending, self.shared.clone())
+            ActivityFuture::reading(inner, parts, body, guard)
         } else {
             let future = self
                 .inner
                 .call(Request::from_parts(parts, RequestBody::passthrough(body)));
-            ActivityFuture::calling(future, pending, self.shared.clone())
+            ActivityFuture::calling(future, guard)
         }
     }
 }

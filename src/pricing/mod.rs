@@ -10,6 +10,7 @@
 
 mod parse;
 mod price;
+mod record;
 
 pub use self::parse::PriceError;
 use self::parse::RawEntry;

@@ -61,6 +61,13 @@ impl Gemini {
     }
 }
 
+/// The model named in a Gemini path (`/v1beta/models/gemini-2.5-flash:generateContent`).
+pub(crate) fn path_model(path: &str) -> Option<&str> {
+    let (head, _) = path.rsplit_once(':')?;
+    let model = head.rsplit_once("/models/")?.1;
+    (!model.is_empty()).then_some(model)
+}
+
 impl Tracker for Gemini {
     fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
         let data = event.data;

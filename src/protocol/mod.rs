@@ -105,11 +105,12 @@ impl Api {
     }
 }
 
-/// The model named in a Gemini path (`/v1beta/models/gemini-2.5-flash:generateContent`).
-pub(crate) fn gemini_path_model(path: &str) -> Option<&str> {
-    let (head, _) = path.rsplit_once(':')?;
-    let model = head.rsplit_once("/models/")?.1;
-    (!model.is_empty()).then_some(model)
+/// The model a request path names: only Gemini puts it there (the request body may not).
+pub(crate) fn model_from_path(api: Api, path: &str) -> Option<String> {
+    (api == Api::GeminiGenerate)
+        .then(|| gemini::path_model(path))
+        .flatten()
+        .map(str::to_owned)
 }
 
 /// Reads the error of a non-2xx body in any of the four formats:
@@ -236,11 +237,22 @@ mod tests {
     }
 
     #[test]
-    fn gemini_model_from_path() {
+    fn only_gemini_paths_name_a_model() {
         assert_eq!(
-            gemini_path_model("/v1beta/models/gemini-2.5-pro:streamGenerateContent"),
+            model_from_path(
+                Api::GeminiGenerate,
+                "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
+            )
+            .as_deref(),
             Some("gemini-2.5-pro")
         );
-        assert_eq!(gemini_path_model("/v1/chat/completions"), None);
+        assert_eq!(
+            model_from_path(Api::GeminiGenerate, "/v1/chat/completions"),
+            None
+        );
+        assert_eq!(
+            model_from_path(Api::OpenAiChat, "/v1beta/models/gemini-2.5-pro:x"),
+            None
+        );
     }
 }

@@ -1,0 +1,222 @@
+//! Reads a response body for accounting: an SSE stream scanned frame by frame, or a JSON body
+//! kept (as refcounted frames, not copies) up to a cap and parsed at its end. What the
+//! wire format's [`Tracker`] saw becomes an [`Observation`]; turning that into a record is
+//! `account.rs`'s job.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::{Map, Value};
+
+use crate::buf::concat;
+use crate::protocol::{self, Observation, Tracker};
+use crate::record::Api;
+use crate::settings::Settings;
+use crate::sse::SseScanner;
+use crate::strip::Strip;
+
+/// How the body is read.
+#[derive(Debug)]
+enum Mode {
+    /// An SSE stream, scanned frame by frame.
+    Sse(SseScanner),
+    /// A JSON body, kept up to `max` bytes.
+    Json {
+        frames: Vec<Bytes>,
+        len: usize,
+        max: usize,
+    },
+    /// Nothing to read (unknown API, encoded body, over the cap).
+    Off,
+}
+
+/// What reading a whole body gave.
+#[derive(Debug)]
+pub(crate) struct Read {
+    /// What the tracker saw.
+    pub(crate) obs: Observation,
+    /// A wire format was tracked (the API is known).
+    pub(crate) tracked: bool,
+    /// When the first event carrying output arrived.
+    pub(crate) first_output: Option<Instant>,
+    /// The reader's own notes for the record's `metadata` (caps, encodings).
+    pub(crate) notes: Map<String, Value>,
+    /// Bytes a stripped stream still holds, which the body must send before it ends.
+    pub(crate) tail: Option<Bytes>,
+}
+
+/// The response side's reader, fed by [`ActivityBody`](crate::ActivityBody) through the guard.
+pub(crate) struct ResponseReader {
+    mode: Mode,
+    tracker: Option<Box<dyn Tracker>>,
+    obs: Observation,
+    strip: Option<Strip>,
+    first_output: Option<Instant>,
+    notes: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ResponseReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseReader")
+            .field("mode", &self.mode)
+            .field("obs", &self.obs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `headers` announce an SSE stream.
+pub(crate) fn is_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..17)
+                .is_some_and(|p| p.eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+impl ResponseReader {
+    /// A reader for a response of `api` with `status` and `headers`; `injected` when the layer
+    /// asked for usage the client did not (the stream is stripped of it).
+    pub(crate) fn new(
+        api: Api,
+        status: StatusCode,
+        headers: &HeaderMap,
+        injected: bool,
+        settings: &Settings,
+    ) -> Self {
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .filter(|e| !e.eq_ignore_ascii_case("identity"));
+        let tracker = protocol::tracker(api);
+        let mut notes = Map::new();
+        let mode = if let Some(encoding) = encoding {
+            notes.insert(
+                "usage_unavailable".into(),
+                Value::String(format!("content-encoding: {encoding}")),
+            );
+            Mode::Off
+        } else if is_sse(headers) && tracker.is_some() {
+            Mode::Sse(SseScanner::new(settings.max_sse_line))
+        } else if tracker.is_some() || !status.is_success() {
+            Mode::Json {
+                frames: Vec::new(),
+                len: 0,
+                max: settings.max_response_body,
+            }
+        } else {
+            Mode::Off
+        };
+        let strip = (injected && matches!(mode, Mode::Sse(_))).then(Strip::default);
+        ResponseReader {
+            mode,
+            tracker,
+            obs: Observation::default(),
+            strip,
+            first_output: None,
+            notes,
+        }
+    }
+
+    /// Whether the layer rewrites this response's bytes (then `Content-Length` must go).
+    pub(crate) fn rewrites(&self) -> bool {
+        self.strip.is_some()
+    }
+
+    /// One data frame. Returns the bytes to send instead when the stream is being stripped.
+    pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
+        match &mut self.mode {
+            Mode::Sse(scanner) => {
+                let obs = &mut self.obs;
+                let first = &mut self.first_output;
+                let mut tracker = self.tracker.as_deref_mut();
+                let mut strip = self.strip.as_mut();
+                if let Some(s) = strip.as_mut() {
+                    s.begin(data);
+                }
+                scanner.feed(data, &mut |event, end| {
+                    if let Some(t) = tracker.as_mut() {
+                        let started = obs.output_started;
+                        t.on_event(event, obs);
+                        if !started && obs.output_started {
+                            *first = Some(Instant::now());
+                        }
+                    }
+                    if let Some(s) = strip.as_mut() {
+                        s.event(event.data, end);
+                    }
+                });
+                strip.map(Strip::end_frame)
+            }
+            Mode::Json { frames, len, max } => {
+                *len += data.len();
+                if *len > *max {
+                    self.notes
+                        .insert("response_body".into(), Value::from("over_cap"));
+                    self.mode = Mode::Off;
+                } else {
+                    frames.push(data.clone());
+                }
+                None
+            }
+            Mode::Off => None,
+        }
+    }
+
+    /// The body ended. `complete` when it reached its end (not an error or a drop): then the
+    /// scanner's last event, or the whole JSON body, is read. `status_ok` picks the 2xx reader
+    /// or the error-body reader for JSON.
+    pub(crate) fn finish(mut self, complete: bool, status_ok: bool) -> Read {
+        let tail = if complete {
+            self.read_rest(status_ok)
+        } else {
+            None
+        };
+        Read {
+            obs: self.obs,
+            tracked: self.tracker.is_some(),
+            first_output: self.first_output,
+            notes: self.notes,
+            tail: tail.filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// End of stream: the scanner's last event, or the whole JSON body.
+    fn read_rest(&mut self, status_ok: bool) -> Option<Bytes> {
+        match std::mem::replace(&mut self.mode, Mode::Off) {
+            Mode::Sse(mut scanner) => {
+                let obs = &mut self.obs;
+                let mut tracker = self.tracker.as_deref_mut();
+                scanner.finish(&mut |event, _| {
+                    if let Some(t) = tracker.as_mut() {
+                        t.on_event(event, obs);
+                    }
+                });
+                if scanner.overflowed() > 0 {
+                    self.notes.insert(
+                        "sse_lines_skipped".into(),
+                        Value::from(scanner.overflowed()),
+                    );
+                }
+                self.strip.as_mut().map(Strip::finish)
+            }
+            Mode::Json { frames, .. } => {
+                let body = concat(frames);
+                if status_ok {
+                    if let Some(t) = self.tracker.as_deref_mut() {
+                        t.on_json(&body, &mut self.obs);
+                    }
+                } else {
+                    let (error, request_id) = protocol::parse_error_body(&body);
+                    self.obs.error = self.obs.error.take().or(error);
+                    self.obs.request_id = self.obs.request_id.take().or(request_id);
+                }
+                None
+            }
+            Mode::Off => None,
+        }
+    }
+}

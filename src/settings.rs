@@ -1,0 +1,44 @@
+//! What every request of a layer shares: the price table, the provider rules, the caps, the
+//! routes and the writer. [`ActivityLayer`](crate::ActivityLayer) builds it once; services,
+//! futures, bodies and the drop guard hold it through an `Arc`. A leaf: it imports only the
+//! record, pricing, provider, attribution and writer types, and nothing imports the layer.
+
+use std::sync::Arc;
+
+use http::HeaderName;
+use http::request::Parts;
+
+use crate::attribution::Attribution;
+use crate::pricing::PriceTable;
+use crate::provider::ProviderRules;
+use crate::record::Api;
+use crate::writer::ActivityWriter;
+
+/// Derives an [`Attribution`] from a request head (see
+/// [`ActivityLayerBuilder::attribution`](crate::ActivityLayerBuilder::attribution)).
+pub(crate) type AttributionHook = dyn Fn(&Parts) -> Option<Attribution> + Send + Sync;
+
+/// The layer's settings, shared by every service and body it makes.
+pub(crate) struct Settings {
+    pub(crate) prices: Arc<PriceTable>,
+    pub(crate) providers: ProviderRules,
+    pub(crate) attribution: Option<Arc<AttributionHook>>,
+    pub(crate) max_request_body: usize,
+    pub(crate) max_response_body: usize,
+    pub(crate) max_sse_line: usize,
+    pub(crate) include_usage: bool,
+    pub(crate) routes: Vec<(String, Api)>,
+    pub(crate) record_id_header: Option<HeaderName>,
+    pub(crate) writer: ActivityWriter,
+}
+
+impl Settings {
+    /// The wire format of `path`: an explicit route first, then [`Api::detect`].
+    pub(crate) fn api_for(&self, path: &str) -> Api {
+        self.routes
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, api)| *api)
+            .unwrap_or_else(|| Api::detect(path))
+    }
+}
