@@ -162,20 +162,10 @@ struct StopDelta<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::testing::feed;
 
     fn run(events: &[(&str, &str)]) -> Observation {
-        let mut t = Anthropic::default();
-        let mut obs = Observation::default();
-        for (name, data) in events {
-            t.on_event(
-                &SseEvent {
-                    name: name.as_bytes(),
-                    data: data.as_bytes(),
-                },
-                &mut obs,
-            );
-        }
-        obs
+        feed(&mut Anthropic::default(), events)
     }
 
     #[test]

@@ -145,16 +145,16 @@ struct UsageMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::testing::feed;
 
     #[test]
     fn a_blocked_prompt_is_filtered_and_ends_the_stream() {
-        let mut obs = Observation::default();
-        Gemini::default().on_event(
-            &SseEvent {
-                name: b"",
-                data: br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9}}"#,
-            },
-            &mut obs,
+        let obs = feed(
+            &mut Gemini::default(),
+            &[(
+                "",
+                r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9}}"#,
+            )],
         );
         assert!(obs.terminal);
         assert_eq!(obs.native_finish.as_deref(), Some("SAFETY"));
@@ -179,13 +179,12 @@ mod tests {
 
     #[test]
     fn function_calls_start_output() {
-        let mut obs = Observation::default();
-        Gemini::default().on_event(
-            &SseEvent {
-                name: b"",
-                data: br#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#,
-            },
-            &mut obs,
+        let obs = feed(
+            &mut Gemini::default(),
+            &[(
+                "",
+                r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#,
+            )],
         );
         assert!(obs.output_started);
     }

@@ -17,6 +17,8 @@ pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
 mod scan;
+#[cfg(test)]
+mod testing;
 
 /// Token counts as a wire format reports them, already normalised to the record's semantics
 /// (`input` includes cache reads and writes, `output` includes reasoning).

@@ -240,21 +240,15 @@ impl ChatUsage<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::testing::feed;
 
+    /// Each event as `name|data`, or its data alone.
     fn stream(events: &[&str]) -> Observation {
-        let mut t = OpenAiChat::default();
-        let mut obs = Observation::default();
-        for e in events {
-            let (name, data) = e.split_once('|').unwrap_or(("", e));
-            t.on_event(
-                &SseEvent {
-                    name: name.as_bytes(),
-                    data: data.as_bytes(),
-                },
-                &mut obs,
-            );
-        }
-        obs
+        let events: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| e.split_once('|').unwrap_or(("", e)))
+            .collect();
+        feed(&mut OpenAiChat::default(), &events)
     }
 
     #[test]
@@ -269,11 +263,7 @@ mod tests {
         assert_eq!(obs.native_finish.as_deref(), Some("stop"));
         let mut t = OpenAiChat::default();
         let chunk = format!(r#"{pre}{{"index":0,"delta":{{"content":"ab"}}}}]}}"#);
-        let event = SseEvent {
-            name: b"",
-            data: chunk.as_bytes(),
-        };
-        t.on_event(&event, &mut Observation::default());
+        feed(&mut t, &[("", &chunk)]);
         assert_eq!(t.quiet_prefix, pre.as_bytes(), "the preamble is remembered");
 
         // A preamble that carries text (no provider does, but nothing forbids it) is never

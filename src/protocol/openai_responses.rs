@@ -158,21 +158,11 @@ impl Response<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::testing::feed;
     use crate::record::FinishReason;
 
     fn run(events: &[(&str, &str)]) -> Observation {
-        let mut t = OpenAiResponses::default();
-        let mut obs = Observation::default();
-        for (name, data) in events {
-            t.on_event(
-                &SseEvent {
-                    name: name.as_bytes(),
-                    data: data.as_bytes(),
-                },
-                &mut obs,
-            );
-        }
-        obs
+        feed(&mut OpenAiResponses::default(), events)
     }
 
     #[test]

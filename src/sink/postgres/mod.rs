@@ -4,24 +4,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPoolOptions, Postgres};
 
+use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsQuery};
 use crate::record::ActivityRecord;
-use crate::sink::sql::{Dialect, StorageError, TableNames, columns, retention_cutoff, start_of};
+use crate::sink::sql::{SqlStore, StorageError, TableNames};
 use crate::sink::{ActivitySink, SinkError};
 
-mod migrate;
-mod query;
+mod backend;
 mod write;
 
 /// Connections opened by [`PostgresSink::connect`]: the writer uses one at a time, the
 /// activity API the rest.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// An [`ActivitySink`] and [`ActivityQuery`](crate::ActivityQuery) over PostgreSQL 15 or newer
-/// (feature `postgres`).
+/// An [`ActivitySink`] and [`ActivityQuery`] over PostgreSQL 15 or newer (feature `postgres`).
 ///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> Result<(), tower_activity::StorageError> {
@@ -53,42 +52,9 @@ const MAX_CONNECTIONS: u32 = 8;
 /// real `total`. Clones share the pool.
 #[derive(Debug, Clone)]
 pub struct PostgresSink {
-    pool: PgPool,
-    sql: Arc<Sql>,
-}
-
-/// The statements of one set of table names, built once.
-#[derive(Debug)]
-struct Sql {
-    log: String,
-    daily: String,
-    select_list: String,
-    insert: String,
-    stats: String,
-    delete_log: String,
-    delete_daily: String,
-    names: TableNames,
-}
-
-impl Sql {
-    fn new(names: TableNames) -> Self {
-        let (log, daily) = (names.log_table(), names.daily_table());
-        Sql {
-            insert: write::insert_statement(&log, &daily),
-            stats: format!(
-                "SELECT day::text, model, provider, sum(requests)::int8, \
-                 sum(total_tokens)::int8, sum(cost_usd)::text FROM {daily} \
-                 WHERE user_id = $1 AND day BETWEEN $2::date AND $3::date \
-                 AND (kind = 'request' OR $4) GROUP BY day, model, provider"
-            ),
-            delete_log: format!("DELETE FROM {log} WHERE timestamp < $1"),
-            delete_daily: format!("DELETE FROM {daily} WHERE day < $1::date"),
-            select_list: columns(Some(Dialect::Postgres)),
-            log,
-            daily,
-            names,
-        }
-    }
+    store: SqlStore<Postgres>,
+    /// The batch insert of these table names, built once.
+    insert: Arc<str>,
 }
 
 impl PostgresSink {
@@ -118,29 +84,28 @@ impl PostgresSink {
 
     /// Uses an existing pool (your application's) and migrates.
     pub async fn from_pool(pool: PgPool, names: TableNames) -> Result<Self, StorageError> {
-        let sink = PostgresSink {
-            pool,
-            sql: Arc::new(Sql::new(names)),
-        };
-        sink.migrate().await?;
-        Ok(sink)
+        let insert = write::insert_statement(&names.log_table(), &names.daily_table());
+        Ok(PostgresSink {
+            store: SqlStore::new(pool, names).await?,
+            insert: insert.into(),
+        })
     }
 
     /// Applies the embedded migrations that the database lacks, under an advisory lock (so
     /// that several instances starting together migrate once); idempotent (the constructors
     /// call it).
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        migrate::run(&self.pool, &self.sql.names).await
+        self.store.migrate().await
     }
 
     /// The connection pool (for your own queries on the same database).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.store.pool()
     }
 
     /// The table names.
     pub fn names(&self) -> &TableNames {
-        &self.sql.names
+        self.store.names()
     }
 
     /// Retention: deletes the records of every UTC day before the last `days` (today and the
@@ -156,31 +121,30 @@ impl PostgresSink {
     /// # let _ = deleted; Ok(()) }
     /// ```
     pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
-        self.delete_before(retention_cutoff(days, Utc::now().date_naive())?)
-            .await
+        self.store.delete_older_than(days).await
     }
 
     /// Deletes the records of every UTC day before `day`, with their rollup rows, in one
     /// transaction; returns how many records were deleted.
     pub async fn delete_before(&self, day: NaiveDate) -> Result<u64, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query(&self.sql.delete_log)
-            .bind(start_of(day))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query(&self.sql.delete_daily)
-            .bind(day.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted)
+        self.store.delete_before(day).await
     }
 }
 
 #[async_trait]
 impl ActivitySink for PostgresSink {
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
-        write::write(&self.pool, &self.sql.insert, records).await
+        write::write(self.store.pool(), &self.insert, records).await
+    }
+}
+
+#[async_trait]
+impl ActivityQuery for PostgresSink {
+    async fn stats(&self, user_id: &str, query: &StatsQuery) -> Result<Stats, QueryError> {
+        self.store.stats(user_id, query).await
+    }
+
+    async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {
+        self.store.log(user_id, query).await
     }
 }

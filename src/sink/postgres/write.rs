@@ -4,22 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use sqlx::postgres::Postgres;
 use uuid::Uuid;
 
 use crate::record::ActivityRecord;
 use crate::sink::SinkError;
 use crate::sink::sql::{EncodedRecord, columns, sink_error};
-
-/// SQLSTATE classes that are the batch's fault: 22 data exception (a value out of range),
-/// 23 integrity constraint violation, 54 program limit exceeded (a value too large for an
-/// index). Everything else — connection exceptions (08), an administrator's termination
-/// (57P01), lock timeouts and deadlocks (40, 55P03), too many connections (53) — is the
-/// store's state and worth retrying.
-fn permanent_code(code: &str) -> bool {
-    ["22", "23", "54"]
-        .iter()
-        .any(|class| code.starts_with(class))
-}
 
 /// The statement for the tables `log` and `daily`.
 pub(super) fn insert_statement(log: &str, daily: &str) -> String {
@@ -202,23 +192,13 @@ pub(super) async fn write(
         .bind(c.metadata)
         .execute(pool)
         .await
-        .map_err(|e| sink_error(e, permanent_code))?;
+        .map_err(sink_error::<Postgres>)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn data_and_constraint_errors_are_permanent_connection_errors_transient() {
-        for code in ["23505", "23514", "22003", "22P02", "54000"] {
-            assert!(permanent_code(code), "{code}");
-        }
-        for code in ["08006", "57P01", "40P01", "53300", "55P03", "42P01"] {
-            assert!(!permanent_code(code), "{code}");
-        }
-    }
 
     #[test]
     fn one_statement_binds_thirty_arrays() {

@@ -72,10 +72,10 @@ impl Binds {
     fn push(&mut self, bind: Bind) -> String {
         let is_day = matches!(bind, Bind::Day(_));
         self.binds.push(bind);
-        let placeholder = self.dialect.placeholder(self.binds.len());
-        match (self.dialect, is_day) {
-            (Dialect::Postgres, true) => format!("{placeholder}::date"),
-            _ => placeholder,
+        let n = self.binds.len();
+        match is_day {
+            true => self.dialect.day_placeholder(n),
+            false => self.dialect.placeholder(n),
         }
     }
 

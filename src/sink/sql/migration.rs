@@ -3,8 +3,9 @@
 //!
 //! Why not `sqlx::migrate::Migrator`: its migrations are fixed SQL, and ours name tables that
 //! depend on the configured schema and prefix; its history table is `_sqlx_migrations`, shared
-//! with the application's own migrations. Each backend's runner is a few lines: lock, read the
-//! applied versions, apply the missing ones in one transaction.
+//! with the application's own migrations. One runner serves both backends
+//! ([`SqlStore::migrate`](super::SqlStore::migrate)): the backend's lock, the applied
+//! versions, the missing ones, all in one transaction.
 
 use super::TableNames;
 

@@ -1,34 +1,35 @@
-//! What the SQL sinks share: table names, the error type, the embedded migrations, the column
-//! list, encoding a record into column values and decoding a row back, and the log query.
+//! What the SQL sinks share: table names, the error type, the column list, encoding a record
+//! into column values and decoding a row back, and [`SqlStore`], which migrates, answers the
+//! stats and log queries and deletes old days for both.
 //!
 //! Each backend ([`PostgresSink`](crate::PostgresSink), [`SqliteSink`](crate::SqliteSink))
-//! lives in its own directory and keeps only what its database does differently: the batch
-//! insert, the rollup update, the placeholders and the error codes.
+//! lives in its own directory and keeps only what its database does differently: its
+//! [`Backend`] (placeholders, timestamps, transactions, locks, error codes, migrations) and
+//! its batch insert with the rollup update.
 
 use std::error::Error;
 
-use crate::sink::SinkError;
-
+mod backend;
 mod encode;
 mod log;
 mod migration;
 mod names;
 mod row;
+mod store;
 
+pub(crate) use self::backend::{Backend, sink_error};
 pub(crate) use self::encode::EncodedRecord;
-pub(crate) use self::log::{Bind, LogSql, LogTables, log_page};
-pub(crate) use self::migration::{Migration, render};
+pub(crate) use self::migration::Migration;
 pub use self::names::TableNames;
 #[cfg(feature = "sqlite")]
 pub(crate) use self::row::decimal;
-pub(crate) use self::row::{
-    Dialect, columns, decode_record, retention_cutoff, start_of, stats_from_rows,
-};
+pub(crate) use self::row::{Dialect, columns};
+pub(crate) use self::store::SqlStore;
 
 /// Why a SQL sink could not be built, migrated or maintained.
 ///
-/// Writes report [`SinkError`] (what the writer needs to know: retry or not) and queries
-/// [`QueryError`](crate::QueryError); this is for everything else.
+/// Writes report [`SinkError`](crate::SinkError) (what the writer needs to know: retry or
+/// not) and queries [`QueryError`](crate::QueryError); this is for everything else.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -73,30 +74,6 @@ pub enum StorageError {
     /// The database failed (connection refused, permission denied …).
     #[error("activity store: {0}")]
     Database(#[from] sqlx::Error),
-}
-
-/// Classifies a database error for the [`ActivityWriter`](crate::ActivityWriter):
-/// `permanent_code` says which of the backend's error codes are the batch's fault (a
-/// constraint, a value the store rejects); everything that is the store's state (a lost
-/// connection, a timeout, a lock, a full disk) is transient, as the sink contract asks.
-pub(crate) fn sink_error(error: sqlx::Error, permanent_code: fn(&str) -> bool) -> SinkError {
-    let permanent = match &error {
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| permanent_code(&code)),
-        // The batch's values, or a mismatch between this code and the schema: retrying the
-        // same batch cannot help.
-        sqlx::Error::Encode(_)
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::TypeNotFound { .. } => true,
-        _ => false,
-    };
-    if permanent {
-        SinkError::permanent(error)
-    } else {
-        SinkError::transient(error)
-    }
 }
 
 /// A row that does not decode into a record (a value this version does not know).

@@ -66,6 +66,15 @@ impl Dialect {
             Dialect::Sqlite => format!("?{n}"),
         }
     }
+
+    /// The `n`-th placeholder of a day bound as `YYYY-MM-DD` text: PostgreSQL casts it to the
+    /// `day` column's `DATE`; SQLite stores the text.
+    pub(crate) fn day_placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}::date"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
 }
 
 /// The select list (or, with `None`, the plain column list for an insert).

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
+use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsQuery};
 use crate::record::ActivityRecord;
-use crate::sink::sql::{Dialect, StorageError, TableNames, columns, retention_cutoff, start_of};
+use crate::sink::sql::{SqlStore, StorageError, TableNames, columns};
 use crate::sink::{ActivitySink, SinkError};
 
-mod migrate;
-mod query;
+mod backend;
 mod write;
 
 /// Connections of a file database: one writer at a time (SQLite's rule) and readers beside
@@ -24,8 +26,8 @@ const MAX_CONNECTIONS: u32 = 4;
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An [`ActivitySink`] and [`ActivityQuery`](crate::ActivityQuery) over SQLite (feature
-/// `sqlite`; libsqlite3 is bundled, nothing to install).
+/// An [`ActivitySink`] and [`ActivityQuery`] over SQLite (feature `sqlite`; libsqlite3 is
+/// bundled, nothing to install).
 ///
 /// One call opens (creating the file if missing, in WAL mode) and migrates:
 ///
@@ -58,28 +60,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// a float. Writes are idempotent on `id`. Clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct SqliteSink {
-    pool: SqlitePool,
+    store: SqlStore<Sqlite>,
     sql: Arc<Sql>,
 }
 
-/// The statements of one set of table names, built once.
+/// The write statements of one set of table names, built once.
 #[derive(Debug)]
 struct Sql {
-    log: String,
-    daily: String,
-    select_list: String,
     insert: String,
     rollup_get: String,
     rollup_update: String,
     rollup_insert: String,
-    stats: String,
-    delete_log: String,
-    delete_daily: String,
-    names: TableNames,
 }
 
 impl Sql {
-    fn new(names: TableNames) -> Self {
+    fn new(names: &TableNames) -> Self {
         let (log, daily) = (names.log_table(), names.daily_table());
         let placeholders: Vec<String> = (1..=30).map(|n| format!("?{n}")).collect();
         Sql {
@@ -102,16 +97,6 @@ impl Sql {
                  input_tokens, output_tokens, total_tokens, cost_usd) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ),
-            stats: format!(
-                "SELECT day, model, provider, requests, total_tokens, cost_usd FROM {daily} \
-                 WHERE user_id = ?1 AND day >= ?2 AND day <= ?3 AND (kind = 'request' OR ?4)"
-            ),
-            delete_log: format!("DELETE FROM {log} WHERE timestamp < ?1"),
-            delete_daily: format!("DELETE FROM {daily} WHERE day < ?1"),
-            select_list: columns(Some(Dialect::Sqlite)),
-            log,
-            daily,
-            names,
         }
     }
 }
@@ -173,28 +158,27 @@ impl SqliteSink {
                 reason: "SQLite has no schemas; use a table prefix",
             });
         }
-        let sink = SqliteSink {
-            pool,
-            sql: Arc::new(Sql::new(names)),
-        };
-        sink.migrate().await?;
-        Ok(sink)
+        let sql = Arc::new(Sql::new(&names));
+        Ok(SqliteSink {
+            store: SqlStore::new(pool, names).await?,
+            sql,
+        })
     }
 
     /// Applies the embedded migrations that this database lacks; idempotent (the
     /// constructors call it). The history is in `{prefix}activity_migrations`.
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        migrate::run(&self.pool, &self.sql.names).await
+        self.store.migrate().await
     }
 
     /// The connection pool (for your own queries on the same database).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.store.pool()
     }
 
     /// The table names.
     pub fn names(&self) -> &TableNames {
-        &self.sql.names
+        self.store.names()
     }
 
     /// Retention: deletes the records of every UTC day before the last `days` (today and the
@@ -204,31 +188,30 @@ impl SqliteSink {
     /// Whole days go, so the rollup keeps matching the records: the stats of any range within
     /// the kept days do not change, and older days read as empty. `days` must be at least 1.
     pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
-        self.delete_before(retention_cutoff(days, Utc::now().date_naive())?)
-            .await
+        self.store.delete_older_than(days).await
     }
 
     /// Deletes the records of every UTC day before `day`, with their rollup rows, in one
     /// transaction; returns how many records were deleted.
     pub async fn delete_before(&self, day: NaiveDate) -> Result<u64, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query(&self.sql.delete_log)
-            .bind(start_of(day).timestamp_micros())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query(&self.sql.delete_daily)
-            .bind(day.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted)
+        self.store.delete_before(day).await
     }
 }
 
 #[async_trait]
 impl ActivitySink for SqliteSink {
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
-        write::write(&self.pool, &self.sql, records).await
+        write::write(self.store.pool(), &self.sql, records).await
+    }
+}
+
+#[async_trait]
+impl ActivityQuery for SqliteSink {
+    async fn stats(&self, user_id: &str, query: &StatsQuery) -> Result<Stats, QueryError> {
+        self.store.stats(user_id, query).await
+    }
+
+    async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {
+        self.store.log(user_id, query).await
     }
 }

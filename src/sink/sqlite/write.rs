@@ -13,16 +13,8 @@ use crate::record::ActivityRecord;
 use crate::sink::SinkError;
 use crate::sink::sql::{EncodedRecord, decimal, sink_error};
 
-/// SQLite's primary result codes that are the batch's fault: `SQLITE_TOOBIG` (18),
-/// `SQLITE_CONSTRAINT` (19), `SQLITE_MISMATCH` (20), `SQLITE_RANGE` (25). The rest (busy,
-/// locked, I/O, full disk …) is the store's state: transient.
-fn permanent_code(code: &str) -> bool {
-    code.parse::<i32>()
-        .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
-}
-
-pub(super) fn classify(error: sqlx::Error) -> SinkError {
-    sink_error(error, permanent_code)
+fn classify(error: sqlx::Error) -> SinkError {
+    sink_error::<Sqlite>(error)
 }
 
 /// The rollup key: user, day, kind, model, provider.
@@ -191,19 +183,4 @@ fn bind_record<'q>(
         .bind(e.error_type.as_deref())
         .bind(e.error_message.as_deref())
         .bind(e.metadata.as_str())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constraint_errors_are_permanent_and_busy_is_transient() {
-        assert!(permanent_code("19"));
-        assert!(permanent_code("1811"), "SQLITE_CONSTRAINT_TRIGGER");
-        assert!(permanent_code("2067"), "SQLITE_CONSTRAINT_UNIQUE");
-        assert!(!permanent_code("5"), "SQLITE_BUSY");
-        assert!(!permanent_code("6"), "SQLITE_LOCKED");
-        assert!(!permanent_code("10"), "SQLITE_IOERR");
-    }
 }
