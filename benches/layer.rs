@@ -13,7 +13,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use testkit::framed::{Ending, FramedBody};
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_activity::{ActivityLayer, NoopSink, RequestBody};
+use tower_activity::sink::NoopSink;
+use tower_activity::{ActivityLayer, ActivityRequestBody};
 
 fn json_body() -> Bytes {
     let content = "lorem ipsum dolor sit amet ".repeat(25);
@@ -44,12 +45,12 @@ fn upstream(
     frames: Vec<Bytes>,
     content_type: &'static str,
 ) -> impl Service<
-    Request<RequestBody<Full<Bytes>>>,
+    Request<ActivityRequestBody<Full<Bytes>>>,
     Response = Response<FramedBody>,
     Error = Infallible,
     Future = Answer,
 > + Clone {
-    service_fn(move |_req: Request<RequestBody<Full<Bytes>>>| {
+    service_fn(move |_req: Request<ActivityRequestBody<Full<Bytes>>>| {
         let body = FramedBody::from_frames(frames.clone(), Ending::Plain);
         std::future::ready(Ok(Response::builder()
             .header("content-type", content_type)
@@ -89,7 +90,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let (parts, body) = request(stream).into_parts();
-                    let req = Request::from_parts(parts, RequestBody::passthrough(body));
+                    let req = Request::from_parts(parts, ActivityRequestBody::passthrough(body));
                     let resp = inner.clone().oneshot(req).await.expect("infallible");
                     black_box(resp.into_body().collect().await.expect("body").to_bytes())
                 })

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use rust_decimal::Decimal;
 use sqlx::Executor;
-use tower_activity::{
-    ActivityQuery, ActivityRecord, ActivitySink, Api, Cursor, Kind, LogQuery, PostgresSink,
-    StatsQuery, TableNames, UsageSource,
-};
+use tower_activity::query::{ActivityQuery, Cursor, LogQuery, StatsQuery};
+use tower_activity::sink::{PostgresSink, TableNames};
+use tower_activity::{ActivityRecord, ActivitySink, LlmApi, RecordKind, UsageSource};
 
 use testkit::storage::data::day_ago;
 use testkit::storage::postgres::TestDb;
@@ -32,12 +31,12 @@ const MODELS: [(&str, &str); 5] = [
 /// A realistic record: user, model, tokens, cost, timings, a request id in the metadata.
 fn record(user: &str, i: u64, timestamp: chrono::DateTime<chrono::Utc>) -> ActivityRecord {
     let (model, provider) = MODELS[(i % 5) as usize];
-    let mut r = ActivityRecord::new(Kind::Request);
+    let mut r = ActivityRecord::new(RecordKind::Request);
     r.timestamp = timestamp;
     r.user_id = Some(user.to_owned());
     r.session_id = Some(format!("sess-{}", i % 97));
     r.endpoint = "/v1/chat/completions".into();
-    r.api = Api::OpenAiChat;
+    r.api = LlmApi::OpenAiChat;
     r.model = Some(model.into());
     r.provider = Some(provider.into());
     r.stream = i % 2 == 0;

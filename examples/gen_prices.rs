@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use serde_json::value::RawValue;
-use tower_activity::{ModelPrice, PriceTable};
+use tower_activity::pricing::{ModelPrice, PriceTable};
 
 /// LiteLLM modes priced per token by the APIs the crate understands.
 const MODES: [&str; 4] = ["chat", "responses", "completion", "embedding"];

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use testkit::exchange::{Exchange, run};
 use testkit::framed::Ending;
-use tower_activity::{ActivityLayer, MemorySink};
+use tower_activity::ActivityLayer;
+use tower_activity::sink::MemorySink;
 
 const USAGE: &str = "usage: replay --path PATH [--request REQ.json] [--status N] [--content-type MIME] [--chunk N] [--drop-after N] BODY_FILE";
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::attribution::{Attribution, Upstream};
 use crate::reader::{Read, ResponseReader, is_sse};
-use crate::record::{ActivityError, ActivityRecord, FinishReason, Outcome, UsageSource};
+use crate::record::{ActivityRecord, FinishReason, Outcome, ProviderError, UsageSource};
 use crate::request::{RequestFacts, prompt_chars};
 use crate::settings::Settings;
 
@@ -97,7 +97,7 @@ impl Exchange {
     /// response head).
     pub(crate) fn without_response(
         self,
-        error: Option<ActivityError>,
+        error: Option<ProviderError>,
         settings: &Settings,
     ) -> ActivityRecord {
         let mut record = self.record;

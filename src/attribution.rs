@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::record::{ActivityRecord, Kind};
+use crate::record::{ActivityRecord, RecordKind};
 use crate::writer::ActivityWriter;
 
 /// Who a request or event belongs to, and the application's tags for it.
@@ -91,7 +91,8 @@ pub struct Upstream(pub String);
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_activity::{ActivityLayer, Attribution, MemorySink};
+/// use tower_activity::{ActivityLayer, Attribution};
+/// use tower_activity::sink::MemorySink;
 /// let sink = MemorySink::new();
 /// let layer = ActivityLayer::new(sink.clone());
 /// let events = layer.events();
@@ -124,7 +125,7 @@ impl EventRecorder {
     /// `register`, `session_created`), with `model`/`provider` as the application sees them
     /// (e.g. `auth`/`Auth`). Returns `false` when the record was dropped (counted by the writer).
     pub fn record(&self, name: &str, model: &str, provider: &str, who: &Attribution) -> bool {
-        let mut record = ActivityRecord::new(Kind::Event);
+        let mut record = ActivityRecord::new(RecordKind::Event);
         record.endpoint = name.to_owned();
         record.model = Some(model.to_owned());
         record.provider = Some(provider.to_owned());

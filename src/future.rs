@@ -15,8 +15,8 @@ use tower_service::Service;
 use crate::body::ActivityBody;
 use crate::buf::{concat, to_bytes};
 use crate::guard::ExchangeGuard;
-use crate::record::{ActivityError, Api};
-use crate::request::{RequestBody, RequestFacts, with_include_usage};
+use crate::record::{LlmApi, ProviderError};
+use crate::request::{ActivityRequestBody, RequestFacts, with_include_usage};
 
 pin_project! {
     /// The response future of an [`ActivityService`](crate::ActivityService).
@@ -25,7 +25,7 @@ pin_project! {
     /// is recorded as `cancelled`.
     pub struct ActivityFuture<S, B>
     where
-        S: Service<Request<RequestBody<B>>>,
+        S: Service<Request<ActivityRequestBody<B>>>,
         B: Body,
     {
         #[pin]
@@ -39,7 +39,7 @@ pin_project! {
     #[project = StateProj]
     enum State<S, B>
     where
-        S: Service<Request<RequestBody<B>>>,
+        S: Service<Request<ActivityRequestBody<B>>>,
         B: Body,
     {
         Reading {
@@ -58,7 +58,7 @@ pin_project! {
 
 impl<S, B> ActivityFuture<S, B>
 where
-    S: Service<Request<RequestBody<B>>>,
+    S: Service<Request<ActivityRequestBody<B>>>,
     B: Body,
 {
     /// Reads the request body (up to the cap) before calling `service`.
@@ -86,7 +86,7 @@ where
 
 impl<S, B, ResB> Future for ActivityFuture<S, B>
 where
-    S: Service<Request<RequestBody<B>>, Response = Response<ResB>>,
+    S: Service<Request<ActivityRequestBody<B>>, Response = Response<ResB>>,
     B: Body,
     B::Data: Buf,
     ResB: Body,
@@ -122,7 +122,11 @@ where
                                     continue;
                                 }
                                 mark(guard, "over_cap");
-                                RequestBody::read(concat(std::mem::take(frames)), body.take(), None)
+                                ActivityRequestBody::read(
+                                    concat(std::mem::take(frames)),
+                                    body.take(),
+                                    None,
+                                )
                             }
                             Err(frame) => match frame.into_trailers() {
                                 Ok(t) => finish_reading(guard, parts, frames, Some(t), body),
@@ -131,7 +135,7 @@ where
                         },
                         Some(Err(error)) => {
                             mark(guard, "error");
-                            RequestBody::failed(concat(std::mem::take(frames)), error)
+                            ActivityRequestBody::failed(concat(std::mem::take(frames)), error)
                         }
                         None => finish_reading(guard, parts, frames, None, body),
                     };
@@ -171,7 +175,7 @@ where
                             ))
                         }
                         Err(error) => {
-                            guard.fail(ActivityError::new(
+                            guard.fail(ProviderError::new(
                                 Some("service_error".into()),
                                 "the inner service returned an error instead of a response",
                             ));
@@ -197,13 +201,16 @@ fn finish_reading<B: Body>(
     frames: &mut Vec<Bytes>,
     trailers: Option<HeaderMap>,
     body: &mut Option<Pin<Box<B>>>,
-) -> RequestBody<B> {
+) -> ActivityRequestBody<B> {
     body.take();
     let mut bytes = concat(std::mem::take(frames));
     let facts = RequestFacts::probe(bytes.clone());
     let include_usage = guard.settings().include_usage;
     if let (Some(p), Some(parts)) = (guard.pending_mut(), parts.as_mut()) {
-        if p.record.api == Api::OpenAiChat && include_usage && facts.stream && !facts.include_usage
+        if p.record.api == LlmApi::OpenAiChat
+            && include_usage
+            && facts.stream
+            && !facts.include_usage
         {
             if let Some(rewritten) = with_include_usage(&bytes) {
                 bytes = rewritten;
@@ -217,5 +224,5 @@ fn finish_reading<B: Body>(
         }
         p.facts = facts;
     }
-    RequestBody::read(bytes, None, trailers)
+    ActivityRequestBody::read(bytes, None, trailers)
 }

@@ -6,19 +6,19 @@
 //! gives the same observation.
 
 use crate::protocol::{self, Observation, parse_error_body};
-use crate::record::Api;
+use crate::record::LlmApi;
 use crate::sse::SseScanner;
 
 /// The five wire formats a fuzz input can pick with its first byte.
-const APIS: [Api; 5] = [
-    Api::OpenAiChat,
-    Api::OpenAiEmbeddings,
-    Api::OpenAiResponses,
-    Api::AnthropicMessages,
-    Api::GeminiGenerate,
+const APIS: [LlmApi; 5] = [
+    LlmApi::OpenAiChat,
+    LlmApi::OpenAiEmbeddings,
+    LlmApi::OpenAiResponses,
+    LlmApi::AnthropicMessages,
+    LlmApi::GeminiGenerate,
 ];
 
-fn observe(api: Api, frames: &[&[u8]], max_line: usize) -> String {
+fn observe(api: LlmApi, frames: &[&[u8]], max_line: usize) -> String {
     let mut tracker = protocol::tracker(api).expect("a known API");
     let mut obs = Observation::default();
     let mut scanner = SseScanner::new(max_line);

@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode};
 
 pub(crate) use crate::account::End;
 use crate::account::Exchange;
-use crate::record::ActivityError;
+use crate::record::ProviderError;
 use crate::settings::Settings;
 
 /// See the module docs. One allocation per exchange (the box), made when the request enters.
@@ -61,7 +61,7 @@ impl ExchangeGuard {
     }
 
     /// The inner service failed instead of responding: an `error` record.
-    pub(crate) fn fail(&mut self, error: ActivityError) {
+    pub(crate) fn fail(&mut self, error: ProviderError) {
         if let Some(exchange) = self.exchange.take() {
             let record = exchange.without_response(Some(error), &self.settings);
             self.settings.writer.record(record);

@@ -10,18 +10,11 @@ use tower_layer::Layer;
 use crate::attribution::{Attribution, EventRecorder};
 use crate::pricing::PriceTable;
 use crate::provider::ProviderRules;
-use crate::record::Api;
+use crate::record::LlmApi;
 use crate::service::ActivityService;
 use crate::settings::{AttributionHook, Settings};
 use crate::sink::ActivitySink;
-use crate::writer::{ActivityWriter, WriterConfig};
-
-/// Default cap on the request body the layer reads (model, `stream`, `stream_options`).
-pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
-/// Default cap on a JSON response body the layer keeps to read its usage.
-pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
-/// Default cap on one SSE line (or one event's data) the layer carries across frames.
-pub const DEFAULT_MAX_SSE_LINE: usize = crate::sse::DEFAULT_MAX_LINE;
+use crate::writer::{ActivityWriter, WriterConfig, WriterGuard};
 
 /// The tower layer that accounts every request of the service it wraps.
 ///
@@ -30,7 +23,8 @@ pub const DEFAULT_MAX_SSE_LINE: usize = crate::sse::DEFAULT_MAX_LINE;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_activity::{ActivityLayer, MemorySink};
+/// use tower_activity::ActivityLayer;
+/// use tower_activity::sink::MemorySink;
 /// let layer = ActivityLayer::new(MemorySink::new());
 /// let stats = layer.writer().stats();
 /// assert_eq!(stats.enqueued, 0);
@@ -53,11 +47,38 @@ impl fmt::Debug for ActivityLayer {
 impl ActivityLayer {
     /// A layer with every default, writing to `sink`.
     ///
+    /// The writer runs until every handle is gone; to drain it at the end of the program, call
+    /// `layer.writer().shutdown(deadline)` — or use [`pair`](Self::pair), whose guard makes
+    /// that step hard to forget.
+    ///
     /// # Panics
     /// Outside a Tokio runtime (the writer task needs one). Use
     /// [`ActivityLayerBuilder::writer`] with a writer started elsewhere to avoid that.
     pub fn new(sink: impl ActivitySink) -> Self {
         ActivityLayer::builder(sink).build()
+    }
+
+    /// A layer with every default writing to `sink`, and the guard that drains its writer:
+    /// call [`WriterGuard::shutdown`] once the server has stopped (the shape of tower's
+    /// `Buffer::pair`). See [`ActivityLayerBuilder::pair`] for a configured layer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_activity::ActivityLayer;
+    /// use tower_activity::sink::MemorySink;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (layer, writer) = ActivityLayer::pair(MemorySink::new());
+    /// # let _ = layer;
+    /// let stats = writer.shutdown(Duration::from_secs(10)).await;
+    /// assert_eq!(stats.dropped_closed, 0);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, as [`new`](Self::new).
+    pub fn pair(sink: impl ActivitySink) -> (Self, WriterGuard) {
+        ActivityLayer::builder(sink).pair()
     }
 
     /// A builder writing to `sink`.
@@ -69,9 +90,9 @@ impl ActivityLayer {
             prices: None,
             providers: ProviderRules::default(),
             attribution: None,
-            max_request_body: DEFAULT_MAX_REQUEST_BODY,
-            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
-            max_sse_line: DEFAULT_MAX_SSE_LINE,
+            max_request_body: ActivityLayerBuilder::DEFAULT_MAX_REQUEST_BODY,
+            max_response_body: ActivityLayerBuilder::DEFAULT_MAX_RESPONSE_BODY,
+            max_sse_line: ActivityLayerBuilder::DEFAULT_MAX_SSE_LINE,
             include_usage: true,
             routes: Vec::new(),
             record_id_header: None,
@@ -103,11 +124,13 @@ type StartWriter = Box<dyn FnOnce(WriterConfig) -> ActivityWriter>;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_activity::{ActivityLayer, Api, Attribution, MemorySink, PriceTable};
+/// use tower_activity::{ActivityLayer, LlmApi, Attribution};
+/// use tower_activity::pricing::PriceTable;
+/// use tower_activity::sink::MemorySink;
 /// let layer = ActivityLayer::builder(MemorySink::new())
 ///     .prices(PriceTable::default())
 ///     .include_usage(true)
-///     .route("/proxy/chat", Api::OpenAiChat)
+///     .route("/proxy/chat", LlmApi::OpenAiChat)
 ///     .attribution(|parts| {
 ///         let user = parts.headers.get("x-user")?.to_str().ok()?;
 ///         Some(Attribution::user(user))
@@ -127,7 +150,7 @@ pub struct ActivityLayerBuilder {
     max_response_body: usize,
     max_sse_line: usize,
     include_usage: bool,
-    routes: Vec<(String, Api)>,
+    routes: Vec<(String, LlmApi)>,
     record_id_header: Option<HeaderName>,
 }
 
@@ -145,6 +168,15 @@ impl fmt::Debug for ActivityLayerBuilder {
 }
 
 impl ActivityLayerBuilder {
+    /// Default cap on the request body the layer reads (model, `stream`, `stream_options`):
+    /// 1 MiB.
+    pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
+    /// Default cap on a JSON response body the layer keeps to read its usage: 16 MiB.
+    pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+    /// Default cap on one SSE line (or one event's data) the layer carries across frames:
+    /// 1 MiB.
+    pub const DEFAULT_MAX_SSE_LINE: usize = crate::sse::DEFAULT_MAX_LINE;
+
     /// The price table (default: the embedded table, [`PriceTable::default`]).
     pub fn prices(mut self, prices: impl Into<Arc<PriceTable>>) -> Self {
         self.prices = Some(prices.into());
@@ -196,8 +228,8 @@ impl ActivityLayerBuilder {
         self
     }
 
-    /// Maps an exact request path to a wire format, ahead of [`Api::detect`].
-    pub fn route(mut self, path: impl Into<String>, api: Api) -> Self {
+    /// Maps an exact request path to a wire format, ahead of [`LlmApi::detect`].
+    pub fn route(mut self, path: impl Into<String>, api: LlmApi) -> Self {
         self.routes.push((path.into(), api));
         self
     }
@@ -208,7 +240,8 @@ impl ActivityLayerBuilder {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use tower_activity::{ActivityLayer, MemorySink};
+    /// use tower_activity::ActivityLayer;
+    /// use tower_activity::sink::MemorySink;
     /// let layer = ActivityLayer::builder(MemorySink::new())
     ///     .record_id_header(http::HeaderName::from_static("x-activity-id"))
     ///     .build();
@@ -232,6 +265,16 @@ impl ActivityLayerBuilder {
         self.writer = Some(writer);
         self.sink = None;
         self
+    }
+
+    /// Builds the layer and the guard that drains its writer (see [`ActivityLayer::pair`]).
+    ///
+    /// # Panics
+    /// When a writer must be started outside a Tokio runtime.
+    pub fn pair(self) -> (ActivityLayer, WriterGuard) {
+        let layer = self.build();
+        let guard = WriterGuard::new(layer.writer().clone());
+        (layer, guard)
     }
 
     /// Builds the layer, starting the writer unless one was given.

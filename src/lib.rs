@@ -6,22 +6,31 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::time::Duration;
 //! use tower::ServiceBuilder;
-//! use tower_activity::{ActivityLayer, MemorySink};
-//! # let my_llm_proxy = tower::service_fn(|_req: http::Request<tower_activity::RequestBody<String>>| async {
+//! use tower_activity::ActivityLayer;
+//! use tower_activity::sink::MemorySink;
+//! # let my_llm_proxy = tower::service_fn(|_req: http::Request<tower_activity::ActivityRequestBody<String>>| async {
 //! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 //! # });
-//! let sink = MemorySink::new();
-//! let service = ServiceBuilder::new()
-//!     .layer(ActivityLayer::new(sink.clone()))
-//!     .service(my_llm_proxy);
-//! # let _ = service;
+//! let (layer, writer) = ActivityLayer::pair(MemorySink::new());
+//! let service = ServiceBuilder::new().layer(layer).service(my_llm_proxy);
+//! // … serve `service` until the shutdown signal, then store what is still queued:
+//! # drop(service);
+//! let stats = writer.shutdown(Duration::from_secs(10)).await;
+//! # assert_eq!(stats.failed, 0);
 //! # }
 //! ```
 //!
+//! `ActivityLayer::new(sink)` is the one-line form when something else drains the writer.
+//! The public API comes in tiers: the crate root has the middleware (layer, service, future,
+//! bodies), the record and its enums, [`ActivitySink`], the writer and the error types;
+//! [`sink`] has the concrete sinks, [`query`] the stats and log queries a dashboard reads,
+//! [`pricing`] the price table.
+//!
 //! # What it reads
 //!
-//! The wire format comes from the path ([`Api::detect`]): OpenAI chat (and every
+//! The wire format comes from the path ([`LlmApi::detect`]): OpenAI chat (and every
 //! OpenAI-compatible provider), OpenAI Responses, Anthropic Messages and Gemini, as JSON or as
 //! SSE streams. Streams pass through unchanged and uncopied; the layer scans each frame as it
 //! goes by, whatever the chunking. Token counts follow OpenTelemetry's `gen_ai.usage.*`
@@ -38,7 +47,7 @@
 //!
 //! # Cost
 //!
-//! [`PriceTable`] prices tokens exactly (decimal arithmetic, never `f64`); the default table is
+//! [`PriceTable`](pricing::PriceTable) prices tokens exactly (decimal arithmetic, never `f64`); the default table is
 //! embedded, generated from LiteLLM's price list. A model with no price gets `cost_usd: null`
 //! and `metadata.pricing = "unknown_model"` — never a made-up price.
 //!
@@ -46,8 +55,8 @@
 //!
 //! Records go to a bounded queue and a background [`ActivityWriter`] batches them into the
 //! sink, retrying transient failures and isolating a poison record. A full queue drops the
-//! record and counts it ([`WriterStats`]); the request never waits. Call
-//! [`ActivityWriter::shutdown`] at the end of the program to drain the queue.
+//! record and counts it ([`WriterStats`]); the request never waits. At the end of the program,
+//! [`WriterGuard::shutdown`] (from [`ActivityLayer::pair`]) drains the queue.
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![warn(clippy::all)]
 
@@ -62,16 +71,16 @@ mod future;
 pub mod fuzz;
 mod guard;
 mod layer;
-mod pricing;
+pub mod pricing;
 mod protocol;
 mod provider;
-mod query;
+pub mod query;
 mod reader;
 mod record;
 mod request;
 mod service;
 mod settings;
-mod sink;
+pub mod sink;
 mod sse;
 mod strip;
 mod writer;
@@ -84,29 +93,16 @@ struct ReadmeDoctests;
 pub use attribution::{Attribution, EventRecorder, Upstream};
 pub use body::ActivityBody;
 pub use future::ActivityFuture;
-pub use layer::{
-    ActivityLayer, ActivityLayerBuilder, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY,
-    DEFAULT_MAX_SSE_LINE,
-};
-pub use pricing::{ModelPrice, PriceError, PriceTable, TokenUsage};
+pub use layer::{ActivityLayer, ActivityLayerBuilder};
+pub use pricing::PriceError;
 pub use provider::ProviderRules;
-pub use query::{
-    ActivityQuery, Breakdown, Cursor, DEFAULT_LOG_LIMIT, DEFAULT_STATS_DAYS, DailyStat, LogPage,
-    LogQuery, MAX_LOG_LIMIT, MAX_RANGE_DAYS, QueryError, Stats, StatsBuilder, StatsQuery,
-};
+pub use query::QueryError;
 pub use record::{
-    ActivityError, ActivityRecord, Api, FinishReason, Kind, MAX_ERROR_MESSAGE, Outcome, UsageSource,
+    ActivityRecord, FinishReason, LlmApi, Outcome, ProviderError, RecordKind, UsageSource,
 };
-pub use request::RequestBody;
+pub use request::ActivityRequestBody;
 pub use service::ActivityService;
-#[cfg(feature = "postgres")]
-pub use sink::PostgresSink;
-#[cfg(feature = "sqlite")]
-pub use sink::SqliteSink;
-pub use sink::{
-    ActivitySink, BroadcastSink, DEFAULT_BROADCAST_CAPACITY, MemorySink, NoopSink, SinkError,
-    TracingSink,
-};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use sink::{SqlSink, StorageError, TableNames};
-pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterStats};
+pub use sink::StorageError;
+pub use sink::{ActivitySink, SinkError};
+pub use writer::{ActivityWriter, WriterConfig, WriterError, WriterGuard, WriterStats};

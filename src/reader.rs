@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::buf::concat;
 use crate::protocol::{self, Observation, Tracker};
-use crate::record::Api;
+use crate::record::LlmApi;
 use crate::settings::Settings;
 use crate::sse::SseScanner;
 use crate::strip::Strip;
@@ -81,7 +81,7 @@ impl ResponseReader {
     /// A reader for a response of `api` with `status` and `headers`; `injected` when the layer
     /// asked for usage the client did not (the stream is stripped of it).
     pub(crate) fn new(
-        api: Api,
+        api: LlmApi,
         status: StatusCode,
         headers: &HeaderMap,
         injected: bool,

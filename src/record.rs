@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// Whether a record is an API call seen by the layer or an event the application recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum RecordKind {
     /// An HTTP request that passed through [`ActivityLayer`](crate::ActivityLayer).
     Request,
     /// Non-request activity (login, registration, session creation) recorded through an
@@ -20,9 +20,9 @@ pub enum Kind {
     Event,
 }
 
-/// The wire format of a request, detected from its path (see [`Api::detect`]).
+/// The wire format of a request, detected from its path (see [`LlmApi::detect`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Api {
+pub enum LlmApi {
     /// OpenAI chat completions (`/v1/chat/completions`, legacy `/v1/completions`) and every
     /// OpenAI-compatible provider (Groq, Mistral, DeepSeek, OpenRouter …).
     #[serde(rename = "openai.chat")]
@@ -44,16 +44,16 @@ pub enum Api {
     Unknown,
 }
 
-impl Api {
+impl LlmApi {
     /// The name used in JSON and SQL (`openai.chat` …).
     pub fn as_str(self) -> &'static str {
         match self {
-            Api::OpenAiChat => "openai.chat",
-            Api::OpenAiResponses => "openai.responses",
-            Api::OpenAiEmbeddings => "openai.embeddings",
-            Api::AnthropicMessages => "anthropic.messages",
-            Api::GeminiGenerate => "gemini.generate",
-            Api::Unknown => "unknown",
+            LlmApi::OpenAiChat => "openai.chat",
+            LlmApi::OpenAiResponses => "openai.responses",
+            LlmApi::OpenAiEmbeddings => "openai.embeddings",
+            LlmApi::AnthropicMessages => "anthropic.messages",
+            LlmApi::GeminiGenerate => "gemini.generate",
+            LlmApi::Unknown => "unknown",
         }
     }
 }
@@ -166,7 +166,7 @@ impl UsageSource {
 
 /// A provider's error, from an error body or an in-band error event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityError {
+pub struct ProviderError {
     /// The provider's error type or code (`invalid_request_error`, `RESOURCE_EXHAUSTED` …).
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -174,18 +174,18 @@ pub struct ActivityError {
     pub message: String,
 }
 
-/// The longest error message a record keeps, in bytes.
-pub const MAX_ERROR_MESSAGE: usize = 1024;
+impl ProviderError {
+    /// The longest error message a record keeps, in bytes.
+    pub const MAX_MESSAGE: usize = 1024;
 
-impl ActivityError {
-    /// Builds an error, cutting `message` to [`MAX_ERROR_MESSAGE`] bytes on a character
+    /// Builds an error, cutting `message` to [`MAX_MESSAGE`](Self::MAX_MESSAGE) bytes on a character
     /// boundary.
     pub fn new(kind: Option<String>, message: &str) -> Self {
-        let mut end = message.len().min(MAX_ERROR_MESSAGE);
+        let mut end = message.len().min(ProviderError::MAX_MESSAGE);
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        ActivityError {
+        ProviderError {
             kind,
             message: message[..end].to_owned(),
         }
@@ -204,7 +204,7 @@ pub struct ActivityRecord {
     /// UUID v7 made when the request entered the layer; every sink's idempotency key.
     pub id: Uuid,
     /// Request or application event.
-    pub kind: Kind,
+    pub kind: RecordKind,
     /// When the request started (UTC, microsecond precision).
     pub timestamp: DateTime<Utc>,
     /// Who made it, from [`Attribution`](crate::Attribution).
@@ -216,7 +216,7 @@ pub struct ActivityRecord {
     /// Request path without the query, e.g. `/v1/chat/completions`.
     pub endpoint: String,
     /// The wire format.
-    pub api: Api,
+    pub api: LlmApi,
     /// The model the response names; else the request's; else the path's (Gemini).
     pub model: Option<String>,
     /// The model's maker (`OpenAI`, `Anthropic`, `Google` …), see [`ProviderRules`](crate::ProviderRules).
@@ -256,7 +256,7 @@ pub struct ActivityRecord {
     /// Output tokens per second of generation; `None` when there are no output tokens.
     pub speed: Option<f64>,
     /// The provider's error, if any.
-    pub error: Option<ActivityError>,
+    pub error: Option<ProviderError>,
     /// The application's tags, the provider's `request_id`, and endpoint-specific notes.
     pub metadata: Map<String, Value>,
 }
@@ -264,7 +264,7 @@ pub struct ActivityRecord {
 impl ActivityRecord {
     /// An empty record of `kind` stamped now with a fresh UUID v7: every optional field
     /// `None`, `app` `"API"`, `outcome` ok, `usage_source` none.
-    pub fn new(kind: Kind) -> Self {
+    pub fn new(kind: RecordKind) -> Self {
         ActivityRecord {
             id: Uuid::now_v7(),
             kind,
@@ -274,7 +274,7 @@ impl ActivityRecord {
             session_id: None,
             app: "API".to_owned(),
             endpoint: String::new(),
-            api: Api::Unknown,
+            api: LlmApi::Unknown,
             model: None,
             provider: None,
             upstream: None,
@@ -306,8 +306,8 @@ mod tests {
 
     #[test]
     fn json_names_follow_the_contract() {
-        let mut r = ActivityRecord::new(Kind::Request);
-        r.api = Api::AnthropicMessages;
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.api = LlmApi::AnthropicMessages;
         r.finish_reason = Some(FinishReason::ToolCalls);
         r.cost_usd = Some(Decimal::new(325, 7));
         let v = serde_json::to_value(&r).unwrap();
@@ -339,9 +339,9 @@ mod tests {
 
     #[test]
     fn error_message_is_cut_on_a_char_boundary() {
-        let long = "é".repeat(MAX_ERROR_MESSAGE);
-        let e = ActivityError::new(None, &long);
-        assert!(e.message.len() <= MAX_ERROR_MESSAGE);
+        let long = "é".repeat(ProviderError::MAX_MESSAGE);
+        let e = ProviderError::new(None, &long);
+        assert!(e.message.len() <= ProviderError::MAX_MESSAGE);
         assert!(e.message.chars().all(|c| c == 'é'));
     }
 }

@@ -1,5 +1,5 @@
 //! The request side: what the layer reads of a request body, how it asks OpenAI chat streams
-//! for usage, and [`RequestBody`], the body the inner service receives.
+//! for usage, and [`ActivityRequestBody`], the body the inner service receives.
 
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -17,11 +17,11 @@ use crate::buf::to_bytes;
 pin_project! {
     /// The request body handed to the inner service.
     ///
-    /// Requests the layer does not read pass through as [`RequestBody::passthrough`] (no copy,
+    /// Requests the layer does not read pass through as [`ActivityRequestBody::passthrough`] (no copy,
     /// no allocation). LLM requests are read up to a cap first; the inner service then gets the
     /// same bytes (or, for OpenAI chat streams, the bytes with `stream_options.include_usage`
     /// added), followed by the rest of the original body when it was longer than the cap.
-    pub struct RequestBody<B>
+    pub struct ActivityRequestBody<B>
     where
         B: Body,
     {
@@ -49,10 +49,10 @@ pin_project! {
     }
 }
 
-impl<B: Body> RequestBody<B> {
+impl<B: Body> ActivityRequestBody<B> {
     /// The original body, untouched.
     pub fn passthrough(body: B) -> Self {
-        RequestBody {
+        ActivityRequestBody {
             inner: Inner::Passthrough { body },
         }
     }
@@ -63,7 +63,7 @@ impl<B: Body> RequestBody<B> {
         rest: Option<Pin<Box<B>>>,
         trailers: Option<HeaderMap>,
     ) -> Self {
-        RequestBody {
+        ActivityRequestBody {
             inner: Inner::Read {
                 prefix: (!prefix.is_empty()).then_some(prefix),
                 rest,
@@ -74,7 +74,7 @@ impl<B: Body> RequestBody<B> {
 
     /// The bytes read before the original body failed, then its error.
     pub(crate) fn failed(prefix: Bytes, error: B::Error) -> Self {
-        RequestBody {
+        ActivityRequestBody {
             inner: Inner::Failed {
                 prefix: (!prefix.is_empty()).then_some(prefix),
                 error: Some(error),
@@ -83,7 +83,7 @@ impl<B: Body> RequestBody<B> {
     }
 }
 
-impl<B> Body for RequestBody<B>
+impl<B> Body for ActivityRequestBody<B>
 where
     B: Body,
     B::Data: Buf,
@@ -163,14 +163,16 @@ where
     }
 }
 
-impl<B: Body> std::fmt::Debug for RequestBody<B> {
+impl<B: Body> std::fmt::Debug for ActivityRequestBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.inner {
             Inner::Passthrough { .. } => "passthrough",
             Inner::Read { .. } => "read",
             Inner::Failed { .. } => "failed",
         };
-        f.debug_struct("RequestBody").field("kind", &kind).finish()
+        f.debug_struct("ActivityRequestBody")
+            .field("kind", &kind)
+            .finish()
     }
 }
 
@@ -366,7 +368,8 @@ mod tests {
     #[tokio::test]
     async fn read_body_yields_prefix_then_rest_then_trailers() {
         let rest = http_body_util::Full::new(Bytes::from_static(b" world"));
-        let body = RequestBody::read(Bytes::from_static(b"hello"), Some(Box::pin(rest)), None);
+        let body =
+            ActivityRequestBody::read(Bytes::from_static(b"hello"), Some(Box::pin(rest)), None);
         assert_eq!(body.size_hint().exact(), Some(11));
         let got = body.collect().await.unwrap().to_bytes();
         assert_eq!(&got[..], b"hello world");

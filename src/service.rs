@@ -15,8 +15,8 @@ use crate::body::ActivityBody;
 use crate::future::ActivityFuture;
 use crate::guard::ExchangeGuard;
 use crate::protocol::model_from_path;
-use crate::record::{ActivityRecord, Api, Kind};
-use crate::request::RequestBody;
+use crate::record::{ActivityRecord, LlmApi, RecordKind};
+use crate::request::ActivityRequestBody;
 use crate::settings::Settings;
 
 /// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
@@ -55,7 +55,7 @@ impl<S> ActivityService<S> {
 
 impl<S, B, ResB> Service<Request<B>> for ActivityService<S>
 where
-    S: Service<Request<RequestBody<B>>, Response = Response<ResB>> + Clone,
+    S: Service<Request<ActivityRequestBody<B>>, Response = Response<ResB>> + Clone,
     B: Body,
     B::Data: Buf,
     ResB: Body,
@@ -76,7 +76,7 @@ where
         let path = parts.uri.path();
         let api = self.settings.api_for(path);
 
-        let mut record = ActivityRecord::new(Kind::Request);
+        let mut record = ActivityRecord::new(RecordKind::Request);
         record.endpoint = path.to_owned();
         record.api = api;
         record.model = model_from_path(api, path);
@@ -101,7 +101,7 @@ where
                 .metadata
                 .insert("request_body".into(), "over_cap".into());
         }
-        let read = api != Api::Unknown
+        let read = api != LlmApi::Unknown
             && parts.method == Method::POST
             && !over_cap
             && !body.is_end_stream();
@@ -112,9 +112,10 @@ where
             let inner = std::mem::replace(&mut self.inner, clone);
             ActivityFuture::reading(inner, parts, body, guard)
         } else {
-            let future = self
-                .inner
-                .call(Request::from_parts(parts, RequestBody::passthrough(body)));
+            let future = self.inner.call(Request::from_parts(
+                parts,
+                ActivityRequestBody::passthrough(body),
+            ));
             ActivityFuture::calling(future, guard)
         }
     }

@@ -11,7 +11,7 @@ use http::request::Parts;
 use crate::attribution::Attribution;
 use crate::pricing::PriceTable;
 use crate::provider::ProviderRules;
-use crate::record::Api;
+use crate::record::LlmApi;
 use crate::writer::ActivityWriter;
 
 /// Derives an [`Attribution`] from a request head (see
@@ -27,18 +27,18 @@ pub(crate) struct Settings {
     pub(crate) max_response_body: usize,
     pub(crate) max_sse_line: usize,
     pub(crate) include_usage: bool,
-    pub(crate) routes: Vec<(String, Api)>,
+    pub(crate) routes: Vec<(String, LlmApi)>,
     pub(crate) record_id_header: Option<HeaderName>,
     pub(crate) writer: ActivityWriter,
 }
 
 impl Settings {
-    /// The wire format of `path`: an explicit route first, then [`Api::detect`].
-    pub(crate) fn api_for(&self, path: &str) -> Api {
+    /// The wire format of `path`: an explicit route first, then [`LlmApi::detect`].
+    pub(crate) fn api_for(&self, path: &str) -> LlmApi {
         self.routes
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, api)| *api)
-            .unwrap_or_else(|| Api::detect(path))
+            .unwrap_or_else(|| LlmApi::detect(path))
     }
 }

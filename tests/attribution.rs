@@ -6,7 +6,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
-use tower_activity::{ActivityLayer, Attribution, Kind, MemorySink, RequestBody, Upstream};
+use tower_activity::sink::MemorySink;
+use tower_activity::{ActivityLayer, ActivityRequestBody, Attribution, RecordKind, Upstream};
 
 const REPLY: &str = r#"{"model":"gpt-4o","choices":[{"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
 
@@ -16,7 +17,7 @@ async fn call(
     upstream: Option<&'static str>,
 ) {
     let service = layer.layer(service_fn(
-        move |_req: Request<RequestBody<Full<Bytes>>>| async move {
+        move |_req: Request<ActivityRequestBody<Full<Bytes>>>| async move {
             let mut response = Response::builder()
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from_static(REPLY.as_bytes())))
@@ -104,7 +105,7 @@ async fn request_extensions_then_hook_then_response_extensions() {
     assert_eq!(third.app, "API");
     assert!(
         rows.iter()
-            .all(|r| r.kind == Kind::Request && r.input_tokens == Some(3))
+            .all(|r| r.kind == RecordKind::Request && r.input_tokens == Some(3))
     );
 }
 
@@ -123,7 +124,7 @@ async fn events_are_recorded_as_events() {
     let rows = sink.records();
     assert_eq!(rows.len(), 1);
     let e = &rows[0];
-    assert_eq!(e.kind, Kind::Event);
+    assert_eq!(e.kind, RecordKind::Event);
     assert_eq!((e.endpoint.as_str(), e.app.as_str()), ("register", "Auth"));
     assert_eq!(
         (e.model.as_deref(), e.provider.as_deref()),
@@ -143,7 +144,7 @@ async fn the_record_id_header_names_the_written_record() {
         .record_id_header(http::HeaderName::from_static("x-activity-id"))
         .build();
     let service = layer.layer(service_fn(
-        |_req: Request<RequestBody<Full<Bytes>>>| async {
+        |_req: Request<ActivityRequestBody<Full<Bytes>>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
                 REPLY.as_bytes(),
             ))))
@@ -164,7 +165,7 @@ async fn the_record_id_header_names_the_written_record() {
     // Off by default.
     let plain = ActivityLayer::new(MemorySink::new());
     let service = plain.layer(service_fn(
-        |_req: Request<RequestBody<Full<Bytes>>>| async {
+        |_req: Request<ActivityRequestBody<Full<Bytes>>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
         },
     ));

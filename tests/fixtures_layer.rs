@@ -4,10 +4,9 @@
 
 use bytes::Bytes;
 use testkit::exchange::{Exchange, run};
-use tower_activity::{
-    ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, PriceTable, TokenUsage,
-    UsageSource,
-};
+use tower_activity::pricing::{PriceTable, TokenUsage};
+use tower_activity::sink::MemorySink;
+use tower_activity::{ActivityLayer, ActivityRecord, FinishReason, Outcome, UsageSource};
 
 /// Expected normalised values of one fixture.
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,7 +2,7 @@
 //! out by hand from the prices in that file, quoted in each test.
 
 use rust_decimal::Decimal;
-use tower_activity::{ModelPrice, PriceTable, TokenUsage};
+use tower_activity::pricing::{ModelPrice, PriceTable, TokenUsage};
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str_exact(s).unwrap()

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use tower_activity::{
-    ActivityQuery, ActivitySink, ActivityWriter, LogQuery, PostgresSink, SqlSink, StatsQuery,
-    StorageError, TableNames, WriterConfig,
-};
+use tower_activity::query::{ActivityQuery, LogQuery, StatsQuery};
+use tower_activity::sink::{PostgresSink, SqlSink, TableNames};
+use tower_activity::{ActivitySink, ActivityWriter, StorageError, WriterConfig};
 use uuid::Uuid;
 
 use testkit::storage::postgres::TestDb;

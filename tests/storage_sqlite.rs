@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sqlx::Row;
-use tower_activity::{
-    ActivityQuery, ActivitySink, LogQuery, SqlSink, SqliteSink, StorageError, TableNames,
-};
+use tower_activity::query::{ActivityQuery, LogQuery};
+use tower_activity::sink::{SqlSink, SqliteSink, TableNames};
+use tower_activity::{ActivitySink, StorageError};
 
 use testkit::storage::{data, scenarios};
 

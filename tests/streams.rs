@@ -6,9 +6,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use testkit::exchange::{Exchange, run};
 use testkit::framed::Ending;
-use tower_activity::{
-    ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, UsageSource,
-};
+use tower_activity::sink::MemorySink;
+use tower_activity::{ActivityLayer, ActivityRecord, FinishReason, Outcome, UsageSource};
 
 const CHAT: &str = "/v1/chat/completions";
 
@@ -163,7 +162,7 @@ async fn an_empty_body_is_recorded_without_being_polled() {
     let ex = Exchange::new("/healthz", Bytes::new(), false).ending(Ending::EndStream);
     let (r, _) = one(ex).await;
     assert_eq!(r.outcome, Outcome::Ok);
-    assert_eq!(r.api, tower_activity::Api::Unknown);
+    assert_eq!(r.api, tower_activity::LlmApi::Unknown);
     assert_eq!(r.usage_source, UsageSource::None);
 }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep};
+use tower_activity::sink::MemorySink;
 use tower_activity::{
-    ActivityRecord, ActivitySink, ActivityWriter, Kind, MemorySink, SinkError, WriterConfig,
-    WriterError,
+    ActivityRecord, ActivitySink, ActivityWriter, RecordKind, SinkError, WriterConfig, WriterError,
 };
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -21,7 +21,7 @@ use uuid::Uuid;
 // Helpers
 
 fn record() -> ActivityRecord {
-    ActivityRecord::new(Kind::Request)
+    ActivityRecord::new(RecordKind::Request)
 }
 
 fn poison() -> ActivityRecord {

@@ -40,7 +40,7 @@ use serde_json::value::RawValue;
 /// something else than the undated alias (`gpt-4o-2024-05-13` is dearer than `gpt-4o`).
 ///
 /// ```
-/// use tower_activity::{PriceTable, TokenUsage};
+/// use tower_activity::pricing::{PriceTable, TokenUsage};
 ///
 /// let table = PriceTable::embedded();
 /// let (key, _) = table.lookup("openai/gpt-4o-2024-08-06").unwrap();
@@ -71,7 +71,7 @@ impl PriceTable {
     /// The table embedded in the crate (`data/prices.json`), parsed once on first use.
     ///
     /// ```
-    /// assert!(tower_activity::PriceTable::embedded().len() > 500);
+    /// assert!(tower_activity::pricing::PriceTable::embedded().len() > 500);
     /// ```
     pub fn embedded() -> &'static PriceTable {
         &EMBEDDED
@@ -80,7 +80,7 @@ impl PriceTable {
     /// A table without models: every cost is `None`.
     ///
     /// ```
-    /// assert!(tower_activity::PriceTable::empty().is_empty());
+    /// assert!(tower_activity::pricing::PriceTable::empty().is_empty());
     /// ```
     pub fn empty() -> Self {
         Self {
@@ -97,7 +97,7 @@ impl PriceTable {
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// use tower_activity::PriceTable;
+    /// use tower_activity::pricing::PriceTable;
     ///
     /// let t = PriceTable::from_litellm_json(
     ///     r#"{"my-model": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05}}"#,
@@ -140,7 +140,7 @@ impl PriceTable {
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// use tower_activity::{ModelPrice, PriceTable};
+    /// use tower_activity::pricing::{ModelPrice, PriceTable};
     ///
     /// let mut t = PriceTable::default();
     /// t.insert("my-finetune", ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6)));
@@ -154,7 +154,7 @@ impl PriceTable {
     /// current LiteLLM file over the embedded table).
     ///
     /// ```
-    /// use tower_activity::PriceTable;
+    /// use tower_activity::pricing::PriceTable;
     ///
     /// let newer = PriceTable::from_litellm_json(
     ///     r#"{"gpt-4o": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06}}"#,
@@ -171,7 +171,7 @@ impl PriceTable {
     /// The number of priced models.
     ///
     /// ```
-    /// assert_eq!(tower_activity::PriceTable::empty().len(), 0);
+    /// assert_eq!(tower_activity::pricing::PriceTable::empty().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
         self.models.len()
@@ -180,7 +180,7 @@ impl PriceTable {
     /// Whether the table has no models.
     ///
     /// ```
-    /// assert!(!tower_activity::PriceTable::embedded().is_empty());
+    /// assert!(!tower_activity::pricing::PriceTable::embedded().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
@@ -189,7 +189,7 @@ impl PriceTable {
     /// Every model key (lowercase) and its price, in no particular order.
     ///
     /// ```
-    /// let t = tower_activity::PriceTable::embedded();
+    /// let t = tower_activity::pricing::PriceTable::embedded();
     /// assert_eq!(t.iter().count(), t.len());
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ModelPrice)> {
@@ -200,7 +200,7 @@ impl PriceTable {
     /// described on [`PriceTable`]; `None` for an unknown model.
     ///
     /// ```
-    /// let t = tower_activity::PriceTable::embedded();
+    /// let t = tower_activity::pricing::PriceTable::embedded();
     /// assert_eq!(t.lookup("claude-sonnet-4-5-20250929").unwrap().0, "claude-sonnet-4-5-20250929");
     /// assert!(t.lookup("definitely-not-a-model").is_none());
     /// ```
@@ -225,7 +225,7 @@ impl PriceTable {
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// use tower_activity::{PriceTable, TokenUsage};
+    /// use tower_activity::pricing::{PriceTable, TokenUsage};
     ///
     /// // gpt-4o: $2.50 per 1M input tokens, $10 per 1M output tokens.
     /// let usage = TokenUsage { input: 1_000_000, output: 1_000_000, ..TokenUsage::default() };

@@ -29,7 +29,7 @@ const TIER_THRESHOLD: u64 = 200_000;
 ///
 /// ```
 /// use rust_decimal::Decimal;
-/// use tower_activity::{ModelPrice, TokenUsage};
+/// use tower_activity::pricing::{ModelPrice, TokenUsage};
 ///
 /// let price = ModelPrice::new(Decimal::new(3, 6), Decimal::new(15, 6)); // $3 / $15 per 1M
 /// let usage = TokenUsage { input: 1_000, output: 100, ..TokenUsage::default() };
@@ -72,7 +72,7 @@ impl ModelPrice {
     /// The LiteLLM field names this crate reads, in the order of [`ModelPrice`]'s fields.
     ///
     /// ```
-    /// assert_eq!(tower_activity::ModelPrice::LITELLM_FIELDS[0], "input_cost_per_token");
+    /// assert_eq!(tower_activity::pricing::ModelPrice::LITELLM_FIELDS[0], "input_cost_per_token");
     /// ```
     pub const LITELLM_FIELDS: [&'static str; 9] = [
         "input_cost_per_token",
@@ -90,7 +90,7 @@ impl ModelPrice {
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// let p = tower_activity::ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6));
+    /// let p = tower_activity::pricing::ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6));
     /// assert_eq!(p.cache_read, None);
     /// ```
     pub fn new(input: Decimal, output: Decimal) -> Self {
@@ -117,7 +117,7 @@ impl ModelPrice {
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// use tower_activity::{ModelPrice, TokenUsage};
+    /// use tower_activity::pricing::{ModelPrice, TokenUsage};
     ///
     /// let mut p = ModelPrice::new(Decimal::new(2, 6), Decimal::new(8, 6));
     /// p.cache_read = Some(Decimal::new(5, 7));

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::record::{ActivityError, Api, FinishReason};
+use crate::record::{FinishReason, LlmApi, ProviderError};
 use crate::sse::SseEvent;
 
 pub(crate) mod anthropic;
@@ -44,7 +44,7 @@ pub(crate) struct Observation {
     /// e.g. Responses `incomplete` + `max_output_tokens`); `None` means "normalise `native_finish`".
     pub(crate) finish: Option<FinishReason>,
     /// An in-band error (error event, `response.failed`, an error object in a chunk).
-    pub(crate) error: Option<ActivityError>,
+    pub(crate) error: Option<ProviderError>,
     /// The protocol's terminal marker was seen (`[DONE]`, `message_stop`, `response.completed`,
     /// a Gemini `finishReason` …).
     pub(crate) terminal: bool,
@@ -66,50 +66,50 @@ pub(crate) trait Tracker: Send + 'static {
     fn on_json(&mut self, body: &[u8], obs: &mut Observation);
 }
 
-/// The tracker for `api`; `None` for [`Api::Unknown`].
-pub(crate) fn tracker(api: Api) -> Option<Box<dyn Tracker>> {
+/// The tracker for `api`; `None` for [`LlmApi::Unknown`].
+pub(crate) fn tracker(api: LlmApi) -> Option<Box<dyn Tracker>> {
     match api {
-        Api::OpenAiChat => Some(Box::new(openai_chat::OpenAiChat::default())),
-        Api::OpenAiEmbeddings => Some(Box::new(openai_chat::OpenAiChat::embeddings())),
-        Api::OpenAiResponses => Some(Box::new(openai_responses::OpenAiResponses::default())),
-        Api::AnthropicMessages => Some(Box::new(anthropic::Anthropic::default())),
-        Api::GeminiGenerate => Some(Box::new(gemini::Gemini::default())),
-        Api::Unknown => None,
+        LlmApi::OpenAiChat => Some(Box::new(openai_chat::OpenAiChat::default())),
+        LlmApi::OpenAiEmbeddings => Some(Box::new(openai_chat::OpenAiChat::embeddings())),
+        LlmApi::OpenAiResponses => Some(Box::new(openai_responses::OpenAiResponses::default())),
+        LlmApi::AnthropicMessages => Some(Box::new(anthropic::Anthropic::default())),
+        LlmApi::GeminiGenerate => Some(Box::new(gemini::Gemini::default())),
+        LlmApi::Unknown => None,
     }
 }
 
-impl Api {
+impl LlmApi {
     /// Detects the wire format from a request path (without query).
     ///
     /// ```
-    /// use tower_activity::Api;
-    /// assert_eq!(Api::detect("/v1/chat/completions"), Api::OpenAiChat);
-    /// assert_eq!(Api::detect("/openai/v1/responses"), Api::OpenAiResponses);
-    /// assert_eq!(Api::detect("/v1/messages"), Api::AnthropicMessages);
-    /// assert_eq!(Api::detect("/v1beta/models/gemini-2.5-flash:streamGenerateContent"), Api::GeminiGenerate);
-    /// assert_eq!(Api::detect("/healthz"), Api::Unknown);
+    /// use tower_activity::LlmApi;
+    /// assert_eq!(LlmApi::detect("/v1/chat/completions"), LlmApi::OpenAiChat);
+    /// assert_eq!(LlmApi::detect("/openai/v1/responses"), LlmApi::OpenAiResponses);
+    /// assert_eq!(LlmApi::detect("/v1/messages"), LlmApi::AnthropicMessages);
+    /// assert_eq!(LlmApi::detect("/v1beta/models/gemini-2.5-flash:streamGenerateContent"), LlmApi::GeminiGenerate);
+    /// assert_eq!(LlmApi::detect("/healthz"), LlmApi::Unknown);
     /// ```
-    pub fn detect(path: &str) -> Api {
+    pub fn detect(path: &str) -> LlmApi {
         let path = path.trim_end_matches('/');
         if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
-            Api::GeminiGenerate
+            LlmApi::GeminiGenerate
         } else if path.ends_with("/chat/completions") || path.ends_with("/completions") {
-            Api::OpenAiChat
+            LlmApi::OpenAiChat
         } else if path.ends_with("/responses") {
-            Api::OpenAiResponses
+            LlmApi::OpenAiResponses
         } else if path.ends_with("/embeddings") {
-            Api::OpenAiEmbeddings
+            LlmApi::OpenAiEmbeddings
         } else if path.ends_with("/v1/messages") || path == "/messages" {
-            Api::AnthropicMessages
+            LlmApi::AnthropicMessages
         } else {
-            Api::Unknown
+            LlmApi::Unknown
         }
     }
 }
 
 /// The model a request path names: only Gemini puts it there (the request body may not).
-pub(crate) fn model_from_path(api: Api, path: &str) -> Option<String> {
-    (api == Api::GeminiGenerate)
+pub(crate) fn model_from_path(api: LlmApi, path: &str) -> Option<String> {
+    (api == LlmApi::GeminiGenerate)
         .then(|| gemini::path_model(path))
         .flatten()
         .map(str::to_owned)
@@ -119,7 +119,7 @@ pub(crate) fn model_from_path(api: Api, path: &str) -> Option<String> {
 /// OpenAI `{"error":{"message","type","code"}}`, Anthropic
 /// `{"type":"error","error":{"type","message"},"request_id"}`, Gemini
 /// `{"error":{"code","message","status"}}` (also wrapped in a one-element array).
-pub(crate) fn parse_error_body(body: &[u8]) -> (Option<ActivityError>, Option<String>) {
+pub(crate) fn parse_error_body(body: &[u8]) -> (Option<ProviderError>, Option<String>) {
     #[derive(Deserialize)]
     struct Body {
         error: Option<ErrorObject>,
@@ -153,7 +153,7 @@ impl ErrorObject {
     /// The record's `{type, message}`: type is the error's `type`, else Gemini's `status`, else
     /// its `code`. A bare `"type": "error"` (the Responses API's top-level error event) says
     /// less than a code, so the code wins over it.
-    pub(crate) fn into_error(self) -> ActivityError {
+    pub(crate) fn into_error(self) -> ProviderError {
         let code = match self.code {
             Some(Value::String(s)) => Some(s),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -164,7 +164,7 @@ impl ErrorObject {
             k => (k, None),
         };
         let kind = specific.or(self.status).or(code).or(generic);
-        ActivityError::new(kind, self.message.as_deref().unwrap_or(""))
+        ProviderError::new(kind, self.message.as_deref().unwrap_or(""))
     }
 }
 
@@ -180,17 +180,17 @@ pub(crate) enum InBandError {
 
 impl InBandError {
     /// The record's `{type, message}`.
-    pub(crate) fn into_error(self) -> ActivityError {
+    pub(crate) fn into_error(self) -> ProviderError {
         match self {
             InBandError::Object(e) => e.into_error(),
-            InBandError::Message(m) => ActivityError::new(None, &m),
+            InBandError::Message(m) => ProviderError::new(None, &m),
         }
     }
 }
 
 /// The error of an SSE `event: error`, whatever its data: `{"error": {…}}`, the error object
 /// itself, or text. An error event is an error even when its data says nothing readable.
-pub(crate) fn error_event(data: &[u8]) -> ActivityError {
+pub(crate) fn error_event(data: &[u8]) -> ProviderError {
     #[derive(Deserialize)]
     struct Wrapped {
         error: InBandError,
@@ -199,7 +199,7 @@ pub(crate) fn error_event(data: &[u8]) -> ActivityError {
         .map(|w| w.error.into_error())
         .or_else(|_| serde_json::from_slice::<ErrorObject>(data).map(ErrorObject::into_error))
         .unwrap_or_else(|_| {
-            ActivityError::new(Some("error".into()), &String::from_utf8_lossy(data))
+            ProviderError::new(Some("error".into()), &String::from_utf8_lossy(data))
         })
 }
 
@@ -222,7 +222,7 @@ mod tests {
         let (e, _) = parse_error_body(openai);
         assert_eq!(
             e.unwrap(),
-            ActivityError::new(Some("insufficient_quota".into()), "quota")
+            ProviderError::new(Some("insufficient_quota".into()), "quota")
         );
 
         let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"},"request_id":"req_1"}"#;
@@ -242,18 +242,18 @@ mod tests {
     fn only_gemini_paths_name_a_model() {
         assert_eq!(
             model_from_path(
-                Api::GeminiGenerate,
+                LlmApi::GeminiGenerate,
                 "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
             )
             .as_deref(),
             Some("gemini-2.5-pro")
         );
         assert_eq!(
-            model_from_path(Api::GeminiGenerate, "/v1/chat/completions"),
+            model_from_path(LlmApi::GeminiGenerate, "/v1/chat/completions"),
             None
         );
         assert_eq!(
-            model_from_path(Api::OpenAiChat, "/v1beta/models/gemini-2.5-pro:x"),
+            model_from_path(LlmApi::OpenAiChat, "/v1beta/models/gemini-2.5-pro:x"),
             None
         );
     }

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::{
     ActivityQuery, Cursor, LogPage, LogQuery, QueryError, Stats, StatsBuilder, StatsQuery,
 };
-use crate::record::{ActivityRecord, Kind};
+use crate::record::{ActivityRecord, RecordKind};
 use crate::sink::MemorySink;
 
 #[async_trait]
@@ -21,7 +21,7 @@ impl ActivityQuery for MemorySink {
             records
                 .iter()
                 .filter(|r| r.user_id.as_deref() == Some(user_id))
-                .filter(|r| query.include_events || r.kind == Kind::Request)
+                .filter(|r| query.include_events || r.kind == RecordKind::Request)
                 .for_each(|r| builder.add_record(r));
         });
         Ok(builder.finish())
@@ -84,7 +84,7 @@ mod tests {
     use crate::sink::ActivitySink;
 
     fn record(user: &str, minutes_ago: i64, model: &str) -> ActivityRecord {
-        let mut r = ActivityRecord::new(Kind::Request);
+        let mut r = ActivityRecord::new(RecordKind::Request);
         r.user_id = Some(user.to_owned());
         r.timestamp -= chrono::TimeDelta::minutes(minutes_ago);
         r.model = Some(model.to_owned());

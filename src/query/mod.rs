@@ -6,15 +6,17 @@
 //! [`LogPage`]) has one shape for every store; the SQL sinks compute the sums in SQL and this
 //! module derives the averages, so every store returns the same digits.
 //!
-//! [`MemorySink`](crate::MemorySink) implements the trait by brute force over its records: it
+//! [`MemorySink`](crate::sink::MemorySink) implements the trait by brute force over its records: it
 //! is the reference the SQL sinks are tested against.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use tower_activity::{ActivityQuery, ActivityRecord, ActivitySink, Kind, LogQuery, MemorySink, StatsQuery};
+//! use tower_activity::{ActivityRecord, ActivitySink, RecordKind};
+//! use tower_activity::query::{ActivityQuery, LogQuery, StatsQuery};
+//! use tower_activity::sink::MemorySink;
 //!
 //! let sink = MemorySink::new();
-//! let mut record = ActivityRecord::new(Kind::Request);
+//! let mut record = ActivityRecord::new(RecordKind::Request);
 //! record.user_id = Some("alice".into());
 //! (record.input_tokens, record.output_tokens) = (Some(30), Some(12));
 //! sink.write(&[record]).await.unwrap();
@@ -88,7 +90,7 @@ impl QueryError {
 
 /// The activity API over a store: one user's stats and log, never another user's rows.
 ///
-/// Implemented by [`MemorySink`](crate::MemorySink) and the SQL sinks. Ranges are whole UTC
+/// Implemented by [`MemorySink`](crate::sink::MemorySink) and the SQL sinks. Ranges are whole UTC
 /// days for stats (see [`StatsQuery`]) and instants for the log (see [`LogQuery`]).
 #[async_trait]
 pub trait ActivityQuery: Send + Sync + 'static {

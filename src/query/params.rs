@@ -8,7 +8,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::QueryError;
-use crate::record::Kind;
+use crate::record::RecordKind;
 
 /// The range of a [`StatsQuery`] without parameters: today and the 6 days before.
 pub const DEFAULT_STATS_DAYS: u32 = 7;
@@ -91,7 +91,7 @@ impl StatsQuery {
     /// `Query<Vec<(String, String)>>`. See the type's docs for the parameters.
     ///
     /// ```
-    /// use tower_activity::StatsQuery;
+    /// use tower_activity::query::StatsQuery;
     ///
     /// let q = StatsQuery::parse([("from", "2026-11-01"), ("to", "2026-11-30")]).unwrap();
     /// let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 24).unwrap();
@@ -207,7 +207,7 @@ pub struct LogQuery {
     /// Only rows of this provider.
     pub provider: Option<String>,
     /// Only requests or only events.
-    pub kind: Option<Kind>,
+    pub kind: Option<RecordKind>,
 }
 
 impl Default for LogQuery {
@@ -229,7 +229,7 @@ impl LogQuery {
     /// Parses query-string pairs (already percent-decoded). See the type's docs.
     ///
     /// ```
-    /// use tower_activity::LogQuery;
+    /// use tower_activity::query::LogQuery;
     ///
     /// let q = LogQuery::parse([("limit", "20"), ("page", "3"), ("model", "gpt-4o")]).unwrap();
     /// assert_eq!((q.limit, q.offset, q.page()), (20, 40, Some(3)));
@@ -275,8 +275,8 @@ impl LogQuery {
                 "provider" => query.provider = Some(value.to_owned()),
                 "kind" => {
                     query.kind = Some(match value {
-                        "request" => Kind::Request,
-                        "event" => Kind::Event,
+                        "request" => RecordKind::Request,
+                        "event" => RecordKind::Event,
                         _ => {
                             return Err(QueryError::invalid(
                                 "kind",

@@ -85,7 +85,7 @@ impl Breakdown {
 ///
 /// ```
 /// use rust_decimal::Decimal;
-/// use tower_activity::StatsBuilder;
+/// use tower_activity::query::StatsBuilder;
 ///
 /// let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
 /// let mut b = StatsBuilder::new(day, day);

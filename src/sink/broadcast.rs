@@ -40,13 +40,14 @@ pub const DEFAULT_BROADCAST_CAPACITY: usize = 1024;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_activity::{ActivityRecord, ActivityWriter, BroadcastSink, Kind, MemorySink, WriterConfig};
+/// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
+/// use tower_activity::sink::{BroadcastSink, MemorySink};
 ///
 /// let sink = BroadcastSink::new(MemorySink::new());
 /// let mut feed = sink.subscribe();
 /// let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
 ///
-/// let mut record = ActivityRecord::new(Kind::Request);
+/// let mut record = ActivityRecord::new(RecordKind::Request);
 /// record.user_id = Some("alice".into());
 /// writer.record(record.clone());
 ///
@@ -150,11 +151,13 @@ mod tests {
     use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
     use super::*;
-    use crate::record::Kind;
+    use crate::record::RecordKind;
     use crate::sink::MemorySink;
 
     fn records(n: usize) -> Vec<ActivityRecord> {
-        (0..n).map(|_| ActivityRecord::new(Kind::Request)).collect()
+        (0..n)
+            .map(|_| ActivityRecord::new(RecordKind::Request))
+            .collect()
     }
 
     /// Fails the first `failures` writes, then stores into a `MemorySink`.

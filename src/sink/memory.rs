@@ -84,13 +84,13 @@ impl ActivitySink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Kind;
+    use crate::record::RecordKind;
 
     #[tokio::test]
     async fn writing_the_same_ids_twice_keeps_one_copy() {
         let sink = MemorySink::new();
-        let a = ActivityRecord::new(Kind::Request);
-        let b = ActivityRecord::new(Kind::Event);
+        let a = ActivityRecord::new(RecordKind::Request);
+        let b = ActivityRecord::new(RecordKind::Event);
         let mut a_again = a.clone();
         a_again.app = "changed".to_owned();
 
@@ -109,7 +109,7 @@ mod tests {
     async fn clones_share_storage_and_clear_forgets_ids() {
         let sink = MemorySink::new();
         let reader = sink.clone();
-        let r = ActivityRecord::new(Kind::Request);
+        let r = ActivityRecord::new(RecordKind::Request);
         sink.write(std::slice::from_ref(&r)).await.unwrap();
         assert_eq!(reader.len(), 1);
 

@@ -8,13 +8,13 @@ use super::{ActivitySink, SinkError};
 use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsQuery};
 use crate::record::ActivityRecord;
 
-/// A [`PostgresSink`](crate::PostgresSink) or a [`SqliteSink`](crate::SqliteSink), picked
+/// A [`PostgresSink`](crate::sink::PostgresSink) or a [`SqliteSink`](crate::sink::SqliteSink), picked
 /// from a URL's scheme by [`SqlSink::connect`]. It is a sink and answers the activity
 /// queries, like either.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_activity::StorageError> {
-/// use tower_activity::SqlSink;
+/// use tower_activity::sink::SqlSink;
 ///
 /// let url = std::env::var("ACTIVITY_DB").unwrap_or_else(|_| "sqlite::memory:".into());
 /// let sink = SqlSink::connect(&url).await?;
@@ -29,10 +29,10 @@ use crate::record::ActivityRecord;
 pub enum SqlSink {
     /// `postgres://…` or `postgresql://…`.
     #[cfg(feature = "postgres")]
-    Postgres(crate::PostgresSink),
+    Postgres(crate::sink::PostgresSink),
     /// `sqlite:…`.
     #[cfg(feature = "sqlite")]
-    Sqlite(crate::SqliteSink),
+    Sqlite(crate::sink::SqliteSink),
 }
 
 impl SqlSink {
@@ -42,11 +42,13 @@ impl SqlSink {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => {
-                Ok(SqlSink::Postgres(crate::PostgresSink::connect(url).await?))
-            }
+            "postgres" | "postgresql" => Ok(SqlSink::Postgres(
+                crate::sink::PostgresSink::connect(url).await?,
+            )),
             #[cfg(feature = "sqlite")]
-            "sqlite" => Ok(SqlSink::Sqlite(crate::SqliteSink::connect(url).await?)),
+            "sqlite" => Ok(SqlSink::Sqlite(
+                crate::sink::SqliteSink::connect(url).await?,
+            )),
             _ => Err(StorageError::UnsupportedUrl {
                 url: redact(url),
                 reason: format!(
@@ -63,7 +65,7 @@ impl SqlSink {
         }
     }
 
-    /// Retention: see [`PostgresSink::delete_older_than`](crate::PostgresSink::delete_older_than).
+    /// Retention: see [`PostgresSink::delete_older_than`](crate::sink::PostgresSink::delete_older_than).
     pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
         match self {
             #[cfg(feature = "postgres")]

@@ -65,7 +65,7 @@ mod tests {
     use ::tracing::{Event, Level, Metadata, Subscriber};
 
     use super::*;
-    use crate::record::Kind;
+    use crate::record::RecordKind;
 
     /// Target, level and `record` field of one event.
     type Seen = (String, Level, Option<String>);
@@ -111,8 +111,8 @@ mod tests {
         let capture = Capture::default();
         let _guard = ::tracing::subscriber::set_default(capture.clone());
         let records = [
-            ActivityRecord::new(Kind::Request),
-            ActivityRecord::new(Kind::Event),
+            ActivityRecord::new(RecordKind::Request),
+            ActivityRecord::new(RecordKind::Event),
         ];
 
         TracingSink::new().write(&records).await.unwrap();
@@ -129,7 +129,7 @@ mod tests {
 
     #[tokio::test]
     async fn noop_sink_accepts_everything() {
-        let records = [ActivityRecord::new(Kind::Request)];
+        let records = [ActivityRecord::new(RecordKind::Request)];
         assert!(NoopSink::new().write(&records).await.is_ok());
     }
 }

@@ -12,12 +12,12 @@ use std::time::Duration;
 /// | [`retry_backoff`](Self::retry_backoff) | 50 ms | first wait after a transient failure, doubled each retry |
 /// | [`max_backoff`](Self::max_backoff) | 5 s | the longest wait between retries |
 ///
-/// [`ActivityWriter::try_start`] checks the values (see [`WriterConfig::validate`]).
+/// [`ActivityWriter::try_start`](crate::ActivityWriter::try_start) checks the values (see [`WriterConfig::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriterConfig {
     /// Records the queue holds before new ones are dropped and counted as
-    /// [`dropped_queue_full`](WriterStats::dropped_queue_full). Default 65,536; at least 1.
+    /// [`dropped_queue_full`](crate::WriterStats::dropped_queue_full). Default 65,536; at least 1.
     pub queue_capacity: usize,
     /// Records per sink call at most. Default 1,000; at least 1.
     pub batch_size: usize,

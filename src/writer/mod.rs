@@ -10,20 +10,21 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_activity::{ActivityRecord, ActivityWriter, Kind, MemorySink, WriterConfig};
+//! use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
+//! use tower_activity::sink::MemorySink;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let sink = MemorySink::new();
 //! let writer = ActivityWriter::start(sink.clone(), WriterConfig::default().with_batch_size(500));
 //!
-//! assert!(writer.record(ActivityRecord::new(Kind::Request)));
+//! assert!(writer.record(ActivityRecord::new(RecordKind::Request)));
 //! writer.flush().await; // everything recorded so far is in the sink
 //! assert_eq!(sink.len(), 1);
 //!
 //! let stats = writer.shutdown(Duration::from_secs(5)).await;
 //! assert_eq!((stats.enqueued, stats.written, stats.failed), (1, 1, 0));
-//! assert!(!writer.record(ActivityRecord::new(Kind::Request))); // closed: dropped and counted
+//! assert!(!writer.record(ActivityRecord::new(RecordKind::Request))); // closed: dropped and counted
 //! # }
 //! ```
 //!
@@ -31,9 +32,11 @@
 //! [`WriterStats`] (see its docs): nothing is lost silently.
 
 mod config;
+mod guard;
 mod task;
 
 pub use self::config::{WriterConfig, WriterError};
+pub use self::guard::WriterGuard;
 use self::task::Task;
 #[cfg(test)]
 use self::task::{Either, race};
@@ -250,13 +253,14 @@ impl Shared {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_activity::{ActivityRecord, ActivityWriter, Kind, MemorySink, WriterConfig};
+/// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
+/// use tower_activity::sink::MemorySink;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let sink = MemorySink::new();
 /// let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
-/// writer.record(ActivityRecord::new(Kind::Request));
+/// writer.record(ActivityRecord::new(RecordKind::Request));
 ///
 /// // At exit (after the server stopped taking requests):
 /// let stats = writer.shutdown(Duration::from_secs(10)).await;

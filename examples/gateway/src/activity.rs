@@ -31,7 +31,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
-use tower_activity::{ActivityRecord, LogQuery, QueryError, StatsQuery};
+use tower_activity::query::{LogQuery, StatsQuery};
+use tower_activity::{ActivityRecord, QueryError};
 
 use crate::AppState;
 use crate::auth::Caller;

@@ -50,10 +50,9 @@ use axum::http::HeaderName;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use tokio::sync::watch;
-use tower_activity::{
-    ActivityLayer, ActivityQuery, ActivitySink, ActivityWriter, BroadcastSink, EventRecorder,
-    WriterStats,
-};
+use tower_activity::query::ActivityQuery;
+use tower_activity::sink::BroadcastSink;
+use tower_activity::{ActivityLayer, ActivitySink, ActivityWriter, EventRecorder, WriterStats};
 
 pub use config::{GatewayConfig, UpstreamUrl};
 pub use serve::{ServeReport, serve, shutdown_signal};

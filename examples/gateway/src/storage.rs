@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 
-use tower_activity::{
-    ActivityQuery, ActivitySink, MemorySink, NoopSink, PostgresSink, SqliteSink, TableNames,
-};
+use tower_activity::ActivitySink;
+use tower_activity::query::ActivityQuery;
+use tower_activity::sink::{MemorySink, NoopSink, PostgresSink, SqliteSink, TableNames};
 
 use crate::store::{
     AccountStore, CachedAccounts, MemoryAccounts, PostgresAccounts, SqliteAccounts,

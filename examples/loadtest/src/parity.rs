@@ -7,7 +7,9 @@ use std::process::Command;
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
-use tower_activity::{ActivityQuery, Kind, LogQuery, MAX_LOG_LIMIT, SqlSink};
+use tower_activity::RecordKind;
+use tower_activity::query::{ActivityQuery, LogQuery, MAX_LOG_LIMIT};
+use tower_activity::sink::SqlSink;
 
 use crate::drive::HttpClient;
 
@@ -54,7 +56,7 @@ pub async fn count_written(url: &str, user_id: &str, expected: &[String]) -> Res
     let mut stored = HashSet::new();
     let mut query = LogQuery {
         limit: MAX_LOG_LIMIT,
-        kind: Some(Kind::Request),
+        kind: Some(RecordKind::Request),
         ..LogQuery::default()
     };
     loop {

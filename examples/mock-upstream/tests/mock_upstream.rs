@@ -14,9 +14,8 @@ use mock_upstream::{MockConfig, router};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{Layer, ServiceExt};
-use tower_activity::{
-    ActivityLayer, ActivityRecord, FinishReason, MemorySink, Outcome, UsageSource,
-};
+use tower_activity::sink::MemorySink;
+use tower_activity::{ActivityLayer, ActivityRecord, FinishReason, Outcome, UsageSource};
 
 fn request(path: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let body = body.into();

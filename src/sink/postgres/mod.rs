@@ -24,7 +24,8 @@ const MAX_CONNECTIONS: u32 = 8;
 ///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> Result<(), tower_activity::StorageError> {
-/// use tower_activity::{ActivityLayer, PostgresSink};
+/// use tower_activity::ActivityLayer;
+/// use tower_activity::sink::PostgresSink;
 ///
 /// let sink = PostgresSink::connect("postgres://app@localhost/app").await?; // migrates
 /// let layer = ActivityLayer::new(sink.clone());
@@ -68,7 +69,7 @@ impl PostgresSink {
     ///
     /// ```no_run
     /// # #[tokio::main] async fn main() -> Result<(), tower_activity::StorageError> {
-    /// use tower_activity::{PostgresSink, TableNames};
+    /// use tower_activity::sink::{PostgresSink, TableNames};
     ///
     /// let names = TableNames::new().with_schema("activity")?.with_prefix("tenant_a_")?;
     /// let sink = PostgresSink::connect_with("postgres://app@localhost/app", names).await?;
@@ -116,7 +117,7 @@ impl PostgresSink {
     /// the kept days do not change, and older days read as empty. `days` must be at least 1.
     ///
     /// ```no_run
-    /// # async fn f(sink: tower_activity::PostgresSink) -> Result<(), tower_activity::StorageError> {
+    /// # async fn f(sink: tower_activity::sink::PostgresSink) -> Result<(), tower_activity::StorageError> {
     /// let deleted = sink.delete_older_than(90).await?; // e.g. nightly
     /// # let _ = deleted; Ok(()) }
     /// ```

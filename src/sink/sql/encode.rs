@@ -80,8 +80,8 @@ impl<'a> EncodedRecord<'a> {
         Ok(EncodedRecord {
             id: record.id,
             kind: match record.kind {
-                crate::Kind::Request => "request",
-                crate::Kind::Event => "event",
+                crate::RecordKind::Request => "request",
+                crate::RecordKind::Event => "event",
             },
             timestamp: record.timestamp,
             user_id: sanitise_opt(&record.user_id),
@@ -159,12 +159,12 @@ fn clean_value(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Kind;
+    use crate::RecordKind;
     use serde_json::json;
 
     #[test]
     fn nul_characters_become_replacement_characters_everywhere() {
-        let mut r = ActivityRecord::new(Kind::Request);
+        let mut r = ActivityRecord::new(RecordKind::Request);
         r.model = Some("gpt\0x".into());
         r.metadata = json!({"k\0": ["a\0", {"b": "\0"}], "n": 1, "lit": "\\u0000"})
             .as_object()
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn token_counts_beyond_bigint_are_permanent_errors() {
-        let mut r = ActivityRecord::new(Kind::Request);
+        let mut r = ActivityRecord::new(RecordKind::Request);
         r.output_tokens = Some(u64::MAX);
         let err = EncodedRecord::new(&r).unwrap_err();
         assert!(!err.is_transient());

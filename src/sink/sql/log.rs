@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Dialect;
 use crate::query::{Cursor, LogPage, LogQuery};
-use crate::record::{ActivityRecord, Kind};
+use crate::record::{ActivityRecord, RecordKind};
 
 /// A value bound to a log query placeholder; each backend binds it in its own type (an
 /// instant is a `TIMESTAMPTZ` in PostgreSQL, microseconds in SQLite; a day is `YYYY-MM-DD`
@@ -85,8 +85,8 @@ impl Binds {
         let mut filter = format!("user_id = {}", self.push(Bind::Text(user_id.to_owned())));
         if let Some(kind) = query.kind {
             let name = match kind {
-                Kind::Request => "request",
-                Kind::Event => "event",
+                RecordKind::Request => "request",
+                RecordKind::Event => "event",
             };
             let p = self.push(Bind::Text(name.to_owned()));
             let _ = write!(filter, " AND kind = {p}");

@@ -2,7 +2,7 @@
 //! into column values and decoding a row back, and [`SqlStore`], which migrates, answers the
 //! stats and log queries and deletes old days for both.
 //!
-//! Each backend ([`PostgresSink`](crate::PostgresSink), [`SqliteSink`](crate::SqliteSink))
+//! Each backend ([`PostgresSink`](crate::sink::PostgresSink), [`SqliteSink`](crate::sink::SqliteSink))
 //! lives in its own directory and keeps only what its database does differently: its
 //! [`Backend`] (placeholders, timestamps, transactions, locks, error codes, migrations) and
 //! its batch insert with the rollup update.

@@ -18,10 +18,10 @@ const MAX_SCHEMA: usize = 63;
 ///
 /// Names are written into SQL, so they are validated: lowercase ASCII letters, digits and
 /// `_`, not starting with a digit; a prefix of at most 30 characters, a schema of at most 63.
-/// SQLite has no schemas: [`SqliteSink`](crate::SqliteSink) refuses one.
+/// SQLite has no schemas: [`SqliteSink`](crate::sink::SqliteSink) refuses one.
 ///
 /// ```
-/// use tower_activity::TableNames;
+/// use tower_activity::sink::TableNames;
 ///
 /// let names = TableNames::new().with_prefix("tenant_a_")?.with_schema("activity")?;
 /// assert_eq!(names.log_table(), r#""activity".tenant_a_activity_log"#);

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::{DecodeError, StorageError};
 use crate::query::{QueryError, Stats, StatsBuilder};
-use crate::record::{ActivityError, ActivityRecord, Api, FinishReason, Kind, Outcome, UsageSource};
+use crate::record::{
+    ActivityRecord, FinishReason, LlmApi, Outcome, ProviderError, RecordKind, UsageSource,
+};
 
 /// The record's columns, in the order of [`EncodedRecord`](super::EncodedRecord) and of the
 /// decoder.
@@ -118,10 +120,10 @@ where
         id: row.try_get(0)?,
         kind: parse(
             row.try_get(1)?,
-            &[Kind::Request, Kind::Event],
+            &[RecordKind::Request, RecordKind::Event],
             |k| match k {
-                Kind::Request => "request",
-                Kind::Event => "event",
+                RecordKind::Request => "request",
+                RecordKind::Event => "event",
             },
         )?,
         timestamp: DateTime::from_timestamp_micros(micros)
@@ -133,14 +135,14 @@ where
         api: parse(
             row.try_get(7)?,
             &[
-                Api::OpenAiChat,
-                Api::OpenAiResponses,
-                Api::OpenAiEmbeddings,
-                Api::AnthropicMessages,
-                Api::GeminiGenerate,
-                Api::Unknown,
+                LlmApi::OpenAiChat,
+                LlmApi::OpenAiResponses,
+                LlmApi::OpenAiEmbeddings,
+                LlmApi::AnthropicMessages,
+                LlmApi::GeminiGenerate,
+                LlmApi::Unknown,
             ],
-            Api::as_str,
+            LlmApi::as_str,
         )?,
         model: row.try_get(8)?,
         provider: row.try_get(9)?,
@@ -201,7 +203,7 @@ where
         ttft_ms: row.try_get(24)?,
         latency_ms: row.try_get(25)?,
         speed: row.try_get(26)?,
-        error: error_message.map(|message| ActivityError {
+        error: error_message.map(|message| ProviderError {
             kind: error_type,
             message,
         }),

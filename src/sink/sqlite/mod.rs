@@ -1,5 +1,5 @@
 //! [`SqliteSink`]: records in a SQLite file (or in memory), with the same schema and queries
-//! as [`PostgresSink`](crate::PostgresSink). The embedded default of the example gateway.
+//! as [`PostgresSink`](crate::sink::PostgresSink). The embedded default of the example gateway.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,7 +33,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_activity::{ActivityLayer, ActivityQuery, ActivityRecord, ActivitySink, Kind, LogQuery, SqliteSink};
+/// use tower_activity::{ActivityLayer, ActivityRecord, ActivitySink, RecordKind};
+/// use tower_activity::query::{ActivityQuery, LogQuery};
+/// use tower_activity::sink::SqliteSink;
 ///
 /// # let dir = std::env::temp_dir().join(format!("tower-activity-doc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
@@ -45,7 +47,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// let layer = ActivityLayer::new(sink.clone()); // what a server does
 /// # drop(layer);
 ///
-/// let mut record = ActivityRecord::new(Kind::Request);
+/// let mut record = ActivityRecord::new(RecordKind::Request);
 /// record.user_id = Some("alice".into());
 /// sink.write(&[record]).await?;
 /// assert_eq!(sink.log("alice", &LogQuery::default()).await?.total, 1);
@@ -141,7 +143,7 @@ impl SqliteSink {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let sink = tower_activity::SqliteSink::in_memory().await.unwrap();
+    /// let sink = tower_activity::sink::SqliteSink::in_memory().await.unwrap();
     /// # let _ = sink;
     /// # }
     /// ```

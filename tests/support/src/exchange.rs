@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
-use tower_activity::{ActivityLayer, RequestBody};
+use tower_activity::{ActivityLayer, ActivityRequestBody};
 
 use crate::framed::{Ending, FramedBody};
 
@@ -104,7 +104,7 @@ pub async fn run_frames(layer: &ActivityLayer, ex: Exchange, frames: Vec<Bytes>)
     let seen_request = upstream_request.clone();
     let answer = ex.clone();
     let frames = Arc::new(frames);
-    let upstream = service_fn(move |req: Request<RequestBody<Full<Bytes>>>| {
+    let upstream = service_fn(move |req: Request<ActivityRequestBody<Full<Bytes>>>| {
         let seen_request = seen_request.clone();
         let ex = answer.clone();
         let frames = frames.clone();

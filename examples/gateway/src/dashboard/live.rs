@@ -1,7 +1,7 @@
 //! `GET /user/activity/stream`: the caller's new records as Server-Sent Events.
 //!
 //! The gateway authenticates the request (Bearer API key → user id) and hands [`stream`] the
-//! user id and a fresh receiver of its [`BroadcastSink`](tower_activity::BroadcastSink). The
+//! user id and a fresh receiver of its [`BroadcastSink`](tower_activity::sink::BroadcastSink). The
 //! events:
 //!
 //! | event | data | when |

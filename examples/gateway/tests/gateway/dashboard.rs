@@ -12,12 +12,13 @@ use http::{Method, StatusCode, header};
 use http_body::Body;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower_activity::{ActivityRecord, ActivitySink, BroadcastSink, Kind, MemorySink};
+use tower_activity::sink::{BroadcastSink, MemorySink};
+use tower_activity::{ActivityRecord, ActivitySink, RecordKind};
 
 const PROMPT: &str = "Count the tokens of this prompt, please.";
 
 fn record(user: &str) -> ActivityRecord {
-    let mut record = ActivityRecord::new(Kind::Request);
+    let mut record = ActivityRecord::new(RecordKind::Request);
     record.user_id = Some(user.to_owned());
     record
 }

@@ -101,7 +101,7 @@ async fn every_api_as_json_and_sse_lands_in_the_users_log(storage: Storage) {
     for (row, want) in rows.iter().zip(sent.iter().rev()) {
         let r = record(row);
         let name = format!("{:?} stream={}", want.api, want.stream);
-        assert_eq!(r.kind, Kind::Request, "{name}");
+        assert_eq!(r.kind, RecordKind::Request, "{name}");
         assert_eq!(r.user_id.as_deref(), Some(alice.as_str()), "{name}");
         assert_eq!(r.session_id, want.session, "{name}");
         assert_eq!(r.endpoint, want.api.endpoint(want.stream), "{name}");
@@ -255,7 +255,7 @@ async fn reads_see_the_callers_own_writes_without_waiting_for_a_batch() {
     // The live feed publishes the stored record (after the register event, if that was
     // stored after the subscription).
     let mut published = feed.recv().await.unwrap();
-    if published.kind == Kind::Event {
+    if published.kind == RecordKind::Event {
         published = feed.recv().await.unwrap();
     }
     assert_eq!(

@@ -217,7 +217,7 @@ impl Harness {
     }
 
     /// The caller's stats for `query` (after a flush).
-    pub async fn stats(&self, key: &str, query: &str) -> tower_activity::Stats {
+    pub async fn stats(&self, key: &str, query: &str) -> tower_activity::query::Stats {
         self.flush().await;
         let answer = self
             .get(&format!("/user/activity/stats?{query}"), key)

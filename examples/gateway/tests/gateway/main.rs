@@ -24,9 +24,8 @@ use http_body_util::BodyExt;
 use mock_upstream::wire::*;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tower_activity::{
-    ActivityRecord, FinishReason, Kind, Outcome, PriceTable, TokenUsage, UsageSource,
-};
+use tower_activity::pricing::{PriceTable, TokenUsage};
+use tower_activity::{ActivityRecord, FinishReason, Outcome, RecordKind, UsageSource};
 
 fn cost(model: &str, output: u64) -> Decimal {
     let usage = TokenUsage {

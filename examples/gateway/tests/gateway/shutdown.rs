@@ -74,7 +74,7 @@ async fn shutdown_lets_streams_in_flight_finish_and_loses_no_record() {
         .activity
         .log(
             &user,
-            &tower_activity::LogQuery::parse([("kind", "request")]).unwrap(),
+            &tower_activity::query::LogQuery::parse([("kind", "request")]).unwrap(),
         )
         .await
         .unwrap();
@@ -111,7 +111,7 @@ async fn streams_past_the_grace_period_are_cut_and_still_recorded() {
         .activity
         .log(
             &user,
-            &tower_activity::LogQuery::parse([("kind", "request")]).unwrap(),
+            &tower_activity::query::LogQuery::parse([("kind", "request")]).unwrap(),
         )
         .await
         .unwrap();

@@ -7,13 +7,13 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
 use tower_activity::{
-    ActivityError, ActivityRecord, Api, FinishReason, Kind, Outcome, UsageSource,
+    ActivityRecord, FinishReason, LlmApi, Outcome, ProviderError, RecordKind, UsageSource,
 };
 use uuid::Uuid;
 
 /// A request of `user` at `timestamp`.
 pub fn record(user: &str, timestamp: DateTime<Utc>) -> ActivityRecord {
-    let mut r = ActivityRecord::new(Kind::Request);
+    let mut r = ActivityRecord::new(RecordKind::Request);
     r.user_id = Some(user.to_owned());
     r.timestamp = timestamp;
     r
@@ -31,12 +31,12 @@ pub fn day_ago(days: u64, micros: i64) -> DateTime<Utc> {
 /// Every field set, with values that a careless store would bend: a cost with 27 significant
 /// digits, token counts beyond 32 bits, floats that are not short decimals, nested JSON.
 pub fn full_record(user: &str) -> ActivityRecord {
-    let mut r = ActivityRecord::new(Kind::Request);
+    let mut r = ActivityRecord::new(RecordKind::Request);
     r.user_id = Some(user.to_owned());
     r.session_id = Some("sess-ü-1".into());
     r.app = "chat-app".into();
     r.endpoint = "/v1/messages".into();
-    r.api = Api::AnthropicMessages;
+    r.api = LlmApi::AnthropicMessages;
     r.model = Some("claude-sonnet-4-5-20250929".into());
     r.provider = Some("Anthropic".into());
     r.upstream = Some("https://api.anthropic.com".into());
@@ -56,7 +56,7 @@ pub fn full_record(user: &str) -> ActivityRecord {
     r.ttft_ms = Some(0.1 + 0.2);
     r.latency_ms = Some(1_234.567_890_123_456_7);
     r.speed = Some(f64::MIN_POSITIVE);
-    r.error = Some(ActivityError {
+    r.error = Some(ProviderError {
         kind: Some("overloaded_error".into()),
         message: "Overloaded — \"retry\" later\n".into(),
     });
@@ -74,9 +74,9 @@ pub fn full_record(user: &str) -> ActivityRecord {
 
 /// Every optional field empty: nulls must stay null (not 0, not "").
 pub fn empty_record(user: &str) -> ActivityRecord {
-    let mut r = ActivityRecord::new(Kind::Event);
+    let mut r = ActivityRecord::new(RecordKind::Event);
     r.user_id = Some(user.to_owned());
-    r.error = Some(ActivityError {
+    r.error = Some(ProviderError {
         kind: None,
         message: String::new(),
     });
@@ -116,7 +116,11 @@ pub fn arb_record() -> impl Strategy<Value = ActivityRecord> {
     )
         .prop_map(
             |(user, model, provider, (input, output), cost, days, micros, request, id)| {
-                let mut r = ActivityRecord::new(if request { Kind::Request } else { Kind::Event });
+                let mut r = ActivityRecord::new(if request {
+                    RecordKind::Request
+                } else {
+                    RecordKind::Event
+                });
                 r.id = Uuid::from_u128(id);
                 r.user_id = user.map(str::to_owned);
                 r.model = model.map(str::to_owned);
@@ -138,9 +142,9 @@ pub fn log_rows(user: &str, n: usize) -> Vec<ActivityRecord> {
         .map(|i| {
             let mut r = record(user, day_ago(2, (i as i64 / 3) * 60_000_000));
             r.kind = if i % 7 == 0 {
-                Kind::Event
+                RecordKind::Event
             } else {
-                Kind::Request
+                RecordKind::Request
             };
             r.model = Some(["gpt-4o", "claude", "gemini"][i % 3].to_owned());
             r.provider = Some(["OpenAI", "Anthropic"][i % 2].to_owned());

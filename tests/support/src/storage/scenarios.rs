@@ -4,10 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tower_activity::{
-    ActivityQuery, ActivityRecord, ActivitySink, ActivityWriter, LogPage, LogQuery, MemorySink,
-    StatsQuery, WriterConfig,
-};
+use tower_activity::query::{ActivityQuery, LogPage, LogQuery, StatsQuery};
+use tower_activity::sink::MemorySink;
+use tower_activity::{ActivityRecord, ActivitySink, ActivityWriter, WriterConfig};
 use uuid::Uuid;
 
 use crate::storage::data::{day_ago, empty_record, full_record, log_rows, record};
