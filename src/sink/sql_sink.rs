@@ -65,6 +65,16 @@ impl SqlSink {
         }
     }
 
+    /// Closes the connection pool: see [`PostgresSink::close`](crate::sink::PostgresSink::close).
+    pub async fn close(&self) {
+        match self {
+            #[cfg(feature = "postgres")]
+            SqlSink::Postgres(s) => s.close().await,
+            #[cfg(feature = "sqlite")]
+            SqlSink::Sqlite(s) => s.close().await,
+        }
+    }
+
     /// Retention: see [`PostgresSink::delete_older_than`](crate::sink::PostgresSink::delete_older_than).
     pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
         match self {

@@ -8,7 +8,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use tower_activity::ActivitySink;
 use tower_activity::query::ActivityQuery;
-use tower_activity::sink::{MemorySink, NoopSink, PostgresSink, SqliteSink, TableNames};
+use tower_activity::sink::{MemorySink, NoopSink, PostgresSink, SqlSink, SqliteSink, TableNames};
 
 use crate::store::{
     AccountStore, CachedAccounts, MemoryAccounts, PostgresAccounts, SqliteAccounts,
@@ -30,15 +30,8 @@ pub struct Storage {
     pub accounts: Arc<dyn AccountStore>,
     /// For the startup log: which store, without credentials.
     pub description: String,
-    /// The connection pool, closed by [`Storage::close`].
-    pool: Option<Pool>,
-}
-
-/// The pool behind a SQL store.
-#[derive(Clone)]
-enum Pool {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
+    /// The SQL store (its pool is the account store's too), closed by [`Storage::close`].
+    sql: Option<SqlSink>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -58,7 +51,7 @@ impl Storage {
             activity: sink,
             accounts: Arc::new(MemoryAccounts::default()),
             description: "memory (nothing is kept after exit)".to_owned(),
-            pool: None,
+            sql: None,
         }
     }
 
@@ -88,7 +81,7 @@ impl Storage {
                     cannot(&e, "check that the file's directory exists and is writable")
                 })?;
                 Storage {
-                    pool: Some(Pool::Sqlite(sink.pool().clone())),
+                    sql: Some(SqlSink::Sqlite(sink.clone())),
                     accounts: Arc::new(CachedAccounts::new(Arc::new(SqliteAccounts::new(
                         sink.pool().clone(),
                     )))),
@@ -110,7 +103,7 @@ impl Storage {
                     .await
                     .map_err(|e| cannot(&e, hint))?;
                 Storage {
-                    pool: Some(Pool::Postgres(sink.pool().clone())),
+                    sql: Some(SqlSink::Postgres(sink.clone())),
                     accounts: Arc::new(CachedAccounts::new(Arc::new(PostgresAccounts::new(
                         sink.pool().clone(),
                     )))),
@@ -138,10 +131,8 @@ impl Storage {
     /// Closes the database connections once the writer is done (SQLite then folds its
     /// write-ahead log back into the file and removes `-wal`/`-shm`).
     pub async fn close(&self) {
-        match &self.pool {
-            Some(Pool::Sqlite(pool)) => pool.close().await,
-            Some(Pool::Postgres(pool)) => pool.close().await,
-            None => {}
+        if let Some(sql) = &self.sql {
+            sql.close().await;
         }
     }
 }

@@ -4,13 +4,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use sqlx::PgPool;
 use sqlx::postgres::{PgPoolOptions, Postgres};
 
-use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsQuery};
 use crate::record::ActivityRecord;
-use crate::sink::sql::{SqlStore, StorageError, TableNames};
+use crate::sink::sql::{SqlStore, StorageError, TableNames, sql_sink_methods};
 use crate::sink::{ActivitySink, SinkError};
 
 mod backend;
@@ -20,7 +18,7 @@ mod write;
 /// activity API the rest.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// An [`ActivitySink`] and [`ActivityQuery`] over PostgreSQL 15 or newer (feature `postgres`).
+/// An [`ActivitySink`] and [`ActivityQuery`](crate::query::ActivityQuery) over PostgreSQL 15 or newer (feature `postgres`).
 ///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> Result<(), tower_activity::StorageError> {
@@ -98,38 +96,6 @@ impl PostgresSink {
     pub async fn migrate(&self) -> Result<(), StorageError> {
         self.store.migrate().await
     }
-
-    /// The connection pool (for your own queries on the same database).
-    pub fn pool(&self) -> &PgPool {
-        self.store.pool()
-    }
-
-    /// The table names.
-    pub fn names(&self) -> &TableNames {
-        self.store.names()
-    }
-
-    /// Retention: deletes the records of every UTC day before the last `days` (today and the
-    /// `days − 1` days before are kept), with their rollup rows, in one transaction; returns
-    /// how many records were deleted.
-    ///
-    /// Whole days go, so the rollup keeps matching the records: the stats of any range within
-    /// the kept days do not change, and older days read as empty. `days` must be at least 1.
-    ///
-    /// ```no_run
-    /// # async fn f(sink: tower_activity::sink::PostgresSink) -> Result<(), tower_activity::StorageError> {
-    /// let deleted = sink.delete_older_than(90).await?; // e.g. nightly
-    /// # let _ = deleted; Ok(()) }
-    /// ```
-    pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
-        self.store.delete_older_than(days).await
-    }
-
-    /// Deletes the records of every UTC day before `day`, with their rollup rows, in one
-    /// transaction; returns how many records were deleted.
-    pub async fn delete_before(&self, day: NaiveDate) -> Result<u64, StorageError> {
-        self.store.delete_before(day).await
-    }
 }
 
 #[async_trait]
@@ -139,13 +105,4 @@ impl ActivitySink for PostgresSink {
     }
 }
 
-#[async_trait]
-impl ActivityQuery for PostgresSink {
-    async fn stats(&self, user_id: &str, query: &StatsQuery) -> Result<Stats, QueryError> {
-        self.store.stats(user_id, query).await
-    }
-
-    async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {
-        self.store.log(user_id, query).await
-    }
-}
+sql_sink_methods!(PostgresSink, PgPool);

@@ -14,6 +14,7 @@ mod encode;
 mod log;
 mod migration;
 mod names;
+mod public;
 mod row;
 mod store;
 
@@ -21,6 +22,7 @@ pub(crate) use self::backend::{Backend, sink_error};
 pub(crate) use self::encode::EncodedRecord;
 pub(crate) use self::migration::Migration;
 pub use self::names::TableNames;
+pub(crate) use self::public::sql_sink_methods;
 #[cfg(feature = "sqlite")]
 pub(crate) use self::row::decimal;
 pub(crate) use self::row::{Dialect, columns};

@@ -85,6 +85,20 @@ where
         &self.pool
     }
 
+    /// Closes the pool; when this returns, every connection is closed (a SQLite file in WAL
+    /// mode has folded its log back and removed `-wal`/`-shm`). sqlx's `Pool::close` alone can
+    /// return with one still open: a connection is handed back to the pool from a spawned task,
+    /// which can put it in the idle queue after `close` swept it for the last time
+    /// (launchbadge/sqlx#3217). Closing again sweeps it; a connection still in use is waited
+    /// for, as `Pool::close` does.
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+        while self.pool.size() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            self.pool.close().await;
+        }
+    }
+
     /// The table names.
     pub(crate) fn names(&self) -> &TableNames {
         &self.sql.names

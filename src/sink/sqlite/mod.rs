@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::query::{ActivityQuery, LogPage, LogQuery, QueryError, Stats, StatsQuery};
 use crate::record::ActivityRecord;
-use crate::sink::sql::{SqlStore, StorageError, TableNames, columns};
+use crate::sink::sql::{SqlStore, StorageError, TableNames, columns, sql_sink_methods};
 use crate::sink::{ActivitySink, SinkError};
 
 mod backend;
@@ -26,7 +24,7 @@ const MAX_CONNECTIONS: u32 = 4;
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An [`ActivitySink`] and [`ActivityQuery`] over SQLite (feature `sqlite`; libsqlite3 is
+/// An [`ActivitySink`] and [`ActivityQuery`](crate::query::ActivityQuery) over SQLite (feature `sqlite`; libsqlite3 is
 /// bundled, nothing to install).
 ///
 /// One call opens (creating the file if missing, in WAL mode) and migrates:
@@ -172,32 +170,6 @@ impl SqliteSink {
     pub async fn migrate(&self) -> Result<(), StorageError> {
         self.store.migrate().await
     }
-
-    /// The connection pool (for your own queries on the same database).
-    pub fn pool(&self) -> &SqlitePool {
-        self.store.pool()
-    }
-
-    /// The table names.
-    pub fn names(&self) -> &TableNames {
-        self.store.names()
-    }
-
-    /// Retention: deletes the records of every UTC day before the last `days` (today and the
-    /// `days − 1` days before are kept), with their rollup rows, in one transaction; returns
-    /// how many records were deleted.
-    ///
-    /// Whole days go, so the rollup keeps matching the records: the stats of any range within
-    /// the kept days do not change, and older days read as empty. `days` must be at least 1.
-    pub async fn delete_older_than(&self, days: u32) -> Result<u64, StorageError> {
-        self.store.delete_older_than(days).await
-    }
-
-    /// Deletes the records of every UTC day before `day`, with their rollup rows, in one
-    /// transaction; returns how many records were deleted.
-    pub async fn delete_before(&self, day: NaiveDate) -> Result<u64, StorageError> {
-        self.store.delete_before(day).await
-    }
 }
 
 #[async_trait]
@@ -207,13 +179,4 @@ impl ActivitySink for SqliteSink {
     }
 }
 
-#[async_trait]
-impl ActivityQuery for SqliteSink {
-    async fn stats(&self, user_id: &str, query: &StatsQuery) -> Result<Stats, QueryError> {
-        self.store.stats(user_id, query).await
-    }
-
-    async fn log(&self, user_id: &str, query: &LogQuery) -> Result<LogPage, QueryError> {
-        self.store.log(user_id, query).await
-    }
-}
+sql_sink_methods!(SqliteSink, SqlitePool);
