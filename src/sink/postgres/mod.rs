@@ -89,13 +89,6 @@ impl PostgresSink {
             insert: insert.into(),
         })
     }
-
-    /// Applies the embedded migrations that the database lacks, under an advisory lock (so
-    /// that several instances starting together migrate once); idempotent (the constructors
-    /// call it).
-    pub async fn migrate(&self) -> Result<(), StorageError> {
-        self.store.migrate().await
-    }
 }
 
 #[async_trait]
@@ -105,4 +98,10 @@ impl ActivitySink for PostgresSink {
     }
 }
 
-sql_sink_methods!(PostgresSink, PgPool);
+sql_sink_methods!(
+    PostgresSink,
+    PgPool,
+    /// Applies the embedded migrations that the database lacks, under an advisory lock (so
+    /// that several instances starting together migrate once); idempotent (the constructors
+    /// call it).
+);

@@ -2,11 +2,17 @@
 //! holds a [`SqlStore`](super::SqlStore) in `self.store` and gets these by
 //! `sql_sink_methods!(SinkName, PoolType)`.
 
-/// Generates `pool`, `close`, `names`, `delete_older_than`, `delete_before` and the `ActivityQuery`
-/// impl of a SQL sink from its `store` field.
+/// Generates `migrate` (documented by the caller: each backend locks differently), `pool`,
+/// `close`, `names`, `delete_older_than`, `delete_before` and the `ActivityQuery` impl of a
+/// SQL sink from its `store` field.
 macro_rules! sql_sink_methods {
-    ($sink:ident, $pool:ty) => {
+    ($sink:ident, $pool:ty, $(#[$migrate_doc:meta])*) => {
         impl $sink {
+            $(#[$migrate_doc])*
+            pub async fn migrate(&self) -> Result<(), $crate::sink::StorageError> {
+                self.store.migrate().await
+            }
+
             /// The connection pool (for your own queries on the same database).
             pub fn pool(&self) -> &$pool {
                 self.store.pool()

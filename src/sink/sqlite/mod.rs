@@ -164,12 +164,6 @@ impl SqliteSink {
             sql,
         })
     }
-
-    /// Applies the embedded migrations that this database lacks; idempotent (the
-    /// constructors call it). The history is in `{prefix}activity_migrations`.
-    pub async fn migrate(&self) -> Result<(), StorageError> {
-        self.store.migrate().await
-    }
 }
 
 #[async_trait]
@@ -179,4 +173,9 @@ impl ActivitySink for SqliteSink {
     }
 }
 
-sql_sink_methods!(SqliteSink, SqlitePool);
+sql_sink_methods!(
+    SqliteSink,
+    SqlitePool,
+    /// Applies the embedded migrations that this database lacks; idempotent (the
+    /// constructors call it). The history is in `{prefix}activity_migrations`.
+);

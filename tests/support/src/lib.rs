@@ -2,8 +2,8 @@
 //! that yield given bytes in chosen frames ([`framed`]), a recorded exchange run through an
 //! `ActivityLayer` ([`exchange`]), and what the storage tests share ([`storage`]).
 //!
-//! A workspace crate rather than `#[path]` includes, so each user takes what it needs and
-//! nothing is compiled twice.
+//! A workspace crate rather than files included by path into several crates, so each user
+//! takes what it needs and nothing is compiled twice.
 
 pub mod exchange;
 pub mod framed;
