@@ -98,7 +98,8 @@ pub use pricing::PriceError;
 pub use provider::ProviderRules;
 pub use query::QueryError;
 pub use record::{
-    ActivityRecord, FinishReason, LlmApi, Outcome, ProviderError, RecordKind, UsageSource,
+    ActivityRecord, CostSource, FinishReason, LlmApi, Outcome, ProviderError, RecordKind,
+    UsageSource,
 };
 pub use request::ActivityRequestBody;
 pub use service::ActivityService;

@@ -3,6 +3,8 @@
 //! The serde names of every field are the contract shared by the SQL columns, the `replay`
 //! example's output and the gateway's activity API (see `docs/DESIGN.md` §2 of the project).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -164,6 +166,28 @@ impl UsageSource {
     }
 }
 
+/// Where a record's [`cost_usd`](ActivityRecord::cost_usd) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// The provider stated what it charged (OpenRouter's `usage.cost`); the price table's
+    /// figure is kept in [`cost_details`](ActivityRecord::cost_details) for comparison.
+    Reported,
+    /// Computed from the token counts and the price table; the parts in
+    /// [`cost_details`](ActivityRecord::cost_details) add up to it exactly.
+    Computed,
+}
+
+impl CostSource {
+    /// The name used in JSON and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Reported => "reported",
+            CostSource::Computed => "computed",
+        }
+    }
+}
+
 /// A provider's error, from an error body or an in-band error event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderError {
@@ -249,6 +273,25 @@ pub struct ActivityRecord {
     pub usage_source: UsageSource,
     /// Exact cost in US dollars; `None` when the model has no price or there is no usage.
     pub cost_usd: Option<Decimal>,
+    /// Whether `cost_usd` is the provider's stated charge or computed from the price table;
+    /// `None` when there is no cost.
+    #[serde(default)]
+    pub cost_source: Option<CostSource>,
+    /// One exact amount per priced part (`input`, `cache_read`, `cache_write_5m`,
+    /// `cache_write_1h`, `output`, `reasoning`, `input_audio`, `output_audio`, `web_search` …,
+    /// see [`pricing`](crate::pricing)). Computed costs: the parts add up exactly to
+    /// `cost_usd`. Beside a reported cost: the price table's parts and their sum under
+    /// `computed`, for comparison. `None` when nothing was priced.
+    #[serde(default)]
+    pub cost_details: Option<BTreeMap<String, Decimal>>,
+    /// The service tier the provider says served the request (`priority`, `flex`,
+    /// `default`, `standard` …); `None` when it said nothing.
+    #[serde(default)]
+    pub service_tier: Option<String>,
+    /// Counts read beyond the token fields (audio, image and text tokens per direction,
+    /// cache writes by lifetime, web searches and fetches …); `None` when there are none.
+    #[serde(default)]
+    pub usage_details: Option<BTreeMap<String, u64>>,
     /// Streams: request start to the first event that carries output, in milliseconds.
     pub ttft_ms: Option<f64>,
     /// Request start to the end (or drop) of the response body, in milliseconds.
@@ -291,6 +334,10 @@ impl ActivityRecord {
             reasoning_tokens: None,
             usage_source: UsageSource::None,
             cost_usd: None,
+            cost_source: None,
+            cost_details: None,
+            service_tier: None,
+            usage_details: None,
             ttft_ms: None,
             latency_ms: None,
             speed: None,

@@ -44,8 +44,9 @@ async fn migrations_are_idempotent_and_concurrent_starts_migrate_once() {
             .fetch_all(sink.pool())
             .await
             .unwrap();
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].0, 1);
+    let mut versions: Vec<i64> = history.iter().map(|h| h.0).collect();
+    versions.sort();
+    assert_eq!(versions, [1, 2], "every migration once");
     let app_history: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
             .fetch_one(sink.pool())
@@ -265,4 +266,59 @@ async fn connections_killed_mid_load_lose_and_duplicate_nothing() {
         counted, RECORDS as i64,
         "the rollup counted each record once"
     );
+}
+
+/// A database made by the first schema (version 1, one row in it) is upgraded in place: the
+/// old row reads back with the new fields null, and new rows keep every field.
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_upgraded_in_place() {
+    let db = TestDb::create().await;
+    let pool = db.pool(2).await;
+    let v1 = include_str!("../migrations/postgres/0001_activity_log.sql")
+        .replace("{log}", "activity_log")
+        .replace("{daily}", "activity_daily")
+        .replace("{prefix}", "");
+    sqlx::raw_sql(&v1).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE activity_migrations (version BIGINT PRIMARY KEY, \
+         description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
+         INSERT INTO activity_migrations (version, description) \
+         VALUES (1, 'activity_log, activity_daily and their indexes')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut old = data::record("up", data::day_ago(0, 5));
+    old.endpoint = "/v1/chat/completions".into();
+    old.api = tower_activity::LlmApi::OpenAiChat;
+    old.usage_source = tower_activity::UsageSource::Reported;
+    old.cost_usd = Some("0.000125".parse().unwrap());
+    sqlx::query(
+        "INSERT INTO activity_log (id, kind, timestamp, user_id, app, endpoint, api, stream, \
+         outcome, usage_source, cost_usd, metadata) \
+         VALUES ($1, 'request', $2, 'up', 'API', $3, 'openai.chat', false, 'ok', 'reported', \
+         0.000125, '{}')",
+    )
+    .bind(old.id)
+    .bind(old.timestamp)
+    .bind(&old.endpoint)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let sink = PostgresSink::from_pool(pool, TableNames::new())
+        .await
+        .unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM activity_migrations ORDER BY version")
+            .fetch_all(sink.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2]);
+    let page = sink.log("up", &LogQuery::default()).await.unwrap();
+    assert_eq!(page.logs, [old.clone()], "the old row, new fields null");
+    let full = data::full_record("up");
+    sink.write(std::slice::from_ref(&full)).await.unwrap();
+    let page = sink.log("up", &LogQuery::default()).await.unwrap();
+    assert_eq!(page.logs, [full, old], "a new row keeps every new field");
 }

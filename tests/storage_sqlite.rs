@@ -61,7 +61,7 @@ async fn a_file_is_created_in_wal_mode_and_migrations_are_idempotent() {
         .fetch_one(again.pool())
         .await
         .unwrap();
-    assert_eq!((history.get::<i64, _>(0), history.get::<i64, _>(1)), (1, 1));
+    assert_eq!((history.get::<i64, _>(0), history.get::<i64, _>(1)), (2, 1));
     assert_eq!(
         again.log("u", &LogQuery::default()).await.unwrap().total,
         1,
@@ -101,7 +101,7 @@ async fn two_prefixes_share_a_file_without_seeing_each_other() {
             .fetch_one(a.pool())
             .await
             .unwrap();
-        assert_eq!(n, 1, "{table}");
+        assert_eq!(n, 2, "{table}: every migration once");
     }
     let with_schema = TableNames::new().with_schema("s").unwrap();
     let err = SqliteSink::connect_with(&url, with_schema)
@@ -208,4 +208,64 @@ async fn close_closes_every_connection_right_after_the_last_batch() {
         let wal = PathBuf::from(format!("{}-wal", url.trim_start_matches("sqlite://")));
         assert!(!wal.exists(), "round {round}: {} is left", wal.display());
     }
+}
+
+/// A database made by the first schema (version 1, one row in it) is upgraded in place: the
+/// old row reads back with the new fields null, and new rows keep every field.
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_upgraded_in_place() {
+    let dir = TempDir::new();
+    let url = dir.url("v1.db");
+    {
+        let options = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        let v1 = include_str!("../migrations/sqlite/0001_activity_log.sql")
+            .replace("{log}", "activity_log")
+            .replace("{daily}", "activity_daily")
+            .replace("{prefix}", "");
+        sqlx::raw_sql(&v1).execute(&pool).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE activity_migrations (version INTEGER PRIMARY KEY, \
+             description TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP); \
+             INSERT INTO activity_migrations (version, description) \
+             VALUES (1, 'activity_log, activity_daily and their indexes')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO activity_log (id, kind, timestamp, user_id, app, endpoint, api, \
+             stream, outcome, usage_source, cost_usd, metadata) \
+             VALUES (?1, 'request', ?2, 'up', 'API', '/v1/chat/completions', 'openai.chat', \
+             0, 'ok', 'reported', '0.000125', '{}')",
+        )
+        .bind(uuid::Uuid::from_u128(7))
+        .bind(data::day_ago(0, 5).timestamp_micros())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let mut old = data::record("up", data::day_ago(0, 5));
+    old.id = uuid::Uuid::from_u128(7);
+    old.endpoint = "/v1/chat/completions".into();
+    old.api = tower_activity::LlmApi::OpenAiChat;
+    old.usage_source = tower_activity::UsageSource::Reported;
+    old.cost_usd = Some("0.000125".parse().unwrap());
+
+    let sink = SqliteSink::connect(&url).await.unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM activity_migrations ORDER BY version")
+            .fetch_all(sink.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2]);
+    let page = sink.log("up", &LogQuery::default()).await.unwrap();
+    assert_eq!(page.logs, [old.clone()], "the old row, new fields null");
+    let full = data::full_record("up");
+    sink.write(std::slice::from_ref(&full)).await.unwrap();
+    let page = sink.log("up", &LogQuery::default()).await.unwrap();
+    assert_eq!(page.logs, [full, old], "a new row keeps every new field");
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{PriceTable, TokenUsage};
-use crate::record::ActivityRecord;
+use crate::record::{ActivityRecord, CostSource};
 
 impl PriceTable {
     /// Sets `r.cost_usd` from its token counts and model, or notes in its `metadata` that the
@@ -17,6 +17,7 @@ impl PriceTable {
             reasoning: r.reasoning_tokens.unwrap_or(0),
         };
         r.cost_usd = r.model.as_deref().and_then(|m| self.cost(m, &usage));
+        r.cost_source = r.cost_usd.map(|_| CostSource::Computed);
         if r.cost_usd.is_none() {
             r.metadata
                 .insert("pricing".into(), Value::from("unknown_model"));

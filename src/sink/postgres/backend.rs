@@ -12,11 +12,18 @@ use crate::sink::sql::{Backend, Dialect, Migration, TableNames};
 impl Backend for Postgres {
     const DIALECT: Dialect = Dialect::Postgres;
 
-    const MIGRATIONS: &'static [Migration] = &[Migration {
-        version: 1,
-        description: "activity_log, activity_daily and their indexes",
-        sql: include_str!("../../../migrations/postgres/0001_activity_log.sql"),
-    }];
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            description: "activity_log, activity_daily and their indexes",
+            sql: include_str!("../../../migrations/postgres/0001_activity_log.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "service_tier, cost_source, cost_details, usage_details",
+            sql: include_str!("../../../migrations/postgres/0002_cost_details.sql"),
+        },
+    ];
 
     fn history_table(history: &str) -> String {
         format!(

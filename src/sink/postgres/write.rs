@@ -44,6 +44,10 @@ pub(super) fn insert_statement(log: &str, daily: &str) -> String {
         "text",
         "text",
         "text",
+        "text",
+        "text",
+        "text",
+        "text",
     ];
     let unnest: Vec<String> = array_types
         .iter()
@@ -53,7 +57,9 @@ pub(super) fn insert_statement(log: &str, daily: &str) -> String {
     let cols = columns(None);
     let select = cols
         .replace("cost_usd", "cost_usd::numeric")
-        .replace("metadata", "metadata::jsonb");
+        .replace("metadata", "metadata::jsonb")
+        .replace("cost_details", "cost_details::jsonb")
+        .replace("usage_details", "usage_details::jsonb");
     format!(
         "WITH ins AS (\
            INSERT INTO {log} ({cols}) \
@@ -107,6 +113,10 @@ struct Columns<'a> {
     error_type: Vec<Option<&'a str>>,
     error_message: Vec<Option<&'a str>>,
     metadata: Vec<&'a str>,
+    service_tier: Vec<Option<&'a str>>,
+    cost_source: Vec<Option<&'a str>>,
+    cost_details: Vec<Option<&'a str>>,
+    usage_details: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -139,6 +149,10 @@ impl<'a> Columns<'a> {
         self.error_type.push(e.error_type.as_deref());
         self.error_message.push(e.error_message.as_deref());
         self.metadata.push(&e.metadata);
+        self.service_tier.push(e.service_tier.as_deref());
+        self.cost_source.push(e.cost_source);
+        self.cost_details.push(e.cost_details.as_deref());
+        self.usage_details.push(e.usage_details.as_deref());
     }
 }
 
@@ -190,6 +204,10 @@ pub(super) async fn write(
         .bind(c.error_type)
         .bind(c.error_message)
         .bind(c.metadata)
+        .bind(c.service_tier)
+        .bind(c.cost_source)
+        .bind(c.cost_details)
+        .bind(c.usage_details)
         .execute(pool)
         .await
         .map_err(sink_error::<Postgres>)?;
@@ -201,9 +219,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_statement_binds_thirty_arrays() {
+    fn one_statement_binds_thirty_four_arrays() {
         let sql = insert_statement("l", "d");
-        assert!(sql.contains("$30::text[]") && !sql.contains("$31"));
+        assert!(sql.contains("$34::text[]") && !sql.contains("$35"));
+        assert!(sql.contains("cost_details::jsonb") && sql.contains("usage_details::jsonb"));
         assert!(sql.contains("cost_usd::numeric") && sql.contains("metadata::jsonb"));
     }
 }

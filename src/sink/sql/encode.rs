@@ -2,6 +2,7 @@
 //! exact decimal text, metadata as JSON text, and no NUL character anywhere.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -59,6 +60,12 @@ pub(crate) struct EncodedRecord<'a> {
     pub(crate) error_message: Option<Cow<'a, str>>,
     /// The metadata object as JSON text.
     pub(crate) metadata: String,
+    pub(crate) service_tier: Option<Cow<'a, str>>,
+    pub(crate) cost_source: Option<&'static str>,
+    /// The parts of the cost as JSON text (an object of exact decimal strings).
+    pub(crate) cost_details: Option<String>,
+    /// The extra counts as JSON text.
+    pub(crate) usage_details: Option<String>,
 }
 
 impl<'a> EncodedRecord<'a> {
@@ -117,6 +124,10 @@ impl<'a> EncodedRecord<'a> {
                 .map(sanitise),
             error_message: record.error.as_ref().map(|e| sanitise(&e.message)),
             metadata: metadata_json(&record.metadata)?,
+            service_tier: sanitise_opt(&record.service_tier),
+            cost_source: record.cost_source.map(|s| s.as_str()),
+            cost_details: details_json(&record.cost_details)?,
+            usage_details: details_json(&record.usage_details)?,
         })
     }
 
@@ -139,6 +150,20 @@ fn metadata_json(metadata: &Map<String, Value>) -> Result<String, SinkError> {
     }
     let clean = clean_object(metadata);
     serde_json::to_string(&clean).map_err(SinkError::permanent)
+}
+
+/// A details map as JSON text, its keys without NUL characters (the layer's own keys have
+/// none; a record made by hand might).
+fn details_json<V: serde::Serialize>(
+    details: &Option<BTreeMap<String, V>>,
+) -> Result<Option<String>, SinkError> {
+    let Some(details) = details else {
+        return Ok(None);
+    };
+    let clean: BTreeMap<Cow<'_, str>, &V> = details.iter().map(|(k, v)| (sanitise(k), v)).collect();
+    serde_json::to_string(&clean)
+        .map(Some)
+        .map_err(SinkError::permanent)
 }
 
 fn clean_object(map: &Map<String, Value>) -> Map<String, Value> {

@@ -25,7 +25,7 @@ pub use self::names::TableNames;
 pub(crate) use self::public::sql_sink_methods;
 #[cfg(feature = "sqlite")]
 pub(crate) use self::row::decimal;
-pub(crate) use self::row::{Dialect, columns};
+pub(crate) use self::row::{COLUMNS, Dialect, columns};
 pub(crate) use self::store::SqlStore;
 
 /// Why a SQL sink could not be built, migrated or maintained.

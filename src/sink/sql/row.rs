@@ -13,12 +13,13 @@ use uuid::Uuid;
 use super::{DecodeError, StorageError};
 use crate::query::{QueryError, Stats, StatsBuilder};
 use crate::record::{
-    ActivityRecord, FinishReason, LlmApi, Outcome, ProviderError, RecordKind, UsageSource,
+    ActivityRecord, CostSource, FinishReason, LlmApi, Outcome, ProviderError, RecordKind,
+    UsageSource,
 };
 
 /// The record's columns, in the order of [`EncodedRecord`](super::EncodedRecord) and of the
 /// decoder.
-pub(crate) const COLUMNS: [&str; 30] = [
+pub(crate) const COLUMNS: [&str; 34] = [
     "id",
     "kind",
     "timestamp",
@@ -49,6 +50,10 @@ pub(crate) const COLUMNS: [&str; 30] = [
     "error_type",
     "error_message",
     "metadata",
+    "service_tier",
+    "cost_source",
+    "cost_details",
+    "usage_details",
 ];
 
 /// The SQL dialect: how a backend reads the richer columns and writes placeholders.
@@ -87,7 +92,12 @@ pub(crate) fn columns(dialect: Option<Dialect>) -> String {
             (Some(Dialect::Postgres), "timestamp") => {
                 "(extract(epoch FROM timestamp) * 1000000)::int8".to_owned()
             }
-            (Some(Dialect::Postgres), "cost_usd" | "metadata") => format!("{c}::text"),
+            (
+                Some(Dialect::Postgres),
+                "cost_usd" | "metadata" | "cost_details" | "usage_details",
+            ) => {
+                format!("{c}::text")
+            }
             _ => c.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -116,6 +126,8 @@ where
     let error_type: Option<String> = row.try_get(27)?;
     let error_message: Option<String> = row.try_get(28)?;
     let metadata: &str = row.try_get(29)?;
+    let cost_details: Option<&str> = row.try_get(32)?;
+    let usage_details: Option<&str> = row.try_get(33)?;
     Ok(ActivityRecord {
         id: row.try_get(0)?,
         kind: parse(
@@ -208,6 +220,19 @@ where
             message,
         }),
         metadata: serde_json::from_str::<Map<String, Value>>(metadata)?,
+        service_tier: row.try_get(30)?,
+        cost_source: row
+            .try_get::<Option<&str>, _>(31)?
+            .map(|name| {
+                parse(
+                    name,
+                    &[CostSource::Reported, CostSource::Computed],
+                    CostSource::as_str,
+                )
+            })
+            .transpose()?,
+        cost_details: cost_details.map(serde_json::from_str).transpose()?,
+        usage_details: usage_details.map(serde_json::from_str).transpose()?,
     })
 }
 
@@ -301,7 +326,7 @@ mod tests {
         let list = columns(Some(Dialect::Postgres));
         assert!(list.contains("cost_usd::text") && list.contains("metadata::text"));
         assert!(!columns(None).contains("::"));
-        assert_eq!(columns(None).split(", ").count(), 30);
+        assert_eq!(columns(None).split(", ").count(), 34);
     }
 
     #[test]

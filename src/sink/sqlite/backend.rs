@@ -11,11 +11,18 @@ use crate::sink::sql::{Backend, Dialect, Migration, TableNames};
 impl Backend for Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
 
-    const MIGRATIONS: &'static [Migration] = &[Migration {
-        version: 1,
-        description: "activity_log, activity_daily and their indexes",
-        sql: include_str!("../../../migrations/sqlite/0001_activity_log.sql"),
-    }];
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            description: "activity_log, activity_daily and their indexes",
+            sql: include_str!("../../../migrations/sqlite/0001_activity_log.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "service_tier, cost_source, cost_details, usage_details",
+            sql: include_str!("../../../migrations/sqlite/0002_cost_details.sql"),
+        },
+    ];
 
     fn history_table(history: &str) -> String {
         format!(

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 
 use crate::record::ActivityRecord;
-use crate::sink::sql::{SqlStore, StorageError, TableNames, columns, sql_sink_methods};
+use crate::sink::sql::{COLUMNS, SqlStore, StorageError, TableNames, columns, sql_sink_methods};
 use crate::sink::{ActivitySink, SinkError};
 
 mod backend;
@@ -76,7 +76,7 @@ struct Sql {
 impl Sql {
     fn new(names: &TableNames) -> Self {
         let (log, daily) = (names.log_table(), names.daily_table());
-        let placeholders: Vec<String> = (1..=30).map(|n| format!("?{n}")).collect();
+        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("?{n}")).collect();
         Sql {
             insert: format!(
                 "INSERT INTO {log} ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING",

@@ -146,7 +146,7 @@ pub(super) async fn write(
     tx.commit().await.map_err(classify)
 }
 
-/// Binds the 30 columns in the shared order.
+/// Binds the 34 columns in the shared order.
 fn bind_record<'q>(
     query: Query<'q, Sqlite, SqliteArguments<'q>>,
     e: &'q EncodedRecord<'_>,
@@ -183,4 +183,8 @@ fn bind_record<'q>(
         .bind(e.error_type.as_deref())
         .bind(e.error_message.as_deref())
         .bind(e.metadata.as_str())
+        .bind(e.service_tier.as_deref())
+        .bind(e.cost_source)
+        .bind(e.cost_details.as_deref())
+        .bind(e.usage_details.as_deref())
 }

@@ -1,5 +1,6 @@
 //! Records to store: one with every field set, one with every field empty, random ones.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
@@ -7,7 +8,8 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
 use tower_activity::{
-    ActivityRecord, FinishReason, LlmApi, Outcome, ProviderError, RecordKind, UsageSource,
+    ActivityRecord, CostSource, FinishReason, LlmApi, Outcome, ProviderError, RecordKind,
+    UsageSource,
 };
 use uuid::Uuid;
 
@@ -53,6 +55,26 @@ pub fn full_record(user: &str) -> ActivityRecord {
     r.reasoning_tokens = Some(0);
     r.usage_source = UsageSource::Estimated;
     r.cost_usd = Some(Decimal::from_str("12.345678901234567890123456").unwrap());
+    r.cost_source = Some(CostSource::Reported);
+    r.service_tier = Some("priority".into());
+    r.cost_details = Some(BTreeMap::from([
+        (
+            "input".to_owned(),
+            Decimal::from_str("0.000000000000000000000000001").unwrap(),
+        ),
+        (
+            "cache_write_1h".to_owned(),
+            Decimal::from_str("7.5").unwrap(),
+        ),
+        (
+            "computed".to_owned(),
+            Decimal::from_str("12.345678901234567890123457").unwrap(),
+        ),
+    ]));
+    r.usage_details = Some(BTreeMap::from([
+        ("input_audio_tokens".to_owned(), 18_446_744_073_709_551_615),
+        ("web_search_requests".to_owned(), 3),
+    ]));
     r.ttft_ms = Some(0.1 + 0.2);
     r.latency_ms = Some(1_234.567_890_123_456_7);
     r.speed = Some(f64::MIN_POSITIVE);

@@ -26,6 +26,7 @@ pub async fn round_trip<S: ActivitySink + ActivityQuery>(sink: &S) {
     empty.timestamp = full.timestamp - chrono::TimeDelta::microseconds(1);
     let mut nul = record("rt", full.timestamp - chrono::TimeDelta::seconds(1));
     nul.model = Some("bad\0model".into());
+    nul.service_tier = Some("tier\0".into());
     nul.metadata.insert("k\0".into(), "v\0".into());
     sink.write(&[full.clone(), empty.clone(), nul.clone()])
         .await
@@ -42,9 +43,11 @@ pub async fn round_trip<S: ActivitySink + ActivityQuery>(sink: &S) {
     );
     let back = &page.logs[2];
     assert_eq!(back.model.as_deref(), Some("bad\u{FFFD}model"));
+    assert_eq!(back.service_tier.as_deref(), Some("tier\u{FFFD}"));
     assert_eq!(back.metadata["k\u{FFFD}"], "v\u{FFFD}");
     let mut expected = nul.clone();
     expected.model = back.model.clone();
+    expected.service_tier = back.service_tier.clone();
     expected.metadata = back.metadata.clone();
     assert_eq!(*back, expected, "only the NUL characters changed");
 }
