@@ -16,7 +16,8 @@ use crate::body::ActivityBody;
 use crate::buf::{concat, to_bytes};
 use crate::guard::ExchangeGuard;
 use crate::record::{LlmApi, ProviderError};
-use crate::request::{ActivityRequestBody, RequestFacts, with_include_usage};
+use crate::request::{ActivityRequestBody, RequestFacts};
+use crate::splice::with_include_usage;
 
 pin_project! {
     /// The response future of an [`ActivityService`](crate::ActivityService).

@@ -81,6 +81,7 @@ mod request;
 mod service;
 mod settings;
 pub mod sink;
+mod splice;
 mod sse;
 mod strip;
 mod writer;

@@ -227,41 +227,6 @@ impl RequestFacts {
     }
 }
 
-/// Rewrites an OpenAI chat request body to ask for `stream_options.include_usage`.
-///
-/// When the body has no `stream_options`, the member is spliced in after the opening brace
-/// and every other byte stays as the client sent it; otherwise the object is re-serialised.
-/// `None` when the body is not a JSON object.
-pub(crate) fn with_include_usage(body: &[u8]) -> Option<Bytes> {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
-    if body[start] != b'{' {
-        return None;
-    }
-    let mut value: Value = serde_json::from_slice(body).ok()?;
-    let object = value.as_object_mut()?;
-    if !object.contains_key("stream_options") {
-        let member: &[u8] = br#""stream_options":{"include_usage":true}"#;
-        let rest = &body[start + 1..];
-        let empty = rest.iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
-        let mut out = Vec::with_capacity(body.len() + member.len() + 1);
-        out.extend_from_slice(&body[..=start]);
-        out.extend_from_slice(member);
-        if !empty {
-            out.push(b',');
-        }
-        out.extend_from_slice(rest);
-        return Some(out.into());
-    }
-    match object.get_mut("stream_options") {
-        Some(Value::Object(options)) => {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-        Some(other) => *other = serde_json::json!({ "include_usage": true }),
-        None => {}
-    }
-    serde_json::to_vec(&value).ok().map(Bytes::from)
-}
-
 /// Characters of prompt text in a request body, for input-token estimates: every string value
 /// in the JSON except those under keys that carry no prompt text (roles, types, ids, model
 /// and tuning parameters, and inline binary data such as base64 images).
@@ -330,32 +295,6 @@ mod tests {
         let f = RequestFacts::probe(Bytes::from_static(b"not json"));
         assert_eq!(f.model, None);
         assert!(!f.stream);
-    }
-
-    #[test]
-    fn include_usage_is_spliced_without_touching_other_bytes() {
-        let body = br#" {"model":"m", "stream":true}"#;
-        let out = with_include_usage(body).unwrap();
-        assert_eq!(
-            &out[..],
-            br#" {"stream_options":{"include_usage":true},"model":"m", "stream":true}"#
-        );
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["stream_options"]["include_usage"], true);
-
-        assert_eq!(
-            &with_include_usage(b"{}").unwrap()[..],
-            br#"{"stream_options":{"include_usage":true}}"#
-        );
-        let out =
-            with_include_usage(br#"{"stream_options":{"include_usage":false,"x":1}}"#).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            v["stream_options"],
-            serde_json::json!({"include_usage": true, "x": 1})
-        );
-        assert_eq!(with_include_usage(b"[1]"), None);
-        assert_eq!(with_include_usage(b"{broken"), None);
     }
 
     #[test]

@@ -320,6 +320,32 @@ async fn include_usage_is_injected_and_the_client_stream_is_unchanged() {
 }
 
 #[tokio::test]
+async fn a_request_with_stream_options_is_edited_in_place() {
+    let with_usage = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    // Keys out of order, a big integer, `1e0`, escapes, spacing: none of it may change.
+    let request = "{\"stream\":true, \"seed\":12345678901234567890123,\"temperature\":1e0,\n \"stream_options\":{\"include_usage\":false},\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9\\/\"}]}";
+    let (r, seen) = one(Exchange::new(CHAT, with_usage, true).request(request)).await;
+    assert_eq!(
+        std::str::from_utf8(&seen.upstream_request).unwrap(),
+        request.replace("\"include_usage\":false", "\"include_usage\":true"),
+        "one member's value changed, nothing else"
+    );
+    assert_eq!(
+        std::str::from_utf8(&seen.received).unwrap(),
+        concat!(
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        ),
+        "a client that asked include_usage: false gets no usage chunk"
+    );
+    assert_eq!((r.input_tokens, r.output_tokens), (Some(2), Some(1)));
+}
+
+#[tokio::test]
 async fn injection_can_be_switched_off() {
     let sink = MemorySink::new();
     let layer = ActivityLayer::builder(sink.clone())
