@@ -5,7 +5,8 @@
 //! Whatever way the exchange ends — the body's end, a body error, the inner service's error,
 //! or a drop of the future or of the body — the guard hands exactly one record to the writer.
 //! Dropped before the response head or before the body's end, the client went away: the
-//! exchange is recorded as `cancelled`.
+//! exchange is recorded as `cancelled`. A [`Settlement`] taken from the request extensions is
+//! completed with that same record, just before it goes to the writer.
 
 use std::sync::Arc;
 
@@ -14,14 +15,17 @@ use http::{HeaderMap, StatusCode};
 
 pub(crate) use crate::account::End;
 use crate::account::Exchange;
-use crate::record::ProviderError;
+use crate::record::{ActivityRecord, ProviderError};
 use crate::settings::Settings;
+use crate::settlement::Settlement;
 
 /// See the module docs. One allocation per exchange (the box), made when the request enters.
 pub(crate) struct ExchangeGuard {
     settings: Arc<Settings>,
     /// `None` once recorded.
     exchange: Option<Box<Exchange>>,
+    /// An outer layer's hook for the record (see [`Settlement`]).
+    settlement: Option<Settlement>,
 }
 
 impl std::fmt::Debug for ExchangeGuard {
@@ -33,11 +37,17 @@ impl std::fmt::Debug for ExchangeGuard {
 }
 
 impl ExchangeGuard {
-    /// A guard for a request that has just entered the layer.
-    pub(crate) fn new(settings: Arc<Settings>, exchange: Exchange) -> Self {
+    /// A guard for a request that has just entered the layer, with the settlement its
+    /// extensions carried.
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        exchange: Exchange,
+        settlement: Option<Settlement>,
+    ) -> Self {
         ExchangeGuard {
             settings,
             exchange: Some(Box::new(exchange)),
+            settlement,
         }
     }
 
@@ -64,7 +74,7 @@ impl ExchangeGuard {
     pub(crate) fn fail(&mut self, error: ProviderError) {
         if let Some(exchange) = self.exchange.take() {
             let record = exchange.without_response(Some(error), &self.settings);
-            self.settings.writer.record(record);
+            self.hand_over(record);
         }
     }
 
@@ -84,8 +94,16 @@ impl ExchangeGuard {
     pub(crate) fn end(&mut self, end: End) -> Option<Bytes> {
         let exchange = self.exchange.take()?;
         let (record, tail) = exchange.finish(end, &self.settings);
-        self.settings.writer.record(record);
+        self.hand_over(record);
         tail
+    }
+
+    /// The one place a record leaves the guard: the settlement first, then the writer.
+    fn hand_over(&mut self, record: ActivityRecord) {
+        if let Some(settlement) = self.settlement.take() {
+            settlement.settle(&record);
+        }
+        self.settings.writer.record(record);
     }
 }
 

@@ -80,6 +80,7 @@ mod record;
 mod request;
 mod service;
 mod settings;
+mod settlement;
 pub mod sink;
 mod splice;
 mod sse;
@@ -104,6 +105,7 @@ pub use record::{
 };
 pub use request::ActivityRequestBody;
 pub use service::ActivityService;
+pub use settlement::{Settle, Settlement};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use sink::StorageError;
 pub use sink::{ActivitySink, SinkError};

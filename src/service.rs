@@ -18,6 +18,7 @@ use crate::protocol::model_from_path;
 use crate::record::{ActivityRecord, LlmApi, RecordKind};
 use crate::request::ActivityRequestBody;
 use crate::settings::Settings;
+use crate::settlement::Settlement;
 
 /// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
 ///
@@ -72,7 +73,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let path = parts.uri.path();
         let api = self.settings.api_for(path);
 
@@ -105,7 +106,12 @@ where
             && parts.method == Method::POST
             && !over_cap
             && !body.is_end_stream();
-        let guard = ExchangeGuard::new(self.settings.clone(), Exchange::new(record, start));
+        let settlement = parts.extensions.remove::<Settlement>();
+        let guard = ExchangeGuard::new(
+            self.settings.clone(),
+            Exchange::new(record, start),
+            settlement,
+        );
         if read {
             // The clone takes the ready service's place; the ready one serves this request.
             let clone = self.inner.clone();
