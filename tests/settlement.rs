@@ -25,7 +25,10 @@ struct Probe(Arc<Mutex<Vec<Seen>>>);
 
 impl Settle for Probe {
     fn settle(self: Box<Self>, record: &ActivityRecord) {
-        self.0.lock().unwrap().push(Seen::Settled(Box::new(record.clone())));
+        self.0
+            .lock()
+            .unwrap()
+            .push(Seen::Settled(Box::new(record.clone())));
     }
     fn release(self: Box<Self>) {
         self.0.lock().unwrap().push(Seen::Released);
@@ -86,7 +89,10 @@ async fn only_record(layer: &ActivityLayer, sink: &MemorySink, seen: &Mutex<Vec<
     layer.writer().flush().await;
     let records = sink.records();
     assert_eq!(records.len(), 1);
-    assert_eq!(*seen.lock().unwrap(), [Seen::Settled(Box::new(records[0].clone()))]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Seen::Settled(Box::new(records[0].clone()))]
+    );
 }
 
 #[tokio::test]
