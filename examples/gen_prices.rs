@@ -8,9 +8,10 @@
 //! Files are given newest first: a model in a newer file wins, an older file only adds models
 //! every newer file dropped. Kept: entries whose `mode` is in [`MODES`] and whose
 //! `litellm_provider` is in [`PROVIDERS`], with both per-token input and output prices; only the
-//! price fields the crate reads ([`ModelPrice::LITELLM_FIELDS`]) are written, each as the exact
-//! literal text of the source (never re-formatted through a float). Keys are sorted, one model per
-//! line, so regenerating gives a readable diff.
+//! price fields the crate reads ([`ModelPrice::reads_litellm_key`]: every per-token price a
+//! response can trigger, with its long-context and service-tier variants, and the web search
+//! price) are written, each as the exact literal text of the source (never re-formatted through
+//! a float). Keys are sorted, one model per line, so regenerating gives a readable diff.
 //!
 //! Vertex AI's Gemini entries (`litellm_provider: vertex_ai-language-models`) carry bare keys
 //! (`gemini-2.5-pro`) that would shadow the Gemini API's own prices (`gemini/gemini-2.5-pro`), so
@@ -23,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use serde_json::value::RawValue;
-use tower_activity::pricing::{ModelPrice, PriceTable};
+use tower_activity::pricing::{ModelPrice, PriceTable, Rate};
 
 /// LiteLLM modes priced per token by the APIs the crate understands.
 const MODES: [&str; 4] = ["chat", "responses", "completion", "embedding"];
@@ -88,7 +89,7 @@ fn generate(paths: &[String]) -> Result<String, String> {
         .map(|p| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     // model key -> (field -> literal price text)
-    let mut models: BTreeMap<String, BTreeMap<&'static str, String>> = BTreeMap::new();
+    let mut models: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for (path, text) in paths.iter().zip(&texts) {
         let entries: BTreeMap<String, &RawValue> =
@@ -123,7 +124,7 @@ fn generate(paths: &[String]) -> Result<String, String> {
 }
 
 /// The output key and price fields of an entry the table keeps.
-fn select(key: &str, raw: &RawValue) -> Option<(String, BTreeMap<&'static str, String>)> {
+fn select(key: &str, raw: &RawValue) -> Option<(String, BTreeMap<String, String>)> {
     if key == "sample_spec" || key.starts_with('_') || !raw.get().starts_with('{') {
         return None;
     }
@@ -132,17 +133,13 @@ fn select(key: &str, raw: &RawValue) -> Option<(String, BTreeMap<&'static str, S
     if !PROVIDERS.contains(&provider.as_str()) || !MODES.contains(&meta.mode?.as_str()) {
         return None;
     }
-    let fields: BTreeMap<&str, &RawValue> = serde_json::from_str(raw.get()).ok()?;
-    let prices: BTreeMap<&'static str, String> = ModelPrice::LITELLM_FIELDS
-        .iter()
-        .filter_map(|&f| {
-            fields
-                .get(f)
-                .filter(|v| v.get() != "null")
-                .map(|v| (f, v.get().to_owned()))
-        })
-        .collect();
-    let [input, output, ..] = ModelPrice::LITELLM_FIELDS;
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).ok()?;
+    let prices: BTreeMap<String, String> = fields
+        .into_iter()
+        .filter(|(f, v)| ModelPrice::reads_litellm_key(f) && v.get() != "null")
+        .map(|(f, v)| Some((f, compact(v)?)))
+        .collect::<Option<_>>()?;
+    let [input, output] = [Rate::Input, Rate::Output].map(Rate::litellm_key);
     if !prices.contains_key(input) || !prices.contains_key(output) {
         return None;
     }
@@ -154,10 +151,30 @@ fn select(key: &str, raw: &RawValue) -> Option<(String, BTreeMap<&'static str, S
     Some((out_key, prices))
 }
 
+/// A value's literal text on one line: a number as written, an object (the web search price
+/// by context size) rebuilt from its members' literal texts. `None` for an unreadable object.
+fn compact(value: &RawValue) -> Option<String> {
+    if !value.get().starts_with('{') {
+        return Some(value.get().to_owned());
+    }
+    let members: BTreeMap<String, &RawValue> = serde_json::from_str(value.get()).ok()?;
+    let inner: Vec<String> = members
+        .iter()
+        .map(|(k, v)| {
+            Some(format!(
+                "{}:{}",
+                serde_json::to_string(k).ok()?,
+                compact(v)?
+            ))
+        })
+        .collect::<Option<_>>()?;
+    Some(format!("{{{}}}", inner.join(",")))
+}
+
 /// LiteLLM-format JSON: `_meta` first, then one model per line, keys sorted.
 fn render(
     paths: &[String],
-    models: &BTreeMap<String, BTreeMap<&'static str, String>>,
+    models: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Result<String, String> {
     let sources: Vec<serde_json::Value> = paths
         .iter()

@@ -12,6 +12,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::attribution::{Attribution, Upstream};
+use crate::pricing::{PricingTier, TokenUsage};
 use crate::reader::{Read, ResponseReader, is_sse};
 use crate::record::{ActivityRecord, FinishReason, Outcome, ProviderError, UsageSource};
 use crate::request::{RequestFacts, prompt_chars};
@@ -251,7 +252,19 @@ fn into_record(
     };
     // A cost from half the counts would be a made-up figure: both must be known.
     if r.total_tokens.is_some() {
-        settings.prices.price_record(&mut r);
+        let usage = TokenUsage {
+            input: r.input_tokens.unwrap_or(0),
+            output: r.output_tokens.unwrap_or(0),
+            cache_read: r.cache_read_tokens.unwrap_or(0),
+            cache_write: r.cache_write_tokens.unwrap_or(0),
+            reasoning: r.reasoning_tokens.unwrap_or(0),
+            tier: r
+                .service_tier
+                .as_deref()
+                .and_then(PricingTier::from_service_tier),
+            ..TokenUsage::default()
+        };
+        settings.prices.price_record(&mut r, &usage, None);
     }
 
     let latency = now.saturating_duration_since(start);

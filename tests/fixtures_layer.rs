@@ -6,7 +6,9 @@ use bytes::Bytes;
 use testkit::exchange::{Exchange, run};
 use tower_activity::pricing::{PriceTable, TokenUsage};
 use tower_activity::sink::MemorySink;
-use tower_activity::{ActivityLayer, ActivityRecord, FinishReason, Outcome, UsageSource};
+use tower_activity::{
+    ActivityLayer, ActivityRecord, CostSource, FinishReason, Outcome, UsageSource,
+};
 
 /// Expected normalised values of one fixture.
 #[derive(Debug, Clone, Copy, Default)]
@@ -131,9 +133,18 @@ fn check(name: &str, r: &ActivityRecord, w: Want) {
                 cache_read: w.cache_read.unwrap_or(0),
                 cache_write: w.cache_write.unwrap_or(0),
                 reasoning: w.reasoning.unwrap_or(0),
+                ..TokenUsage::default()
             },
         );
         assert_eq!(r.cost_usd, expected, "{name}: cost_usd");
+        if r.cost_source == Some(CostSource::Computed) {
+            let parts = r.cost_details.as_ref().expect("a computed cost has parts");
+            assert_eq!(
+                parts.values().sum::<rust_decimal::Decimal>(),
+                expected.unwrap(),
+                "{name}: cost_details add up to cost_usd"
+            );
+        }
         match expected {
             Some(cost) => {
                 // A free model (LiteLLM lists `gemini-2.0-flash-exp` at $0) costs exactly 0;

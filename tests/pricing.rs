@@ -2,7 +2,7 @@
 //! out by hand from the prices in that file, quoted in each test.
 
 use rust_decimal::Decimal;
-use tower_activity::pricing::{ModelPrice, PriceTable, TokenUsage};
+use tower_activity::pricing::{ModelPrice, PriceTable, Rate, RateKey, TokenUsage};
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str_exact(s).unwrap()
@@ -23,7 +23,10 @@ fn embedded_prices_are_the_literal_decimals() {
     let (_, p) = PriceTable::embedded().lookup("gpt-4o").unwrap();
     assert_eq!(p.input, dec("0.0000025")); // "input_cost_per_token": 2.5e-06
     assert_eq!(p.output, dec("0.00001")); // 1e-05
-    assert_eq!(p.cache_read, Some(dec("0.00000125"))); // 1.25e-06
+    assert_eq!(
+        p.price(RateKey::base(Rate::CacheRead)),
+        Some(dec("0.00000125"))
+    ); // 1.25e-06
     assert_eq!(p.input.to_string(), "0.0000025");
 }
 
@@ -51,7 +54,7 @@ fn claude_sonnet_4_5_with_cache_read_and_write() {
         cache_read: 2000,
         cache_write: 1500,
         output: 77,
-        reasoning: 0,
+        ..TokenUsage::default()
     };
     assert_eq!(cost("claude-sonnet-4-5-20250929", usage), dec("0.007389"));
 }
@@ -67,7 +70,7 @@ fn gemini_2_5_pro_above_200k_uses_the_tier() {
         cache_read: 100_000,
         output: 1000,
         reasoning: 600,
-        cache_write: 0,
+        ..TokenUsage::default()
     };
     assert_eq!(cost("gemini-2.5-pro", usage), dec("0.415"));
     // Exactly 200k is not above: base 1.25e-06 / 1e-05 → 0.25 + 0.01.
@@ -95,11 +98,12 @@ fn o3_mini_reasoning_is_priced_as_output() {
 #[test]
 fn every_price_in_the_formula_is_used() {
     let mut table = PriceTable::empty();
-    let mut p = ModelPrice::new(dec("1"), dec("10"));
-    p.cache_read = Some(dec("0.1"));
-    p.cache_write = Some(dec("2"));
-    p.reasoning = Some(dec("100"));
-    p.input_above_200k = Some(dec("1000"));
+    let key = |k| RateKey::parse(k).unwrap();
+    let p = ModelPrice::new(dec("1"), dec("10"))
+        .with_price(key("cache_read_input_token_cost"), dec("0.1"))
+        .with_price(key("cache_creation_input_token_cost"), dec("2"))
+        .with_price(key("output_cost_per_reasoning_token"), dec("100"))
+        .with_price(key("input_cost_per_token_above_200k_tokens"), dec("1000"));
     table.insert("m", p);
     // 4·1 + 2·0.1 + 3·2 + 5·10 + 7·100 = 760.2
     let usage = TokenUsage {
@@ -108,6 +112,7 @@ fn every_price_in_the_formula_is_used() {
         cache_write: 3,
         output: 12,
         reasoning: 7,
+        ..TokenUsage::default()
     };
     assert_eq!(table.cost("m", &usage), Some(dec("760.2")));
     // Above 200k only the tiered input price changes; the missing cache tiers keep their base.
@@ -131,6 +136,7 @@ fn missing_cache_prices_fall_back_to_input_and_parts_never_go_negative() {
         cache_write: 4,
         output: 1,
         reasoning: 4,
+        ..TokenUsage::default()
     };
     assert_eq!(table.cost("m", &usage), Some(dec("17")));
 }

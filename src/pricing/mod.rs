@@ -8,14 +8,21 @@
 //! Prices are read from the JSON number's literal text, never through `f64`, so `2.5e-06` is
 //! exactly `0.0000025`, and costs are computed with checked [`Decimal`] arithmetic, never rounded.
 
+mod cost;
 mod parse;
 mod price;
+mod rate;
 mod record;
+mod usage;
 
+pub use self::cost::CostBreakdown;
 pub use self::parse::PriceError;
 use self::parse::RawEntry;
-pub use self::price::{ModelPrice, TokenUsage};
+pub use self::price::{ModelPrice, SearchPrice};
+pub use self::rate::{PricingTier, Rate, RateKey, SearchContextSize};
+pub use self::usage::TokenUsage;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
@@ -123,7 +130,7 @@ impl PriceTable {
                 Ok(entry) => entry,
                 Err(source) => return Err(PriceError::Entry { model, source }),
             };
-            if entry.alias_of.is_some() {
+            if entry.is_alias() {
                 continue;
             }
             if let Some(price) = entry.price(&model)? {
@@ -235,6 +242,25 @@ impl PriceTable {
         self.lookup(model)?.1.cost(usage)
     }
 
+    /// The cost of `usage` on `model` part by part (see [`ModelPrice::cost_breakdown`]);
+    /// `None` when the model has no price.
+    ///
+    /// ```
+    /// use tower_activity::pricing::{PriceTable, TokenUsage};
+    ///
+    /// // claude-sonnet-4-5: 1-hour cache writes at $6 per 1M tokens, 5-minute ones at $3.75.
+    /// let usage = TokenUsage {
+    ///     input: 3_000, cache_write: 3_000, cache_write_1h: 1_000, ..TokenUsage::default()
+    /// };
+    /// let b = PriceTable::embedded().cost_breakdown("claude-sonnet-4-5", &usage).unwrap();
+    /// assert_eq!(b.parts["cache_write_1h"].to_string(), "0.006");
+    /// assert_eq!(b.parts["cache_write_5m"].to_string(), "0.0075");
+    /// assert_eq!(b.total.to_string(), "0.0135");
+    /// ```
+    pub fn cost_breakdown(&self, model: &str, usage: &TokenUsage) -> Option<CostBreakdown> {
+        self.lookup(model)?.1.cost_breakdown(usage)
+    }
+
     /// Steps 1–2 of the lookup chain: every spelling exactly, then behind each prefix.
     fn first_hit(&self, spellings: &[&str], buf: &mut String) -> Option<(&str, &ModelPrice)> {
         let get = |key: &str| self.models.get_key_value(key).map(|(k, v)| (k.as_str(), v));
@@ -325,7 +351,7 @@ fn dots_between_digits_to_dashes(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::price::exact_mul;
+    use super::cost::exact_mul;
     use super::*;
 
     fn dec(s: &str) -> Decimal {
@@ -340,14 +366,15 @@ mod tests {
     fn bad_price_names_model_field_and_value() {
         let e = load_err(r#"{"m": {"input_cost_per_token": "0.1", "output_cost_per_token": 1}}"#);
         assert!(
-            matches!(&e, PriceError::InvalidPrice { model, field: "input_cost_per_token", value, .. }
-                if model == "m" && value == "\"0.1\""),
+            matches!(&e, PriceError::InvalidPrice { model, field, value, .. }
+                if model == "m" && field == "input_cost_per_token" && value == "\"0.1\""),
             "{e:?}"
         );
         let e =
             load_err(r#"{"x": {"input_cost_per_token": 1e-06, "output_cost_per_token": -2e-06}}"#);
         assert!(
-            matches!(&e, PriceError::InvalidPrice { model, field: "output_cost_per_token", reason: "is negative", .. } if model == "x"),
+            matches!(&e, PriceError::InvalidPrice { model, field, reason: "is negative", .. }
+                if model == "x" && field == "output_cost_per_token"),
             "{e:?}"
         );
         let msg = e.to_string();
@@ -359,13 +386,7 @@ mod tests {
             r#"{"y": {"input_cost_per_token": 1, "output_cost_per_token": 1, "cache_read_input_token_cost": 1e-40}}"#,
         );
         assert!(
-            matches!(
-                &e,
-                PriceError::InvalidPrice {
-                    field: "cache_read_input_token_cost",
-                    ..
-                }
-            ),
+            matches!(&e, PriceError::InvalidPrice { field, .. } if field == "cache_read_input_token_cost"),
             "{e:?}"
         );
     }
@@ -406,7 +427,7 @@ mod tests {
         assert_eq!(t.len(), 1);
         let (key, price) = t.lookup("PRICED").unwrap();
         assert_eq!(key, "priced");
-        assert_eq!(price.cache_read, None);
+        assert_eq!(price.price(RateKey::base(Rate::CacheRead)), None);
     }
 
     #[test]
@@ -455,6 +476,7 @@ mod tests {
             cache_read: big / 2,
             cache_write: 1,
             reasoning: 7,
+            ..TokenUsage::default()
         };
         let (p_in, p_out) = (dec("0.00000500003"), dec("0.0000125"));
         let expected = p_in * Decimal::from(big) + p_out * Decimal::from(big);

@@ -34,7 +34,7 @@ pub enum PriceError {
         /// The model's key.
         model: String,
         /// The LiteLLM field name, e.g. `input_cost_per_token`.
-        field: &'static str,
+        field: String,
         /// The offending JSON text, verbatim.
         value: String,
         /// What is wrong with it.
@@ -47,69 +47,119 @@ pub enum PriceError {
     NoPrices,
 }
 
-/// One LiteLLM entry, borrowing each price's literal JSON text.
-#[derive(Deserialize)]
+/// LiteLLM's web search price: an object of prices by search context size.
+pub(super) const SEARCH_KEY: &str = "search_context_cost_per_query";
+
+/// One LiteLLM entry: its members in order, each value's literal JSON text borrowed.
+/// A member repeated is an error (serde's maps would keep the last one silently).
 pub(super) struct RawEntry<'a> {
-    #[serde(borrow, default)]
-    pub(super) alias_of: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    input_cost_per_token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_cost_per_token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_read_input_token_cost: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_creation_input_token_cost: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_cost_per_reasoning_token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    input_cost_per_token_above_200k_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_cost_per_token_above_200k_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_read_input_token_cost_above_200k_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cache_creation_input_token_cost_above_200k_tokens: Option<&'a RawValue>,
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-impl RawEntry<'_> {
-    /// The entry's prices; `Ok(None)` when it lacks an input or output price per token (image,
-    /// audio and per-second models), which is not an error: such models are simply unpriced.
-    pub(super) fn price(&self, model: &str) -> Result<Option<ModelPrice>, PriceError> {
-        let [f_in, f_out, f_cr, f_cw, f_re, f_in2, f_out2, f_cr2, f_cw2] =
-            ModelPrice::LITELLM_FIELDS;
-        let get = |field: &'static str, raw: Option<&RawValue>| {
-            raw.map(|r| parse_price(model, field, r)).transpose()
-        };
-        let (Some(input), Some(output)) = (
-            get(f_in, self.input_cost_per_token)?,
-            get(f_out, self.output_cost_per_token)?,
-        ) else {
-            return Ok(None);
-        };
-        Ok(Some(ModelPrice {
-            input,
-            output,
-            cache_read: get(f_cr, self.cache_read_input_token_cost)?,
-            cache_write: get(f_cw, self.cache_creation_input_token_cost)?,
-            reasoning: get(f_re, self.output_cost_per_reasoning_token)?,
-            input_above_200k: get(f_in2, self.input_cost_per_token_above_200k_tokens)?,
-            output_above_200k: get(f_out2, self.output_cost_per_token_above_200k_tokens)?,
-            cache_read_above_200k: get(f_cr2, self.cache_read_input_token_cost_above_200k_tokens)?,
-            cache_write_above_200k: get(
-                f_cw2,
-                self.cache_creation_input_token_cost_above_200k_tokens,
-            )?,
-        }))
+impl<'de> Deserialize<'de> for RawEntry<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = RawEntry<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of prices")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    if members.iter().any(|(k, _)| *k == key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate field `{key}`"
+                        )));
+                    }
+                    members.push((key, value));
+                }
+                Ok(RawEntry { members })
+            }
+        }
+        deserializer.deserialize_map(Members)
     }
 }
 
+impl RawEntry<'_> {
+    /// Whether the entry is only `{"alias_of": …}` (or has one): an alias, not a price.
+    pub(super) fn is_alias(&self) -> bool {
+        self.members
+            .iter()
+            .any(|(k, v)| k == "alias_of" && v.get() != "null")
+    }
+
+    /// The entry's prices; `Ok(None)` when it lacks an input or output price per token (image,
+    /// audio and per-second models), which is not an error: such models are simply unpriced.
+    /// Fields the crate does not read ([`ModelPrice::reads_litellm_key`]) are ignored, `null`
+    /// values count as absent.
+    pub(super) fn price(&self, model: &str) -> Result<Option<ModelPrice>, PriceError> {
+        let mut rates: Vec<(RateKey, Decimal)> = Vec::new();
+        let mut web_search = None;
+        for (name, raw) in &self.members {
+            if raw.get() == "null" {
+                continue;
+            }
+            if name == SEARCH_KEY {
+                web_search = Some(search_price(model, raw)?);
+            } else if let Some(key) = RateKey::parse(name) {
+                rates.push((key, parse_price(model, name, raw)?));
+            }
+        }
+        let base = |rate| {
+            rates
+                .iter()
+                .find(|(k, _)| *k == RateKey::base(rate))
+                .map(|(_, v)| *v)
+        };
+        let (Some(input), Some(output)) = (base(Rate::Input), base(Rate::Output)) else {
+            return Ok(None);
+        };
+        let mut price = ModelPrice::new(input, output);
+        price.web_search = web_search;
+        for (key, value) in rates {
+            price.set_price(key, value);
+        }
+        Ok(Some(price))
+    }
+}
+
+/// `{"search_context_size_low": 0.03, …}`; sizes not listed stay `None`.
+fn search_price(model: &str, raw: &RawValue) -> Result<SearchPrice, PriceError> {
+    let invalid = |reason| PriceError::InvalidPrice {
+        model: model.to_owned(),
+        field: SEARCH_KEY.to_owned(),
+        value: raw.get().to_owned(),
+        reason,
+    };
+    let sizes: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get())
+        .map_err(|_| invalid("is not an object of prices by search_context_size_*"))?;
+    let mut price = SearchPrice::default();
+    for (size, value) in sizes {
+        let slot = match size.as_ref() {
+            "search_context_size_low" => &mut price.low,
+            "search_context_size_medium" => &mut price.medium,
+            "search_context_size_high" => &mut price.high,
+            _ => continue,
+        };
+        if value.get() != "null" {
+            let field = format!("{SEARCH_KEY}.{size}");
+            *slot = Some(parse_price(model, &field, value)?);
+        }
+    }
+    Ok(price)
+}
+
 /// Parses a JSON number's literal text exactly (`2.5e-06` is `0.0000025`, not the nearest f64).
-fn parse_price(model: &str, field: &'static str, raw: &RawValue) -> Result<Decimal, PriceError> {
+/// `name` is the field as the file spells it (for the error).
+fn parse_price(model: &str, name: &str, raw: &RawValue) -> Result<Decimal, PriceError> {
     let text = raw.get();
     let invalid = |reason| PriceError::InvalidPrice {
         model: model.to_owned(),
-        field,
+        field: name.to_owned(),
         value: text.to_owned(),
         reason,
     };

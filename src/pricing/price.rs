@@ -1,31 +1,51 @@
-//! [`ModelPrice`] and [`TokenUsage`]: one model's per-token rates and the exact cost of a usage.
+//! [`ModelPrice`]: one model's prices, and which of them applies to a request (service tier,
+//! long-context tier, fallbacks).
 
-use super::*;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
-/// Token counts to price (the record's semantics: `input` includes cache reads and writes,
-/// `output` includes reasoning).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    /// All prompt tokens.
-    pub input: u64,
-    /// All generated tokens.
-    pub output: u64,
-    /// Prompt tokens read from a cache.
-    pub cache_read: u64,
-    /// Prompt tokens written to a cache.
-    pub cache_write: u64,
-    /// Reasoning tokens.
-    pub reasoning: u64,
+use rust_decimal::Decimal;
+
+use super::{PricingTier, Rate, RateKey, SearchContextSize, TokenUsage};
+
+/// USD per web search, by search context size (LiteLLM's `search_context_cost_per_query`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchPrice {
+    /// `search_context_size_low`.
+    pub low: Option<Decimal>,
+    /// `search_context_size_medium`.
+    pub medium: Option<Decimal>,
+    /// `search_context_size_high`.
+    pub high: Option<Decimal>,
 }
 
-/// Prompts longer than this many tokens are priced with the `*_above_200k` tier, when the model
-/// has one (Gemini 2.5 Pro, Claude Sonnet 4 with a 1M context …).
-const TIER_THRESHOLD: u64 = 200_000;
+impl SearchPrice {
+    /// The price of one search of `size`; a size the table does not list is priced at
+    /// `medium`, then at any size it lists (LiteLLM lists all three or none).
+    pub fn per_search(&self, size: SearchContextSize) -> Option<Decimal> {
+        let exact = match size {
+            SearchContextSize::Low => self.low,
+            SearchContextSize::Medium => self.medium,
+            SearchContextSize::High => self.high,
+        };
+        exact.or(self.medium).or(self.low).or(self.high)
+    }
+}
 
-/// Per-token USD prices of one model.
+/// Per-token USD prices of one model: the standard input and output prices, every other
+/// LiteLLM per-token price it lists ([`RateKey`]: cache, reasoning, audio, image, long-context
+/// and service-tier variants), and the price of a web search.
 ///
-/// A missing cache price falls back to the input price, a missing reasoning price to the output
-/// price, and each missing `*_above_200k` price to its base price.
+/// Which price applies ([`ModelPrice::rate`]), following LiteLLM's cost calculator:
+/// - **Service tier**: `{rate}_{tier}` when listed, else the standard `{rate}`.
+/// - **Long context**: the highest `{rate}_above_{N}_tokens` threshold the prompt exceeds
+///   (strictly) applies, its `_{tier}` variant first; a rate without a threshold of its own
+///   keeps its (tiered) price.
+/// - **Fallbacks**: a rate the model does not list is priced as [`Rate::fallback`] (cache
+///   reads and writes, audio, image and video input → input; 1-hour writes → 5-minute writes;
+///   cached audio and images → cache reads; reasoning, audio and image output → output).
+/// - **Reasoning** under a tier: the tier's reasoning price, else the tier's output price when
+///   the model lists one, else the standard reasoning price, else output.
 ///
 /// ```
 /// use rust_decimal::Decimal;
@@ -41,142 +61,198 @@ pub struct ModelPrice {
     pub input: Decimal,
     /// USD per generated token (`output_cost_per_token`).
     pub output: Decimal,
-    /// USD per prompt token read from a cache (`cache_read_input_token_cost`).
-    pub cache_read: Option<Decimal>,
-    /// USD per prompt token written to a cache (`cache_creation_input_token_cost`).
-    pub cache_write: Option<Decimal>,
-    /// USD per reasoning token (`output_cost_per_reasoning_token`).
-    pub reasoning: Option<Decimal>,
-    /// `input` for prompts above 200k tokens (`input_cost_per_token_above_200k_tokens`).
-    pub input_above_200k: Option<Decimal>,
-    /// `output` for prompts above 200k tokens (`output_cost_per_token_above_200k_tokens`).
-    pub output_above_200k: Option<Decimal>,
-    /// `cache_read` for prompts above 200k tokens
-    /// (`cache_read_input_token_cost_above_200k_tokens`).
-    pub cache_read_above_200k: Option<Decimal>,
-    /// `cache_write` for prompts above 200k tokens
-    /// (`cache_creation_input_token_cost_above_200k_tokens`).
-    pub cache_write_above_200k: Option<Decimal>,
-}
-
-/// The prices that apply to one request, after tier selection and fallbacks.
-struct Rates {
-    input: Decimal,
-    output: Decimal,
-    cache_read: Decimal,
-    cache_write: Decimal,
-    reasoning: Decimal,
+    /// USD per server-side web search (`search_context_cost_per_query`).
+    pub web_search: Option<SearchPrice>,
+    /// Every other listed per-token price.
+    rates: BTreeMap<RateKey, Decimal>,
 }
 
 impl ModelPrice {
-    /// The LiteLLM field names this crate reads, in the order of [`ModelPrice`]'s fields.
-    ///
-    /// ```
-    /// assert_eq!(tower_activity::pricing::ModelPrice::LITELLM_FIELDS[0], "input_cost_per_token");
-    /// ```
-    pub const LITELLM_FIELDS: [&'static str; 9] = [
-        "input_cost_per_token",
-        "output_cost_per_token",
-        "cache_read_input_token_cost",
-        "cache_creation_input_token_cost",
-        "output_cost_per_reasoning_token",
-        "input_cost_per_token_above_200k_tokens",
-        "output_cost_per_token_above_200k_tokens",
-        "cache_read_input_token_cost_above_200k_tokens",
-        "cache_creation_input_token_cost_above_200k_tokens",
-    ];
-
     /// A price with only input and output prices (every other price falls back to these).
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// let p = tower_activity::pricing::ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6));
-    /// assert_eq!(p.cache_read, None);
+    /// use tower_activity::pricing::{ModelPrice, Rate, RateKey};
+    /// let p = ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6));
+    /// assert_eq!(p.price(RateKey::base(Rate::CacheRead)), None);
+    /// assert_eq!(p.price(RateKey::base(Rate::Input)), Some(Decimal::new(1, 6)));
     /// ```
     pub fn new(input: Decimal, output: Decimal) -> Self {
         Self {
             input,
             output,
-            cache_read: None,
-            cache_write: None,
-            reasoning: None,
-            input_above_200k: None,
-            output_above_200k: None,
-            cache_read_above_200k: None,
-            cache_write_above_200k: None,
+            web_search: None,
+            rates: BTreeMap::new(),
         }
     }
 
-    /// The exact cost of `usage` in USD:
-    /// `(input − cache_read − cache_write)·p_in + cache_read·p_cache_read +
-    /// cache_write·p_cache_write + (output − reasoning)·p_out + reasoning·p_reasoning`.
-    ///
-    /// Parts larger than their total (real streams do that) make the remainder 0, never
-    /// negative. Above 200k prompt tokens the `*_above_200k` prices apply. `None` only when the
-    /// result cannot be represented exactly (far beyond realistic token counts).
+    /// The price listed under `key` exactly, without fallbacks.
+    pub fn price(&self, key: RateKey) -> Option<Decimal> {
+        match key {
+            k if k == RateKey::base(Rate::Input) => Some(self.input),
+            k if k == RateKey::base(Rate::Output) => Some(self.output),
+            k => self.rates.get(&k).copied(),
+        }
+    }
+
+    /// Lists `price` under `key`, returning the price it replaces.
     ///
     /// ```
     /// use rust_decimal::Decimal;
-    /// use tower_activity::pricing::{ModelPrice, TokenUsage};
+    /// use tower_activity::pricing::{ModelPrice, Rate, RateKey};
     ///
-    /// let mut p = ModelPrice::new(Decimal::new(2, 6), Decimal::new(8, 6));
-    /// p.cache_read = Some(Decimal::new(5, 7));
+    /// let mut p = ModelPrice::new(Decimal::new(1, 6), Decimal::new(2, 6));
+    /// p.set_price(RateKey::parse("cache_read_input_token_cost").unwrap(), Decimal::new(1, 7));
+    /// assert_eq!(p.price(RateKey::base(Rate::CacheRead)), Some(Decimal::new(1, 7)));
+    /// ```
+    pub fn set_price(&mut self, key: RateKey, price: Decimal) -> Option<Decimal> {
+        match key {
+            k if k == RateKey::base(Rate::Input) => Some(std::mem::replace(&mut self.input, price)),
+            k if k == RateKey::base(Rate::Output) => {
+                Some(std::mem::replace(&mut self.output, price))
+            }
+            k => self.rates.insert(k, price),
+        }
+    }
+
+    /// `self` with `price` listed under `key` (see [`set_price`](Self::set_price)).
+    pub fn with_price(mut self, key: RateKey, price: Decimal) -> Self {
+        self.set_price(key, price);
+        self
+    }
+
+    /// Every listed price and its key (input and output included), in key order.
+    pub fn prices(&self) -> impl Iterator<Item = (RateKey, Decimal)> + '_ {
+        [
+            (RateKey::base(Rate::Input), self.input),
+            (RateKey::base(Rate::Output), self.output),
+        ]
+        .into_iter()
+        .chain(self.rates.iter().map(|(k, v)| (*k, *v)))
+    }
+
+    /// Whether the crate reads the LiteLLM field `key` (a per-token price it can trigger, or
+    /// the web search price): what `gen_prices` keeps.
+    ///
+    /// ```
+    /// use tower_activity::pricing::ModelPrice;
+    /// assert!(ModelPrice::reads_litellm_key("cache_creation_input_token_cost_above_1hr"));
+    /// assert!(ModelPrice::reads_litellm_key("search_context_cost_per_query"));
+    /// assert!(!ModelPrice::reads_litellm_key("output_cost_per_token_batches"));
+    /// ```
+    pub fn reads_litellm_key(key: &str) -> bool {
+        key == super::parse::SEARCH_KEY || RateKey::parse(key).is_some()
+    }
+
+    /// The price per token of `rate` for a request on `tier` with a prompt of `prompt_tokens`
+    /// (the rules on [`ModelPrice`]).
+    ///
+    /// ```
+    /// use rust_decimal::Decimal;
+    /// use tower_activity::pricing::{ModelPrice, PricingTier, Rate, RateKey};
+    ///
+    /// let key = |k| RateKey::parse(k).unwrap();
+    /// let p = ModelPrice::new(Decimal::new(25, 7), Decimal::new(15, 6))
+    ///     .with_price(key("input_cost_per_token_priority"), Decimal::new(5, 6))
+    ///     .with_price(key("input_cost_per_token_above_272k_tokens"), Decimal::new(5, 6));
+    /// assert_eq!(p.rate(Rate::Input, None, 300_000), Decimal::new(5, 6));
+    /// assert_eq!(p.rate(Rate::Input, Some(PricingTier::Flex), 1_000), Decimal::new(25, 7));
+    /// assert_eq!(p.rate(Rate::CacheRead, Some(PricingTier::Priority), 1_000), Decimal::new(5, 6));
+    /// ```
+    pub fn rate(&self, rate: Rate, tier: Option<PricingTier>, prompt_tokens: u64) -> Decimal {
+        if rate == Rate::Reasoning {
+            if let Some(t) = tier {
+                if let Some(p) = self.listed(rate, Some(t), prompt_tokens, true) {
+                    return p;
+                }
+                if self
+                    .listed(Rate::Output, Some(t), prompt_tokens, true)
+                    .is_some()
+                {
+                    return self.rate(Rate::Output, tier, prompt_tokens);
+                }
+            }
+        }
+        match (
+            self.listed(rate, tier, prompt_tokens, false),
+            rate.fallback(),
+        ) {
+            (Some(p), _) => p,
+            (None, Some(parent)) => self.rate(parent, tier, prompt_tokens),
+            // Input and output are always listed.
+            (None, None) => match rate {
+                Rate::Output => self.output,
+                _ => self.input,
+            },
+        }
+    }
+
+    /// The listed price of `rate` (no fallback to another rate); `tier_only` looks at the
+    /// tier's own prices only.
+    fn listed(
+        &self,
+        rate: Rate,
+        tier: Option<PricingTier>,
+        prompt_tokens: u64,
+        tier_only: bool,
+    ) -> Option<Decimal> {
+        let get = |above, tier| self.price(RateKey { rate, above, tier });
+        let threshold = self.threshold(rate, prompt_tokens);
+        if tier_only {
+            return tier.and_then(|t| {
+                threshold
+                    .and_then(|n| get(Some(n), Some(t)))
+                    .or_else(|| get(None, Some(t)))
+            });
+        }
+        // LiteLLM: a tier's long-context price, else the standard long-context price, else the
+        // tier's price, else the standard price.
+        threshold
+            .and_then(|n| {
+                tier.and_then(|t| get(Some(n), Some(t)))
+                    .or_else(|| get(Some(n), None))
+            })
+            .or_else(|| tier.and_then(|t| get(None, Some(t))))
+            .or_else(|| get(None, None))
+    }
+
+    /// The highest long-context threshold of `rate` (any tier) that `prompt_tokens` exceeds.
+    fn threshold(&self, rate: Rate, prompt_tokens: u64) -> Option<u64> {
+        let from = RateKey {
+            rate,
+            above: Some(0),
+            tier: None,
+        };
+        let to = RateKey {
+            rate,
+            above: Some(prompt_tokens),
+            tier: None,
+        };
+        // Keys sort by (rate, above, tier): the range holds this rate's thresholds below the
+        // prompt length (a key `above == prompt_tokens` with a tier is past `to`; without a tier
+        // it is `to` itself, excluded: the prompt must exceed the threshold).
+        self.rates
+            .range((Bound::Included(from), Bound::Excluded(to)))
+            .filter_map(|(k, _)| k.above)
+            .filter(|&n| prompt_tokens > n)
+            .max()
+    }
+
+    /// The exact cost of `usage` in USD: the sum of [`cost_breakdown`](Self::cost_breakdown)'s
+    /// parts. `None` only when the result cannot be represented exactly (far beyond realistic
+    /// token counts).
+    ///
+    /// ```
+    /// use rust_decimal::Decimal;
+    /// use tower_activity::pricing::{ModelPrice, Rate, RateKey, TokenUsage};
+    ///
+    /// let p = ModelPrice::new(Decimal::new(2, 6), Decimal::new(8, 6))
+    ///     .with_price(RateKey::base(Rate::CacheRead), Decimal::new(5, 7));
     /// let usage = TokenUsage { input: 10, cache_read: 4, output: 1, ..TokenUsage::default() };
     /// // 6·0.000002 + 4·0.0000005 + 1·0.000008
     /// assert_eq!(p.cost(&usage), Some(Decimal::new(22, 6)));
     /// ```
     pub fn cost(&self, usage: &TokenUsage) -> Option<Decimal> {
-        let r = self.rates(usage.input);
-        let uncached = usage
-            .input
-            .saturating_sub(usage.cache_read)
-            .saturating_sub(usage.cache_write);
-        let visible = usage.output.saturating_sub(usage.reasoning);
-        let parts = [
-            (uncached, r.input),
-            (usage.cache_read, r.cache_read),
-            (usage.cache_write, r.cache_write),
-            (visible, r.output),
-            (usage.reasoning, r.reasoning),
-        ];
-        let mut total = Decimal::ZERO;
-        for (tokens, price) in parts {
-            if tokens > 0 {
-                total = exact_add(total, exact_mul(tokens, price)?)?;
-            }
-        }
-        Some(total.normalize())
+        self.cost_breakdown(usage).map(|b| b.total)
     }
-
-    /// The prices for a prompt of `input_tokens`: the 200k tier when it applies, then the
-    /// fallbacks (cache → input, reasoning → output).
-    fn rates(&self, input_tokens: u64) -> Rates {
-        let tiered = input_tokens > TIER_THRESHOLD;
-        let pick = |above: Option<Decimal>, base: Option<Decimal>| {
-            if tiered { above.or(base) } else { base }
-        };
-        let input = pick(self.input_above_200k, None).unwrap_or(self.input);
-        let output = pick(self.output_above_200k, None).unwrap_or(self.output);
-        Rates {
-            input,
-            output,
-            cache_read: pick(self.cache_read_above_200k, self.cache_read).unwrap_or(input),
-            cache_write: pick(self.cache_write_above_200k, self.cache_write).unwrap_or(input),
-            // LiteLLM has no reasoning tier: an explicit reasoning price holds at any length.
-            reasoning: self.reasoning.unwrap_or(output),
-        }
-    }
-}
-
-/// `tokens · price`, `None` if `rust_decimal` would have to drop digits (it rounds silently
-/// when a product needs more than 96 bits; a cost must never be rounded).
-pub(super) fn exact_mul(tokens: u64, price: Decimal) -> Option<Decimal> {
-    let product = Decimal::from(tokens).checked_mul(price)?;
-    (product.scale() == price.scale()).then_some(product)
-}
-
-/// `a + b`, `None` if the sum would lose digits (same reason as [`exact_mul`]).
-fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
-    let sum = a.checked_add(b)?;
-    (sum.scale() == a.scale().max(b.scale())).then_some(sum)
 }

@@ -1,26 +1,61 @@
 //! Pricing a finished record: the layer's one use of the table.
 
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::{PriceTable, TokenUsage};
 use crate::record::{ActivityRecord, CostSource};
 
 impl PriceTable {
-    /// Sets `r.cost_usd` from its token counts and model, or notes in its `metadata` that the
-    /// model has no price (`"pricing": "unknown_model"`) — never a made-up figure.
-    pub(crate) fn price_record(&self, r: &mut ActivityRecord) {
-        let usage = TokenUsage {
-            input: r.input_tokens.unwrap_or(0),
-            output: r.output_tokens.unwrap_or(0),
-            cache_read: r.cache_read_tokens.unwrap_or(0),
-            cache_write: r.cache_write_tokens.unwrap_or(0),
-            reasoning: r.reasoning_tokens.unwrap_or(0),
-        };
-        r.cost_usd = r.model.as_deref().and_then(|m| self.cost(m, &usage));
-        r.cost_source = r.cost_usd.map(|_| CostSource::Computed);
-        if r.cost_usd.is_none() {
+    /// Sets `r.cost_usd`, `r.cost_source` and `r.cost_details` for `usage`.
+    ///
+    /// A cost the provider `reported` is the record's cost (`reported`); the table's figure
+    /// then goes beside it in `cost_details` (its parts and their sum under `computed`).
+    /// Otherwise the table's figure is the cost (`computed`) and `cost_details` holds its
+    /// parts, which add up to it exactly. A model the table does not know is noted in
+    /// `metadata` (`"pricing": "unknown_model"`) — never a made-up figure — and parts the
+    /// model has no price for under `"unpriced"`.
+    pub(crate) fn price_record(
+        &self,
+        r: &mut ActivityRecord,
+        usage: &TokenUsage,
+        reported: Option<Decimal>,
+    ) {
+        let computed = r
+            .model
+            .as_deref()
+            .and_then(|m| self.cost_breakdown(m, usage));
+        let Some(computed) = computed else {
             r.metadata
                 .insert("pricing".into(), Value::from("unknown_model"));
+            if let Some(cost) = reported {
+                r.cost_usd = Some(cost);
+                r.cost_source = Some(CostSource::Reported);
+            }
+            return;
+        };
+        if !computed.unpriced.is_empty() {
+            r.metadata
+                .insert("unpriced".into(), Value::from(computed.unpriced.clone()));
         }
+        let mut details: BTreeMap<String, Decimal> = computed
+            .parts
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        match reported {
+            Some(cost) => {
+                details.insert("computed".into(), computed.total);
+                r.cost_usd = Some(cost);
+                r.cost_source = Some(CostSource::Reported);
+            }
+            None => {
+                r.cost_usd = Some(computed.total);
+                r.cost_source = Some(CostSource::Computed);
+            }
+        }
+        r.cost_details = Some(details);
     }
 }

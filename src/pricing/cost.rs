@@ -1,0 +1,149 @@
+//! The exact cost of a [`TokenUsage`], part by part.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use super::{ModelPrice, Rate, TokenUsage};
+
+/// The cost of one request: its priced parts, which add up exactly to `total`.
+///
+/// Part names (each present only when its count is above 0): `input`, `input_audio`,
+/// `input_image`, `input_video` (uncached prompt tokens), `cache_read`, `cache_read_audio`,
+/// `cache_read_image`, `cache_write_5m`, `cache_write_1h`, `output` (visible text),
+/// `reasoning`, `output_audio`, `output_image`, `tool_use_input`, `web_search`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostBreakdown {
+    /// The sum of the parts, in USD.
+    pub total: Decimal,
+    /// USD per priced part.
+    pub parts: BTreeMap<&'static str, Decimal>,
+    /// Parts the usage has but the model has no price for (`web_search` on a model without a
+    /// search price): left out of `total`, named so that the record can say so.
+    pub unpriced: Vec<&'static str>,
+}
+
+impl ModelPrice {
+    /// The cost of `usage`, part by part:
+    ///
+    /// - the prompt's uncached tokens (`input − cache_read − cache_write`) are split into
+    ///   audio, image and video tokens (each modality's count less its cached part, in that
+    ///   order, each cut to what is left) and text, the rest;
+    /// - cache reads into audio, image and the rest (text and video, priced as cached text);
+    /// - cache writes into 1-hour writes and the rest (5 minutes);
+    /// - the output into reasoning, then audio and image tokens cut to what is left of
+    ///   `output − reasoning`, and visible text, the rest;
+    /// - tool-use prompt tokens at the input price, web searches at the price of one search of
+    ///   the request's context size.
+    ///
+    /// Each part is priced at [`ModelPrice::rate`] for the usage's tier and prompt length
+    /// (`input`). `None` only when a product or the sum cannot be represented exactly.
+    ///
+    /// ```
+    /// use rust_decimal::Decimal;
+    /// use tower_activity::pricing::{ModelPrice, Rate, RateKey, TokenUsage};
+    ///
+    /// let p = ModelPrice::new(Decimal::new(25, 7), Decimal::new(1, 5))
+    ///     .with_price(RateKey::base(Rate::InputAudio), Decimal::new(4, 5));
+    /// let usage = TokenUsage { input: 100, input_audio: 60, output: 10, ..TokenUsage::default() };
+    /// let b = p.cost_breakdown(&usage).unwrap();
+    /// assert_eq!(b.parts["input"], Decimal::new(1, 4)); // 40 · 0.0000025
+    /// assert_eq!(b.parts["input_audio"], Decimal::new(24, 4)); // 60 · 0.00004
+    /// assert_eq!(b.total, b.parts.values().sum());
+    /// ```
+    pub fn cost_breakdown(&self, usage: &TokenUsage) -> Option<CostBreakdown> {
+        let u = usage;
+        let uncached = u
+            .input
+            .saturating_sub(u.cache_read)
+            .saturating_sub(u.cache_write);
+        let mut left = uncached;
+        let mut take = |n: u64| {
+            let t = n.min(left);
+            left -= t;
+            t
+        };
+        let in_audio = take(u.input_audio.saturating_sub(u.cache_read_audio));
+        let in_image = take(u.input_image.saturating_sub(u.cache_read_image));
+        let in_video = take(u.input_video.saturating_sub(u.cache_read_video));
+        let in_text = left;
+
+        let cr_audio = u.cache_read_audio.min(u.cache_read);
+        let cr_image = u.cache_read_image.min(u.cache_read - cr_audio);
+        let cr_text = u.cache_read - cr_audio - cr_image;
+
+        let w_1h = u.cache_write_1h.min(u.cache_write);
+        let w_5m = u.cache_write - w_1h;
+
+        let mut left = u.output.saturating_sub(u.reasoning);
+        let mut take = |n: u64| {
+            let t = n.min(left);
+            left -= t;
+            t
+        };
+        let out_audio = take(u.output_audio);
+        let out_image = take(u.output_image);
+        let out_text = left;
+
+        let parts = [
+            ("input", in_text, Rate::Input),
+            ("input_audio", in_audio, Rate::InputAudio),
+            ("input_image", in_image, Rate::InputImage),
+            ("input_video", in_video, Rate::InputVideo),
+            ("cache_read", cr_text, Rate::CacheRead),
+            ("cache_read_audio", cr_audio, Rate::CacheReadAudio),
+            ("cache_read_image", cr_image, Rate::CacheReadImage),
+            ("cache_write_5m", w_5m, Rate::CacheWrite),
+            ("cache_write_1h", w_1h, Rate::CacheWrite1h),
+            ("output", out_text, Rate::Output),
+            ("reasoning", u.reasoning, Rate::Reasoning),
+            ("output_audio", out_audio, Rate::OutputAudio),
+            ("output_image", out_image, Rate::OutputImage),
+            ("tool_use_input", u.tool_use_input, Rate::Input),
+        ];
+        let mut breakdown = CostBreakdown {
+            total: Decimal::ZERO,
+            parts: BTreeMap::new(),
+            unpriced: Vec::new(),
+        };
+        for (name, tokens, rate) in parts {
+            if tokens > 0 {
+                let price = self.rate(rate, u.tier, u.input);
+                breakdown.add(name, exact_mul(tokens, price)?)?;
+            }
+        }
+        if u.web_searches > 0 {
+            match self
+                .web_search
+                .as_ref()
+                .and_then(|s| s.per_search(u.search_context))
+            {
+                Some(price) => breakdown.add("web_search", exact_mul(u.web_searches, price)?)?,
+                None => breakdown.unpriced.push("web_search"),
+            }
+        }
+        breakdown.total = breakdown.total.normalize();
+        Some(breakdown)
+    }
+}
+
+impl CostBreakdown {
+    fn add(&mut self, name: &'static str, amount: Decimal) -> Option<()> {
+        self.total = exact_add(self.total, amount)?;
+        self.parts.insert(name, amount.normalize());
+        Some(())
+    }
+}
+
+/// `tokens · price`, `None` if `rust_decimal` would have to drop digits (it rounds silently
+/// when a product needs more than 96 bits; a cost must never be rounded).
+pub(super) fn exact_mul(tokens: u64, price: Decimal) -> Option<Decimal> {
+    let product = Decimal::from(tokens).checked_mul(price)?;
+    (product.scale() == price.scale()).then_some(product)
+}
+
+/// `a + b`, `None` if the sum would lose digits (same reason as [`exact_mul`]).
+pub(super) fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let sum = a.checked_add(b)?;
+    (sum.scale() == a.scale().max(b.scale())).then_some(sum)
+}
