@@ -13,7 +13,7 @@ use crate::provider::ProviderRules;
 use crate::record::LlmApi;
 use crate::service::ActivityService;
 use crate::settings::{AttributionHook, Settings};
-use crate::sink::ActivitySink;
+use crate::sink::FanOut;
 use crate::writer::{ActivityWriter, WriterConfig, WriterGuard};
 
 /// The tower layer that accounts every request of the service it wraps.
@@ -54,7 +54,7 @@ impl ActivityLayer {
     /// # Panics
     /// Outside a Tokio runtime (the writer task needs one). Use
     /// [`ActivityLayerBuilder::writer`] with a writer started elsewhere to avoid that.
-    pub fn new(sink: impl ActivitySink) -> Self {
+    pub fn new(sink: impl Into<FanOut>) -> Self {
         ActivityLayer::builder(sink).build()
     }
 
@@ -77,14 +77,16 @@ impl ActivityLayer {
     ///
     /// # Panics
     /// Outside a Tokio runtime, as [`new`](Self::new).
-    pub fn pair(sink: impl ActivitySink) -> (Self, WriterGuard) {
+    pub fn pair(sink: impl Into<FanOut>) -> (Self, WriterGuard) {
         ActivityLayer::builder(sink).pair()
     }
 
-    /// A builder writing to `sink`.
-    pub fn builder(sink: impl ActivitySink) -> ActivityLayerBuilder {
+    /// A builder writing to `sink`: one [`ActivitySink`](crate::ActivitySink), or a
+    /// [`FanOut`] of named sinks that each get every record through a queue of their own.
+    pub fn builder(sink: impl Into<FanOut>) -> ActivityLayerBuilder {
+        let sinks = sink.into();
         ActivityLayerBuilder {
-            sink: Some(Box::new(move |config| ActivityWriter::start(sink, config))),
+            sink: Some(Box::new(move |config| ActivityWriter::start(sinks, config))),
             writer: None,
             writer_config: WriterConfig::default(),
             prices: None,

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio::sync::{Notify, watch};
+use testkit::scripted::ScriptedSink;
 use tokio::time::{Instant, sleep};
 use tower_activity::sink::MemorySink;
 use tower_activity::{
@@ -28,91 +27,6 @@ fn poison() -> ActivityRecord {
     let mut r = record();
     r.app = "poison".to_owned();
     r
-}
-
-type Behaviour = dyn Fn(usize, &[ActivityRecord]) -> Result<(), SinkError> + Send + Sync;
-
-/// One sink call: when it started and which records it carried.
-#[derive(Clone)]
-struct Call {
-    at: Instant,
-    ids: Vec<Uuid>,
-}
-
-/// A sink whose answers are scripted per call; successful calls land in `stored`.
-#[derive(Clone)]
-struct ScriptedSink {
-    stored: MemorySink,
-    calls: Arc<Mutex<Vec<Call>>>,
-    behaviour: Arc<Behaviour>,
-    /// Each call takes this long (in paused time) before answering.
-    delay: Duration,
-    /// When set, calls wait until it is `true`.
-    gate: Option<watch::Receiver<bool>>,
-    entered: Arc<Notify>,
-}
-
-impl ScriptedSink {
-    fn new(
-        behaviour: impl Fn(usize, &[ActivityRecord]) -> Result<(), SinkError> + Send + Sync + 'static,
-    ) -> Self {
-        ScriptedSink {
-            stored: MemorySink::new(),
-            calls: Arc::default(),
-            behaviour: Arc::new(behaviour),
-            delay: Duration::ZERO,
-            gate: None,
-            entered: Arc::new(Notify::new()),
-        }
-    }
-
-    fn ok() -> Self {
-        Self::new(|_, _| Ok(()))
-    }
-
-    fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-
-    /// Calls block until the returned sender says `true`.
-    fn gated(mut self) -> (Self, watch::Sender<bool>) {
-        let (tx, rx) = watch::channel(false);
-        self.gate = Some(rx);
-        (self, tx)
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    fn call_sizes(&self) -> Vec<usize> {
-        self.calls().iter().map(|c| c.ids.len()).collect()
-    }
-}
-
-#[async_trait]
-impl ActivitySink for ScriptedSink {
-    async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
-        let n = {
-            let mut calls = self.calls.lock().unwrap();
-            calls.push(Call {
-                at: Instant::now(),
-                ids: records.iter().map(|r| r.id).collect(),
-            });
-            calls.len() - 1
-        };
-        self.entered.notify_one();
-        if let Some(gate) = &self.gate {
-            let mut gate = gate.clone();
-            gate.wait_for(|open| *open).await.unwrap();
-        }
-        if !self.delay.is_zero() {
-            sleep(self.delay).await;
-        }
-        (self.behaviour)(n, records)?;
-        self.stored.write(records).await
-    }
 }
 
 /// Rejects (permanently) any batch that holds a poison record.

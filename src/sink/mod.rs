@@ -10,6 +10,8 @@
 //! - `PostgresSink` (feature `postgres`) and `SqliteSink` (feature `sqlite`): the SQL stores,
 //!   with the activity queries; `SqlSink::connect(url)` picks one from a URL.
 //! - [`BroadcastSink`]: wraps any sink and publishes each stored record to live subscribers.
+//!
+//! [`FanOut`] names several sinks for one writer: each gets every record through its own queue.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use async_trait::async_trait;
 use crate::record::ActivityRecord;
 
 mod broadcast;
+mod fanout;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -31,6 +34,7 @@ mod sqlite;
 mod tracing;
 
 pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
+pub use self::fanout::FanOut;
 pub use self::memory::MemorySink;
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresSink;

@@ -30,18 +30,23 @@
 //!
 //! Every record given to [`record`](ActivityWriter::record) ends in exactly one counter of
 //! [`WriterStats`] (see its docs): nothing is lost silently.
+//!
+//! Several sinks ([`FanOut`](crate::sink::FanOut)) each get a lane of their own — queue, task, batches, retries and
+//! counters — like OpenTelemetry's one batch processor per exporter: a slow or failing sink
+//! fills only its own queue, and never delays or loses another sink's records.
 
 mod config;
 mod guard;
+mod handle;
 mod task;
 
 pub use self::config::{WriterConfig, WriterError};
 pub use self::guard::WriterGuard;
+pub use self::handle::{ActivityWriter, SinkStats};
 use self::task::Task;
 #[cfg(test)]
 use self::task::{Either, race};
 
-use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
@@ -69,6 +74,11 @@ use crate::sink::{ActivitySink, SinkError};
 ///
 /// All counts are totals since the writer started (Prometheus counters), except `queue_depth`
 /// and `last_batch_micros` (gauges).
+///
+/// A writer over a [`FanOut`](crate::sink::FanOut) keeps these counters for each sink
+/// ([`ActivityWriter::sink_stats`]); [`ActivityWriter::stats`] adds them up, so there a record
+/// given to two sinks counts twice (once in each), the invariant above still holds, and
+/// `last_batch_micros` is the longest of the sinks' last batches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriterStats {
@@ -192,6 +202,8 @@ fn micros(d: Duration) -> u64 {
 
 /// State shared by the handles and the task.
 struct Shared {
+    /// The sink's name in a [`FanOut`](crate::sink::FanOut) (`"default"` for a single sink), for warnings.
+    name: Arc<str>,
     counters: Counters,
     /// Set by `shutdown` (and when the task ends): `record` refuses at once.
     closed: AtomicBool,
@@ -214,6 +226,7 @@ struct Shared {
 impl Shared {
     fn warn_queue_full(&self, dropped: u64) {
         tracing::warn!(
+            sink = %self.name,
             dropped,
             queue_capacity = self.queue_capacity,
             "activity writer queue full: dropped {dropped} record(s); \
@@ -221,8 +234,9 @@ impl Shared {
         );
     }
 
-    fn warn_after_close(dropped: u64) {
+    fn warn_after_close(&self, dropped: u64) {
         tracing::warn!(
+            sink = %self.name,
             dropped,
             "activity writer is shut down: dropped {dropped} record(s) recorded after shutdown"
         );
@@ -234,78 +248,32 @@ impl Shared {
             self.warn_queue_full(n);
         }
         if let Some(n) = self.after_close.due(self.epoch) {
-            Self::warn_after_close(n);
+            self.warn_after_close(n);
         }
     }
 }
 
-/// A cloneable handle to the background task that writes records to an [`ActivitySink`].
-///
-/// Every clone feeds the same queue and reads the same counters. When the last handle is
-/// dropped, the task writes what is queued (retrying transient failures, with no deadline since
-/// nobody waits for it) and exits; call [`shutdown`](Self::shutdown) for a bounded drain.
-///
-/// [`record`](Self::record) never blocks: a bounded queue takes the record or drops it and
-/// counts the drop. The task writes batches of up to [`WriterConfig::batch_size`] records,
-/// or fewer once [`WriterConfig::batch_interval`] has passed since the first record of the
-/// batch; it retries [`SinkError::Transient`] failures with exponential backoff and splits a
-/// batch rejected with [`SinkError::Permanent`] to write every record but the bad ones.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
-/// use tower_activity::sink::MemorySink;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let sink = MemorySink::new();
-/// let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
-/// writer.record(ActivityRecord::new(RecordKind::Request));
-///
-/// // At exit (after the server stopped taking requests):
-/// let stats = writer.shutdown(Duration::from_secs(10)).await;
-/// assert_eq!(stats.written, 1);
-/// assert_eq!(sink.len(), 1);
-/// # }
-/// ```
+/// One sink's bounded queue and the handle to the task that writes it: a writer over one sink
+/// is one lane; a writer over a [`FanOut`](crate::sink::FanOut) has a lane per sink, so that each sink gets every
+/// record through its own queue, batches, retries and counters. [`ActivityWriter`] documents
+/// what each method does for the lanes together.
 #[derive(Clone)]
-pub struct ActivityWriter {
+struct Lane {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
 }
 
-impl fmt::Debug for ActivityWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActivityWriter")
-            .field("closed", &self.is_closed())
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
-impl ActivityWriter {
-    /// Starts the writer's task on the current Tokio runtime and returns its handle.
-    ///
-    /// # Panics
-    ///
-    /// Outside a Tokio runtime ("ActivityWriter must be started from within a Tokio runtime"),
-    /// or when `config` is invalid (see [`WriterConfig::validate`]). Use
-    /// [`try_start`](Self::try_start) to get a [`WriterError`] instead.
-    #[track_caller]
-    pub fn start(sink: impl ActivitySink, config: WriterConfig) -> Self {
-        match Self::try_start(sink, config) {
-            Ok(writer) => writer,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Like [`start`](Self::start), returning an error instead of panicking when there is no
-    /// current Tokio runtime or `config` is invalid.
-    pub fn try_start(sink: impl ActivitySink, config: WriterConfig) -> Result<Self, WriterError> {
-        config.validate()?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?;
+impl Lane {
+    /// Starts the lane's task for `sink` on `runtime`.
+    fn start(
+        name: Arc<str>,
+        sink: Box<dyn ActivitySink>,
+        config: &WriterConfig,
+        runtime: &tokio::runtime::Handle,
+    ) -> Lane {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let shared = Arc::new(Shared {
+            name,
             counters: Counters::default(),
             closed: AtomicBool::new(false),
             stop: watch::Sender::new(None),
@@ -317,17 +285,13 @@ impl ActivityWriter {
             wake_at: AtomicUsize::new(config.batch_size),
             wake: Notify::new(),
         });
-        runtime.spawn(Task::new(sink, rx, Arc::clone(&shared), config).run());
-        Ok(ActivityWriter { tx, shared })
+        runtime.spawn(Task::new(sink, rx, Arc::clone(&shared), config.clone()).run());
+        Lane { tx, shared }
     }
 
-    /// Queues a record for the sink; never blocks and never awaits.
-    ///
-    /// Returns `true` when the record was queued. Returns `false` when it was dropped: the queue
-    /// was full ([`WriterStats::dropped_queue_full`]) or the writer is shut down
-    /// ([`WriterStats::dropped_closed`]). Drops are logged with at most one warning per second
-    /// and per reason, saying how many records were dropped.
-    pub fn record(&self, record: ActivityRecord) -> bool {
+    /// Queues a record for this lane's sink; never blocks and never awaits. `false`: dropped
+    /// and counted.
+    fn record(&self, record: ActivityRecord) -> bool {
         let c = &self.shared.counters;
         if self.shared.closed.load(Relaxed) {
             self.dropped_closed();
@@ -362,28 +326,22 @@ impl ActivityWriter {
     fn dropped_closed(&self) {
         self.shared.counters.dropped_closed.fetch_add(1, Relaxed);
         if let Some(n) = self.shared.after_close.dropped(self.shared.epoch) {
-            Shared::warn_after_close(n);
+            self.shared.warn_after_close(n);
         }
     }
 
-    /// The current counters.
-    pub fn stats(&self) -> WriterStats {
+    /// This lane's counters.
+    fn stats(&self) -> WriterStats {
         self.shared.counters.snapshot()
     }
 
-    /// Whether the writer refuses new records ([`shutdown`](Self::shutdown) was called, or the
-    /// task is gone).
-    pub fn is_closed(&self) -> bool {
+    /// Whether the lane refuses new records.
+    fn is_closed(&self) -> bool {
         self.shared.closed.load(Relaxed) || self.tx.is_closed()
     }
 
     /// Waits until every record queued before the call has been written or failed.
-    ///
-    /// The flush marker travels the queue behind those records; when the queue is full, sending
-    /// it waits for room. A partial batch is written at once instead of waiting for
-    /// [`WriterConfig::batch_interval`]. After [`shutdown`](Self::shutdown), waits for the drain
-    /// to end.
-    pub async fn flush(&self) {
+    async fn flush(&self) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.shared.closed.load(Relaxed) || self.tx.send(Msg::Flush(done_tx)).await.is_err() {
             self.finished().await;
@@ -394,24 +352,9 @@ impl ActivityWriter {
         let _ = done_rx.await;
     }
 
-    /// Stops accepting records, writes everything queued, and returns the final counters.
-    ///
-    /// From the call on, [`record`](Self::record) refuses new records
-    /// ([`WriterStats::dropped_closed`]). The queue is drained in batches; transient failures
-    /// are retried until `deadline` (from now) passes. Records still unwritten then — including
-    /// a sink call still in flight, which is cancelled — are counted as
-    /// [`failed`](WriterStats::failed) and reported in one warning. Returns by the deadline.
-    ///
-    /// Idempotent: later calls (and concurrent ones) wait for the same drain and return the same
-    /// final stats; the deadline of the first call wins. The returned stats are those at the end
-    /// of the drain; [`stats`](Self::stats) keeps counting later drops.
-    pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
+    /// Stops accepting records and asks the task to drain by `at` (the first request wins).
+    fn stop(&self, at: Instant) {
         self.shared.closed.store(true, Relaxed);
-        // `Duration::MAX` means "no deadline"; a year is as good and does not overflow.
-        let now = Instant::now();
-        let at = now
-            .checked_add(deadline)
-            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         self.shared.stop.send_if_modified(|stop| {
             let first = stop.is_none();
             if first {
@@ -419,7 +362,6 @@ impl ActivityWriter {
             }
             first
         });
-        self.finished().await
     }
 
     /// Waits until the task has ended; returns its final stats.

@@ -157,6 +157,7 @@ impl<S: ActivitySink> Task<S> {
         }
         if self.abandoned > 0 {
             tracing::warn!(
+                sink = %self.shared.name,
                 failed = self.abandoned,
                 "activity writer shutdown deadline passed: {} record(s) not written, counted as failed",
                 self.abandoned
@@ -275,6 +276,7 @@ impl<S: ActivitySink> Task<S> {
                     }
                     Err(SinkError::Transient(error)) => {
                         tracing::warn!(
+                            sink = %self.shared.name,
                             %error,
                             records = batch.len(),
                             retry_in = ?backoff,
@@ -290,6 +292,7 @@ impl<S: ActivitySink> Task<S> {
                         if let [record] = batch {
                             c.failed.fetch_add(1, Relaxed);
                             tracing::error!(
+                                sink = %self.shared.name,
                                 id = %record.id,
                                 %error,
                                 "activity sink rejected a record permanently; it is not written"

@@ -1,0 +1,238 @@
+//! [`ActivityWriter`]: the public handle over one lane per sink, and [`SinkStats`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Lane, WriterConfig, WriterError, WriterStats};
+use crate::record::ActivityRecord;
+use crate::sink::FanOut;
+
+/// A cloneable handle to the background task(s) that write records to the sink(s).
+///
+/// Every clone feeds the same queues and reads the same counters. When the last handle is
+/// dropped, the tasks write what is queued (retrying transient failures, with no deadline since
+/// nobody waits for them) and exit; call [`shutdown`](Self::shutdown) for a bounded drain.
+///
+/// [`record`](Self::record) never blocks: a bounded queue takes the record or drops it and
+/// counts the drop. The task writes batches of up to [`WriterConfig::batch_size`] records,
+/// or fewer once [`WriterConfig::batch_interval`] has passed since the first record of the
+/// batch; it retries [`SinkError::Transient`](crate::SinkError::Transient) failures with
+/// exponential backoff and splits a batch rejected with
+/// [`SinkError::Permanent`](crate::SinkError::Permanent) to write every record but the bad ones.
+///
+/// Started over a [`FanOut`], the writer has one queue and one task per sink, each with the
+/// whole [`WriterConfig`]: every record is offered to every sink, and a slow or failing sink
+/// fills, retries and drops only in its own lane ([`sink_stats`](Self::sink_stats)).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
+/// use tower_activity::sink::MemorySink;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let sink = MemorySink::new();
+/// let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
+/// writer.record(ActivityRecord::new(RecordKind::Request));
+///
+/// // At exit (after the server stopped taking requests):
+/// let stats = writer.shutdown(Duration::from_secs(10)).await;
+/// assert_eq!(stats.written, 1);
+/// assert_eq!(sink.len(), 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ActivityWriter {
+    lanes: Arc<[Lane]>,
+}
+
+/// One sink's counters in a writer, from [`ActivityWriter::sink_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkStats {
+    /// The sink's name in its [`FanOut`] (`"default"` for a writer started over one sink).
+    pub name: Arc<str>,
+    /// Its counters; the invariants of [`WriterStats`] hold for each sink on its own.
+    pub stats: WriterStats,
+}
+
+impl fmt::Debug for ActivityWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivityWriter")
+            .field("closed", &self.is_closed())
+            .field("sinks", &self.sink_stats())
+            .finish()
+    }
+}
+
+impl ActivityWriter {
+    /// Starts the writer's task(s) on the current Tokio runtime and returns its handle:
+    /// `sinks` is one [`ActivitySink`](crate::ActivitySink), or a [`FanOut`] of named sinks
+    /// (one queue and task each).
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime ("ActivityWriter must be started from within a Tokio runtime"),
+    /// or when `config` is invalid (see [`WriterConfig::validate`]). Use
+    /// [`try_start`](Self::try_start) to get a [`WriterError`] instead.
+    #[track_caller]
+    pub fn start(sinks: impl Into<FanOut>, config: WriterConfig) -> Self {
+        match Self::try_start(sinks, config) {
+            Ok(writer) => writer,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`start`](Self::start), returning an error instead of panicking when there is no
+    /// current Tokio runtime, `config` is invalid, or the [`FanOut`] is empty.
+    pub fn try_start(sinks: impl Into<FanOut>, config: WriterConfig) -> Result<Self, WriterError> {
+        config.validate()?;
+        let sinks = sinks.into().into_sinks();
+        if sinks.is_empty() {
+            return Err(WriterError::InvalidConfig(
+                "the FanOut has no sink: add one with FanOut::sink(name, sink)",
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?;
+        let lanes = sinks
+            .into_iter()
+            .map(|(name, sink)| Lane::start(name, sink, &config, &runtime))
+            .collect();
+        Ok(ActivityWriter { lanes })
+    }
+
+    /// Queues a record for every sink; never blocks and never awaits.
+    ///
+    /// Returns `true` when every sink's queue took the record. Returns `false` when at least
+    /// one dropped it: its queue was full ([`WriterStats::dropped_queue_full`]) or the writer
+    /// is shut down ([`WriterStats::dropped_closed`]); the other sinks still have it. Drops are
+    /// logged with at most one warning per second, per reason and per sink, saying how many
+    /// records were dropped.
+    pub fn record(&self, record: ActivityRecord) -> bool {
+        let Some((last, others)) = self.lanes.split_last() else {
+            return false;
+        };
+        let mut all = true;
+        for lane in others {
+            all &= lane.record(record.clone());
+        }
+        last.record(record) && all
+    }
+
+    /// The current counters, added up over the sinks (see [`WriterStats`]).
+    pub fn stats(&self) -> WriterStats {
+        self.lanes
+            .iter()
+            .map(Lane::stats)
+            .fold(WriterStats::default(), sum)
+    }
+
+    /// Each sink's counters, in the order of the [`FanOut`].
+    ///
+    /// ```
+    /// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
+    /// use tower_activity::sink::{FanOut, MemorySink, NoopSink};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let sinks = FanOut::new().sink("database", MemorySink::new()).sink("audit", NoopSink);
+    /// let writer = ActivityWriter::start(sinks, WriterConfig::default());
+    /// writer.record(ActivityRecord::new(RecordKind::Request));
+    /// writer.flush().await;
+    /// let per_sink = writer.sink_stats();
+    /// assert_eq!(&*per_sink[1].name, "audit");
+    /// assert_eq!((per_sink[0].stats.written, per_sink[1].stats.written), (1, 1));
+    /// assert_eq!(writer.stats().written, 2); // the sum
+    /// # }
+    /// ```
+    pub fn sink_stats(&self) -> Vec<SinkStats> {
+        self.lanes
+            .iter()
+            .map(|lane| SinkStats {
+                name: Arc::clone(&lane.shared.name),
+                stats: lane.stats(),
+            })
+            .collect()
+    }
+
+    /// Whether the writer refuses new records ([`shutdown`](Self::shutdown) was called, or the
+    /// tasks are gone).
+    pub fn is_closed(&self) -> bool {
+        self.lanes.iter().all(Lane::is_closed)
+    }
+
+    /// Waits until every record queued before the call has been written or failed, by every
+    /// sink.
+    ///
+    /// The flush marker travels each queue behind those records; when a queue is full, sending
+    /// it waits for room. A partial batch is written at once instead of waiting for
+    /// [`WriterConfig::batch_interval`]. After [`shutdown`](Self::shutdown), waits for the drain
+    /// to end. A slow sink makes this wait for it: use [`flush_sink`](Self::flush_sink) to wait
+    /// for one sink only (a read-your-writes query of the database).
+    pub async fn flush(&self) {
+        // Each lane drains in its own task: waiting for them one after the other takes as long
+        // as the slowest.
+        for lane in self.lanes.iter() {
+            lane.flush().await;
+        }
+    }
+
+    /// Like [`flush`](Self::flush) for the sink named `name` only; `false` (at once) when the
+    /// writer has no sink of that name.
+    pub async fn flush_sink(&self, name: &str) -> bool {
+        match self.lanes.iter().find(|lane| &*lane.shared.name == name) {
+            Some(lane) => {
+                lane.flush().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops accepting records, writes everything queued, and returns the final counters
+    /// (added up over the sinks).
+    ///
+    /// From the call on, [`record`](Self::record) refuses new records
+    /// ([`WriterStats::dropped_closed`]). Every sink's queue is drained in batches, all at the
+    /// same time; transient failures are retried until `deadline` (from now) passes. Records
+    /// still unwritten then — including a sink call still in flight, which is cancelled — are
+    /// counted as [`failed`](WriterStats::failed) and reported in one warning per sink. Returns
+    /// by the deadline.
+    ///
+    /// Idempotent: later calls (and concurrent ones) wait for the same drain and return the same
+    /// final stats; the deadline of the first call wins. The returned stats are those at the end
+    /// of the drain; [`stats`](Self::stats) keeps counting later drops.
+    pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
+        // `Duration::MAX` means "no deadline"; a year is as good and does not overflow.
+        let now = Instant::now();
+        let at = now
+            .checked_add(deadline)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+        for lane in self.lanes.iter() {
+            lane.stop(at);
+        }
+        let mut total = WriterStats::default();
+        for lane in self.lanes.iter() {
+            total = sum(total, lane.finished().await);
+        }
+        total
+    }
+}
+
+/// Two sinks' counters added up; gauges of time take the longer.
+fn sum(a: WriterStats, b: WriterStats) -> WriterStats {
+    WriterStats {
+        enqueued: a.enqueued + b.enqueued,
+        written: a.written + b.written,
+        dropped_queue_full: a.dropped_queue_full + b.dropped_queue_full,
+        dropped_closed: a.dropped_closed + b.dropped_closed,
+        failed: a.failed + b.failed,
+        retried: a.retried + b.retried,
+        batches: a.batches + b.batches,
+        queue_depth: a.queue_depth + b.queue_depth,
+        last_batch_micros: a.last_batch_micros.max(b.last_batch_micros),
+        batch_micros_total: a.batch_micros_total + b.batch_micros_total,
+    }
+}
