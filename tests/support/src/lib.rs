@@ -1,7 +1,7 @@
 //! Test support for tower-activity's own tests, benches and the `replay` example: bodies
 //! that yield given bytes in chosen frames ([`framed`]), a recorded exchange run through an
-//! `ActivityLayer` ([`exchange`]), a sink whose answers a test scripts ([`scripted`]), and what
-//! the storage tests share ([`storage`]).
+//! `ActivityLayer` ([`exchange`]), a sink whose answers a test scripts ([`scripted`]), what
+//! the storage tests share ([`storage`]), and the benches' fixed exchanges ([`workload`]).
 //!
 //! A workspace crate rather than files included by path into several crates, so each user
 //! takes what it needs and nothing is compiled twice.
@@ -10,3 +10,4 @@ pub mod exchange;
 pub mod framed;
 pub mod scripted;
 pub mod storage;
+pub mod workload;

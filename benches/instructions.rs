@@ -1,0 +1,287 @@
+//! Instructions the layer adds per JSON request and per SSE event, counted by
+//! `valgrind --tool=callgrind`: the figure that does not move with the machine's load (a
+//! shared 2-core box moves criterion's times by 2×; these counts repeat to a few parts in a
+//! thousand).
+//!
+//! ```text
+//! cargo bench --bench instructions                  # table + one JSON line
+//! cargo bench --bench instructions -- --check       # fail when a figure grew > 5 % over the baseline
+//! cargo bench --bench instructions -- --update      # rewrite benches/instructions.json
+//! ```
+//!
+//! For each workload of `testkit::workload` (the exchanges `benches/layer.rs` times), this
+//! binary runs itself under callgrind as a child that sends the exchange `n` times through the
+//! bare upstream or through the layer (no-op sink), for two values of `n`. The difference of the
+//! two totals divided by the difference of the `n`s is the cost of one exchange, without the
+//! process's start-up and one-time costs (the price table's first parse, the runtime); layered
+//! minus bare, divided by the workload's units (SSE events, or 1 request), is the layer's cost
+//! per unit. `--check` compares that with `benches/instructions.json`, the baseline checked into
+//! the repository: updating it is a reviewed change in the commit that explains it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::workload::{self, Workload, bare, layered};
+use tower::Layer;
+use tower_activity::sink::NoopSink;
+use tower_activity::{ActivityLayer, WriterConfig};
+
+/// The two run lengths whose difference is measured.
+const RUNS: (u64, u64) = (10, 60);
+/// How much a figure may grow over the baseline before `--check` fails.
+const TOLERANCE: f64 = 0.05;
+/// The baseline, relative to the package root.
+const BASELINE: &str = "benches/instructions.json";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--child", name, variant, n] => child(name, variant, n),
+        [] => report(Mode::Show),
+        ["--check"] => report(Mode::Check),
+        ["--update"] => report(Mode::Update),
+        _ => {
+            eprintln!(
+                "usage: cargo bench --bench instructions [-- --check | --update]\n\
+                 got: {args:?}"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The measured process: `n` exchanges of workload `name`, bare or layered.
+fn child(name: &str, variant: &str, n: &str) -> ExitCode {
+    let (Some(w), Ok(n)) = (workload::by_name(name), n.parse::<u64>()) else {
+        eprintln!("instructions: unknown workload {name:?} or count {n:?}");
+        return ExitCode::from(2);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let upstream = w.upstream();
+    match variant {
+        "bare" => rt.block_on(async {
+            for _ in 0..n {
+                std::hint::black_box(bare(&upstream, &w).await);
+            }
+        }),
+        "layered" => rt.block_on(async {
+            // The writer must not write (or wake on a timer) while the exchanges run: one batch
+            // larger than the run, due in an hour. Its records are dropped at exit.
+            let config = WriterConfig::default()
+                .with_queue_capacity(1 << 16)
+                .with_batch_size(1 << 16)
+                .with_batch_interval(Duration::from_secs(3600));
+            let layer = ActivityLayer::builder(NoopSink)
+                .writer_config(config)
+                .build();
+            let service = layer.layer(upstream);
+            for _ in 0..n {
+                std::hint::black_box(layered(&service, &w).await);
+            }
+        }),
+        other => {
+            eprintln!("instructions: unknown variant {other:?} (bare or layered)");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Show,
+    Check,
+    Update,
+}
+
+/// What one workload costs.
+struct Figures {
+    bare: f64,
+    layered: f64,
+    units: usize,
+}
+
+impl Figures {
+    /// The layer's instructions per unit (per SSE event, or per JSON request).
+    fn per_unit(&self) -> f64 {
+        (self.layered - self.bare) / self.units as f64
+    }
+}
+
+fn report(mode: Mode) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("instructions: cannot find this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!(
+            "instructions: valgrind is not on PATH; install it (Debian: apt-get install valgrind)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let dir = std::env::temp_dir().join(format!("instructions-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("instructions: cannot create {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let mut figures = BTreeMap::new();
+    for w in workload::all() {
+        match measure(&exe, &dir, &w) {
+            Ok(f) => {
+                figures.insert(w.name, f);
+            }
+            Err(e) => {
+                eprintln!("instructions: {}: {e}", w.name);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!(
+        "{:<22} {:>14} {:>14} {:>7} {:>16}",
+        "workload", "bare/exchange", "layered/exch.", "units", "layer per unit"
+    );
+    for (name, f) in &figures {
+        println!(
+            "{name:<22} {:>14.0} {:>14.0} {:>7} {:>16.0}",
+            f.bare,
+            f.layered,
+            f.units,
+            f.per_unit()
+        );
+    }
+    let now: BTreeMap<&str, Value> = figures
+        .iter()
+        .map(|(name, f)| {
+            let unit = if f.units == 1 { "request" } else { "event" };
+            let v = json!({
+                "layer_per_unit": f.per_unit().round() as i64,
+                "unit": unit,
+                "bare_per_exchange": f.bare.round() as i64,
+                "layered_per_exchange": f.layered.round() as i64,
+            });
+            (*name, v)
+        })
+        .collect();
+    println!("{}", json!(now));
+
+    let baseline_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(BASELINE);
+    match mode {
+        Mode::Show => ExitCode::SUCCESS,
+        Mode::Update => {
+            let text = serde_json::to_string_pretty(&now).expect("JSON") + "\n";
+            match std::fs::write(&baseline_path, text) {
+                Ok(()) => {
+                    println!("wrote {}", baseline_path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "instructions: cannot write {}: {e}",
+                        baseline_path.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Mode::Check => check(&baseline_path, &figures),
+    }
+}
+
+/// Fails when a workload's layer cost per unit grew more than [`TOLERANCE`] over the baseline,
+/// or when the baseline lacks a workload.
+fn check(path: &Path, figures: &BTreeMap<&str, Figures>) -> ExitCode {
+    let baseline: Value = match std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "instructions: cannot read the baseline {}: {e}; run with --update",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for (name, f) in figures {
+        let Some(base) = baseline[*name]["layer_per_unit"].as_f64() else {
+            eprintln!(
+                "{name}: not in the baseline {}; run with --update",
+                path.display()
+            );
+            failed = true;
+            continue;
+        };
+        let now = f.per_unit();
+        let growth = if base > 0.0 { now / base - 1.0 } else { 0.0 };
+        let verdict = if growth > TOLERANCE { "FAIL" } else { "ok" };
+        println!(
+            "{verdict:<4} {name:<22} baseline {base:>8.0}  now {now:>8.0}  ({:+.1} %)",
+            growth * 100.0
+        );
+        failed |= growth > TOLERANCE;
+    }
+    if failed {
+        eprintln!(
+            "instructions: the layer's cost grew more than {:.0} % over {}: find the cause, or \
+             update the baseline (--update) in the commit that explains it",
+            TOLERANCE * 100.0,
+            path.display()
+        );
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Both variants of one workload, each at both run lengths.
+fn measure(exe: &Path, dir: &Path, w: &Workload) -> Result<Figures, String> {
+    let per_exchange = |variant: &str| -> Result<f64, String> {
+        let short = count(exe, dir, w.name, variant, RUNS.0)?;
+        let long = count(exe, dir, w.name, variant, RUNS.1)?;
+        Ok((long as f64 - short as f64) / (RUNS.1 - RUNS.0) as f64)
+    };
+    Ok(Figures {
+        bare: per_exchange("bare")?,
+        layered: per_exchange("layered")?,
+        units: w.units,
+    })
+}
+
+/// The instructions of one child run under callgrind.
+fn count(exe: &Path, dir: &Path, name: &str, variant: &str, n: u64) -> Result<u64, String> {
+    let out: PathBuf = dir.join(format!("{name}-{variant}-{n}.out"));
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(exe)
+        .args(["--child", name, variant, &n.to_string()])
+        .status()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    if !status.success() {
+        return Err(format!("the child under valgrind failed: {status}"));
+    }
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no instruction total in {}", out.display()))
+}
