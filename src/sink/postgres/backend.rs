@@ -74,6 +74,9 @@ impl Backend for Postgres {
         Ok(tx)
     }
 
+    /// Nothing: the server keeps nothing per client once its connections are gone.
+    async fn after_close(_pool: &PgPool) {}
+
     async fn begin_snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -52,6 +52,10 @@ pub(crate) trait Backend: Database {
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
+    /// Runs once every pooled connection is closed: what the database needs to be left
+    /// clean.
+    fn after_close(pool: &Pool<Self>) -> impl Future<Output = ()> + Send;
+
     /// Whether a database error code is the batch's fault (a constraint, a value the store
     /// rejects) rather than the store's state.
     fn permanent_code(code: &str) -> bool;

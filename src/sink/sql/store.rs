@@ -90,13 +90,14 @@ where
     /// return with one still open: a connection is handed back to the pool from a spawned task,
     /// which can put it in the idle queue after `close` swept it for the last time
     /// (launchbadge/sqlx#3217). Closing again sweeps it; a connection still in use is waited
-    /// for, as `Pool::close` does.
+    /// for, as `Pool::close` does. Then the backend's [`after_close`](Backend::after_close).
     pub(crate) async fn close(&self) {
         self.pool.close().await;
         while self.pool.size() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             self.pool.close().await;
         }
+        DB::after_close(&self.pool).await;
     }
 
     /// The table names.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteQueryResult};
-use sqlx::{SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Connection, SqlitePool, Transaction};
 
 use crate::sink::sql::{Backend, Dialect, Migration, TableNames};
 
@@ -64,6 +64,31 @@ impl Backend for Sqlite {
         pool: &SqlitePool,
     ) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         pool.begin().await
+    }
+
+    /// Folds the write-ahead log back into the file. SQLite does that when the last connection
+    /// closes, but two connections closing at once can each see the other still open and
+    /// both skip it (the pool closes a straggler while it closes the idle ones), leaving
+    /// `-wal` and `-shm` behind: the data is safe, but the file is not self-contained. One
+    /// connection, alone now, checkpoints and closes, which removes them.
+    async fn after_close(pool: &SqlitePool) {
+        let options = pool.connect_options();
+        let file = options.get_filename();
+        let mut wal = file.as_os_str().to_owned();
+        wal.push("-wal");
+        if !std::path::Path::new(&wal).exists() {
+            return;
+        }
+        let Ok(mut conn) = options.connect().await else {
+            return;
+        };
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::debug!(%error, "checkpoint after closing the pool");
+        }
+        let _ = conn.close().await;
     }
 
     /// SQLite's primary result codes that are the batch's fault: `SQLITE_TOOBIG` (18),
