@@ -1,6 +1,10 @@
 //! Byte helpers the request and response sides share.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body, Frame};
 
 /// Zero-copy for `Bytes` (its `copy_to_bytes` is a cheap split), one copy for other buffers.
 pub(crate) fn to_bytes<D: Buf>(mut data: D) -> Bytes {
@@ -21,4 +25,18 @@ pub(crate) fn concat(frames: Vec<Bytes>) -> Bytes {
             out.freeze()
         }
     }
+}
+
+/// Polls `body` for a frame with its data as [`Bytes`] (zero-copy for `Bytes` bodies): the
+/// pass-through of every body wrapper.
+pub(crate) fn poll_bytes<B>(
+    body: Pin<&mut B>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, B::Error>>>
+where
+    B: Body + ?Sized,
+    B::Data: Buf,
+{
+    body.poll_frame(cx)
+        .map(|f| f.map(|r| r.map(|f| f.map_data(to_bytes))))
 }

@@ -63,6 +63,7 @@
 mod account;
 mod attribution;
 mod body;
+pub mod budget;
 mod buf;
 mod future;
 #[cfg(fuzzing)]

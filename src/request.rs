@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::buf::to_bytes;
+use crate::buf::poll_bytes;
 
 pin_project! {
     /// The request body handed to the inner service.
@@ -96,9 +96,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().inner.project() {
-            InnerProj::Passthrough { body } => body
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map(|f| f.map_data(to_bytes)))),
+            InnerProj::Passthrough { body } => poll_bytes(body, cx),
             InnerProj::Read {
                 prefix,
                 rest,
@@ -108,10 +106,7 @@ where
                     return Poll::Ready(Some(Ok(Frame::data(p))));
                 }
                 if let Some(body) = rest {
-                    return body
-                        .as_mut()
-                        .poll_frame(cx)
-                        .map(|f| f.map(|r| r.map(|f| f.map_data(to_bytes))));
+                    return poll_bytes(body.as_mut(), cx);
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
@@ -185,6 +180,10 @@ pub(crate) struct RequestFacts {
     pub(crate) stream: bool,
     /// The client asked for `stream_options.include_usage` itself.
     pub(crate) include_usage: bool,
+    /// The output limit the request states (`max_tokens`, `max_completion_tokens`,
+    /// `max_output_tokens`, Gemini's `generationConfig.maxOutputTokens`; the largest when
+    /// several are given): the budget's upper estimate of the output.
+    pub(crate) max_output: Option<u64>,
     /// The body as read, kept (refcounted, not copied) to estimate input tokens if the provider
     /// reports none.
     pub(crate) body: Option<Bytes>,
@@ -198,6 +197,38 @@ struct Probe<'a> {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    max_tokens: Option<Lenient<u64>>,
+    #[serde(default)]
+    max_completion_tokens: Option<Lenient<u64>>,
+    #[serde(default)]
+    max_output_tokens: Option<Lenient<u64>>,
+    #[serde(default, rename = "generationConfig")]
+    generation_config: Option<Lenient<GenerationConfig>>,
+}
+
+#[derive(Deserialize)]
+struct GenerationConfig {
+    #[serde(default, rename = "maxOutputTokens")]
+    max_output_tokens: Option<Lenient<u64>>,
+}
+
+/// A member read when it has the expected shape and ignored otherwise, so that a strange
+/// limit (`-1`, `"10"`) never costs the rest of the probe (the model, the stream flags).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Value(T),
+    Other(serde::de::IgnoredAny),
+}
+
+impl<T> Lenient<T> {
+    fn ok(self) -> Option<T> {
+        match self {
+            Lenient::Value(v) => Some(v),
+            Lenient::Other(_) => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -217,6 +248,18 @@ impl RequestFacts {
                     .stream_options
                     .and_then(|o| o.include_usage)
                     .unwrap_or(false),
+                max_output: [
+                    p.max_tokens.and_then(Lenient::ok),
+                    p.max_completion_tokens.and_then(Lenient::ok),
+                    p.max_output_tokens.and_then(Lenient::ok),
+                    p.generation_config
+                        .and_then(Lenient::ok)
+                        .and_then(|g| g.max_output_tokens)
+                        .and_then(Lenient::ok),
+                ]
+                .into_iter()
+                .flatten()
+                .max(),
                 body: Some(body),
             },
             Err(_) => RequestFacts {
@@ -292,6 +335,27 @@ mod tests {
         ));
         assert_eq!(f.model.as_deref(), Some("gpt-4o"));
         assert!(f.stream && f.include_usage);
+        assert_eq!(f.max_output, None);
+        for (body, max) in [
+            (&br#"{"max_tokens":7}"#[..], 7),
+            (br#"{"max_tokens":7,"max_completion_tokens":9}"#, 9),
+            (br#"{"max_output_tokens":5}"#, 5),
+            (
+                br#"{"generationConfig":{"maxOutputTokens":11,"temperature":0.5}}"#,
+                11,
+            ),
+        ] {
+            let f = RequestFacts::probe(Bytes::from_static(body));
+            assert_eq!(f.max_output, Some(max), "{}", String::from_utf8_lossy(body));
+        }
+        // A limit of the wrong shape is ignored; the rest of the probe still counts.
+        let f = RequestFacts::probe(Bytes::from_static(
+            br#"{"model":"m","max_tokens":-1,"generationConfig":"x","stream":true}"#,
+        ));
+        assert_eq!(
+            (f.model.as_deref(), f.max_output, f.stream),
+            (Some("m"), None, true)
+        );
         let f = RequestFacts::probe(Bytes::from_static(b"not json"));
         assert_eq!(f.model, None);
         assert!(!f.stream);

@@ -35,10 +35,16 @@ pub(crate) struct Settings {
 impl Settings {
     /// The wire format of `path`: an explicit route first, then [`LlmApi::detect`].
     pub(crate) fn api_for(&self, path: &str) -> LlmApi {
-        self.routes
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, api)| *api)
-            .unwrap_or_else(|| LlmApi::detect(path))
+        api_for(&self.routes, path)
     }
+}
+
+/// The wire format of `path`: the first of `routes` naming it exactly, else
+/// [`LlmApi::detect`]. The budget layer routes with it too.
+pub(crate) fn api_for(routes: &[(String, LlmApi)], path: &str) -> LlmApi {
+    routes
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, api)| *api)
+        .unwrap_or_else(|| LlmApi::detect(path))
 }
