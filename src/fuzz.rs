@@ -7,7 +7,9 @@
 
 use crate::protocol::{self, Observation, parse_error_body};
 use crate::record::LlmApi;
-use crate::sse::SseScanner;
+use crate::splice::include_usage_edit;
+use crate::sse::{SseEvent, SseScanner};
+use crate::strip::Strip;
 
 /// The five wire formats a fuzz input can pick with its first byte.
 const APIS: [LlmApi; 5] = [
@@ -23,9 +25,11 @@ fn observe(api: LlmApi, frames: &[&[u8]], max_line: usize) -> String {
     let mut obs = Observation::default();
     let mut scanner = SseScanner::new(max_line);
     for frame in frames {
-        scanner.feed(frame, &mut |event, _| tracker.on_event(event, &mut obs));
+        scanner.feed(frame, &mut |event: &SseEvent<'_>, _| {
+            tracker.on_event(event, &mut obs)
+        });
     }
-    scanner.finish(&mut |event, _| tracker.on_event(event, &mut obs));
+    scanner.finish(&mut |event: &SseEvent<'_>, _| tracker.on_event(event, &mut obs));
     format!("{obs:?} overflowed={}", scanner.overflowed())
 }
 
@@ -61,4 +65,48 @@ pub fn json(input: &[u8]) {
     let mut tracker = protocol::tracker(api).expect("a known API");
     tracker.on_json(body, &mut Observation::default());
     let _ = parse_error_body(body);
+}
+
+/// What the strip lets out of `frames`: every frame's bytes and the tail, concatenated.
+fn stripped(frames: &[&[u8]], max_line: usize) -> Vec<u8> {
+    let mut scanner = SseScanner::new(max_line);
+    let mut strip = Strip::new(max_line);
+    let mut out = Vec::new();
+    for frame in frames {
+        out.extend_from_slice(&strip.feed(&mut scanner, frame, &mut |_| {}));
+    }
+    out.extend_from_slice(&strip.finish(&mut scanner, &mut |_| {}));
+    out
+}
+
+/// `input[0]` picks the framing and the line cap as for [`sse`]; the rest is a stream the
+/// layer asked usage for. The strip must not panic, must let out no more than came in, and
+/// must let out the same bytes however the stream is framed.
+pub fn strip(input: &[u8]) {
+    let [split, body @ ..] = input else {
+        return;
+    };
+    let max_line = if split & 1 == 1 { 64 } else { 1 << 20 };
+    let size = (*split >> 1) as usize;
+    let whole = stripped(&[body], max_line);
+    assert!(whole.len() <= body.len(), "the strip added bytes");
+    let frames: Vec<&[u8]> = if size == 0 {
+        body.iter().map(std::slice::from_ref).collect()
+    } else {
+        body.chunks(size).collect()
+    };
+    assert_eq!(
+        whole,
+        stripped(&frames, max_line),
+        "framing changed the bytes"
+    );
+}
+
+/// Arbitrary bytes as a request body: the include_usage edit stays inside the body.
+pub fn splice(input: &[u8]) {
+    if let Some(edit) = include_usage_edit(input) {
+        assert!(edit.at + edit.remove <= input.len());
+        let out = edit.apply(input);
+        assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok());
+    }
 }

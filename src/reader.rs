@@ -13,7 +13,7 @@ use crate::buf::concat;
 use crate::protocol::{self, Observation, Tracker};
 use crate::record::LlmApi;
 use crate::settings::Settings;
-use crate::sse::SseScanner;
+use crate::sse::{SseEvent, SseScanner};
 use crate::strip::Strip;
 
 /// How the body is read.
@@ -110,7 +110,8 @@ impl ResponseReader {
         } else {
             Mode::Off
         };
-        let strip = (injected && matches!(mode, Mode::Sse(_))).then(Strip::default);
+        let strip =
+            (injected && matches!(mode, Mode::Sse(_))).then(|| Strip::new(settings.max_sse_line));
         ResponseReader {
             mode,
             tracker,
@@ -133,11 +134,7 @@ impl ResponseReader {
                 let obs = &mut self.obs;
                 let first = &mut self.first_output;
                 let mut tracker = self.tracker.as_deref_mut();
-                let mut strip = self.strip.as_mut();
-                if let Some(s) = strip.as_mut() {
-                    s.begin(data);
-                }
-                scanner.feed(data, &mut |event, end| {
+                let mut on_event = |event: &SseEvent<'_>| {
                     if let Some(t) = tracker.as_mut() {
                         let started = obs.output_started;
                         t.on_event(event, obs);
@@ -145,11 +142,14 @@ impl ResponseReader {
                             *first = Some(Instant::now());
                         }
                     }
-                    if let Some(s) = strip.as_mut() {
-                        s.event(event.data, end);
+                };
+                match self.strip.as_mut() {
+                    Some(strip) => Some(strip.feed(scanner, data, &mut on_event)),
+                    None => {
+                        scanner.feed(data, &mut |event: &SseEvent<'_>, _| on_event(event));
+                        None
                     }
-                });
-                strip.map(Strip::end_frame)
+                }
             }
             Mode::Json { frames, len, max } => {
                 *len += data.len();
@@ -190,18 +190,25 @@ impl ResponseReader {
             Mode::Sse(mut scanner) => {
                 let obs = &mut self.obs;
                 let mut tracker = self.tracker.as_deref_mut();
-                scanner.finish(&mut |event, _| {
+                let mut on_event = |event: &SseEvent<'_>| {
                     if let Some(t) = tracker.as_mut() {
                         t.on_event(event, obs);
                     }
-                });
+                };
+                let tail = match self.strip.as_mut() {
+                    Some(strip) => Some(strip.finish(&mut scanner, &mut on_event)),
+                    None => {
+                        scanner.finish(&mut |event: &SseEvent<'_>, _| on_event(event));
+                        None
+                    }
+                };
                 if scanner.overflowed() > 0 {
                     self.notes.insert(
                         "sse_lines_skipped".into(),
                         Value::from(scanner.overflowed()),
                     );
                 }
-                self.strip.as_mut().map(Strip::finish)
+                tail
             }
             Mode::Json { frames, .. } => {
                 let body = concat(frames);

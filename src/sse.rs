@@ -26,6 +26,37 @@ pub(crate) struct SseEvent<'a> {
     pub(crate) data: &'a [u8],
 }
 
+/// How a line ended, for a consumer that follows the bytes themselves (the strip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineKind {
+    /// An empty line: it ends the event (reported after the event it dispatches, if any).
+    Blank,
+    /// A comment (`:` first).
+    Comment,
+    /// A field (`data:`, `event:`, `id:`, `retry:` or an unknown name).
+    Field,
+    /// A line longer than the cap, skipped.
+    Skipped,
+}
+
+/// What a scan reports. A closure `FnMut(&SseEvent, usize)` is a `Visit` that takes the
+/// events only.
+pub(crate) trait Visit {
+    /// An event was dispatched; `end` is the offset in the chunk just past the line
+    /// terminator that completed it (0 at the end of the stream).
+    fn event(&mut self, event: &SseEvent<'_>, end: usize);
+
+    /// A line ended at `end` (the offset in the chunk just past its terminator). Not called
+    /// at the end of the stream for a line without a terminator.
+    fn line_end(&mut self, _kind: LineKind, _end: usize) {}
+}
+
+impl<F: FnMut(&SseEvent<'_>, usize)> Visit for F {
+    fn event(&mut self, event: &SseEvent<'_>, end: usize) {
+        self(event, end)
+    }
+}
+
 /// The incremental scanner. Feed it every data frame in order, then call
 /// [`finish`](SseScanner::finish) once at the end of the stream.
 #[derive(Debug)]
@@ -68,10 +99,12 @@ impl SseScanner {
     }
 
     /// Scans one chunk. `on_event` gets each completed event and the offset in `chunk` just past
-    /// the line terminator that completed it.
-    pub(crate) fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+    /// the line terminator that completed it (and, for a [`Visit`] that wants them, each line
+    /// end).
+    pub(crate) fn feed(&mut self, chunk: &[u8], on_event: &mut impl Visit) {
         let mut pos = 0;
-        if self.after_cr {
+        // An empty chunk says nothing about the `\n` that may complete a `\r`.
+        if self.after_cr && !chunk.is_empty() {
             self.after_cr = false;
             if chunk.first() == Some(&b'\n') {
                 pos = 1;
@@ -91,27 +124,31 @@ impl SseScanner {
                     None => self.after_cr = true,
                 }
             }
-            if self.skipping {
+            let kind = if self.skipping {
                 self.skipping = false;
                 self.carry.clear();
+                LineKind::Skipped
             } else if self.carry.is_empty() && i <= self.max_line {
-                self.line(&rest[..i], next, on_event);
+                self.line(&rest[..i], next, on_event)
             } else if self.carry.len() + i > self.max_line {
                 self.overflows += 1;
                 self.carry.clear();
+                LineKind::Skipped
             } else {
                 let mut line = std::mem::take(&mut self.carry);
                 line.extend_from_slice(&rest[..i]);
-                self.line(&line, next, on_event);
+                let kind = self.line(&line, next, on_event);
                 line.clear();
                 self.carry = line;
-            }
+                kind
+            };
+            on_event.line_end(kind, next);
             pos = next;
         }
     }
 
     /// Ends the stream: a carried line and a pending event are dispatched.
-    pub(crate) fn finish(&mut self, on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+    pub(crate) fn finish(&mut self, on_event: &mut impl Visit) {
         if !self.carry.is_empty() && !self.skipping {
             let line = std::mem::take(&mut self.carry);
             self.line(&line, 0, on_event);
@@ -134,22 +171,17 @@ impl SseScanner {
         }
     }
 
-    fn line(
-        &mut self,
-        mut line: &[u8],
-        end: usize,
-        on_event: &mut impl FnMut(&SseEvent<'_>, usize),
-    ) {
+    fn line(&mut self, mut line: &[u8], end: usize, on_event: &mut impl Visit) -> LineKind {
         if self.first_line {
             self.first_line = false;
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         }
         if line.is_empty() {
             self.dispatch(end, on_event);
-            return;
+            return LineKind::Blank;
         }
         if line[0] == b':' {
-            return;
+            return LineKind::Comment;
         }
         let (field, value) = match memchr::memchr(b':', line) {
             Some(c) => {
@@ -164,7 +196,7 @@ impl SseScanner {
                     self.overflows += 1;
                     self.data.clear();
                     self.has_data = false;
-                    return;
+                    return LineKind::Field;
                 }
                 if self.has_data {
                     self.data.push(b'\n');
@@ -178,11 +210,12 @@ impl SseScanner {
             }
             _ => {}
         }
+        LineKind::Field
     }
 
-    fn dispatch(&mut self, end: usize, on_event: &mut impl FnMut(&SseEvent<'_>, usize)) {
+    fn dispatch(&mut self, end: usize, on_event: &mut impl Visit) {
         if self.has_data {
-            on_event(
+            on_event.event(
                 &SseEvent {
                     name: &self.name,
                     data: &self.data,
@@ -236,6 +269,40 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_chunk_between_cr_and_lf_keeps_them_one_terminator() {
+        let (events, _) = scan(&[b"data: a\r", b"", b"\n\r", b"", b"\ndata: b\n\n"], 64);
+        assert_eq!(events, vec![ev("", "a"), ev("", "b")]);
+    }
+
+    #[test]
+    fn every_line_end_is_reported_with_its_kind() {
+        struct Lines(Vec<(LineKind, usize)>, usize);
+        impl Visit for Lines {
+            fn event(&mut self, _: &SseEvent<'_>, _: usize) {
+                self.1 += 1;
+            }
+            fn line_end(&mut self, kind: LineKind, end: usize) {
+                self.0.push((kind, end));
+            }
+        }
+        let mut lines = Lines(Vec::new(), 0);
+        let mut s = SseScanner::new(8);
+        s.feed(b": c\r\nevent: e\ndata: 123456789\ndata: x\r\r", &mut lines);
+        use LineKind::*;
+        assert_eq!(
+            lines.0,
+            vec![
+                (Comment, 5),
+                (Field, 14),
+                (Skipped, 30),
+                (Field, 38),
+                (Blank, 39)
+            ]
+        );
+        assert_eq!(lines.1, 1);
+    }
+
+    #[test]
     fn pending_event_is_dispatched_at_end_of_stream() {
         let (events, _) = scan(&[b"event: message_stop\ndata: {}"], 64);
         assert_eq!(events, vec![ev("message_stop", "{}")]);
@@ -261,7 +328,7 @@ mod tests {
         let body = b"data: a\n\ndata: b\n\n";
         let mut s = SseScanner::new(64);
         let mut ends = Vec::new();
-        s.feed(body, &mut |_, end| ends.push(end));
+        s.feed(body, &mut |_: &SseEvent<'_>, end| ends.push(end));
         assert_eq!(ends, vec![9, 18]);
     }
 

@@ -346,6 +346,35 @@ async fn a_request_with_stream_options_is_edited_in_place() {
 }
 
 #[tokio::test]
+async fn a_rewritten_stream_loses_only_what_the_flag_added() {
+    // The issue's case: comments and a 2 MiB content event (over the 1 MiB line cap) before
+    // the usage chunk. All of it reaches the client but the usage chunk and `"usage":null`.
+    let big = "x".repeat(2 << 20);
+    let upstream = format!(
+        ": keep-alive\r\n\r\ndata: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{big}\"}},\"finish_reason\":\"stop\"}}],\"usage\":null}}\r\n\r\n: keep-alive\r\n\
+         data: {{\"id\":\"c\",\"choices\":[],\"usage\":{{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}}}\r\n\r\n\
+         data: [DONE]\r\n\r\n"
+    );
+    let want = format!(
+        ": keep-alive\r\n\r\ndata: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{big}\"}},\"finish_reason\":\"stop\"}}]}}\r\n\r\n: keep-alive\r\n\
+         data: [DONE]\r\n\r\n"
+    );
+    let request = r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#;
+    for chunk in [0, 7, 65_536] {
+        let ex = Exchange::new(CHAT, upstream.clone(), true)
+            .request(request)
+            .chunk(chunk);
+        let (r, seen) = one(ex).await;
+        assert_eq!(seen.received.len(), want.len(), "chunk {chunk}");
+        assert!(
+            seen.received == want.as_bytes(),
+            "chunk {chunk}: bytes differ"
+        );
+        assert_eq!((r.input_tokens, r.output_tokens), (Some(2), Some(1)));
+    }
+}
+
+#[tokio::test]
 async fn injection_can_be_switched_off() {
     let sink = MemorySink::new();
     let layer = ActivityLayer::builder(sink.clone())
