@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::attribution::{Attribution, Upstream};
-use crate::pricing::{PricingTier, TokenUsage};
+use crate::bill::{self, RequestTerms};
 use crate::reader::{Read, ResponseReader, is_sse};
 use crate::record::{ActivityRecord, FinishReason, Outcome, ProviderError, UsageSource};
 use crate::request::{RequestFacts, prompt_chars};
@@ -250,21 +250,21 @@ fn into_record(
         (Some(i), Some(o)) => Some(i.saturating_add(o)),
         _ => None,
     };
-    // A cost from half the counts would be a made-up figure: both must be known.
-    if r.total_tokens.is_some() {
-        let usage = TokenUsage {
-            input: r.input_tokens.unwrap_or(0),
-            output: r.output_tokens.unwrap_or(0),
-            cache_read: r.cache_read_tokens.unwrap_or(0),
-            cache_write: r.cache_write_tokens.unwrap_or(0),
-            reasoning: r.reasoning_tokens.unwrap_or(0),
-            tier: r
-                .service_tier
-                .as_deref()
-                .and_then(PricingTier::from_service_tier),
-            ..TokenUsage::default()
-        };
-        settings.prices.price_record(&mut r, &usage, None);
+    let terms = RequestTerms::read(facts.body.as_deref());
+    // The response's tier wins; the request's stands when the response is silent.
+    r.service_tier = obs.service_tier.or(terms.service_tier.clone());
+    if let Some(u) = &obs.usage {
+        bill::usage_details(&mut r, u);
+    }
+    let stated = obs
+        .stated_cost
+        .as_ref()
+        .and_then(|s| bill::stated_charge(&mut r, s));
+    // A cost from half the counts would be a made-up figure: both must be known (or the
+    // provider stated its charge).
+    if r.total_tokens.is_some() || stated.is_some() {
+        let usage = bill::token_usage(&r, obs.usage.as_ref(), &terms);
+        settings.prices.price_record(&mut r, &usage, stated);
     }
 
     let latency = now.saturating_duration_since(start);

@@ -62,6 +62,7 @@
 
 mod account;
 mod attribution;
+mod bill;
 mod body;
 pub mod budget;
 mod buf;

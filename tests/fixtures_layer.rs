@@ -3,6 +3,7 @@
 //! reason, model, outcome, error) and its cost equals the price table's, exactly.
 
 use bytes::Bytes;
+use rust_decimal::Decimal;
 use testkit::exchange::{Exchange, run};
 use tower_activity::pricing::{PriceTable, TokenUsage};
 use tower_activity::sink::MemorySink;
@@ -24,6 +25,11 @@ struct Want {
     outcome: Option<Outcome>,
     error_type: Option<&'static str>,
     status: Option<u16>,
+    /// The cost when it is not the table's price of the five token counts: a provider's
+    /// stated charge, or a dimension the counts alone do not price (audio …).
+    cost: Option<&'static str>,
+    /// The cost is the provider's stated charge.
+    reported: bool,
 }
 
 const CHAT: &str = "/v1/chat/completions";
@@ -80,6 +86,22 @@ async fn record_of(ex: Exchange) -> ActivityRecord {
     records.remove(0)
 }
 
+/// A stated charge: the table's figure (when the model is priced) is beside it.
+fn continue_with_reported(name: &str, r: &ActivityRecord, table: Option<Decimal>) {
+    let computed = r
+        .cost_details
+        .as_ref()
+        .and_then(|d| d.get("computed"))
+        .copied();
+    assert_eq!(
+        computed, table,
+        "{name}: the table's figure beside the stated one"
+    );
+    if table.is_none() {
+        assert_eq!(r.metadata["pricing"], "unknown_model", "{name}");
+    }
+}
+
 fn check(name: &str, r: &ActivityRecord, w: Want) {
     assert_eq!(r.model.as_deref(), Some(w.model), "{name}: model");
     assert_eq!(r.input_tokens, w.input, "{name}: input_tokens");
@@ -125,7 +147,7 @@ fn check(name: &str, r: &ActivityRecord, w: Want) {
             UsageSource::Reported,
             "{name}: usage_source"
         );
-        let expected = PriceTable::default().cost(
+        let plain = PriceTable::default().cost(
             w.model,
             &TokenUsage {
                 input: w.input.unwrap_or(0),
@@ -136,14 +158,38 @@ fn check(name: &str, r: &ActivityRecord, w: Want) {
                 ..TokenUsage::default()
             },
         );
+        let expected = w.cost.map(|c| c.parse().unwrap()).or(plain);
         assert_eq!(r.cost_usd, expected, "{name}: cost_usd");
-        if r.cost_source == Some(CostSource::Computed) {
-            let parts = r.cost_details.as_ref().expect("a computed cost has parts");
-            assert_eq!(
-                parts.values().sum::<rust_decimal::Decimal>(),
-                expected.unwrap(),
-                "{name}: cost_details add up to cost_usd"
-            );
+        let source = if w.reported {
+            CostSource::Reported
+        } else {
+            CostSource::Computed
+        };
+        assert_eq!(
+            r.cost_source,
+            expected.map(|_| source),
+            "{name}: cost_source"
+        );
+        let parts_sum = |details: &std::collections::BTreeMap<String, Decimal>| {
+            details
+                .iter()
+                .filter(|(k, _)| *k != "computed")
+                .map(|(_, v)| *v)
+                .sum::<Decimal>()
+        };
+        match (r.cost_source, r.cost_details.as_ref()) {
+            (Some(CostSource::Computed), Some(parts)) => {
+                assert_eq!(Some(parts_sum(parts)), r.cost_usd, "{name}: parts add up");
+            }
+            (Some(CostSource::Computed), None) => panic!("{name}: a computed cost has parts"),
+            (Some(CostSource::Reported), Some(parts)) => {
+                assert_eq!(parts.get("computed"), Some(&parts_sum(parts)), "{name}");
+            }
+            _ => {}
+        }
+        if w.reported {
+            continue_with_reported(name, r, plain);
+            return;
         }
         match expected {
             Some(cost) => {
@@ -186,6 +232,9 @@ fn cases() -> Vec<(&'static str, String, Want)> {
                 cache_read: Some(17379),
                 reasoning: Some(821),
                 native_finish: Some("STOP"),
+                // Audio in and cached at their own prices (tests/pricing_dimensions.rs works
+                // it out); at text prices it was 0.00284407.
+                cost: Some("0.00300094"),
                 ..usage(17713, 68 + 821)
             },
         ),
@@ -418,6 +467,9 @@ fn cases() -> Vec<(&'static str, String, Want)> {
                 cache_read: Some(0),
                 reasoning: Some(448),
                 native_finish: Some("completed"),
+                // Served on the flex tier: 53·0.000000625 + 469·0.000005 (the standard
+                // rates gave 0.00475625, double).
+                cost: Some("0.002378125"),
                 ..usage(53, 469)
             },
         ),
@@ -451,6 +503,10 @@ fn cases() -> Vec<(&'static str, String, Want)> {
                 cache_read: Some(0),
                 reasoning: Some(13),
                 native_finish: Some("stop"),
+                // OpenRouter's `usage.cost` (the table says the same: 43·0.000003 +
+                // 36·0.000015).
+                cost: Some("0.000669"),
+                reported: true,
                 ..usage(43, 36)
             },
         ),
@@ -462,6 +518,9 @@ fn cases() -> Vec<(&'static str, String, Want)> {
                 cache_read: Some(0),
                 reasoning: Some(11),
                 native_finish: Some("length"),
+                // A free model: OpenRouter states a charge of 0 (the table has no price).
+                cost: Some("0"),
+                reported: true,
                 outcome: Some(Outcome::Error),
                 error_type: Some("400"),
                 ..usage(43, 10)

@@ -43,6 +43,17 @@ const SSE_FIXTURES: &[(&str, &str)] = &[
     ("openai-responses_stream_tool-call.sse", "/v1/responses"),
     ("openrouter_stream_error.sse", CHAT),
     ("openrouter_stream_usage-cost.sse", CHAT),
+    // The billing fixtures (issue 11): tiers, cache lifetimes, tools, modalities, long context.
+    ("openai-chat_stream_priority.sse", CHAT),
+    ("openai-chat_stream_audio.sse", CHAT),
+    ("openai-responses_stream_long-context.sse", "/v1/responses"),
+    ("openai-responses_stream_web-search.sse", "/v1/responses"),
+    ("anthropic_stream_cache-1h.sse", "/v1/messages"),
+    ("anthropic_stream_web-search.sse", "/v1/messages"),
+    (
+        "gemini_stream_audio.sse",
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+    ),
 ];
 
 fn fixture(name: &str) -> Bytes {

@@ -18,6 +18,7 @@ mod usage;
 pub use self::cost::CostBreakdown;
 pub use self::parse::PriceError;
 use self::parse::RawEntry;
+pub(crate) use self::parse::parse_exact;
 pub use self::price::{ModelPrice, SearchPrice};
 pub use self::rate::{PricingTier, Rate, RateKey, SearchContextSize};
 pub use self::usage::TokenUsage;

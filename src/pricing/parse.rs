@@ -176,7 +176,7 @@ fn parse_price(model: &str, name: &str, raw: &RawValue) -> Result<Decimal, Price
 
 /// Exact decimal of a JSON number literal; `None` if it needs more than 28 significant digits
 /// or decimal places (rather than rounding, which `Decimal::from_scientific` would do).
-fn parse_exact(text: &str) -> Option<Decimal> {
+pub(crate) fn parse_exact(text: &str) -> Option<Decimal> {
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.parse::<i32>().ok()?),
         None => (text, 0),

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::scan::{self, Value};
-use super::{Observation, Tracker, Usage};
+use super::{Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
 /// Reads Anthropic Messages responses.
@@ -22,7 +22,7 @@ pub(crate) struct Anthropic {
     usage: RawUsage,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 struct RawUsage {
     #[serde(default)]
     input_tokens: Option<u64>,
@@ -32,10 +32,36 @@ struct RawUsage {
     cache_read_input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+    /// The cache writes by lifetime (absent: all 5-minute).
+    #[serde(default)]
+    cache_creation: Option<CacheCreation>,
+    #[serde(default)]
+    server_tool_use: Option<ServerToolUse>,
+    #[serde(default)]
+    service_tier: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default)]
+    ephemeral_1h_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct ServerToolUse {
+    #[serde(default)]
+    web_search_requests: Option<u64>,
+    #[serde(default)]
+    web_fetch_requests: Option<u64>,
 }
 
 impl Anthropic {
     fn absorb_usage(&mut self, update: RawUsage, obs: &mut Observation) {
+        if let Some(tier) = update.service_tier {
+            obs.service_tier = Some(tier);
+        }
         let u = &mut self.usage;
         u.input_tokens = update.input_tokens.or(u.input_tokens);
         u.cache_creation_input_tokens = update
@@ -43,7 +69,22 @@ impl Anthropic {
             .or(u.cache_creation_input_tokens);
         u.cache_read_input_tokens = update.cache_read_input_tokens.or(u.cache_read_input_tokens);
         u.output_tokens = update.output_tokens.or(u.output_tokens);
-        let u = *u;
+        if let Some(c) = update.cache_creation {
+            let old = u.cache_creation.get_or_insert_default();
+            old.ephemeral_5m_input_tokens = c
+                .ephemeral_5m_input_tokens
+                .or(old.ephemeral_5m_input_tokens);
+            old.ephemeral_1h_input_tokens = c
+                .ephemeral_1h_input_tokens
+                .or(old.ephemeral_1h_input_tokens);
+        }
+        if let Some(t) = update.server_tool_use {
+            let old = u.server_tool_use.get_or_insert_default();
+            old.web_search_requests = t.web_search_requests.or(old.web_search_requests);
+            old.web_fetch_requests = t.web_fetch_requests.or(old.web_fetch_requests);
+        }
+        let cache = u.cache_creation.unwrap_or_default();
+        let tools = u.server_tool_use.unwrap_or_default();
         obs.usage = Some(Usage {
             input: u.input_tokens.map(|i| {
                 i.saturating_add(u.cache_creation_input_tokens.unwrap_or(0))
@@ -53,6 +94,13 @@ impl Anthropic {
             cache_read: u.cache_read_input_tokens,
             cache_write: u.cache_creation_input_tokens,
             reasoning: None,
+            details: UsageDetails {
+                cache_write_5m: cache.ephemeral_5m_input_tokens,
+                cache_write_1h: cache.ephemeral_1h_input_tokens,
+                web_search_requests: tools.web_search_requests,
+                web_fetch_requests: tools.web_fetch_requests,
+                ..UsageDetails::default()
+            },
         });
     }
 
@@ -218,5 +266,35 @@ mod tests {
         ]);
         assert_eq!(obs.output_chars, 3);
         assert!(obs.terminal);
+    }
+
+    #[test]
+    fn cache_lifetimes_server_tools_and_the_tier_are_read_and_overwritten() {
+        let obs = run(&[
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"model":"claude-sonnet-4-5","usage":{"input_tokens":3,"cache_creation_input_tokens":2000,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":500,"ephemeral_1h_input_tokens":1500},"output_tokens":1,"service_tier":"standard"}}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":100,"server_tool_use":{"web_search_requests":3}}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ]);
+        assert_eq!(obs.service_tier.as_deref(), Some("standard"));
+        let u = obs.usage.unwrap();
+        assert_eq!(
+            (u.input, u.cache_write, u.output),
+            (Some(2003), Some(2000), Some(100))
+        );
+        let d = u.details;
+        assert_eq!(
+            (d.cache_write_5m, d.cache_write_1h),
+            (Some(500), Some(1500))
+        );
+        assert_eq!(
+            (d.web_search_requests, d.web_fetch_requests),
+            (Some(3), None)
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::scan::{self, Value};
-use super::{InBandError, Observation, Tracker, Usage};
+use super::{InBandError, Modalities, ModalityCount, Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
 /// Reads Gemini responses.
@@ -42,6 +42,9 @@ impl Gemini {
             obs.native_finish = Some(reason.into_owned());
         }
         if let Some(u) = chunk.usage_metadata {
+            if let Some(tier) = u.service_tier {
+                obs.service_tier = Some(tier.into_owned());
+            }
             let thoughts = u.thoughts_token_count;
             obs.usage = Some(Usage {
                 input: u.prompt_token_count,
@@ -53,6 +56,13 @@ impl Gemini {
                 cache_read: u.cached_content_token_count,
                 cache_write: None,
                 reasoning: thoughts,
+                details: UsageDetails {
+                    input: Modalities::from_gemini(u.prompt_tokens_details.as_deref()),
+                    cache_read: Modalities::from_gemini(u.cache_tokens_details.as_deref()),
+                    output: Modalities::from_gemini(u.candidates_tokens_details.as_deref()),
+                    tool_use_prompt: u.tool_use_prompt_token_count,
+                    ..UsageDetails::default()
+                },
             });
         }
         if let Some(error) = chunk.error {
@@ -103,8 +113,8 @@ impl Tracker for Gemini {
 struct Chunk<'a> {
     #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     candidates: Vec<Candidate<'a>>,
-    #[serde(default)]
-    usage_metadata: Option<UsageMetadata>,
+    #[serde(borrow, default)]
+    usage_metadata: Option<UsageMetadata<'a>>,
     #[serde(borrow, default)]
     model_version: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -131,9 +141,19 @@ struct PromptFeedback<'a> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UsageMetadata {
+struct UsageMetadata<'a> {
     #[serde(default)]
     prompt_token_count: Option<u64>,
+    #[serde(borrow, default)]
+    prompt_tokens_details: Option<Vec<ModalityCount<'a>>>,
+    #[serde(borrow, default)]
+    cache_tokens_details: Option<Vec<ModalityCount<'a>>>,
+    #[serde(borrow, default)]
+    candidates_tokens_details: Option<Vec<ModalityCount<'a>>>,
+    #[serde(default)]
+    tool_use_prompt_token_count: Option<u64>,
+    #[serde(borrow, default)]
+    service_tier: Option<Cow<'a, str>>,
     #[serde(default)]
     candidates_token_count: Option<u64>,
     #[serde(default)]
@@ -187,5 +207,20 @@ mod tests {
             )],
         );
         assert!(obs.output_started);
+    }
+
+    #[test]
+    fn modalities_tool_use_and_the_tier_are_read() {
+        let mut obs = Observation::default();
+        Gemini::default().on_json(
+            br#"{"candidates":[{"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":1000,"cachedContentTokenCount":300,"candidatesTokenCount":50,"thoughtsTokenCount":100,"toolUsePromptTokenCount":40,"promptTokensDetails":[{"modality":"TEXT","tokenCount":200},{"modality":"AUDIO","tokenCount":800}],"cacheTokensDetails":[{"modality":"AUDIO","tokenCount":300}],"candidatesTokensDetails":[{"modality":"IMAGE","tokenCount":50}],"serviceTier":"priority"},"modelVersion":"gemini-2.5-flash"}"#,
+            &mut obs,
+        );
+        assert_eq!(obs.service_tier.as_deref(), Some("priority"));
+        let d = obs.usage.unwrap().details;
+        assert_eq!((d.input.text, d.input.audio), (Some(200), Some(800)));
+        assert_eq!((d.cache_read.audio, d.cache_read.text), (Some(300), None));
+        assert_eq!(d.output.image, Some(50));
+        assert_eq!(d.tool_use_prompt, Some(40));
     }
 }

@@ -19,17 +19,9 @@ pub(crate) mod openai_responses;
 mod scan;
 #[cfg(test)]
 mod testing;
+mod usage;
 
-/// Token counts as a wire format reports them, already normalised to the record's semantics
-/// (`input` includes cache reads and writes, `output` includes reasoning).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Usage {
-    pub(crate) input: Option<u64>,
-    pub(crate) output: Option<u64>,
-    pub(crate) cache_read: Option<u64>,
-    pub(crate) cache_write: Option<u64>,
-    pub(crate) reasoning: Option<u64>,
-}
+pub(crate) use self::usage::{Modalities, ModalityCount, StatedCost, Usage, UsageDetails};
 
 /// What a tracker saw of one response.
 #[derive(Debug, Default)]
@@ -54,6 +46,10 @@ pub(crate) struct Observation {
     pub(crate) output_chars: u64,
     /// The provider's request id, when the body carries one.
     pub(crate) request_id: Option<String>,
+    /// The service tier the response says served it (`priority`, `flex`, `default` …).
+    pub(crate) service_tier: Option<String>,
+    /// The provider's statement of what it charged (OpenRouter's `usage.cost`).
+    pub(crate) stated_cost: Option<StatedCost>,
     /// Endpoint-specific notes merged into the record's `metadata` (e.g. OpenRouter's `cost`).
     pub(crate) notes: Map<String, Value>,
 }

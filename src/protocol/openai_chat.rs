@@ -7,12 +7,13 @@
 //! moderation chunk. An in-band error is a chunk (or an `event: error`) with an `error` object.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::scan::{self, Value};
-use super::{InBandError, Observation, Tracker, Usage};
+use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
 /// Reads OpenAI chat (and compatible) responses.
@@ -44,6 +45,9 @@ impl OpenAiChat {
         if let Some(model) = chunk.model {
             obs.model = Some(model.into_owned());
         }
+        if let Some(tier) = chunk.service_tier {
+            obs.service_tier = Some(tier.into_owned());
+        }
         for choice in &chunk.choices {
             let Some(reason) = &choice.finish_reason else {
                 continue;
@@ -56,10 +60,7 @@ impl OpenAiChat {
             }
         }
         if let Some(usage) = chunk.usage.or_else(|| chunk.x_groq.and_then(|g| g.usage)) {
-            if let Some(cost) = usage.cost {
-                obs.notes
-                    .insert("provider_cost_usd".into(), cost.get().into());
-            }
+            usage.state_cost(obs);
             obs.usage = Some(usage.normalise(self.embeddings));
         }
         if let Some(error) = chunk.error {
@@ -163,6 +164,8 @@ impl Tracker for OpenAiChat {
 struct Chunk<'a> {
     #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    service_tier: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     choices: Vec<Choice<'a>>,
     #[serde(borrow, default)]
@@ -200,9 +203,13 @@ struct ChatUsage<'a> {
     /// DeepSeek's name for cache reads.
     #[serde(default)]
     prompt_cache_hit_tokens: Option<u64>,
-    /// OpenRouter's own price for the request, kept verbatim (never through a float).
+    /// OpenRouter's statement of its charge, kept verbatim (never through a float).
     #[serde(borrow, default)]
     cost: Option<&'a RawValue>,
+    #[serde(default)]
+    is_byok: Option<bool>,
+    #[serde(borrow, default)]
+    cost_details: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -211,17 +218,32 @@ struct PromptDetails {
     cached_tokens: Option<u64>,
     #[serde(default)]
     cache_write_tokens: Option<u64>,
+    #[serde(default)]
+    text_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    image_tokens: Option<u64>,
+    #[serde(default)]
+    video_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct CompletionDetails {
     #[serde(default)]
     reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    text_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    image_tokens: Option<u64>,
 }
 
 impl ChatUsage<'_> {
     fn normalise(&self, embeddings: bool) -> Usage {
         let prompt = self.prompt_tokens_details.as_ref();
+        let completion = self.completion_tokens_details.as_ref();
         Usage {
             input: self.prompt_tokens,
             output: self.completion_tokens.or(embeddings.then_some(0)),
@@ -229,12 +251,64 @@ impl ChatUsage<'_> {
                 .and_then(|p| p.cached_tokens)
                 .or(self.prompt_cache_hit_tokens),
             cache_write: prompt.and_then(|p| p.cache_write_tokens),
-            reasoning: self
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|c| c.reasoning_tokens),
+            reasoning: completion.and_then(|c| c.reasoning_tokens),
+            details: UsageDetails {
+                input: Modalities {
+                    text: prompt.and_then(|p| p.text_tokens),
+                    audio: prompt.and_then(|p| p.audio_tokens),
+                    image: prompt.and_then(|p| p.image_tokens),
+                    video: prompt.and_then(|p| p.video_tokens),
+                },
+                output: Modalities {
+                    text: completion.and_then(|c| c.text_tokens),
+                    audio: completion.and_then(|c| c.audio_tokens),
+                    image: completion.and_then(|c| c.image_tokens),
+                    video: None,
+                },
+                ..UsageDetails::default()
+            },
         }
     }
+
+    /// OpenRouter's `cost` (and `cost_details`, `is_byok`): the stated charge, and the raw
+    /// figures in `metadata` (`provider_cost_usd`, `provider_cost_details`).
+    fn state_cost(&self, obs: &mut Observation) {
+        let Some(cost) = self.cost.filter(|c| is_number(c)) else {
+            return;
+        };
+        obs.notes
+            .insert("provider_cost_usd".into(), cost.get().into());
+        let details = self.cost_details.as_ref();
+        if let Some(details) = details {
+            let verbatim: serde_json::Map<String, serde_json::Value> = details
+                .iter()
+                .map(|(k, v)| {
+                    let v = if is_number(v) {
+                        v.get().into()
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    (k.clone().into_owned(), v)
+                })
+                .collect();
+            obs.notes
+                .insert("provider_cost_details".into(), verbatim.into());
+        }
+        obs.stated_cost = Some(StatedCost {
+            cost: cost.get().to_owned(),
+            upstream: details
+                .and_then(|d| d.get("upstream_inference_cost"))
+                .filter(|v| is_number(v))
+                .map(|v| v.get().to_owned()),
+            byok: self.is_byok == Some(true),
+        });
+    }
+}
+
+/// Whether a JSON value's text is a number (not `null`, a string …).
+fn is_number(raw: &RawValue) -> bool {
+    raw.get()
+        .starts_with(|c: char| c == '-' || c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -362,5 +436,40 @@ mod tests {
             &mut obs,
         );
         assert_eq!(obs.usage.unwrap().cache_read, Some(6));
+    }
+
+    #[test]
+    fn tier_modalities_and_a_stated_cost_are_read() {
+        let obs = stream(&[
+            r#"{"model":"gpt-4o-audio-preview","service_tier":"priority","choices":[{"index":0,"delta":{"content":"a"}}]}"#,
+            r#"{"model":"gpt-4o-audio-preview","service_tier":"priority","choices":[],"usage":{"prompt_tokens":100,"completion_tokens":200,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":60,"text_tokens":40},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":150,"text_tokens":50}}}"#,
+        ]);
+        assert_eq!(obs.service_tier.as_deref(), Some("priority"));
+        let d = obs.usage.unwrap().details;
+        assert_eq!((d.input.audio, d.input.text), (Some(60), Some(40)));
+        assert_eq!((d.output.audio, d.output.text), (Some(150), Some(50)));
+        assert_eq!(d.input.image, None);
+
+        let mut obs = Observation::default();
+        OpenAiChat::default().on_json(
+            br#"{"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":0.95,"is_byok":true,"cost_details":{"upstream_inference_cost":19,"upstream_inference_prompt_cost":null}}}"#,
+            &mut obs,
+        );
+        let stated = obs.stated_cost.unwrap();
+        assert_eq!(stated.cost, "0.95");
+        assert_eq!(stated.upstream.as_deref(), Some("19"));
+        assert!(stated.byok);
+        assert_eq!(
+            obs.notes["provider_cost_details"],
+            serde_json::json!({"upstream_inference_cost": "19", "upstream_inference_prompt_cost": null})
+        );
+
+        // A cost that is not a number is no statement.
+        let mut obs = Observation::default();
+        OpenAiChat::default().on_json(
+            br#"{"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":null}}"#,
+            &mut obs,
+        );
+        assert_eq!(obs.stated_cost, None);
     }
 }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::scan::{self, Value};
-use super::{InBandError, Observation, Tracker, Usage};
+use super::{InBandError, Modalities, Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
 /// Reads OpenAI Responses API responses.
@@ -97,6 +97,17 @@ struct Response<'a> {
     usage: Option<ResponsesUsage>,
     #[serde(default)]
     error: Option<InBandError>,
+    #[serde(borrow, default)]
+    service_tier: Option<Cow<'a, str>>,
+    /// The output items; only their types are read (web searches are `web_search_call`).
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
+    output: Vec<OutputItem<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutputItem<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -121,12 +132,24 @@ struct ResponsesUsage {
 struct InputDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
+    #[serde(default)]
+    text_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    image_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct OutputDetails {
     #[serde(default)]
     reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    text_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    image_tokens: Option<u64>,
 }
 
 impl Response<'_> {
@@ -140,13 +163,42 @@ impl Response<'_> {
         if let Some(native) = reason.or(self.status.filter(|s| s != "in_progress")) {
             obs.native_finish = Some(native.into_owned());
         }
+        if let Some(tier) = self.service_tier {
+            obs.service_tier = Some(tier.into_owned());
+        }
         if let Some(u) = self.usage {
+            let (i, o) = (
+                u.input_tokens_details.as_ref(),
+                u.output_tokens_details.as_ref(),
+            );
+            // Every `web_search_call` item is one search (whatever its action), as billed.
+            let searches = self
+                .output
+                .iter()
+                .filter(|item| item.kind.as_deref() == Some("web_search_call"))
+                .count() as u64;
             obs.usage = Some(Usage {
                 input: u.input_tokens,
                 output: u.output_tokens,
-                cache_read: u.input_tokens_details.and_then(|d| d.cached_tokens),
+                cache_read: i.and_then(|d| d.cached_tokens),
                 cache_write: None,
-                reasoning: u.output_tokens_details.and_then(|d| d.reasoning_tokens),
+                reasoning: o.and_then(|d| d.reasoning_tokens),
+                details: UsageDetails {
+                    input: Modalities {
+                        text: i.and_then(|d| d.text_tokens),
+                        audio: i.and_then(|d| d.audio_tokens),
+                        image: i.and_then(|d| d.image_tokens),
+                        video: None,
+                    },
+                    output: Modalities {
+                        text: o.and_then(|d| d.text_tokens),
+                        audio: o.and_then(|d| d.audio_tokens),
+                        image: o.and_then(|d| d.image_tokens),
+                        video: None,
+                    },
+                    web_search_requests: (searches > 0).then_some(searches),
+                    ..UsageDetails::default()
+                },
             });
         }
         if obs.error.is_none() {
@@ -233,5 +285,17 @@ mod tests {
     fn audio_deltas_are_not_text() {
         let obs = run(&[("response.audio.delta", r#"{"delta":"AAAAAAAA"}"#)]);
         assert_eq!(obs.output_chars, 0);
+    }
+
+    #[test]
+    fn web_search_calls_and_the_tier_are_read() {
+        let obs = run(&[(
+            "response.completed",
+            r#"{"type":"response.completed","response":{"model":"gpt-5","status":"completed","service_tier":"flex","output":[{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"q"}},{"type":"reasoning","id":"r"},{"type":"web_search_call","id":"ws_2","status":"completed"},{"type":"message","content":[{"type":"output_text","text":"hi"}]}],"usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":0},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":2}}}}"#,
+        )]);
+        assert_eq!(obs.service_tier.as_deref(), Some("flex"));
+        let d = obs.usage.unwrap().details;
+        assert_eq!(d.web_search_requests, Some(2));
+        assert_eq!(d.input.audio, None);
     }
 }

@@ -6,6 +6,7 @@
 //! A workspace crate rather than files included by path into several crates, so each user
 //! takes what it needs and nothing is compiled twice.
 
+pub mod billing;
 pub mod budget;
 pub mod exchange;
 pub mod framed;
