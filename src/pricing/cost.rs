@@ -138,12 +138,19 @@ impl CostBreakdown {
 /// `tokens · price`, `None` if `rust_decimal` would have to drop digits (it rounds silently
 /// when a product needs more than 96 bits; a cost must never be rounded).
 pub(super) fn exact_mul(tokens: u64, price: Decimal) -> Option<Decimal> {
+    // A zero product loses its scale (`0.000000 · 1` is `0`), which is no rounding.
+    if tokens == 0 || price.is_zero() {
+        return Some(Decimal::ZERO);
+    }
     let product = Decimal::from(tokens).checked_mul(price)?;
     (product.scale() == price.scale()).then_some(product)
 }
 
 /// `a + b`, `None` if the sum would lose digits (same reason as [`exact_mul`]).
 pub(super) fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    if a.is_zero() || b.is_zero() {
+        return Some(a + b);
+    }
     let sum = a.checked_add(b)?;
     (sum.scale() == a.scale().max(b.scale())).then_some(sum)
 }

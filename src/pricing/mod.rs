@@ -483,5 +483,15 @@ mod tests {
         let expected = p_in * Decimal::from(big) + p_out * Decimal::from(big);
         assert_eq!(ModelPrice::new(p_in, p_out).cost(&usage), Some(expected));
         assert_eq!(exact_mul(3, dec("0.5")), Some(dec("1.5")));
+        // A free model's "0.000000" times any count is 0, not a refusal (the zero product
+        // has no scale left to compare).
+        let free = ModelPrice::new(dec("0.000000"), dec("0.0"));
+        let usage = TokenUsage {
+            input: 5,
+            output: 7,
+            tool_use_input: 1,
+            ..TokenUsage::default()
+        };
+        assert_eq!(free.cost(&usage), Some(Decimal::ZERO));
     }
 }
