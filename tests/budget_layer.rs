@@ -46,6 +46,7 @@ async fn store_contract() {
     contract::all_or_nothing_then_settle(&*s).await;
     contract::limits_and_credits(&*s).await;
     contract::concurrent_admissions(s, 50, 20).await;
+    contract::concurrent_across_counters(store(), 80).await;
 }
 
 mod client_view {

@@ -88,6 +88,8 @@ mod estimate;
 mod events;
 mod layer;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod refusal;
 mod scope;
 mod service;
@@ -99,12 +101,14 @@ mod window;
 pub use self::body::BudgetBody;
 pub use self::layer::{BudgetLayer, BudgetLayerBuilder};
 pub use self::memory::MemoryBudgetStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresBudgetStore;
 pub use self::scope::{ApiKeyId, Scope};
 pub use self::service::{BudgetFuture, BudgetService};
 pub use self::settle::BudgetStats;
 pub use self::store::{
-    Admission, BoxError, BudgetError, BudgetStore, Check, CounterKey, CounterState, Verdict,
-    expired, validate_limit,
+    Admission, BoxError, BudgetError, BudgetStore, Check, CounterKey, CounterState, DEFAULT_LEASE,
+    DEFAULT_TIMEOUT, Verdict, expired, validate_limit,
 };
 pub use self::usage::{Limits, Usage};
 pub use self::window::{Metric, UnknownName, Window};

@@ -12,6 +12,15 @@ use uuid::Uuid;
 use super::usage::{Limits, Usage};
 use super::window::{Metric, Window};
 
+/// How long a process's reservations outlive its last lease renewal in a shared store
+/// (default 30 s): a process that dies holding reservations gives them back after at most
+/// this long. Stores renew every third of it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How long one call to a shared store may take before it is given up (default 2 s): the
+/// layer then fails open (or closed), a settlement retries.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// One counter: a subject's window that started at `start`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CounterKey {

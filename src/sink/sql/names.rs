@@ -84,7 +84,7 @@ impl TableNames {
         self.qualified("activity_migrations")
     }
 
-    fn qualified(&self, table: &str) -> String {
+    pub(crate) fn qualified(&self, table: &str) -> String {
         match &self.schema {
             // Quoted so that a schema named like a keyword (`user`) works too.
             Some(schema) => format!("\"{schema}\".{}{table}", self.prefix),

@@ -191,3 +191,66 @@ pub async fn concurrent_admissions(store: Arc<dyn BudgetStore>, n: usize, cap: u
     assert_eq!(s.reserved.requests, admitted as u64);
     assert_eq!(s.reserved.spend, Decimal::new(admitted as i64, 2));
 }
+
+/// `n` admissions at once from two users on one model, each charged to both counters: the
+/// model's cap (30) binds, no user passes theirs (20), and each counter holds exactly what
+/// was admitted to it — all-or-nothing under contention, across counters.
+pub async fn concurrent_across_counters(store: Arc<dyn BudgetStore>, n: usize) {
+    let users = [
+        format!("user:{}", unique("a")),
+        format!("user:{}", unique("b")),
+    ];
+    let model = format!("model:{}", unique("m"));
+    let cap = |c: i64| Limits::none().with(Metric::Requests, Some(Decimal::from(c)));
+    let admissions: Vec<Admission> = (0..n)
+        .map(|i| {
+            // Half the requests list the model first: lock order must not matter.
+            let mut checks = vec![
+                check(&users[i % 2], Window::Day, usage("0.5", 2), cap(20)),
+                check(&model, Window::Day, usage("0.5", 2), cap(30)),
+            ];
+            if i % 4 < 2 {
+                checks.reverse();
+            }
+            admission(checks)
+        })
+        .collect();
+    let verdicts = join_all(admissions.iter().map(|a| {
+        let (store, a) = (store.clone(), a.clone());
+        tokio::spawn(async move { store.admit(&a).await.unwrap() })
+    }))
+    .await;
+    let admitted: Vec<&Admission> = admissions
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| matches!(v.as_ref().expect("no panic"), Verdict::Admitted(_)))
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(admitted.len(), 30.min(n));
+    let per_user = |u: &str| {
+        admitted
+            .iter()
+            .filter(|a| a.checks.iter().any(|c| c.counter.subject == u))
+            .count() as u64
+    };
+    let keys: Vec<(CounterKey, Limits)> = users
+        .iter()
+        .chain([&model])
+        .map(|s| {
+            (
+                CounterKey::at(s.as_str(), Window::Day, now()),
+                Limits::none(),
+            )
+        })
+        .collect();
+    let states = store.counters(&keys).await.unwrap();
+    for (i, user) in users.iter().enumerate() {
+        assert!(per_user(user) <= 20);
+        assert_eq!(states[i].reserved.requests, per_user(user), "{user}");
+    }
+    assert_eq!(states[2].reserved.requests, admitted.len() as u64);
+    assert_eq!(
+        states[2].reserved.spend,
+        Decimal::new(5, 1) * Decimal::from(admitted.len() as u64)
+    );
+}
