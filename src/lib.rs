@@ -87,6 +87,7 @@ pub mod sink;
 mod splice;
 mod sse;
 mod strip;
+mod traceparent;
 mod writer;
 
 /// The README's code blocks, compiled as doctests so that the quick start stays true.

@@ -19,6 +19,7 @@ use crate::record::{ActivityRecord, LlmApi, RecordKind};
 use crate::request::ActivityRequestBody;
 use crate::settings::Settings;
 use crate::settlement::Settlement;
+use crate::traceparent::{self, TraceParent};
 
 /// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
 ///
@@ -90,6 +91,18 @@ where
             }
         }
         record.upstream = parts.extensions.get::<Upstream>().map(|u| u.0.clone());
+        // The caller's trace context, so that a trace exporter can put the request's span in
+        // the caller's trace. Only a well-formed value is kept (it is the caller's bytes).
+        if let Some(tp) = parts
+            .headers
+            .get(traceparent::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| TraceParent::parse(v).is_some())
+        {
+            record
+                .metadata
+                .insert(traceparent::METADATA_KEY.into(), tp.into());
+        }
 
         let length = parts
             .headers

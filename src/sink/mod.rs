@@ -10,6 +10,8 @@
 //! - `PostgresSink` (feature `postgres`) and `SqliteSink` (feature `sqlite`): the SQL stores,
 //!   with the activity queries; `SqlSink::connect(url)` picks one from a URL.
 //! - [`BroadcastSink`]: wraps any sink and publishes each stored record to live subscribers.
+//! - `OtelSink` (feature `otel`): every record as an OpenTelemetry GenAI span, and GenAI
+//!   metrics, over OTLP/HTTP.
 //!
 //! [`FanOut`] names several sinks for one writer: each gets every record through its own queue.
 
@@ -23,6 +25,8 @@ use crate::record::ActivityRecord;
 mod broadcast;
 mod fanout;
 mod memory;
+#[cfg(feature = "otel")]
+mod otel;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -36,6 +40,8 @@ mod tracing;
 pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
 pub use self::fanout::FanOut;
 pub use self::memory::MemorySink;
+#[cfg(feature = "otel")]
+pub use self::otel::{OtelError, OtelSink, OtelSinkBuilder};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresSink;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

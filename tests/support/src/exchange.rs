@@ -25,6 +25,7 @@ pub struct Exchange {
     pub ending: Ending,
     pub drop_after: Option<usize>,
     pub response_headers: Vec<(String, String)>,
+    pub request_headers: Vec<(String, String)>,
 }
 
 impl Exchange {
@@ -44,6 +45,7 @@ impl Exchange {
             ending: Ending::Plain,
             drop_after: None,
             response_headers: Vec::new(),
+            request_headers: Vec::new(),
         }
     }
 
@@ -74,6 +76,12 @@ impl Exchange {
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.response_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A header the client sends.
+    pub fn request_header(mut self, name: &str, value: &str) -> Self {
+        self.request_headers.push((name.into(), value.into()));
         self
     }
 }
@@ -122,9 +130,13 @@ pub async fn run_frames(layer: &ActivityLayer, ex: Exchange, frames: Vec<Bytes>)
         }
     });
     let service = layer.layer(upstream);
-    let request = Request::post(ex.path.as_str())
+    let mut request = Request::post(ex.path.as_str())
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, ex.request.len())
+        .header(header::CONTENT_LENGTH, ex.request.len());
+    for (k, v) in &ex.request_headers {
+        request = request.header(k.as_str(), v.as_str());
+    }
+    let request = request
         .body(Full::new(ex.request.clone()))
         .expect("valid request");
     let response = service.oneshot(request).await.expect("infallible");
