@@ -170,6 +170,17 @@ fn into_record(
         ..
     } = read;
     let status_ok = r.status_code.is_some_and(|s| (200..300).contains(&s));
+    // A body that ended cleanly after the protocol's finish and its usage is whole even
+    // without the terminal marker (`[DONE]`, `message_stop` …); missing either, it was cut.
+    let unmarked = !obs.terminal
+        && matches!(end, End::Complete)
+        && obs.native_finish.is_some()
+        && obs.usage.is_some();
+    let ended = obs.terminal || unmarked;
+    if unmarked && r.stream {
+        r.metadata
+            .insert("terminal_marker".into(), Value::from("missing"));
+    }
 
     r.outcome = if !status_ok || obs.error.is_some() {
         Outcome::Error
@@ -177,7 +188,7 @@ fn into_record(
         match &end {
             End::Dropped => Outcome::Cancelled,
             End::Failed(_) => Outcome::Interrupted,
-            End::Complete if r.stream && tracked && !obs.terminal => Outcome::Interrupted,
+            End::Complete if r.stream && tracked && !ended => Outcome::Interrupted,
             End::Complete => Outcome::Ok,
         }
     };
@@ -217,7 +228,7 @@ fn into_record(
     let streamed = obs.output_chars.div_ceil(CHARS_PER_TOKEN);
     // A stream that stopped before its terminal marker may carry a usage that was only
     // true at its start (Anthropic's `message_start` says 1 output token).
-    let partial = tracked && r.stream && !obs.terminal;
+    let partial = tracked && r.stream && !ended;
     if let Some(u) = obs.usage {
         r.usage_source = UsageSource::Reported;
         r.input_tokens = u.input;

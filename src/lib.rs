@@ -66,6 +66,7 @@ mod bill;
 mod body;
 pub mod budget;
 mod buf;
+mod decode;
 mod future;
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -10,6 +10,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
 use crate::buf::concat;
+use crate::decode::Decoder;
 use crate::protocol::{self, Observation, Tracker};
 use crate::record::LlmApi;
 use crate::settings::Settings;
@@ -36,7 +37,7 @@ enum Mode {
 pub(crate) struct Read {
     /// What the tracker saw.
     pub(crate) obs: Observation,
-    /// A wire format was tracked (the API is known).
+    /// A wire format was tracked (the API is known and the body could be read).
     pub(crate) tracked: bool,
     /// When the first event carrying output arrived.
     pub(crate) first_output: Option<Instant>,
@@ -54,6 +55,11 @@ pub(crate) struct ResponseReader {
     strip: Option<Strip>,
     first_output: Option<Instant>,
     notes: Map<String, Value>,
+    /// Decodes an encoded body's copy for the reader (feature `decode`).
+    decoder: Option<Decoder>,
+    /// The body could not be read (an encoding the layer cannot decode, or corrupt data):
+    /// nothing about it is known, so nothing is estimated and no marker is expected.
+    unreadable: bool,
 }
 
 impl std::fmt::Debug for ResponseReader {
@@ -93,11 +99,19 @@ impl ResponseReader {
             .filter(|e| !e.eq_ignore_ascii_case("identity"));
         let tracker = protocol::tracker(api);
         let mut notes = Map::new();
-        let mode = if let Some(encoding) = encoding {
+        let decoder = encoding.and_then(Decoder::new);
+        if let Some(encoding) = encoding {
+            let key = if decoder.is_some() {
+                "content_encoding"
+            } else {
+                "usage_unavailable"
+            };
             notes.insert(
-                "usage_unavailable".into(),
+                key.into(),
                 Value::String(format!("content-encoding: {encoding}")),
             );
+        }
+        let mode = if encoding.is_some() && decoder.is_none() {
             Mode::Off
         } else if is_sse(headers) && tracker.is_some() {
             Mode::Sse(SseScanner::new(settings.max_sse_line))
@@ -110,8 +124,9 @@ impl ResponseReader {
         } else {
             Mode::Off
         };
-        let strip =
-            (injected && matches!(mode, Mode::Sse(_))).then(|| Strip::new(settings.max_sse_line));
+        // Compressed bytes cannot be edited: an encoded stream reaches the client as sent.
+        let strip = (injected && decoder.is_none() && matches!(mode, Mode::Sse(_)))
+            .then(|| Strip::new(settings.max_sse_line));
         ResponseReader {
             mode,
             tracker,
@@ -119,6 +134,8 @@ impl ResponseReader {
             strip,
             first_output: None,
             notes,
+            unreadable: encoding.is_some() && decoder.is_none(),
+            decoder,
         }
     }
 
@@ -129,6 +146,41 @@ impl ResponseReader {
 
     /// One data frame. Returns the bytes to send instead when the stream is being stripped.
     pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
+        let Some(mut decoder) = self.decoder.take() else {
+            return self.read(data);
+        };
+        let fed = decoder.feed(data, &mut |plain| {
+            self.read(&plain);
+        });
+        match fed {
+            // Nothing more to read (e.g. a JSON body over its cap): stop decoding.
+            Ok(()) if matches!(self.mode, Mode::Off) => {}
+            Ok(()) => self.decoder = Some(decoder),
+            Err(e) => self.undecodable(&e),
+        }
+        None
+    }
+
+    /// The decoder refused the body (corrupt, or ended short of its encoding's end): nothing
+    /// more is read, nothing read is kept, and the record says why instead of counting
+    /// garbage.
+    fn undecodable(&mut self, error: &std::io::Error) {
+        let encoding = self.notes.remove("content_encoding");
+        let encoding = encoding
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or("content-encoding");
+        self.notes.insert(
+            "usage_unavailable".into(),
+            Value::String(format!("{encoding} (cannot decode: {error})")),
+        );
+        self.obs = Observation::default();
+        self.mode = Mode::Off;
+        self.unreadable = true;
+    }
+
+    /// Reads one piece of the (decoded) body.
+    fn read(&mut self, data: &Bytes) -> Option<Bytes> {
         match &mut self.mode {
             Mode::Sse(scanner) => {
                 let obs = &mut self.obs;
@@ -170,6 +222,16 @@ impl ResponseReader {
     /// scanner's last event, or the whole JSON body, is read. `status_ok` picks the 2xx reader
     /// or the error-body reader for JSON.
     pub(crate) fn finish(mut self, complete: bool, status_ok: bool) -> Read {
+        if let (true, Some(mut decoder)) = (complete, self.decoder.take()) {
+            let done = decoder.finish(&mut |plain| {
+                self.read(&plain);
+            });
+            // A body that ended without its encoding's end (a gzip trailer, whose checksum
+            // also catches corrupt data that inflated without error) cannot be vouched for.
+            if let Err(e) = done {
+                self.undecodable(&e);
+            }
+        }
         let tail = if complete {
             self.read_rest(status_ok)
         } else {
@@ -177,7 +239,7 @@ impl ResponseReader {
         };
         Read {
             obs: self.obs,
-            tracked: self.tracker.is_some(),
+            tracked: self.tracker.is_some() && !self.unreadable,
             first_output: self.first_output,
             notes: self.notes,
             tail: tail.filter(|t| !t.is_empty()),
