@@ -64,6 +64,7 @@ mod account;
 mod attribution;
 mod bill;
 mod body;
+mod bounds;
 pub mod budget;
 mod buf;
 mod decode;

@@ -205,15 +205,21 @@ impl ProviderError {
     /// Builds an error, cutting `message` to [`MAX_MESSAGE`](Self::MAX_MESSAGE) bytes on a character
     /// boundary.
     pub fn new(kind: Option<String>, message: &str) -> Self {
-        let mut end = message.len().min(ProviderError::MAX_MESSAGE);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
         ProviderError {
             kind,
-            message: message[..end].to_owned(),
+            message: message[..char_floor(message, ProviderError::MAX_MESSAGE)].to_owned(),
         }
     }
+}
+
+/// The largest index of `s` at most `max` that is a character boundary (`s.len()` when
+/// `max` is past it).
+pub(crate) fn char_floor(s: &str, max: usize) -> usize {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 /// One row of activity: an API request seen by the layer or an event the application recorded.

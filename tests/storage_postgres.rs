@@ -186,6 +186,40 @@ async fn a_poison_record_does_not_lose_its_batch() {
 }
 
 #[tokio::test]
+async fn a_write_waiting_on_a_lock_fails_transiently_and_leaves_the_pool_as_it_was() {
+    let db = TestDb::create().await;
+    let sink = sink(&db).await;
+    // Someone holds the table: the batch gives up after lock_timeout (5 s) instead of
+    // waiting for ever, as a transient error the writer retries.
+    let mut other = db.pool(1).await.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE activity_log IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let record = data::record("u", chrono::Utc::now());
+    match sink.write(std::slice::from_ref(&record)).await {
+        Err(tower_activity::SinkError::Transient(e)) => {
+            assert!(e.to_string().contains("lock timeout"), "{e}")
+        }
+        other => panic!("expected a transient lock timeout, got {other:?}"),
+    }
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sink.write(std::slice::from_ref(&record)).await.unwrap();
+    // The timeouts were the transaction's own: the pool's sessions keep their defaults.
+    let pool = sink.pool();
+    for setting in ["statement_timeout", "lock_timeout"] {
+        let value: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(value, "0", "{setting}");
+    }
+}
+
+#[tokio::test]
 async fn shutdown_drains() {
     let db = TestDb::create().await;
     scenarios::shutdown_drains(&sink(&db).await).await;

@@ -203,6 +203,57 @@ async fn full_queue_drops_and_counts_the_excess_without_blocking() {
     assert_eq!(reported, 96, "the warnings say how many were dropped");
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_queue_is_bounded_in_bytes_as_well_as_records() {
+    let (sink, open) = ScriptedSink::ok().gated();
+    // Room for records, not for bytes: about two of these 40 KB records.
+    let config = WriterConfig::default()
+        .with_queue_capacity(1_000)
+        .with_batch_size(1)
+        .with_queue_bytes(100_000);
+    let writer = ActivityWriter::start(sink.clone(), config);
+    let big = || {
+        let mut r = record();
+        for k in 0..10 {
+            r.metadata.insert(format!("k{k}"), "x".repeat(4_000).into());
+        }
+        r
+    };
+    assert!(writer.record(big()), "an empty queue takes any record");
+    sink.entered.notified().await;
+    let accepted = 1 + (0..20).filter(|_| writer.record(big())).count();
+    let stats = writer.stats();
+    assert!((2..=3).contains(&accepted), "{accepted} accepted");
+    assert_eq!(stats.dropped_queue_full, 21 - accepted as u64);
+    assert!(writer.record(record()), "a small record still fits");
+
+    open.send(true).unwrap();
+    writer.flush().await;
+    let stats = writer.stats();
+    assert_eq!(stats.written, accepted as u64 + 1);
+    assert_eq!(stats.queue_depth, 0);
+    // Written records give their bytes back.
+    assert!((0..2).all(|_| writer.record(big())));
+}
+
+#[tokio::test]
+async fn strings_over_their_caps_are_cut_and_named() {
+    let sink = MemorySink::new();
+    let writer = ActivityWriter::start(sink.clone(), WriterConfig::default());
+    let mut r = record();
+    r.model = Some("m".repeat(900_000));
+    r.session_id = Some("s".to_owned());
+    writer.record(r);
+    writer.flush().await;
+    let stored = &sink.records()[0];
+    assert_eq!(
+        stored.model.as_deref().map(str::len),
+        Some(ActivityRecord::MAX_NAME)
+    );
+    assert_eq!(stored.session_id.as_deref(), Some("s"));
+    assert_eq!(stored.metadata["truncated"], serde_json::json!(["model"]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Batching
 
@@ -311,6 +362,47 @@ async fn transient_failures_retry_the_same_batch_with_backoff() {
         "doubling, capped"
     );
     assert_eq!(sink.stored.records(), first, "written exactly once");
+}
+
+/// Hangs on its first call, stores on the others.
+#[derive(Clone, Default)]
+struct HangsOnce {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    stored: MemorySink,
+}
+
+#[async_trait::async_trait]
+impl ActivitySink for HangsOnce {
+    async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        self.stored.write(records).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_sink_call_is_abandoned_after_the_timeout_and_retried() {
+    let (logs, _guard) = Logs::install();
+    let sink = HangsOnce::default();
+    let config = WriterConfig::default().with_sink_timeout(Duration::from_secs(2));
+    let writer = ActivityWriter::start(sink.clone(), config);
+    let r = record();
+    writer.record(r.clone());
+    writer.flush().await;
+    assert_eq!(sink.stored.records(), vec![r]);
+    let stats = writer.stats();
+    assert_eq!(
+        (
+            stats.sink_timeouts,
+            stats.retried,
+            stats.written,
+            stats.failed
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(sink.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(logs.matching(Level::WARN, "retrying").len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -111,7 +111,11 @@ impl ActivityWriter {
     /// is shut down ([`WriterStats::dropped_closed`]); the other sinks still have it. Drops are
     /// logged with at most one warning per second, per reason and per sink, saying how many
     /// records were dropped.
-    pub fn record(&self, record: ActivityRecord) -> bool {
+    ///
+    /// Strings over their caps ([`ActivityRecord::MAX_NAME`] …) are cut first, and the fields
+    /// cut are named in `metadata.truncated`.
+    pub fn record(&self, mut record: ActivityRecord) -> bool {
+        record.cap_fields();
         let Some((last, others)) = self.lanes.split_last() else {
             return false;
         };
@@ -230,6 +234,7 @@ fn sum(a: WriterStats, b: WriterStats) -> WriterStats {
         dropped_closed: a.dropped_closed + b.dropped_closed,
         failed: a.failed + b.failed,
         retried: a.retried + b.retried,
+        sink_timeouts: a.sink_timeouts + b.sink_timeouts,
         batches: a.batches + b.batches,
         queue_depth: a.queue_depth + b.queue_depth,
         last_batch_micros: a.last_batch_micros.max(b.last_batch_micros),

@@ -57,7 +57,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep, sleep_until, timeout_at};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use crate::record::ActivityRecord;
 use crate::sink::{ActivitySink, SinkError};
@@ -94,8 +94,10 @@ pub struct WriterStats {
     /// Accepted records that were not written: rejected on their own by the sink
     /// ([`SinkError::Permanent`]), or still unwritten when the shutdown deadline passed.
     pub failed: u64,
-    /// Sink calls repeated after a [`SinkError::Transient`] failure.
+    /// Sink calls repeated after a [`SinkError::Transient`] failure or a timeout.
     pub retried: u64,
+    /// Sink calls abandoned after [`WriterConfig::sink_timeout`] (each then retried).
+    pub sink_timeouts: u64,
     /// Batches handed to the sink (a batch retried or split counts once).
     pub batches: u64,
     /// Records accepted but not yet written or failed: queued, or in the batch being written.
@@ -126,6 +128,7 @@ struct Counters {
     dropped_closed: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
+    sink_timeouts: AtomicU64,
     batches: AtomicU64,
     last_batch_micros: AtomicU64,
     batch_micros_total: AtomicU64,
@@ -145,6 +148,7 @@ impl Counters {
             dropped_closed: self.dropped_closed.load(Relaxed),
             failed,
             retried: self.retried.load(Relaxed),
+            sink_timeouts: self.sink_timeouts.load(Relaxed),
             batches: self.batches.load(Relaxed),
             queue_depth: enqueued.saturating_sub(written + failed),
             last_batch_micros: self.last_batch_micros.load(Relaxed),
@@ -215,6 +219,10 @@ struct Shared {
     after_close: DropWarning,
     epoch: Instant,
     queue_capacity: usize,
+    /// [`WriterConfig::queue_bytes`], and the approximate bytes of the records accepted and
+    /// not yet written or failed.
+    queue_bytes: usize,
+    queued_bytes: AtomicUsize,
     /// How many queued records complete the open batch: `record` wakes the collector when
     /// the queue holds that many.
     wake_at: AtomicUsize,
@@ -230,7 +238,7 @@ impl Shared {
             dropped,
             queue_capacity = self.queue_capacity,
             "activity writer queue full: dropped {dropped} record(s); \
-             raise WriterConfig::queue_capacity or speed up the sink"
+             raise WriterConfig::queue_capacity (or queue_bytes) or speed up the sink"
         );
     }
 
@@ -282,6 +290,8 @@ impl Lane {
             after_close: DropWarning::new(),
             epoch: Instant::now(),
             queue_capacity: config.queue_capacity,
+            queue_bytes: config.queue_bytes,
+            queued_bytes: AtomicUsize::new(0),
             wake_at: AtomicUsize::new(config.batch_size),
             wake: Notify::new(),
         });
@@ -297,6 +307,13 @@ impl Lane {
             self.dropped_closed();
             return false;
         }
+        let size = record.approx_size();
+        let queued = self.shared.queued_bytes.fetch_add(size, Relaxed);
+        if queued > 0 && queued + size > self.shared.queue_bytes {
+            self.shared.queued_bytes.fetch_sub(size, Relaxed);
+            self.dropped_full();
+            return false;
+        }
         // Counted before the send so that the task never writes a record not yet enqueued.
         c.enqueued.fetch_add(1, Relaxed);
         match self.tx.try_send(Msg::Record(record)) {
@@ -309,17 +326,23 @@ impl Lane {
             }
             Err(e) => {
                 c.enqueued.fetch_sub(1, Relaxed);
+                self.shared.queued_bytes.fetch_sub(size, Relaxed);
                 match e {
-                    mpsc::error::TrySendError::Full(_) => {
-                        c.dropped_queue_full.fetch_add(1, Relaxed);
-                        if let Some(n) = self.shared.queue_full.dropped(self.shared.epoch) {
-                            self.shared.warn_queue_full(n);
-                        }
-                    }
+                    mpsc::error::TrySendError::Full(_) => self.dropped_full(),
                     mpsc::error::TrySendError::Closed(_) => self.dropped_closed(),
                 }
                 false
             }
+        }
+    }
+
+    fn dropped_full(&self) {
+        self.shared
+            .counters
+            .dropped_queue_full
+            .fetch_add(1, Relaxed);
+        if let Some(n) = self.shared.queue_full.dropped(self.shared.epoch) {
+            self.shared.warn_queue_full(n);
         }
     }
 
@@ -387,6 +410,8 @@ mod tests {
         assert_eq!(c.batch_interval, Duration::from_millis(100));
         assert_eq!(c.retry_backoff, Duration::from_millis(50));
         assert_eq!(c.max_backoff, Duration::from_secs(5));
+        assert_eq!(c.sink_timeout, Duration::from_secs(30));
+        assert_eq!(c.queue_bytes, 64 << 20);
         assert_eq!(c.validate(), Ok(()));
     }
 
@@ -410,6 +435,11 @@ mod tests {
                 WriterConfig::default().with_max_backoff(Duration::from_millis(1)),
                 "max_backoff",
             ),
+            (
+                WriterConfig::default().with_sink_timeout(Duration::ZERO),
+                "sink_timeout",
+            ),
+            (WriterConfig::default().with_queue_bytes(0), "queue_bytes"),
         ];
         for (config, knob) in bad {
             match config.validate() {

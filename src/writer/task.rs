@@ -145,6 +145,8 @@ impl<S: ActivitySink> Task<S> {
             let next = self.collect(&mut batch, &mut flushes).await;
             if !batch.is_empty() {
                 self.write_batch(&batch).await;
+                let bytes = batch.iter().map(ActivityRecord::approx_size).sum();
+                self.shared.queued_bytes.fetch_sub(bytes, Relaxed);
                 batch.clear();
             }
             for flush in flushes.drain(..) {
@@ -265,10 +267,21 @@ impl<S: ActivitySink> Task<S> {
                 if self.stop.expired() {
                     return self.abandon(batch.len());
                 }
-                let Some(result) = self.stop.run(catch_panic(self.sink.write(batch))).await else {
+                let call = timeout(
+                    self.config.sink_timeout,
+                    catch_panic(self.sink.write(batch)),
+                );
+                let Some(result) = self.stop.run(call).await else {
                     return self.abandon(batch.len());
                 };
                 let c = &self.shared.counters;
+                let result = result.unwrap_or_else(|_| {
+                    c.sink_timeouts.fetch_add(1, Relaxed);
+                    Err(SinkError::transient(format!(
+                        "the sink did not answer within {:?} (WriterConfig::sink_timeout)",
+                        self.config.sink_timeout
+                    )))
+                });
                 match result {
                     Ok(()) => {
                         c.written.fetch_add(batch.len() as u64, Relaxed);

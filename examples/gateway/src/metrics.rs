@@ -75,8 +75,14 @@ pub fn render(s: &WriterStats) -> String {
     metric(
         "activity_sink_retries_total",
         "counter",
-        "Sink calls repeated after a transient failure.",
+        "Sink calls repeated after a transient failure or a timeout.",
         &[("", n(s.retried))],
+    );
+    metric(
+        "activity_sink_timeouts_total",
+        "counter",
+        "Sink calls abandoned after the writer's sink timeout (then retried).",
+        &[("", n(s.sink_timeouts))],
     );
     metric(
         "activity_queue_depth",

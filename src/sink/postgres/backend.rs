@@ -7,6 +7,7 @@ use sqlx::postgres::{PgArguments, PgQueryResult, Postgres};
 use sqlx::query::Query;
 use sqlx::{Executor, PgPool, Transaction};
 
+use super::SET_TIMEOUTS;
 use crate::sink::sql::{Backend, Dialect, Migration, TableNames};
 
 impl Backend for Postgres {
@@ -77,12 +78,12 @@ impl Backend for Postgres {
     /// Nothing: the server keeps nothing per client once its connections are gone.
     async fn after_close(_pool: &PgPool) {}
 
+    /// One round trip: the snapshot and the sink's timeouts are set with the `BEGIN`.
     async fn begin_snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        pool.begin_with(format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {SET_TIMEOUTS}"
+        ))
+        .await
     }
 
     /// SQLSTATE classes that are the batch's fault: 22 data exception (a value out of range),

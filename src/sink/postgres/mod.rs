@@ -18,6 +18,18 @@ mod write;
 /// activity API the rest.
 const MAX_CONNECTIONS: u32 = 8;
 
+/// The sink's timeouts, for the current transaction only (`SET LOCAL`), so that a pool
+/// shared with the application ([`PostgresSink::from_pool`]) keeps its own settings:
+///
+/// - `statement_timeout` 20 s: a batch insert or a stats or log query that runs longer is
+///   cancelled (SQLSTATE 57014, transient: the writer retries the batch) instead of holding a
+///   connection forever. Shorter than the writer's default `sink_timeout` (30 s), so the
+///   database gives up first and the connection stays usable.
+/// - `lock_timeout` 5 s: a statement waiting longer for a lock (a migration, someone's
+///   `LOCK TABLE`) fails (SQLSTATE 55P03, transient).
+pub(crate) const SET_TIMEOUTS: &str =
+    "SET LOCAL statement_timeout = '20s'; SET LOCAL lock_timeout = '5s'";
+
 /// An [`ActivitySink`] and [`ActivityQuery`](crate::query::ActivityQuery) over PostgreSQL 15 or newer (feature `postgres`).
 ///
 /// ```no_run
@@ -45,7 +57,9 @@ const MAX_CONNECTIONS: u32 = 8;
 /// of each record and counts it once. Lost connections, timeouts and deadlocks are
 /// [`SinkError::Transient`]; data and constraint errors (SQLSTATE classes 22, 23, 54)
 /// [`SinkError::Permanent`]. A NUL character, which PostgreSQL's `TEXT` and `JSONB` reject,
-/// is stored as U+FFFD.
+/// is stored as U+FFFD. Every write and query runs with `statement_timeout` 20 s and
+/// `lock_timeout` 5 s, set for its own transaction only (`SET LOCAL`), so a shared pool keeps
+/// its settings: a statement past them fails as a transient error the writer retries.
 ///
 /// **Queries**: stats read the rollup only; the log pages by offset or keyset cursor with a
 /// real `total`. Clones share the pool.

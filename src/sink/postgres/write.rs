@@ -1,12 +1,14 @@
 //! A batch into PostgreSQL: one statement for any batch size. The records travel as one array
 //! per column, `UNNEST` turns them back into rows, the insert skips ids already stored, and
-//! the rollup adds up exactly the rows the insert returned — all in one implicit transaction.
+//! the rollup adds up exactly the rows the insert returned — all in one transaction, which
+//! sets the sink's statement and lock timeouts for itself.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::Postgres;
 use uuid::Uuid;
 
+use super::SET_TIMEOUTS;
 use crate::record::ActivityRecord;
 use crate::sink::SinkError;
 use crate::sink::sql::{EncodedRecord, columns, sink_error};
@@ -173,7 +175,7 @@ pub(super) async fn write(
         c.push(e);
     }
     let [input, output, total, cache_read, cache_write, reasoning] = c.tokens;
-    sqlx::query(statement)
+    let query = sqlx::query(statement)
         .bind(c.id)
         .bind(c.kind)
         .bind(c.timestamp)
@@ -207,11 +209,16 @@ pub(super) async fn write(
         .bind(c.service_tier)
         .bind(c.cost_source)
         .bind(c.cost_details)
-        .bind(c.usage_details)
-        .execute(pool)
+        .bind(c.usage_details);
+    let mut tx = pool
+        .begin_with(format!("BEGIN; {SET_TIMEOUTS}"))
         .await
         .map_err(sink_error::<Postgres>)?;
-    Ok(())
+    query
+        .execute(&mut *tx)
+        .await
+        .map_err(sink_error::<Postgres>)?;
+    tx.commit().await.map_err(sink_error::<Postgres>)
 }
 
 #[cfg(test)]

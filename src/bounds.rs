@@ -1,0 +1,213 @@
+//! How big a record may get: caps on its strings (applied by the writer to every record it
+//! takes), and its approximate size, which the writer's queue is bounded by.
+//!
+//! A record's strings come from places a client controls (the request's `model`, the path,
+//! the application's tags): a 900 KB model name must not reach the log, the rollup's key or
+//! the writer's memory as it is.
+
+use std::mem::size_of;
+
+use serde_json::Value;
+
+use crate::record::{ActivityRecord, ProviderError, char_floor};
+
+impl ActivityRecord {
+    /// The longest `model`, `provider`, `user_id`, `session_id`, `app`, `upstream`,
+    /// `native_finish_reason`, `service_tier` and `error.type` a stored record keeps, in bytes.
+    pub const MAX_NAME: usize = 256;
+    /// The longest `endpoint` a stored record keeps, in bytes.
+    pub const MAX_ENDPOINT: usize = 2048;
+    /// The longest string anywhere in `metadata` a stored record keeps, in bytes.
+    pub const MAX_METADATA_STRING: usize = 4096;
+
+    /// Cuts every string over its cap (on a character boundary) and names each field cut in
+    /// `metadata.truncated` (`["model", "metadata.tags"]`); `false` when nothing was cut.
+    pub(crate) fn cap_fields(&mut self) -> bool {
+        let mut cut: Vec<String> = Vec::new();
+        let mut name = |field: &str, value: &mut String, max: usize| {
+            if cut_to(value, max) {
+                cut.push(field.to_owned());
+            }
+        };
+        for (field, value) in [
+            ("model", &mut self.model),
+            ("provider", &mut self.provider),
+            ("user_id", &mut self.user_id),
+            ("session_id", &mut self.session_id),
+            ("upstream", &mut self.upstream),
+            ("native_finish_reason", &mut self.native_finish_reason),
+            ("service_tier", &mut self.service_tier),
+        ] {
+            if let Some(value) = value {
+                name(field, value, Self::MAX_NAME);
+            }
+        }
+        name("app", &mut self.app, Self::MAX_NAME);
+        name("endpoint", &mut self.endpoint, Self::MAX_ENDPOINT);
+        if let Some(error) = &mut self.error {
+            if let Some(kind) = &mut error.kind {
+                name("error.type", kind, Self::MAX_NAME);
+            }
+            name(
+                "error.message",
+                &mut error.message,
+                ProviderError::MAX_MESSAGE,
+            );
+        }
+        for (key, value) in self.metadata.iter_mut() {
+            if cap_strings(value, Self::MAX_METADATA_STRING) {
+                cut.push(format!("metadata.{key}"));
+            }
+        }
+        if cut.is_empty() {
+            return false;
+        }
+        let truncated = self
+            .metadata
+            .entry("truncated")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !truncated.is_array() {
+            *truncated = Value::Array(Vec::new());
+        }
+        if let Value::Array(list) = truncated {
+            list.extend(cut.into_iter().map(Value::String));
+        }
+        true
+    }
+
+    /// About how many bytes the record occupies (its struct and what its strings, maps and
+    /// metadata hold): what the writer's queue counts against
+    /// [`WriterConfig::queue_bytes`](crate::WriterConfig::queue_bytes).
+    pub(crate) fn approx_size(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let mut size = size_of::<ActivityRecord>()
+            + opt(&self.user_id)
+            + opt(&self.session_id)
+            + self.app.len()
+            + self.endpoint.len()
+            + opt(&self.model)
+            + opt(&self.provider)
+            + opt(&self.upstream)
+            + opt(&self.native_finish_reason)
+            + opt(&self.service_tier);
+        if let Some(e) = &self.error {
+            size += opt(&e.kind) + e.message.len();
+        }
+        // A B-tree entry: the key's bytes and its value, plus the node's share.
+        let entry = size_of::<String>() + 32;
+        if let Some(d) = &self.cost_details {
+            size += d.keys().map(|k| k.len() + entry + 16).sum::<usize>();
+        }
+        if let Some(d) = &self.usage_details {
+            size += d.keys().map(|k| k.len() + entry + 8).sum::<usize>();
+        }
+        size += self
+            .metadata
+            .iter()
+            .map(|(k, v)| k.len() + entry + value_size(v))
+            .sum::<usize>();
+        size
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary; `true` when it was longer.
+fn cut_to(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    s.truncate(char_floor(s, max));
+    true
+}
+
+/// Cuts every string in `value` (at any depth) to `max` bytes; `true` when one was longer.
+fn cap_strings(value: &mut Value, max: usize) -> bool {
+    match value {
+        Value::String(s) => cut_to(s, max),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |cut, v| cap_strings(v, max) | cut),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |cut, v| cap_strings(v, max) | cut),
+        _ => false,
+    }
+}
+
+/// About how many bytes a JSON value holds.
+fn value_size(value: &Value) -> usize {
+    size_of::<Value>()
+        + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(value_size).sum(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| k.len() + size_of::<String>() + 32 + value_size(v))
+                .sum(),
+            _ => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordKind;
+    use serde_json::json;
+
+    #[test]
+    fn long_strings_are_cut_and_named() {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.model = Some("m".repeat(900_000));
+        r.user_id = Some("u".to_owned());
+        r.endpoint = "/".repeat(5000);
+        r.error = Some(ProviderError {
+            kind: Some("é".repeat(200)),
+            message: "x".repeat(5000),
+        });
+        r.metadata
+            .insert("tags".into(), json!({"a": ["é".repeat(3000), 1]}));
+        r.metadata.insert("short".into(), json!("s"));
+        assert!(r.cap_fields());
+        assert_eq!(r.model.as_deref().map(str::len), Some(256));
+        assert_eq!(r.user_id.as_deref(), Some("u"));
+        assert_eq!(r.endpoint.len(), 2048);
+        let error = r.error.as_ref().unwrap();
+        assert_eq!(error.kind.as_deref().map(str::len), Some(256));
+        assert_eq!(error.message.len(), ProviderError::MAX_MESSAGE);
+        assert_eq!(r.metadata["tags"]["a"][0].as_str().unwrap().len(), 4096);
+        assert_eq!(
+            r.metadata["truncated"],
+            json!([
+                "model",
+                "endpoint",
+                "error.type",
+                "error.message",
+                "metadata.tags"
+            ])
+        );
+        // Cut on a character boundary: `é` is two bytes, 4096 is even.
+        let mut odd = ActivityRecord::new(RecordKind::Request);
+        odd.model = Some(format!("x{}", "é".repeat(200)));
+        odd.cap_fields();
+        assert_eq!(odd.model.as_deref().map(str::len), Some(255));
+    }
+
+    #[test]
+    fn a_record_within_its_caps_is_untouched() {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.model = Some("m".repeat(256));
+        r.metadata.insert("truncated".into(), json!("app's own"));
+        let before = r.clone();
+        assert!(!r.cap_fields());
+        assert_eq!(r, before);
+    }
+
+    #[test]
+    fn the_size_grows_with_what_the_record_holds() {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        let empty = r.approx_size();
+        assert!(empty >= size_of::<ActivityRecord>());
+        r.model = Some("m".repeat(1000));
+        r.metadata.insert("k".into(), json!(["x".repeat(5000)]));
+        assert!(r.approx_size() >= empty + 6000);
+    }
+}
