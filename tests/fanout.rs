@@ -159,7 +159,7 @@ async fn an_empty_fan_out_is_refused_and_a_repeated_name_replaces() {
 async fn a_single_sink_is_a_fan_out_of_one_named_default() {
     let writer = ActivityWriter::start(MemorySink::new(), WriterConfig::default());
     let names: Vec<_> = writer.sink_stats().into_iter().map(|s| s.name).collect();
-    assert_eq!(names, [FanOut::DEFAULT_NAME.into()]);
+    assert_eq!(names, [std::sync::Arc::<str>::from(FanOut::DEFAULT_NAME)]);
 }
 
 #[tokio::test]

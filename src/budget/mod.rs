@@ -90,6 +90,8 @@ mod layer;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod refusal;
 mod scope;
 mod service;
@@ -103,6 +105,8 @@ pub use self::layer::{BudgetLayer, BudgetLayerBuilder};
 pub use self::memory::MemoryBudgetStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresBudgetStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_PREFIX, RedisBudgetStore};
 pub use self::scope::{ApiKeyId, Scope};
 pub use self::service::{BudgetFuture, BudgetService};
 pub use self::settle::BudgetStats;

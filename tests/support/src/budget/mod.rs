@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod fake;
+pub mod redis;
 pub mod scenarios;
 
 use std::convert::Infallible;
