@@ -31,8 +31,8 @@ use super::ActivitySink;
 ///     .sink("log", TracingSink::new());
 /// let (layer, writer) = ActivityLayer::builder(sinks).pair();
 /// # let _ = layer;
-/// let names: Vec<_> = writer.writer().sink_stats().into_iter().map(|s| s.name).collect();
-/// assert_eq!(names, [ "database".into(), "log".into() ]);
+/// let names: Vec<String> = writer.writer().sink_stats().into_iter().map(|s| s.name.to_string()).collect();
+/// assert_eq!(names, ["database", "log"]);
 /// writer.shutdown(Duration::from_secs(1)).await;
 /// # }
 /// ```
