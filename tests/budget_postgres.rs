@@ -13,10 +13,14 @@ use tower_activity::budget::{
 };
 use tower_activity::sink::TableNames;
 
+/// A store on a pool of its own. Its timeout is far above any admission's: on a busy machine
+/// 120 admissions queueing on one row lock take seconds, and these tests are about
+/// exactness, not speed.
 async fn store(db: &TestDb) -> PostgresBudgetStore {
     PostgresBudgetStore::from_pool(db.pool(16).await, TableNames::new())
         .await
         .expect("the budget tables are created")
+        .with_timeout(std::time::Duration::from_secs(120))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

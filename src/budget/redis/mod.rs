@@ -79,9 +79,10 @@ impl RedisBudgetStore {
     /// itself, and takes a lease.
     pub async fn connect(url: &str) -> Result<Self, BudgetError> {
         let client = redis::Client::open(url).map_err(BudgetError::store)?;
+        // Each call has its own timeout (`with_timeout`); the connection's would be fixed here.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
+            .set_response_timeout(None)
             .set_number_of_retries(2);
         let conn = client
             .get_connection_manager_with_config(config)

@@ -23,7 +23,8 @@ impl TestPrefix {
         }
     }
 
-    /// A store under this prefix (a process of its own as far as leases go).
+    /// A store under this prefix (a process of its own as far as leases go), with a timeout
+    /// far above any call's: these tests are about exactness, not speed, on a busy machine.
     pub async fn store(&self) -> RedisBudgetStore {
         let url = server_url();
         RedisBudgetStore::connect(&url)
@@ -35,6 +36,7 @@ impl TestPrefix {
                 )
             })
             .with_prefix(self.prefix.clone())
+            .with_timeout(std::time::Duration::from_secs(120))
     }
 
     /// A plain connection, to look at or change keys directly.
