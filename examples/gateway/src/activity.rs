@@ -7,7 +7,8 @@
 //!
 //! Reads see the caller's own writes: before querying, a handler waits (at most
 //! [`READ_YOUR_WRITES`]) for the writer to store what is queued, so a request made just before
-//! is in the answer even though the writer batches every 100 ms.
+//! is in the answer even though the writer batches every second. Concurrent reads share one
+//! flush ([`ReadYourWrites`](crate::fresh::ReadYourWrites)).
 //!
 //! Each log row is an [`ActivityRecord`](tower_activity::ActivityRecord) (its JSON names)
 //! plus the field names of the original API, so that its dashboard works unchanged:
@@ -45,7 +46,7 @@ pub const READ_YOUR_WRITES: Duration = Duration::from_millis(250);
 
 /// Waits until what is queued now is stored, or [`READ_YOUR_WRITES`] has passed.
 async fn settle(state: &AppState) {
-    let _ = tokio::time::timeout(READ_YOUR_WRITES, state.writer.flush()).await;
+    state.fresh.settle(READ_YOUR_WRITES).await;
 }
 
 /// `GET /user/activity/stats?days=7` (or `from`/`to`, `include_events`).
@@ -98,7 +99,8 @@ pub async fn stream(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Response {
-    let response = crate::dashboard::live::stream(caller.user_id, state.live.subscribe());
+    let feed = state.live_feeds.subscribe(&caller.user_id);
+    let response = crate::dashboard::live::stream(caller.user_id, feed);
     // The feed never ends by itself: end it when the gateway starts shutting down.
     let mut closing = state.closing.clone();
     let closed = async move {

@@ -106,6 +106,32 @@ pub async fn require_key(
     next.run(request).await
 }
 
+/// Middleware on `GET /metrics`: when [`AppState::metrics_token`] is set, the request must
+/// carry it as `Authorization: Bearer <token>` (`401` otherwise).
+pub async fn require_metrics_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.metrics_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        // Compared as hashes: the time taken says nothing about the token's bytes.
+        if given.map(key_hash) != Some(key_hash(token)) {
+            return ApiError::unauthorized(
+                "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The body of `POST /auth/register`.
 #[derive(Debug, Deserialize)]
 pub struct Register {

@@ -1,20 +1,38 @@
-//! [`GatewayConfig`]: what the gateway is told by its environment.
+//! [`GatewayConfig`]: what the gateway is told by its environment (and `GATEWAY_CONFIG`).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` | where to listen |
 //! | `DATABASE_URL` | `sqlite://activity.db` | users, sessions and activity, in one database: `sqlite://FILE` (created if missing), `postgres://user@host/db`, `memory:` (nothing kept after exit), or `noop:` (activity discarded: benchmarks) |
-//! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | an OpenAI / Anthropic / Gemini compatible base URL (`https://api.openai.com`, `http://host:port/prefix`) |
-//! | `UPSTREAM_API_KEY` | none | sent upstream as each API expects; the client's own key never is |
+//! | `GATEWAY_CONFIG` | none | a TOML file naming several upstreams, the APIs and models each serves, their keys' variables ([`config_file`](crate::config_file)) |
+//! | `UPSTREAM_URL` | the mock upstream, started in-process on a free port | one OpenAI / Anthropic / Gemini compatible base URL for every API (`https://api.openai.com`, `http://host:port/prefix`); when set, it wins over `GATEWAY_CONFIG`'s upstreams; records name it by its `host:port` |
+//! | `UPSTREAM_API_KEY` | none | sent to `UPSTREAM_URL` as each API expects; the client's own key never is |
+//! | `METRICS_TOKEN` | none | when set, `GET /metrics` needs `Authorization: Bearer <token>` |
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
 //! | `ACTIVITY_BATCH_INTERVAL_MS` | `1000` | how long the writer gathers records into one batch (fewer, larger transactions disturb the requests less: see BENCHMARKS.md; the activity API flushes before it reads, so reads stay fresh) |
 //! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
+//!
+//! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
+//! in [`limits`](crate::limits).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::http::Uri;
-use tower_activity::WriterConfig;
+use axum::http::{HeaderName, HeaderValue, Uri};
+use tower_activity::{LlmApi, WriterConfig};
+
+use crate::limits::Limits;
+use crate::routing::Upstream;
+
+/// The mock upstream's per-request controls (`x-mock-chunks` …), which the gateway forwards
+/// to the mock it starts itself and in tests, never to a real upstream.
+pub const MOCK_HEADERS: [&str; 4] = [
+    "x-mock-chunks",
+    "x-mock-delay-ms",
+    "x-mock-cache-read",
+    "x-mock-error",
+];
 
 /// The default of `DATABASE_URL`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://activity.db";
@@ -26,10 +44,18 @@ pub struct GatewayConfig {
     pub addr: SocketAddr,
     /// Where users, sessions and activity are kept (see [`Storage::open`](crate::Storage::open)).
     pub database_url: String,
-    /// The upstream base URL; `None` starts the mock upstream in-process.
+    /// The one upstream base URL of `UPSTREAM_URL`; when set it is the only upstream. `None`
+    /// and no [`upstreams`](Self::upstreams): `main` starts the mock upstream in-process.
     pub upstream_url: Option<UpstreamUrl>,
-    /// The key sent upstream.
+    /// The key sent to [`upstream_url`](Self::upstream_url).
     pub upstream_api_key: Option<String>,
+    /// The client headers [`upstream_url`](Self::upstream_url) gets beyond each API's own
+    /// (none from the environment; [`MOCK_HEADERS`] for the mock upstream).
+    pub upstream_forward_headers: Vec<HeaderName>,
+    /// The upstreams of `GATEWAY_CONFIG`, in order (used when `upstream_url` is `None`).
+    pub upstreams: Vec<UpstreamConfig>,
+    /// When set, `/metrics` needs it as a Bearer token.
+    pub metrics_token: Option<String>,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Whether the LLM routes run through `ActivityLayer` (`GATEWAY_ACTIVITY=off` turns it
@@ -37,23 +63,122 @@ pub struct GatewayConfig {
     pub activity: bool,
     /// The activity writer's tuning.
     pub writer: WriterConfig,
+    /// Timeouts, caps and rates ([`Limits`]).
+    pub limits: Limits,
+}
+
+/// One upstream as configured: [`GatewayConfig::routes`] makes it an [`Upstream`].
+#[derive(Clone)]
+pub struct UpstreamConfig {
+    /// What records carry in `upstream`.
+    pub name: String,
+    /// The base URL.
+    pub url: UpstreamUrl,
+    /// The key, read from the variable `api_key_env` names.
+    pub api_key: Option<String>,
+    /// The APIs it serves.
+    pub apis: Vec<LlmApi>,
+    /// Model globs; empty: every model.
+    pub models: Vec<String>,
+    /// Client headers allowed through beyond each API's own.
+    pub forward_headers: Vec<HeaderName>,
+    /// Whether the provider's rate-limit headers come back.
+    pub rate_limit_headers: bool,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("apis", &self.apis)
+            .field("models", &self.models)
+            .field("forward_headers", &self.forward_headers)
+            .field("rate_limit_headers", &self.rate_limit_headers)
+            .finish()
+    }
+}
+
+impl UpstreamConfig {
+    /// One upstream serving every API and model at `url` (what `UPSTREAM_URL` gives), named
+    /// by its `host:port`.
+    pub fn single(url: UpstreamUrl, api_key: Option<String>) -> Self {
+        UpstreamConfig {
+            name: url.host().to_owned(),
+            url,
+            api_key,
+            apis: crate::config_file::APIS.to_vec(),
+            models: Vec::new(),
+            forward_headers: Vec::new(),
+            rate_limit_headers: false,
+        }
+    }
+
+    /// The runtime upstream; `Err` when the key cannot be a header value.
+    pub fn build(&self) -> Result<Upstream, String> {
+        let key = self
+            .api_key
+            .as_deref()
+            .map(|k| {
+                let mut v = HeaderValue::from_str(k).map_err(|_| {
+                    format!(
+                        "the key of upstream {:?} contains characters a header cannot carry",
+                        self.name
+                    )
+                })?;
+                v.set_sensitive(true);
+                Ok::<_, String>(v)
+            })
+            .transpose()?;
+        Ok(Upstream {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            key,
+            apis: self.apis.clone(),
+            models: self.models.clone(),
+            forward_headers: self.forward_headers.clone(),
+            rate_limit_headers: self.rate_limit_headers,
+        })
+    }
 }
 
 impl GatewayConfig {
-    /// A configuration for tests: memory storage, the given upstream, no key.
+    /// A configuration for tests: memory storage, the given upstream (the mock's
+    /// [`MOCK_HEADERS`] forwarded to it), no key.
     pub fn for_upstream(upstream: UpstreamUrl) -> Self {
         GatewayConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: "memory:".to_owned(),
             upstream_url: Some(upstream),
             upstream_api_key: None,
+            upstream_forward_headers: mock_headers(),
+            upstreams: Vec::new(),
+            metrics_token: None,
             shutdown_grace: Duration::from_secs(30),
             activity: true,
             writer: gateway_writer(),
+            limits: Limits::default(),
         }
     }
 
-    /// Reads the environment; `Err` is a one-line message naming the variable.
+    /// The upstreams in routing order: `UPSTREAM_URL`'s alone when set, else the file's.
+    pub fn routes(&self) -> Result<Vec<Upstream>, String> {
+        match &self.upstream_url {
+            Some(url) => {
+                let mut single = UpstreamConfig::single(url.clone(), self.upstream_api_key.clone());
+                single.forward_headers = self.upstream_forward_headers.clone();
+                Ok(vec![single.build()?])
+            }
+            None if self.upstreams.is_empty() => {
+                Err("no upstream: set UPSTREAM_URL or GATEWAY_CONFIG".to_owned())
+            }
+            None => self.upstreams.iter().map(UpstreamConfig::build).collect(),
+        }
+    }
+
+    /// Reads the environment; `Err` is a one-line message naming the variable (or the
+    /// file, line and key of `GATEWAY_CONFIG`).
     pub fn from_env() -> Result<Self, String> {
         let addr = match var("GATEWAY_ADDR")? {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -66,6 +191,17 @@ impl GatewayConfig {
             .map(|v| UpstreamUrl::parse(&v).map_err(|e| format!("UPSTREAM_URL {e}")))
             .transpose()?;
         let upstream_api_key = var("UPSTREAM_API_KEY")?;
+        let upstreams = match var("GATEWAY_CONFIG")? {
+            None => Vec::new(),
+            Some(path) => {
+                crate::config_file::load(&PathBuf::from(path), |name| var(name).ok().flatten())?
+            }
+        };
+        if upstream_url.is_some() && !upstreams.is_empty() {
+            tracing::warn!(
+                "UPSTREAM_URL is set: it is the only upstream, GATEWAY_CONFIG's [[upstream]] tables are not used"
+            );
+        }
         let shutdown_grace = match var("SHUTDOWN_GRACE_SECS")? {
             None => Duration::from_secs(30),
             Some(v) => Duration::from_secs(v.parse().map_err(|_| {
@@ -84,16 +220,68 @@ impl GatewayConfig {
             })?;
             writer = writer.with_batch_interval(Duration::from_millis(ms));
         }
+        let metrics_token = var("METRICS_TOKEN")?;
         Ok(GatewayConfig {
             writer,
             addr,
             database_url,
             upstream_url,
             upstream_api_key,
+            upstream_forward_headers: Vec::new(),
+            upstreams,
+            metrics_token,
             shutdown_grace,
             activity,
+            limits: limits_from_env()?,
         })
     }
+}
+
+/// [`MOCK_HEADERS`] as header names.
+pub fn mock_headers() -> Vec<HeaderName> {
+    MOCK_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect()
+}
+
+/// [`Limits`] with the variables [`limits`](crate::limits) lists applied.
+fn limits_from_env() -> Result<Limits, String> {
+    let mut l = Limits::default();
+    let secs = |name: &str, into: &mut Duration| -> Result<(), String> {
+        if let Some(v) = var(name)? {
+            *into = v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{name} must be a number of seconds above 0, got {v:?}"))?;
+        }
+        Ok(())
+    };
+    secs("REQUEST_HEADER_TIMEOUT_SECS", &mut l.header_timeout)?;
+    secs("REQUEST_BODY_IDLE_SECS", &mut l.body_idle)?;
+    secs("REQUEST_BODY_TIMEOUT_SECS", &mut l.body_timeout)?;
+    secs("UPSTREAM_CONNECT_TIMEOUT_SECS", &mut l.upstream_connect)?;
+    secs("UPSTREAM_HEADER_TIMEOUT_SECS", &mut l.upstream_headers)?;
+    secs("UPSTREAM_IDLE_TIMEOUT_SECS", &mut l.upstream_idle)?;
+    let count = |name: &str| -> Result<Option<u32>, String> {
+        var(name)?
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("{name} must be a whole number from 1, got {v:?}"))
+            })
+            .transpose()
+    };
+    if let Some(n) = count("GATEWAY_MAX_CONNECTIONS")? {
+        l.max_connections = n as usize;
+    }
+    if let Some(n) = count("REGISTER_PER_MINUTE")? {
+        l.register_per_minute = n;
+    }
+    Ok(l)
 }
 
 /// The gateway's writer tuning: the library's defaults with one-second batches.
@@ -110,39 +298,76 @@ fn var(name: &str) -> Result<Option<String>, String> {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => Ok(Some(v.trim().to_owned())),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => Err(format!("{name} is not UTF-8: {v:?}")),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not UTF-8")),
     }
 }
 
-/// An upstream base URL: `http[s]://host[:port][/prefix]`, no query. Request paths are appended
-/// to the prefix (`http://h/openai` + `/v1/chat/completions`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An upstream base URL: `http[s]://[user:password@]host[:port][/prefix]`, no query. Request
+/// paths are appended to the prefix (`http://h/openai` + `/v1/chat/completions`).
+///
+/// A `user:password` in the URL is a credential: it is sent as `Authorization: Basic` when the
+/// upstream's key does not already use `Authorization`, and never displayed — not in logs,
+/// errors, `502` bodies or records (which carry the upstream's name).
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
-    /// `http[s]://host[:port]`, no trailing slash.
+    /// `http[s]://host[:port]`, no userinfo, no trailing slash.
     pub origin: String,
     /// The path prefix without a trailing slash (often empty).
     pub prefix: String,
+    /// `Basic base64(user:password)` when the URL had userinfo; sensitive.
+    basic: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for UpstreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamUrl")
+            .field("origin", &self.origin)
+            .field("prefix", &self.prefix)
+            .field("basic", &self.basic.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl UpstreamUrl {
-    /// Parses and checks a base URL.
+    /// Parses and checks a base URL. Errors never repeat the URL's userinfo.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let uri: Uri = text
-            .parse()
-            .map_err(|e| format!("must be a URL like http://127.0.0.1:8081, got {text:?} ({e})"))?;
+        let shown = redact(text);
+        let uri: Uri = text.parse().map_err(|e| {
+            format!("must be a URL like http://127.0.0.1:8081, got {shown:?} ({e})")
+        })?;
         let scheme = match uri.scheme_str() {
             Some(scheme @ ("http" | "https")) => scheme,
-            _ => return Err(format!("must start with http:// or https://, got {text:?}")),
+            _ => {
+                return Err(format!(
+                    "must start with http:// or https://, got {shown:?}"
+                ));
+            }
         };
         let authority = uri
             .authority()
-            .ok_or_else(|| format!("must name a host, got {text:?}"))?;
+            .ok_or_else(|| format!("must name a host, got {shown:?}"))?;
         if uri.query().is_some() {
-            return Err(format!("must not have a query, got {text:?}"));
+            return Err(format!("must not have a query, got {shown:?}"));
         }
+        let (userinfo, host) = match authority.as_str().rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, authority.as_str()),
+        };
+        let basic = userinfo
+            .map(|userinfo| {
+                use base64::Engine;
+                let decoded = percent_encoding::percent_decode_str(userinfo).collect::<Vec<u8>>();
+                let encoded = base64::engine::general_purpose::STANDARD.encode(decoded);
+                let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+                    .map_err(|_| format!("has userinfo a header cannot carry: {shown:?}"))?;
+                value.set_sensitive(true);
+                Ok::<_, String>(value)
+            })
+            .transpose()?;
         Ok(UpstreamUrl {
-            origin: format!("{scheme}://{authority}"),
+            origin: format!("{scheme}://{host}"),
             prefix: uri.path().trim_end_matches('/').to_owned(),
+            basic,
         })
     }
 
@@ -151,10 +376,36 @@ impl UpstreamUrl {
         UpstreamUrl {
             origin: format!("http://{addr}"),
             prefix: String::new(),
+            basic: None,
         }
+    }
+
+    /// `host[:port]`: the name of an upstream given by `UPSTREAM_URL`.
+    pub fn host(&self) -> &str {
+        self.origin
+            .split_once("://")
+            .map_or(&self.origin, |(_, h)| h)
+    }
+
+    /// `Authorization: Basic …` from the URL's userinfo, if it had one.
+    pub fn basic_auth(&self) -> Option<&HeaderValue> {
+        self.basic.as_ref()
     }
 }
 
+/// `text` with any `user:password@` of its authority replaced by `***@`.
+pub fn redact(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_owned(),
+    }
+}
+
+/// Displays `origin` + `prefix`: never the userinfo.
 impl std::fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}", self.origin, self.prefix)
@@ -176,5 +427,21 @@ mod tests {
         assert_eq!(u.to_string(), "https://api.openai.com");
         assert!(UpstreamUrl::parse("ftp://example.com").is_err());
         assert!(UpstreamUrl::parse("localhost:9000").is_err());
+    }
+
+    #[test]
+    fn userinfo_is_a_credential_never_shown() {
+        let u = UpstreamUrl::parse("https://ada:s%40cret@proxy.example:8443/v").unwrap();
+        assert_eq!(u.to_string(), "https://proxy.example:8443/v");
+        assert_eq!(u.host(), "proxy.example:8443");
+        assert!(!format!("{u:?}").contains("cret"));
+        // base64("ada:s@cret")
+        assert_eq!(u.basic_auth().unwrap(), "Basic YWRhOnNAY3JldA==");
+        assert!(u.basic_auth().unwrap().is_sensitive());
+        for bad in ["ftp://ada:hunter2@x", "http://ada:hunter2@x?q=1"] {
+            let err = UpstreamUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("hunter2") && err.contains("***@x"), "{err}");
+        }
+        assert_eq!(redact("http://h/p@q"), "http://h/p@q");
     }
 }

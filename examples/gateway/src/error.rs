@@ -127,3 +127,60 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         format!("{} does not accept {method}", uri.path()),
     )
 }
+
+/// An error in `api`'s own shape, for clients of that API (its SDK parses it):
+/// OpenAI `{"error": {"message", "type", "param", "code"}}`, Anthropic `{"type": "error",
+/// "error": {"type", "message"}}`, Gemini `{"error": {"code", "message", "status"}}`.
+pub fn api_error(
+    api: tower_activity::LlmApi,
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+) -> Response {
+    use tower_activity::LlmApi;
+    let body = match api {
+        LlmApi::AnthropicMessages => json!({
+            "type": "error",
+            "error": { "type": anthropic_type(status), "message": message },
+        }),
+        LlmApi::GeminiGenerate => json!({
+            "error": {
+                "code": status.as_u16(),
+                "message": message,
+                "status": gemini_status(status),
+            },
+        }),
+        _ => json!({
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": if code == "model_not_found" { Value::from("model") } else { Value::Null },
+                "code": code,
+            },
+        }),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Anthropic's error `type` for `status`.
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "not_found_error",
+        408 | 504 => "timeout_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        502 | 503 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// Google's canonical status for `status`.
+fn gemini_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "NOT_FOUND",
+        408 | 504 => "DEADLINE_EXCEEDED",
+        429 => "RESOURCE_EXHAUSTED",
+        502 | 503 => "UNAVAILABLE",
+        _ => "INVALID_ARGUMENT",
+    }
+}

@@ -7,14 +7,15 @@
 //!
 //! | route | auth | what |
 //! |---|---|---|
-//! | `POST /auth/register` `{"email"}` | – | `201 {"user_id", "api_key"}`; `409` when the address is taken; event `register` |
+//! | `POST /auth/register` `{"email"}` | – | `201 {"user_id", "api_key"}`; `409` when the address is taken; `429` past [`REGISTER_PER_MINUTE`](limits) per client address; event `register` |
 //! | `POST /auth/login` | key | `200 {"user_id", "email"}`; event `login` |
-//! | `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages`, `/v1beta/models/{model}:generateContent`, `…:streamGenerateContent` | key | proxied upstream, recorded by the layer |
+//! | `POST /v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/messages`, `/v1beta/models/{model}:generateContent`, `…:streamGenerateContent` | key | proxied to the upstream [`routing`] picks, recorded by the layer |
 //! | `POST /v1/chat/sessions` `{title, model}`, `GET /v1/chat/sessions` | key | the caller's chat sessions; event `session_created` |
 //! | `GET /user/activity/stats`, `GET /user/activity/log` | key | the caller's activity ([`activity`]) |
 //! | `GET /user/activity/stream` | key | the caller's new records as SSE ([`dashboard::live`]) |
 //! | `GET /dashboard/activity` | – | the activity dashboard page ([`dashboard`]) |
-//! | `GET /metrics`, `GET /healthz` | – | Prometheus text, liveness |
+//! | `GET /metrics` | `METRICS_TOKEN` when set | Prometheus text |
+//! | `GET /healthz` | – | liveness |
 //!
 //! Every proxied response names its record in `x-activity-id`. [`AppState::live`] publishes
 //! each record once stored, for a live feed.
@@ -25,18 +26,30 @@
 //!
 //! # Layers, outermost first
 //!
-//! [`auth::require_key`] (puts the caller and an [`Attribution`](tower_activity::Attribution)
-//! into the request) → [`proxy::known_action`] → [`sessions::attribute`] (adds the session) →
-//! [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who made each request, and
-//! requests refused before it (no key, someone else's session) are not recorded.
+//! [`paths::refuse_unnormalised`] (every route: `400 invalid_path` for `..`, `//`, encoded
+//! dots and slashes) → [`limits::bound_request_body`] (every route: the body's idle and whole
+//! timeouts) → [`auth::require_key`] (puts the caller and an
+//! [`Attribution`](tower_activity::Attribution) into the request) → [`proxy::known_action`] →
+//! [`sessions::attribute`] (adds the session) → [`routing::route`] (picks the upstream, `404`
+//! when none serves the model) → [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who
+//! made each request, and requests refused before it (no key, someone else's session, no
+//! upstream, a body too slow) are not recorded.
 
 pub mod activity;
 pub mod auth;
 pub mod config;
+pub mod config_file;
 pub mod dashboard;
 pub mod error;
+pub mod fresh;
+pub mod headers;
+pub mod limits;
+pub mod live_hub;
 pub mod metrics;
+pub mod paths;
 pub mod proxy;
+pub mod ratelimit;
+pub mod routing;
 pub mod serve;
 pub mod sessions;
 pub mod storage;
@@ -46,6 +59,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
@@ -54,11 +68,16 @@ use tower_activity::query::ActivityQuery;
 use tower_activity::sink::BroadcastSink;
 use tower_activity::{ActivityLayer, ActivitySink, ActivityWriter, EventRecorder, WriterStats};
 
-pub use config::{GatewayConfig, UpstreamUrl};
-pub use serve::{ServeReport, serve, shutdown_signal};
+pub use config::{GatewayConfig, UpstreamConfig, UpstreamUrl};
+pub use limits::Limits;
+pub use serve::{ServeOptions, ServeReport, serve, serve_with, shutdown_signal};
 pub use storage::Storage;
 
+use fresh::ReadYourWrites;
+use live_hub::LiveHub;
 use proxy::UpstreamClient;
+use ratelimit::RateLimiter;
+use routing::Routes;
 use store::AccountStore;
 
 /// What every handler shares.
@@ -72,11 +91,20 @@ pub struct AppState {
     pub events: EventRecorder,
     /// The activity writer (stats for `/metrics`).
     pub writer: ActivityWriter,
-    /// Where LLM requests go.
+    /// Where LLM requests go: the upstreams and their routes.
     pub upstream: UpstreamClient,
-    /// Every record once stored, for live feeds (`live.subscribe()`; the dashboard's
-    /// `/user/activity/stream`).
+    /// Every record once stored, for live feeds (`live.subscribe()`).
     pub live: BroadcastSink<Arc<dyn ActivitySink>>,
+    /// Each user's records once stored (the dashboard's `/user/activity/stream`).
+    pub live_feeds: LiveHub,
+    /// The activity API's shared flush before reading.
+    pub fresh: ReadYourWrites,
+    /// The bounds (timeouts, caps).
+    pub limits: Arc<Limits>,
+    /// `POST /auth/register`'s limit per client address.
+    pub registrations: Arc<RateLimiter>,
+    /// When set, `/metrics` needs it as a Bearer token.
+    pub metrics_token: Option<Arc<str>>,
     /// Becomes `true` when the gateway starts shutting down: live feeds end then, instead of
     /// holding the shutdown for its whole grace period.
     pub closing: watch::Receiver<bool>,
@@ -93,6 +121,7 @@ pub struct Gateway {
     layer: ActivityLayer,
     activity: bool,
     storage: Storage,
+    serve_options: ServeOptions,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -105,8 +134,9 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Opens the storage `config.database_url` names and starts the activity writer. The
-    /// upstream must be set (`main` starts the mock when `UPSTREAM_URL` is not).
+    /// Opens the storage `config.database_url` names and starts the activity writer. An
+    /// upstream must be set (`main` starts the mock when neither `UPSTREAM_URL` nor
+    /// `GATEWAY_CONFIG` names one).
     pub async fn start(config: &GatewayConfig) -> Result<Gateway, String> {
         let storage = Storage::open(&config.database_url).await?;
         Gateway::with_storage(config, storage)
@@ -114,12 +144,13 @@ impl Gateway {
 
     /// A gateway over an already opened [`Storage`].
     pub fn with_storage(config: &GatewayConfig, storage: Storage) -> Result<Gateway, String> {
-        let upstream_url = config
-            .upstream_url
-            .clone()
-            .ok_or("no upstream: set UPSTREAM_URL")?;
-        let upstream = UpstreamClient::new(upstream_url, config.upstream_api_key.as_deref())?;
+        let routes = Routes::new(config.routes()?);
+        let upstream = UpstreamClient::new(routes, &config.limits);
         let live = BroadcastSink::new(storage.sink.clone());
+        let live_feeds = LiveHub::new({
+            let live = live.clone();
+            move || live.subscribe()
+        });
         let (closing, closing_rx) = watch::channel(false);
         let layer = ActivityLayer::builder(live.clone())
             .writer_config(config.writer.clone())
@@ -132,6 +163,11 @@ impl Gateway {
             writer: layer.writer().clone(),
             upstream,
             live,
+            live_feeds,
+            fresh: ReadYourWrites::start(layer.writer().clone()),
+            limits: Arc::new(config.limits.clone()),
+            registrations: Arc::new(RateLimiter::new(config.limits.register_per_minute)),
+            metrics_token: config.metrics_token.as_deref().map(Arc::from),
             closing: closing_rx,
         };
         Ok(Gateway {
@@ -140,6 +176,11 @@ impl Gateway {
             layer,
             activity: config.activity,
             storage,
+            serve_options: ServeOptions {
+                grace: config.shutdown_grace,
+                max_connections: config.limits.max_connections,
+                header_timeout: config.limits.header_timeout,
+            },
         })
     }
 
@@ -149,6 +190,12 @@ impl Gateway {
             self.state.clone(),
             self.activity.then(|| self.layer.clone()),
         )
+    }
+
+    /// How [`serve_with`] should serve this gateway: its shutdown grace and connection
+    /// bounds.
+    pub fn serve_options(&self) -> ServeOptions {
+        self.serve_options.clone()
     }
 
     /// The shared state (the stores, the writer, the upstream).
@@ -196,6 +243,7 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
     let llm = Router::new()
         .route("/v1/chat/completions", post(proxy::forward))
         .route("/v1/responses", post(proxy::forward))
+        .route("/v1/embeddings", post(proxy::forward))
         .route("/v1/messages", post(proxy::forward))
         .route("/v1beta/models/{*rest}", post(proxy::forward));
     let llm = match layer {
@@ -203,12 +251,15 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
         None => llm,
     };
     let llm = llm
+        .layer(from_fn_with_state(state.clone(), routing::route))
         .layer(from_fn_with_state(state.clone(), sessions::attribute))
         .layer(from_fn(proxy::known_action));
     let authenticated = Router::new()
         .route(
             "/v1/chat/sessions",
-            post(sessions::create).get(sessions::list),
+            post(sessions::create)
+                .get(sessions::list)
+                .layer(DefaultBodyLimit::max(limits::SMALL_BODY)),
         )
         .route("/user/activity/stats", get(activity::stats))
         .route("/user/activity/log", get(activity::log))
@@ -216,13 +267,29 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
         .merge(llm)
         .layer(from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
-        .route("/auth/register", post(auth::register))
+        .route(
+            "/auth/register",
+            post(auth::register)
+                .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
+                .layer(from_fn_with_state(state.clone(), ratelimit::registrations)),
+        )
         .route("/auth/login", post(auth::login))
-        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/metrics",
+            get(metrics::metrics).layer(from_fn_with_state(
+                state.clone(),
+                auth::require_metrics_token,
+            )),
+        )
         .route("/healthz", get(metrics::healthz))
         .merge(authenticated)
         .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(from_fn_with_state(
+            state.clone(),
+            limits::bound_request_body,
+        ))
         .with_state(state)
+        .layer(from_fn(paths::refuse_unnormalised))
 }

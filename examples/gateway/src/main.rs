@@ -6,10 +6,12 @@
 //! ```
 //!
 //! serves on `127.0.0.1:8080` with no setup: a SQLite file (`activity.db`, created in the
-//! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`, `DATABASE_URL`,
-//! `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `SHUTDOWN_GRACE_SECS`) and the routes are described in
-//! the `gateway` library (`src/lib.rs`); the README has a curl session. Exit code 2 with a one-line
-//! cause for a bad variable, 1 when the database or the address cannot be opened.
+//! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`,
+//! `DATABASE_URL`, `GATEWAY_CONFIG`, `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `METRICS_TOKEN`,
+//! `SHUTDOWN_GRACE_SECS`, the bounds) and the routes are described in the `gateway` library
+//! (`src/config.rs`, `src/limits.rs`, `src/lib.rs`); the README has a curl session and
+//! configurations. Exit code 2 with a one-line cause for a bad variable or configuration file,
+//! 1 when the database or the address cannot be opened.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,11 +36,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if config.upstream_url.is_none() {
+    if config.upstream_url.is_none() && config.upstreams.is_empty() {
         match mock_upstream::spawn(mock_upstream::MockConfig::default()).await {
             Ok((addr, _task)) => {
-                tracing::info!("UPSTREAM_URL is not set: mock upstream started on http://{addr}");
+                tracing::info!(
+                    "neither UPSTREAM_URL nor GATEWAY_CONFIG is set: mock upstream started on http://{addr}"
+                );
                 config.upstream_url = Some(UpstreamUrl::local(addr));
+                config.upstream_forward_headers = gateway::config::mock_headers();
             }
             Err(e) => {
                 eprintln!("gateway: cannot start the mock upstream ({e}); set UPSTREAM_URL");
@@ -67,7 +72,7 @@ async fn main() -> ExitCode {
     tracing::info!(
         "gateway on http://{addr} — storage: {}, upstream: {}",
         gateway.storage().description,
-        gateway.state().upstream.url()
+        gateway.state().upstream.describe()
     );
     tracing::info!(
         "try: curl -s -X POST http://{addr}/auth/register -H 'content-type: application/json' -d '{{\"email\":\"ada@example.com\"}}'"
@@ -77,7 +82,8 @@ async fn main() -> ExitCode {
         gateway::shutdown_signal().await;
         gateway.close_live_feeds();
     };
-    let report = gateway::serve(listener, gateway.router(), signal, config.shutdown_grace).await;
+    let report =
+        gateway::serve_with(listener, gateway.router(), signal, gateway.serve_options()).await;
     let stats = gateway.shutdown(WRITER_DEADLINE).await;
     tracing::info!(
         connections = report.connections,

@@ -1,25 +1,29 @@
-//! The proxy: forwards an LLM request upstream with the gateway's key and streams the answer
-//! back frame by frame.
+//! The proxy: forwards an LLM request to the upstream [`routing`](crate::routing) chose, with
+//! that upstream's key, and streams the answer back frame by frame.
 //!
 //! One pooled hyper-util client (HTTP/1, keep-alive; TLS by rustls with the Mozilla roots for
-//! an `https://` upstream) serves every request. The request goes to
-//! `UPSTREAM_URL` + its path + its query (less `session_id` and `key`), with the client's
-//! headers less hop-by-hop ones, the client's own credentials (`Authorization`, `x-api-key`,
-//! `x-goog-api-key`), `X-Session-Id`, cookies and `Accept-Encoding` (the activity layer reads
-//! usage from plain bodies only, so upstream answers uncompressed). The gateway's key is sent
-//! the way each API expects: `Authorization: Bearer` (OpenAI chat and Responses), `x-api-key`
-//! (Anthropic), `x-goog-api-key` (Gemini).
+//! an `https://` upstream) serves every upstream. The request goes to the upstream's base URL +
+//! its path + its query (less `session_id` and `key`, compared after percent-decoding), with
+//! only the headers [`headers`](crate::headers) allows, and the upstream's key sent the way
+//! each API expects: `Authorization: Bearer` (OpenAI chat, Responses, embeddings), `x-api-key`
+//! and `anthropic-version` (Anthropic; `2023-06-01` unless the client names one),
+//! `x-goog-api-key` (Gemini). A base URL's `user:password` goes as `Authorization: Basic`
+//! when the key does not use that header.
 //!
-//! The upstream's answer — status, headers, body — passes through unchanged, errors
-//! included; the body is never buffered. An upstream that cannot be reached is a `502` with a
-//! JSON error (`type: "upstream_unreachable"`), which the activity layer records as an
-//! `error`.
+//! The upstream's answer — status, the allowed headers, body — passes through unchanged,
+//! errors included; the body is never buffered. Bounds ([`Limits`]): the connection must be
+//! made within `upstream_connect`, the response headers arrive within `upstream_headers`
+//! (else `504 upstream_timeout`), and a response body silent for `upstream_idle` is ended
+//! (the activity layer records the stream `interrupted`). An upstream that cannot be reached
+//! is a `502` (`type: "upstream_unreachable"`), recorded as an `error`. Messages and records
+//! name the upstream by its name; its URL appears in messages without userinfo.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,48 +31,44 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower_activity::LlmApi;
 
 use crate::AppState;
 use crate::config::UpstreamUrl;
-use crate::error::ApiError;
-use crate::sessions::SESSION_HEADER;
+use crate::error::{ApiError, api_error};
+use crate::headers;
+use crate::limits::{BodyTimeout, Limits, TimedBody};
+use crate::routing::{Chosen, Routes, Upstream};
 
 /// The Gemini actions the gateway forwards (`/v1beta/models/{model}:{action}`).
 pub const GEMINI_ACTIONS: [&str; 2] = [":generateContent", ":streamGenerateContent"];
 
-/// The upstream: where requests go, the key they carry, the pooled client.
+/// The `anthropic-version` sent when the client names none (the API requires one).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The upstreams, their routes and the pooled client that reaches them.
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Body>,
-    url: UpstreamUrl,
-    api_key: Option<HeaderValue>,
+    routes: Routes,
+    header_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for UpstreamClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamClient")
-            .field("url", &self.url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("routes", &self.routes)
             .finish_non_exhaustive()
     }
 }
 
 impl UpstreamClient {
-    /// A client for `url`, sending `api_key` when given. `Err` names `UPSTREAM_API_KEY` when
-    /// the key cannot be a header value.
-    pub fn new(url: UpstreamUrl, api_key: Option<&str>) -> Result<Self, String> {
-        let api_key = api_key
-            .map(|k| {
-                let mut v = HeaderValue::from_str(k).map_err(|_| {
-                    "UPSTREAM_API_KEY contains characters a header cannot carry".to_owned()
-                })?;
-                v.set_sensitive(true);
-                Ok::<_, String>(v)
-            })
-            .transpose()?;
+    /// A client for `routes` with the upstream bounds of `limits`.
+    pub fn new(routes: Routes, limits: &Limits) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_connect_timeout(Some(limits.upstream_connect));
         http.enforce_http(false);
         let connector = HttpsConnectorBuilder::new()
             .with_webpki_roots()
@@ -78,74 +78,120 @@ impl UpstreamClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        Ok(UpstreamClient {
+        UpstreamClient {
             client,
-            url,
-            api_key,
-        })
+            routes,
+            header_timeout: limits.upstream_headers,
+            idle_timeout: limits.upstream_idle,
+        }
     }
 
-    /// The base URL, for logs and the records' `upstream`.
-    pub fn url(&self) -> &UpstreamUrl {
-        &self.url
+    /// The routes: every upstream, in order.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// `name (url)` for each upstream, for the log (never a credential).
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .routes
+            .upstreams()
+            .iter()
+            .map(|u| format!("{} ({})", u.name, u.url))
+            .collect();
+        names.join(", ")
     }
 }
 
 /// The LLM routes' handler: forwards the request and streams the answer back.
 pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
-    let upstream = &state.upstream;
+    let client = &state.upstream;
+    let api = LlmApi::detect(request.uri().path());
+    let upstream: Arc<Upstream> = match request.extensions().get::<Chosen>() {
+        Some(Chosen(upstream)) => upstream.clone(),
+        None => match client.routes.pick(api, None) {
+            Some(upstream) => upstream.clone(),
+            None => {
+                return api_error(
+                    api,
+                    StatusCode::NOT_FOUND,
+                    "model_not_found",
+                    format!("no upstream of this gateway serves {}", api.as_str()),
+                );
+            }
+        },
+    };
     let (mut parts, body) = request.into_parts();
     let target = match target_uri(&upstream.url, &parts.uri) {
         Ok(uri) => uri,
         Err(e) => return e.into_response(),
     };
-    strip_hop_by_hop(&mut parts.headers);
-    for name in [
-        header::HOST,
-        header::AUTHORIZATION,
-        header::COOKIE,
-        header::ACCEPT_ENCODING,
-        HeaderName::from_static("x-api-key"),
-        HeaderName::from_static("x-goog-api-key"),
-        HeaderName::from_static(SESSION_HEADER),
-    ] {
-        parts.headers.remove(name);
-    }
-    if let Some(key) = &upstream.api_key {
-        let path = parts.uri.path();
-        let (name, value) = if path.starts_with("/v1beta/") {
-            (HeaderName::from_static("x-goog-api-key"), key.clone())
-        } else if path == "/v1/messages" {
-            (HeaderName::from_static("x-api-key"), key.clone())
-        } else {
-            let mut bearer = HeaderValue::from_bytes(&[b"Bearer ", key.as_bytes()].concat())
-                .unwrap_or_else(|_| key.clone());
-            bearer.set_sensitive(true);
-            (header::AUTHORIZATION, bearer)
+    let mut sent = headers::upstream_request(&parts.headers, api, &upstream.forward_headers);
+    if let Some(key) = &upstream.key {
+        let (name, value) = match api {
+            LlmApi::GeminiGenerate => (HeaderName::from_static("x-goog-api-key"), key.clone()),
+            LlmApi::AnthropicMessages => (HeaderName::from_static("x-api-key"), key.clone()),
+            _ => {
+                let mut bearer = HeaderValue::from_bytes(&[b"Bearer ", key.as_bytes()].concat())
+                    .unwrap_or_else(|_| key.clone());
+                bearer.set_sensitive(true);
+                (header::AUTHORIZATION, bearer)
+            }
         };
-        parts.headers.insert(name, value);
+        sent.insert(name, value);
     }
+    if let Some(basic) = upstream.url.basic_auth() {
+        if !sent.contains_key(header::AUTHORIZATION) {
+            sent.insert(header::AUTHORIZATION, basic.clone());
+        }
+    }
+    if api == LlmApi::AnthropicMessages && !sent.contains_key("anthropic-version") {
+        sent.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+    }
+    parts.headers = sent;
     parts.uri = target;
-    let upstream_name = tower_activity::Upstream(upstream.url.to_string());
-    let mut response = match upstream
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-    {
-        Ok(response) => {
+    let upstream_name = tower_activity::Upstream(upstream.name.clone());
+    let call = client.client.request(Request::from_parts(parts, body));
+    let mut response = match tokio::time::timeout(client.header_timeout, call).await {
+        Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
+            headers::filter_response(&mut parts.headers, upstream.rate_limit_headers);
+            let body = TimedBody::new(body, client.idle_timeout, None);
             Response::from_parts(parts, Body::new(body))
         }
-        Err(e) => {
+        Ok(Err(e)) if crate::limits::find_cause::<BodyTimeout>(&e).is_some() => {
+            // The client's body, not the upstream, was too slow.
+            crate::limits::body_error(api, &e, 0)
+        }
+        Ok(Err(e)) => {
             let cause = causes(&e);
-            tracing::warn!(upstream = %upstream.url, "upstream request failed: {cause}");
+            let name = &upstream.name;
+            tracing::warn!(upstream = %name, "upstream request failed: {cause}");
             let message = if e.is_connect() {
-                format!("upstream {} is unreachable: {cause}", upstream.url)
+                format!("upstream {name} ({}) is unreachable: {cause}", upstream.url)
             } else {
-                format!("upstream {} failed before answering: {cause}", upstream.url)
+                format!(
+                    "upstream {name} ({}) failed before answering: {cause}",
+                    upstream.url
+                )
             };
             ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", message).into_response()
+        }
+        Err(_) => {
+            let name = &upstream.name;
+            tracing::warn!(upstream = %name, "upstream sent no response headers within {:?}", client.header_timeout);
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
+                    "upstream {name} sent no response headers within {:?}",
+                    client.header_timeout
+                ),
+            )
+            .into_response()
         }
     };
     response.extensions_mut().insert(upstream_name);
@@ -165,15 +211,22 @@ pub async fn known_action(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The upstream URI for a request: base + path + query without `session_id` and `key`.
+/// Query parameters the gateway reads and never forwards: the session, and Gemini's `key`
+/// (a client's key in the URL).
+pub const GATEWAY_PARAMETERS: [&str; 2] = ["session_id", "key"];
+
+/// The upstream URI for a request: base + path + query without [`GATEWAY_PARAMETERS`], whose
+/// names are compared percent-decoded (`ke%79` is `key`).
 fn target_uri(base: &UpstreamUrl, uri: &Uri) -> Result<Uri, ApiError> {
     let query: Vec<&str> = uri
         .query()
         .unwrap_or("")
         .split('&')
         .filter(|p| {
-            let name = p.split('=').next().unwrap_or("");
-            !p.is_empty() && name != "session_id" && name != "key"
+            let name = form_urlencoded::parse(p.as_bytes())
+                .next()
+                .map(|(name, _)| name);
+            !p.is_empty() && !name.is_some_and(|n| GATEWAY_PARAMETERS.contains(&n.trim()))
         })
         .collect();
     let mut target = format!("{}{}{}", base.origin, base.prefix, uri.path());
@@ -184,32 +237,6 @@ fn target_uri(base: &UpstreamUrl, uri: &Uri) -> Result<Uri, ApiError> {
     target
         .parse()
         .map_err(|e| ApiError::bad_request(format!("cannot forward this path: {e}")))
-}
-
-/// Removes the headers that describe one connection, not the message (RFC 9110 §7.6.1).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-    ] {
-        headers.remove(name);
-    }
 }
 
 /// An error and its sources, `: `-separated (hyper's own message is only "client error").
@@ -238,22 +265,18 @@ mod tests {
             target_uri(&base, &uri).unwrap().to_string(),
             "http://127.0.0.1:9/p/v1beta/models/m:streamGenerateContent?alt=sse"
         );
+        let uri: Uri = "/v1/responses?%73ession_id=s&ke%79=k&k%65y=k&key+=k&alt=sse"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            target_uri(&base, &uri).unwrap().to_string(),
+            "http://127.0.0.1:9/p/v1/responses?alt=sse",
+            "names compared decoded"
+        );
         let uri: Uri = "/v1/responses?session_id=s".parse().unwrap();
         assert_eq!(
             target_uri(&base, &uri).unwrap().to_string(),
             "http://127.0.0.1:9/p/v1/responses"
         );
-    }
-
-    #[test]
-    fn hop_by_hop_headers_go() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, x-trace".parse().unwrap());
-        h.insert("x-trace", "1".parse().unwrap());
-        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
-        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key(header::CONTENT_TYPE));
     }
 }

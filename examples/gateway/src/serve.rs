@@ -10,17 +10,51 @@
 //!
 //! axum's own `serve` waits for connections without a deadline and leaves their tasks running
 //! when dropped, so the gateway runs hyper's HTTP/1 connections itself, in a `JoinSet`.
+//!
+//! Bounds ([`ServeOptions`]): at most `max_connections` are served at once — the next waits in
+//! the listen backlog until one closes — and a request's headers must arrive within
+//! `header_timeout`. Each request carries its peer's address (`ConnectInfo<SocketAddr>`),
+//! which the registration limit keys on.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+/// How [`serve_with`] serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How long in-flight requests may run on after the shutdown signal.
+    pub grace: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The time a request's headers may take.
+    pub header_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// `grace`, with the default bounds of [`Limits`](crate::Limits).
+    pub fn with_grace(grace: Duration) -> Self {
+        let limits = crate::Limits::default();
+        ServeOptions {
+            grace,
+            max_connections: limits.max_connections,
+            header_timeout: limits.header_timeout,
+        }
+    }
+}
 
 /// How the server ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,13 +65,42 @@ pub struct ServeReport {
     pub aborted: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains as the module docs say.
+/// Serves `app` on `listener` until `shutdown` resolves, then drains as the module docs say;
+/// the default bounds ([`ServeOptions::with_grace`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> ServeReport {
+    serve_with(listener, app, shutdown, ServeOptions::with_grace(grace)).await
+}
+
+/// Waits for a free connection slot, then for a connection.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> (
+    OwnedSemaphorePermit,
+    std::io::Result<(TcpStream, SocketAddr)>,
+) {
+    let permit = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    (permit, listener.accept().await)
+}
+
+/// [`serve`] with `options`.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+) -> ServeReport {
+    let grace = options.grace;
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut report = ServeReport::default();
@@ -45,8 +108,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+            (permit, accepted) = accept(&listener, &slots) => {
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Out of file descriptors and the like: wait instead of spinning.
@@ -57,12 +120,18 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 report.connections += 1;
-                let service = TowerToHyperService::new(app.clone());
+                let service = app.clone().map_request(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+                let service = TowerToHyperService::new(service);
                 let mut stop = stop_rx.clone();
+                let header_timeout = options.header_timeout;
                 connections.spawn(async move {
+                    let _permit = permit;
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
+                        .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {

@@ -1,14 +1,14 @@
 //! `GET /user/activity/stream`: the caller's new records as Server-Sent Events.
 //!
 //! The gateway authenticates the request (Bearer API key → user id) and hands [`stream`] the
-//! user id and a fresh receiver of its [`BroadcastSink`](tower_activity::sink::BroadcastSink). The
-//! events:
+//! user id and a fresh receiver of that user's records
+//! ([`LiveHub::subscribe`](crate::live_hub::LiveHub::subscribe)). The events:
 //!
 //! | event | data | when |
 //! |---|---|---|
 //! | `ready` | `{}` | first, once subscribed: records stored from now on will follow |
 //! | `activity` | one `ActivityRecord` as JSON (the log's row shape); the SSE `id` is the record's | each of the caller's records, once stored |
-//! | `lagged` | `{"missed": N}` | the connection fell more than the channel's capacity behind and lost N records (anyone's): re-read stats and log |
+//! | `lagged` | `{"missed": N}` | the connection fell more than the channel's capacity behind and lost N of the caller's records: re-read stats and log |
 //!
 //! Records of other users are never sent, not even counted. Comment lines (`: keep-alive`)
 //! every 15 s keep idle proxies from closing the connection. The stream ends when the sink

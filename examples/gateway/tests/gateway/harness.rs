@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -16,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_activity::WriterStats;
 
-use gateway::{Gateway, GatewayConfig, ServeReport, Storage, UpstreamUrl, serve};
+use gateway::{Gateway, GatewayConfig, ServeReport, Storage, UpstreamUrl, serve_with};
 use mock_upstream::MockConfig;
 
 /// A running gateway and a client for it.
@@ -74,7 +75,12 @@ impl Harness {
         let mut config = GatewayConfig::for_upstream(upstream);
         config.upstream_api_key = api_key.map(str::to_owned);
         config.shutdown_grace = grace;
-        let gateway = Gateway::with_storage(&config, storage).expect("the gateway starts");
+        Harness::with_config(storage, &config).await
+    }
+
+    /// A gateway over `storage` configured by `config` (its address is ignored).
+    pub async fn with_config(storage: Storage, config: &GatewayConfig) -> Harness {
+        let gateway = Gateway::with_storage(config, storage).expect("the gateway starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -86,7 +92,12 @@ impl Harness {
             shutdown.await;
             close_feeds();
         };
-        let server = tokio::spawn(serve(listener, gateway.router(), shutdown, grace));
+        let server = tokio::spawn(serve_with(
+            listener,
+            gateway.router(),
+            shutdown,
+            gateway.serve_options(),
+        ));
         Harness {
             addr,
             gateway,
@@ -307,5 +318,69 @@ impl TempPg {
         .execute(&mut conn)
         .await
         .unwrap();
+    }
+}
+
+/// What an [`Echo`] upstream received: one request's URI and headers.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub uri: String,
+    pub headers: HeaderMap,
+}
+
+/// An upstream that answers every request with JSON naming what it received (`uri`,
+/// `headers`), with a few provider response headers beside (a request id, a rate-limit
+/// header, an organisation, a cookie), and keeps what it saw.
+pub struct Echo {
+    pub addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+/// The response headers an [`Echo`] sends with every answer.
+pub const ECHO_RESPONSE_HEADERS: [(&str, &str); 6] = [
+    ("x-request-id", "req_123"),
+    ("x-ratelimit-remaining-requests", "99"),
+    ("openai-organization", "org-gateway-account"),
+    ("set-cookie", "upstream=1"),
+    ("server", "echo"),
+    ("anthropic-ratelimit-tokens-remaining", "1000"),
+];
+
+impl Echo {
+    pub async fn start() -> Echo {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                let headers: std::collections::BTreeMap<String, String> = request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                let uri = request.uri().to_string();
+                log.lock().unwrap().push(Seen {
+                    uri: uri.clone(),
+                    headers: request.headers().clone(),
+                });
+                let mut response =
+                    axum::Json(json!({ "uri": uri, "headers": headers })).into_response();
+                for (name, value) in ECHO_RESPONSE_HEADERS {
+                    response
+                        .headers_mut()
+                        .insert(name, http::HeaderValue::from_static(value));
+                }
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Echo { addr, seen }
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
     }
 }

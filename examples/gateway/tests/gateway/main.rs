@@ -6,11 +6,13 @@
 //! (40): ⌈49 / 4⌉ = 13 input tokens at the mock. Its reply is 24 words (24 output tokens), or
 //! the request's token limit when smaller. Costs are the embedded `PriceTable`'s.
 
+mod bounds;
 mod dashboard;
 mod e2e;
 mod edges;
 mod harness;
 mod restart;
+mod routing;
 mod shutdown;
 
 use std::collections::BTreeMap;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway::{Storage, UpstreamUrl};
-use harness::{Harness, TempDb, TempPg};
+use harness::{Echo, Harness, TempDb, TempPg};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use mock_upstream::wire::*;
