@@ -132,13 +132,8 @@ impl UpstreamConfig {
             })
             .transpose()?;
         Ok(Upstream {
-            name: self.name.clone(),
-            url: self.url.clone(),
+            config: self.clone(),
             key,
-            apis: self.apis.clone(),
-            models: self.models.clone(),
-            forward_headers: self.forward_headers.clone(),
-            rate_limit_headers: self.rate_limit_headers,
         })
     }
 }

@@ -265,6 +265,21 @@ rate_limit_headers = true
     }
 
     #[test]
+    fn the_readmes_four_providers_read() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("README has a ```toml block");
+        let ups = parse("README.md", block, |name| Some(format!("key-{name}"))).unwrap();
+        let names: Vec<&str> = ups.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["openai", "anthropic", "gemini", "openrouter"]);
+        assert_eq!(ups[3].url.to_string(), "https://openrouter.ai/api");
+        assert_eq!(ups[2].apis, [LlmApi::GeminiGenerate]);
+    }
+
+    #[test]
     fn errors_name_the_file_the_line_and_the_key() {
         let cases = [
             (

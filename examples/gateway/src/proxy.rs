@@ -97,7 +97,7 @@ impl UpstreamClient {
             .routes
             .upstreams()
             .iter()
-            .map(|u| format!("{} ({})", u.name, u.url))
+            .map(|u| format!("{} ({})", u.config.name, u.config.url))
             .collect();
         names.join(", ")
     }
@@ -107,7 +107,7 @@ impl UpstreamClient {
 pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
     let client = &state.upstream;
     let api = LlmApi::detect(request.uri().path());
-    let upstream: Arc<Upstream> = match request.extensions().get::<Chosen>() {
+    let chosen: Arc<Upstream> = match request.extensions().get::<Chosen>() {
         Some(Chosen(upstream)) => upstream.clone(),
         None => match client.routes.pick(api, None) {
             Some(upstream) => upstream.clone(),
@@ -121,13 +121,14 @@ pub async fn forward(State(state): State<AppState>, request: Request) -> Respons
             }
         },
     };
+    let upstream = &chosen.config;
     let (mut parts, body) = request.into_parts();
     let target = match target_uri(&upstream.url, &parts.uri) {
         Ok(uri) => uri,
         Err(e) => return e.into_response(),
     };
     let mut sent = headers::upstream_request(&parts.headers, api, &upstream.forward_headers);
-    if let Some(key) = &upstream.key {
+    if let Some(key) = &chosen.key {
         let (name, value) = match api {
             LlmApi::GeminiGenerate => (HeaderName::from_static("x-goog-api-key"), key.clone()),
             LlmApi::AnthropicMessages => (HeaderName::from_static("x-api-key"), key.clone()),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
@@ -23,48 +23,26 @@ use serde::Deserialize;
 use tower_activity::LlmApi;
 
 use crate::AppState;
-use crate::config::UpstreamUrl;
+use crate::config::UpstreamConfig;
 use crate::error::api_error;
 
-/// One upstream, ready to serve.
+/// One upstream, ready to serve: its configuration and its key as a header value.
+#[derive(Debug)]
 pub struct Upstream {
-    /// What records carry in `upstream` and logs print: never a URL.
-    pub name: String,
-    /// The base URL (its userinfo, if any, is kept out of every display).
-    pub url: UpstreamUrl,
-    /// The key sent as its APIs expect; sensitive.
+    /// Name, URL, APIs, model globs, header rules.
+    pub config: UpstreamConfig,
+    /// The key sent as its APIs expect; sensitive (`Debug` does not show it).
     pub(crate) key: Option<HeaderValue>,
-    /// The APIs it serves.
-    pub apis: Vec<LlmApi>,
-    /// Model globs (`*` matches any run of characters); empty: every model.
-    pub models: Vec<String>,
-    /// Client headers allowed through beyond each API's own.
-    pub forward_headers: Vec<HeaderName>,
-    /// Whether the provider's rate-limit headers come back to the client.
-    pub rate_limit_headers: bool,
-}
-
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
-            .field("name", &self.name)
-            .field("url", &self.url.to_string())
-            .field("key", &self.key.as_ref().map(|_| "***"))
-            .field("apis", &self.apis)
-            .field("models", &self.models)
-            .field("forward_headers", &self.forward_headers)
-            .field("rate_limit_headers", &self.rate_limit_headers)
-            .finish()
-    }
 }
 
 impl Upstream {
     /// Whether it serves `api` for `model` (`None`: the model could not be read).
     pub fn serves(&self, api: LlmApi, model: Option<&str>) -> bool {
-        self.apis.contains(&api)
+        let c = &self.config;
+        c.apis.contains(&api)
             && match model {
-                _ if self.models.is_empty() => true,
-                Some(model) => self.models.iter().any(|g| glob(g, model)),
+                _ if c.models.is_empty() => true,
+                Some(model) => c.models.iter().any(|g| glob(g, model)),
                 None => false,
             }
     }
@@ -94,7 +72,7 @@ impl Routes {
     pub fn pick(&self, api: LlmApi, model: Option<&str>) -> Option<&Arc<Upstream>> {
         match model {
             Some(_) => self.0.iter().find(|u| u.serves(api, model)),
-            None => self.0.iter().find(|u| u.apis.contains(&api)),
+            None => self.0.iter().find(|u| u.config.apis.contains(&api)),
         }
     }
 
@@ -102,9 +80,9 @@ impl Routes {
     /// before the first one serving every model (or no upstream serves `api` at all, and the
     /// 404 names the model).
     fn needs_model(&self, api: LlmApi) -> bool {
-        match self.0.iter().find(|u| u.apis.contains(&api)) {
+        match self.0.iter().find(|u| u.config.apis.contains(&api)) {
             None => true,
-            Some(first) => !first.models.is_empty(),
+            Some(first) => !first.config.models.is_empty(),
         }
     }
 }
@@ -221,15 +199,12 @@ mod tests {
     }
 
     fn upstream(name: &str, apis: &[LlmApi], models: &[&str]) -> Upstream {
-        Upstream {
-            name: name.into(),
-            url: UpstreamUrl::parse("http://127.0.0.1:9").unwrap(),
-            key: None,
-            apis: apis.to_vec(),
-            models: models.iter().map(|m| m.to_string()).collect(),
-            forward_headers: vec![],
-            rate_limit_headers: false,
-        }
+        let url = crate::UpstreamUrl::parse("http://127.0.0.1:9").unwrap();
+        let mut config = UpstreamConfig::single(url, None);
+        config.name = name.into();
+        config.apis = apis.to_vec();
+        config.models = models.iter().map(|m| m.to_string()).collect();
+        config.build().unwrap()
     }
 
     #[test]
@@ -241,7 +216,7 @@ mod tests {
             upstream("openrouter", &[OpenAiChat], &["*/*"]),
             upstream("fallback", &[OpenAiChat], &[]),
         ]);
-        let name = |api, model| routes.pick(api, model).map(|u| u.name.as_str());
+        let name = |api, model| routes.pick(api, model).map(|u| u.config.name.as_str());
         assert_eq!(name(OpenAiChat, Some("gpt-4o")), Some("openai"));
         assert_eq!(name(OpenAiChat, Some("meta/llama")), Some("openrouter"));
         assert_eq!(name(OpenAiChat, Some("mistral-large")), Some("fallback"));
