@@ -29,7 +29,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use tower_activity::LlmApi;
 
-use crate::config::{UpstreamConfig, UpstreamUrl};
+use crate::config::{UpstreamConfig, UpstreamUrl, redact};
 use crate::headers::NEVER_FORWARDED;
 
 /// Every API an upstream may serve, by its records' name.
@@ -77,9 +77,16 @@ pub fn parse(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<UpstreamConfig>, String> {
     let at = |span: Range<usize>| format!("{file}:{}", line_of(text, span.start));
-    let parsed: File = toml::from_str(text).map_err(|e| {
-        let place = e.span().map_or_else(|| file.to_owned(), &at);
-        format!("{place}: {}", e.message().trim())
+    let parsed: File = toml::from_str(text).map_err(|e| match e.span() {
+        // The line itself names the key (toml's message may not); a URL in it loses its
+        // userinfo.
+        Some(span) => {
+            let line = line_of(text, span.start);
+            let shown = redact(text.lines().nth(line - 1).unwrap_or("").trim());
+            let shown: String = shown.chars().take(120).collect();
+            format!("{file}:{line}: {} (at `{shown}`)", e.message().trim())
+        }
+        None => format!("{file}: {}", e.message().trim()),
     })?;
     if parsed.upstream.is_empty() {
         return Err(format!(
@@ -324,6 +331,24 @@ rate_limit_headers = true
             let err = parse("gw.toml", &text, env).unwrap_err();
             assert!(err.starts_with(want), "want {want:?}, got {err:?}");
         }
+        let text = EXAMPLE.replace(
+            "apis = [\"anthropic.messages\"]",
+            "apis = \"anthropic.messages\"",
+        );
+        let err = parse("gw.toml", &text, env).unwrap_err();
+        assert!(
+            err.ends_with("(at `apis = \"anthropic.messages\"`)"),
+            "the key is shown: {err}"
+        );
+        let text = EXAMPLE.replace(
+            "\"https://api.openai.com\"",
+            "\"https://ada:hunter2@api.openai.com",
+        );
+        let err = parse("gw.toml", &text, env).unwrap_err();
+        assert!(
+            err.starts_with("gw.toml:4:") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]
