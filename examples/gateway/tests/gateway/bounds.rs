@@ -331,3 +331,34 @@ async fn concurrent_reads_share_a_flush_and_still_see_their_writes() {
         "{batches} batches, {flushes} flushes"
     );
 }
+
+/// With `max_connections` open, the next connection waits (in the listen backlog) until one
+/// closes; then it is served.
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_a_free_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = harness(|l| l.max_connections = 2, None).await;
+    // Two connections that send nothing hold both slots (until the header timeout, 30 s).
+    let first = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let early =
+        tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut answer)).await;
+    assert!(
+        early.is_err(),
+        "served past the cap: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(30), third.read_to_end(&mut answer))
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
