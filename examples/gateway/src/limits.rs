@@ -15,8 +15,10 @@
 //! | upstream response headers | 300 s (a long non-streamed reasoning request) | `UPSTREAM_HEADER_TIMEOUT_SECS` |
 //! | upstream stream silent | 300 s between two frames | `UPSTREAM_IDLE_TIMEOUT_SECS` |
 //!
-//! A body too slow is answered `408` (in the API's error shape on LLM routes; not sent
-//! upstream, not recorded) and its connection closed.
+//! A body too slow is answered `408` (in the API's error shape on LLM routes) and its
+//! connection closed. When routing reads the body, nothing was sent upstream and nothing is
+//! recorded; when the body was already streaming to the upstream, the request had reached the
+//! activity layer and is recorded as an `error` with status 408.
 
 use std::error::Error as StdError;
 use std::future::Future;
