@@ -237,3 +237,35 @@ async fn a_url_with_userinfo_is_never_shown_answered_or_recorded() {
         "Basic YWRhOmh1bnRlcjI="
     );
 }
+
+#[tokio::test]
+async fn a_slow_body_read_for_routing_is_a_408_sent_nowhere_and_not_recorded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let openai = Echo::start().await;
+    let text = format!(
+        "[[upstream]]\nname = \"openai\"\nbase_url = \"http://{}\"\napis = [\"openai.chat\"]\nmodels = [\"gpt-*\"]\n",
+        openai.addr
+    );
+    let mut config = config(&text);
+    config.limits.body_idle = Duration::from_millis(300);
+    let gw = Harness::with_config(Storage::memory(), &config).await;
+    let (_, key) = gw.register("slow-route@example.com").await;
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"model\":\"gpt-4o-mini\""
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"request_timeout\""),
+        "OpenAI's shape: {answer}"
+    );
+    assert!(openai.seen().is_empty());
+    assert_eq!(gw.log(&key, "kind=request").await["total"], 0);
+}
