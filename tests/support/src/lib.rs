@@ -1,8 +1,8 @@
 //! Test support for tower-activity's own tests, benches and the `replay` example: bodies
 //! that yield given bytes in chosen frames ([`framed`]), a recorded exchange run through an
 //! `ActivityLayer` ([`exchange`]), a sink whose answers a test scripts ([`scripted`]), an
-//! OTLP/HTTP collector ([`otlp`]), what the storage tests share ([`storage`]), and the
-//! benches' fixed exchanges ([`workload`]).
+//! OTLP/HTTP collector ([`otlp`]), the `replay` example's work ([`replay`]), what the storage
+//! tests share ([`storage`]), and the benches' fixed exchanges ([`workload`]).
 //!
 //! A workspace crate rather than files included by path into several crates, so each user
 //! takes what it needs and nothing is compiled twice.
@@ -12,6 +12,7 @@ pub mod budget;
 pub mod exchange;
 pub mod framed;
 pub mod otlp;
+pub mod replay;
 pub mod scripted;
 pub mod storage;
 pub mod workload;
