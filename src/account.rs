@@ -275,7 +275,10 @@ fn into_record(
     // provider stated its charge).
     if r.total_tokens.is_some() || stated.is_some() {
         let usage = bill::token_usage(&r, obs.usage.as_ref(), &terms);
-        settings.prices.price_record(&mut r, &usage, stated);
+        settings
+            .prices
+            .current()
+            .price_record(&mut r, &usage, stated);
     }
 
     let latency = now.saturating_duration_since(start);

@@ -8,7 +8,7 @@ use http::request::Parts;
 use tower_layer::Layer;
 
 use crate::attribution::{Attribution, EventRecorder};
-use crate::pricing::PriceTable;
+use crate::pricing::SharedPrices;
 use crate::provider::ProviderRules;
 use crate::record::LlmApi;
 use crate::service::ActivityService;
@@ -145,7 +145,7 @@ pub struct ActivityLayerBuilder {
     sink: Option<StartWriter>,
     writer: Option<ActivityWriter>,
     writer_config: WriterConfig,
-    prices: Option<Arc<PriceTable>>,
+    prices: Option<SharedPrices>,
     providers: ProviderRules,
     attribution: Option<Arc<AttributionHook>>,
     max_request_body: usize,
@@ -179,8 +179,11 @@ impl ActivityLayerBuilder {
     /// 1 MiB.
     pub const DEFAULT_MAX_SSE_LINE: usize = crate::sse::DEFAULT_MAX_LINE;
 
-    /// The price table (default: the embedded table, [`PriceTable::default`]).
-    pub fn prices(mut self, prices: impl Into<Arc<PriceTable>>) -> Self {
+    /// The price table (default: the embedded table,
+    /// [`PriceTable::default`](crate::pricing::PriceTable::default)): a
+    /// [`PriceTable`](crate::pricing::PriceTable), or a [`SharedPrices`] to replace it while the layer runs (a reloaded
+    /// price file; each record is priced from one whole table).
+    pub fn prices(mut self, prices: impl Into<SharedPrices>) -> Self {
         self.prices = Some(prices.into());
         self
     }
@@ -291,9 +294,7 @@ impl ActivityLayerBuilder {
         };
         ActivityLayer {
             settings: Arc::new(Settings {
-                prices: self
-                    .prices
-                    .unwrap_or_else(|| Arc::new(PriceTable::default())),
+                prices: self.prices.unwrap_or_default(),
                 providers: self.providers,
                 attribution: self.attribution,
                 max_request_body: self.max_request_body,

@@ -9,7 +9,7 @@ use http::HeaderName;
 use http::request::Parts;
 
 use crate::attribution::Attribution;
-use crate::pricing::PriceTable;
+use crate::pricing::SharedPrices;
 use crate::provider::ProviderRules;
 use crate::record::LlmApi;
 use crate::writer::ActivityWriter;
@@ -20,7 +20,7 @@ pub(crate) type AttributionHook = dyn Fn(&Parts) -> Option<Attribution> + Send +
 
 /// The layer's settings, shared by every service and body it makes.
 pub(crate) struct Settings {
-    pub(crate) prices: Arc<PriceTable>,
+    pub(crate) prices: SharedPrices,
     pub(crate) providers: ProviderRules,
     pub(crate) attribution: Option<Arc<AttributionHook>>,
     pub(crate) max_request_body: usize,

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use tower_layer::Layer;
 
 use crate::attribution::{Attribution, EventRecorder};
-use crate::pricing::PriceTable;
+use crate::pricing::SharedPrices;
 use crate::record::LlmApi;
 use crate::settings::AttributionHook;
 
@@ -35,7 +35,7 @@ pub(super) struct Tracked {
 /// What every service and settlement of a layer shares.
 pub(crate) struct Shared {
     pub(super) store: Arc<dyn BudgetStore>,
-    pub(super) prices: Arc<PriceTable>,
+    pub(super) prices: SharedPrices,
     pub(super) tracked: Vec<Tracked>,
     pub(super) thresholds: Vec<Decimal>,
     pub(super) default_output_tokens: u64,
@@ -172,7 +172,7 @@ impl<S> Layer<S> for BudgetLayer {
 /// Configures a [`BudgetLayer`].
 pub struct BudgetLayerBuilder {
     store: Arc<dyn BudgetStore>,
-    prices: Option<Arc<PriceTable>>,
+    prices: Option<SharedPrices>,
     tracked: Vec<Tracked>,
     thresholds: Vec<Decimal>,
     default_output_tokens: u64,
@@ -276,8 +276,9 @@ impl BudgetLayerBuilder {
     }
 
     /// The price table estimates are priced with (default: the embedded table). Give the
-    /// activity layer's, so that estimates and records agree.
-    pub fn prices(mut self, prices: impl Into<Arc<PriceTable>>) -> Self {
+    /// activity layer's (the same [`SharedPrices`], when it is replaced at run time), so that
+    /// estimates and records agree.
+    pub fn prices(mut self, prices: impl Into<SharedPrices>) -> Self {
         self.prices = Some(prices.into());
         self
     }
@@ -335,9 +336,7 @@ impl BudgetLayerBuilder {
         }
         let shared = Arc::new(Shared {
             store: self.store,
-            prices: self
-                .prices
-                .unwrap_or_else(|| Arc::new(PriceTable::default())),
+            prices: self.prices.unwrap_or_default(),
             tracked: self.tracked,
             thresholds: self.thresholds,
             default_output_tokens: self.default_output_tokens,

@@ -136,7 +136,7 @@ where
         api,
         &read,
         model_from_path(api, &path),
-        &shared.prices,
+        &shared.prices.current(),
         shared.default_output_tokens,
     );
     let who = shared.who(&parts);

@@ -13,6 +13,8 @@ mod parse;
 mod price;
 mod rate;
 mod record;
+mod shared;
+mod source;
 mod usage;
 
 pub use self::cost::CostBreakdown;
@@ -21,6 +23,8 @@ use self::parse::RawEntry;
 pub(crate) use self::parse::parse_exact;
 pub use self::price::{ModelPrice, SearchPrice};
 pub use self::rate::{PricingTier, Rate, RateKey, SearchContextSize};
+pub use self::shared::SharedPrices;
+pub use self::source::TableSource;
 pub use self::usage::TokenUsage;
 
 use std::borrow::Cow;
@@ -60,12 +64,16 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceTable {
     models: HashMap<String, ModelPrice>,
+    source: TableSource,
 }
 
 static EMBEDDED: LazyLock<PriceTable> = LazyLock::new(|| {
+    let json = include_str!("../../data/prices.json");
     // The file is generated, checked in and loaded by the tests, so this cannot fail at run time.
-    PriceTable::from_litellm_json(include_str!("../../data/prices.json"))
-        .expect("data/prices.json is a valid LiteLLM price table")
+    let mut table = PriceTable::from_litellm_json(json)
+        .expect("data/prices.json is a valid LiteLLM price table");
+    table.source = TableSource::of_generated(json);
+    table
 });
 
 impl Default for PriceTable {
@@ -93,7 +101,37 @@ impl PriceTable {
     pub fn empty() -> Self {
         Self {
             models: HashMap::new(),
+            source: TableSource::unnamed(),
         }
+    }
+
+    /// The table under a name (`source`: a file path, a URL …; `date`: as of when), which
+    /// every record it prices carries in `metadata.price_table`. A table loaded with
+    /// [`from_litellm_json`](Self::from_litellm_json) or made with [`empty`](Self::empty) is
+    /// `unnamed` until named; the embedded one is named after its LiteLLM versions.
+    ///
+    /// ```
+    /// use tower_activity::pricing::PriceTable;
+    ///
+    /// let t = PriceTable::from_litellm_json(
+    ///     r#"{"m": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}"#,
+    /// )?;
+    /// assert_eq!(t.source().source, "unnamed");
+    /// let t = t.named("/etc/prices.json", Some("2026-12-02T00:00:00Z"));
+    /// assert_eq!(t.source().date.as_deref(), Some("2026-12-02T00:00:00Z"));
+    /// # Ok::<(), tower_activity::PriceError>(())
+    /// ```
+    pub fn named(mut self, source: impl Into<String>, date: Option<&str>) -> Self {
+        self.source = TableSource {
+            source: source.into(),
+            date: date.map(str::to_owned),
+        };
+        self
+    }
+
+    /// Where the prices come from (see [`named`](Self::named)).
+    pub fn source(&self) -> &TableSource {
+        &self.source
     }
 
     /// Loads LiteLLM's `model_prices_and_context_window.json` (or a file in its format).
@@ -159,7 +197,8 @@ impl PriceTable {
     }
 
     /// Adds every model of `other`, replacing the prices of models both tables have (e.g. a
-    /// current LiteLLM file over the embedded table).
+    /// current LiteLLM file over the embedded table). The table keeps its own name: name the
+    /// result with [`named`](Self::named).
     ///
     /// ```
     /// use tower_activity::pricing::PriceTable;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{PriceTable, TokenUsage};
 use crate::record::{ActivityRecord, CostSource};
@@ -16,7 +16,9 @@ impl PriceTable {
     /// Otherwise the table's figure is the cost (`computed`) and `cost_details` holds its
     /// parts, which add up to it exactly. A model the table does not know is noted in
     /// `metadata` (`"pricing": "unknown_model"`) — never a made-up figure — and parts the
-    /// model has no price for under `"unpriced"`.
+    /// model has no price for under `"unpriced"`. Whenever the table's figure is used, the
+    /// table's name goes into `metadata.price_table` (`{"source", "date"}`), so the bill can
+    /// be audited against the prices it came from.
     pub(crate) fn price_record(
         &self,
         r: &mut ActivityRecord,
@@ -36,6 +38,11 @@ impl PriceTable {
             }
             return;
         };
+        let table = self.source();
+        r.metadata.insert(
+            "price_table".into(),
+            json!({ "source": table.source, "date": table.date }),
+        );
         if !computed.unpriced.is_empty() {
             r.metadata
                 .insert("unpriced".into(), Value::from(computed.unpriced.clone()));
