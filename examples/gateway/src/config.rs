@@ -10,6 +10,7 @@
 //! | `METRICS_TOKEN` | none | when set, `GET /metrics` needs `Authorization: Bearer <token>` |
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
 //! | `ACTIVITY_BATCH_INTERVAL_MS` | `1000` | how long the writer gathers records into one batch (fewer, larger transactions disturb the requests less: see BENCHMARKS.md; the activity API flushes before it reads, so reads stay fresh) |
+//! | `PRICES_FILE` | the embedded table | a LiteLLM price JSON to price requests with, reloaded on `SIGHUP` ([`prices`](crate::prices)) |
 //! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
@@ -65,6 +66,8 @@ pub struct GatewayConfig {
     pub writer: WriterConfig,
     /// Timeouts, caps and rates ([`Limits`]).
     pub limits: Limits,
+    /// `PRICES_FILE`: a LiteLLM price JSON instead of the embedded table.
+    pub prices_file: Option<PathBuf>,
 }
 
 /// One upstream as configured: [`GatewayConfig::routes`] makes it an [`Upstream`].
@@ -154,6 +157,7 @@ impl GatewayConfig {
             activity: true,
             writer: gateway_writer(),
             limits: Limits::default(),
+            prices_file: None,
         }
     }
 
@@ -216,8 +220,10 @@ impl GatewayConfig {
             writer = writer.with_batch_interval(Duration::from_millis(ms));
         }
         let metrics_token = var("METRICS_TOKEN")?;
+        let prices_file = var("PRICES_FILE")?.map(PathBuf::from);
         Ok(GatewayConfig {
             writer,
+            prices_file,
             addr,
             database_url,
             upstream_url,

@@ -47,6 +47,7 @@ pub mod limits;
 pub mod live_hub;
 pub mod metrics;
 pub mod paths;
+pub mod prices;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routing;
@@ -64,6 +65,7 @@ use axum::http::HeaderName;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use tower_activity::query::ActivityQuery;
 use tower_activity::sink::BroadcastSink;
 use tower_activity::{ActivityLayer, ActivitySink, ActivityWriter, EventRecorder, WriterStats};
@@ -75,6 +77,7 @@ pub use storage::Storage;
 
 use fresh::ReadYourWrites;
 use live_hub::LiveHub;
+use prices::PriceFile;
 use proxy::UpstreamClient;
 use ratelimit::RateLimiter;
 use routing::Routes;
@@ -122,6 +125,8 @@ pub struct Gateway {
     activity: bool,
     storage: Storage,
     serve_options: ServeOptions,
+    prices: Option<PriceFile>,
+    reload_prices: Option<AbortHandle>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -146,6 +151,19 @@ impl Gateway {
     pub fn with_storage(config: &GatewayConfig, storage: Storage) -> Result<Gateway, String> {
         let routes = Routes::new(config.routes()?);
         let upstream = UpstreamClient::new(routes, &config.limits);
+        let prices = config
+            .prices_file
+            .as_ref()
+            .map(PriceFile::open)
+            .transpose()?;
+        let reload_prices = match &prices {
+            Some(file) => Some(
+                file.reload_on_sighup()
+                    .map_err(|e| format!("PRICES_FILE: cannot listen for SIGHUP ({e})"))?
+                    .abort_handle(),
+            ),
+            None => None,
+        };
         let live = BroadcastSink::new(storage.sink.clone());
         let live_feeds = LiveHub::new({
             let live = live.clone();
@@ -155,6 +173,12 @@ impl Gateway {
         let layer = ActivityLayer::builder(live.clone())
             .writer_config(config.writer.clone())
             .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
+            .prices(
+                prices
+                    .as_ref()
+                    .map(|file| file.prices().clone())
+                    .unwrap_or_default(),
+            )
             .build();
         let state = AppState {
             accounts: storage.accounts.clone(),
@@ -181,6 +205,8 @@ impl Gateway {
                 max_connections: config.limits.max_connections,
                 header_timeout: config.limits.header_timeout,
             },
+            prices,
+            reload_prices,
         })
     }
 
@@ -208,6 +234,11 @@ impl Gateway {
         &self.storage
     }
 
+    /// The price file (`PRICES_FILE`), when one is set: its table, [`PriceFile::reload`].
+    pub fn price_file(&self) -> Option<&PriceFile> {
+        self.prices.as_ref()
+    }
+
     /// The activity writer: `stats()`, `flush()`.
     pub fn writer(&self) -> &ActivityWriter {
         &self.state.writer
@@ -231,6 +262,9 @@ impl Gateway {
     /// Writes every queued record (waiting at most `deadline`), stops the writer and closes
     /// the database; returns the writer's final counters.
     pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
+        if let Some(task) = &self.reload_prices {
+            task.abort();
+        }
         let stats = self.state.writer.shutdown(deadline).await;
         self.storage.close().await;
         stats

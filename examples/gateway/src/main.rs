@@ -8,7 +8,7 @@
 //! serves on `127.0.0.1:8080` with no setup: a SQLite file (`activity.db`, created in the
 //! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`,
 //! `DATABASE_URL`, `GATEWAY_CONFIG`, `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `METRICS_TOKEN`,
-//! `SHUTDOWN_GRACE_SECS`, the bounds) and the routes are described in the `gateway` library
+//! `SHUTDOWN_GRACE_SECS`, `PRICES_FILE`, the bounds) and the routes are described in the `gateway` library
 //! (`src/config.rs`, `src/limits.rs`, `src/lib.rs`); the README has a curl session and
 //! configurations. Exit code 2 with a one-line cause for a bad variable or configuration file,
 //! 1 when the database or the address cannot be opened.

@@ -11,6 +11,7 @@ mod dashboard;
 mod e2e;
 mod edges;
 mod harness;
+mod prices;
 mod restart;
 mod routing;
 mod shutdown;
