@@ -6,6 +6,7 @@
 //! (40): ⌈49 / 4⌉ = 13 input tokens at the mock. Its reply is 24 words (24 output tokens), or
 //! the request's token limit when smaller. Costs are the embedded `PriceTable`'s.
 
+mod billing;
 mod bounds;
 mod dashboard;
 mod e2e;
