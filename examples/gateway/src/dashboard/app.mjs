@@ -4,6 +4,7 @@
 import { renderBreakdown, renderDaily, widthOf } from './charts.mjs';
 import { $, el } from './dom.mjs';
 import { openFeed } from './feed.mjs';
+import { costParts, summary, usageCounts } from './detail.mjs';
 import {
   exactUsd, fmtInt, fmtMs, formatUsd, localDayStart, longDayFormat, timeFormat, todayUtc, utcDay,
 } from './format.mjs';
@@ -20,6 +21,7 @@ const state = {
   log: { page: 1, limit: 50, from: '', to: '', model: '', provider: '' },
   logPage: null,
   shown: new Set(), // ids of the rows on screen: a live record already there is skipped
+  detail: null, // the id of the record whose detail is open
   statsSeq: 0,
   logSeq: 0,
   feed: null,
@@ -82,6 +84,7 @@ function signOut(message = '') {
   state.logPage = null;
   state.shown.clear();
   $('log-rows').replaceChildren();
+  closeDetail();
   showSignIn(message);
 }
 
@@ -246,7 +249,9 @@ function row(r) {
     r.reasoning_tokens ? `${fmtInt(r.reasoning_tokens)} reasoning` : '',
     estimated ? 'estimated' : '',
   ].filter(Boolean).join(', ');
-  return el('tr', { 'data-id': r.id },
+  return el('tr', {
+    'data-id': r.id, tabindex: 0, 'aria-controls': 'row-detail', class: r.id === state.detail ? 'selected' : null,
+  },
     el('td', { 'data-label': 'Time', title: r.timestamp },
       timeFormat.format(new Date(r.timestamp)),
       r.stream ? el('span', { class: 'tag', text: 'stream' }) : '',
@@ -267,7 +272,38 @@ function renderLog() {
   const p = state.logPage;
   state.shown = new Set(p.logs.map((r) => r.id));
   $('log-rows').replaceChildren(...p.logs.map(row));
+  if (state.detail && !state.shown.has(state.detail)) closeDetail();
   renderLogMeta();
+}
+
+// ---- A row's detail --------------------------------------------------------------------------
+
+/** Table rows of `[label, value]` pairs; one muted row saying `none` when there are none. */
+function pairRows(pairs, none) {
+  if (!pairs.length) return [el('tr', {}, el('td', { class: 'muted', colspan: 2, text: none }))];
+  return pairs.map(([k, v]) => el('tr', {}, el('th', { scope: 'row', text: k }), el('td', { text: v })));
+}
+
+/** Opens the detail of the record `id` on screen: tier, cost source, parts, counts. */
+function openDetail(id) {
+  const r = state.logPage?.logs.find((x) => x.id === id);
+  if (!r) return;
+  state.detail = id;
+  for (const tr of $('log-rows').children) tr.classList.toggle('selected', tr.dataset.id === id);
+  $('row-detail-title').textContent = `Request detail · ${r.model ?? r.kind} · ${timeFormat.format(new Date(r.timestamp))}`;
+  $('row-detail-summary').replaceChildren(
+    ...summary(r).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v ?? '–' })]),
+  );
+  const noParts = r.cost_usd === null ? 'No cost' : 'No parts recorded';
+  $('row-detail-parts').tBodies[0].replaceChildren(...pairRows(costParts(r), noParts));
+  $('row-detail-usage').tBodies[0].replaceChildren(...pairRows(usageCounts(r), 'None beyond the tokens'));
+  $('row-detail').hidden = false;
+}
+
+function closeDetail() {
+  state.detail = null;
+  $('row-detail').hidden = true;
+  for (const tr of $('log-rows').children) tr.classList.remove('selected');
 }
 
 function renderLogMeta() {
@@ -422,6 +458,18 @@ function init() {
       if (readLogFilters()) loadLogNow();
     });
   }
+  $('log-rows').addEventListener('click', (event) => {
+    const tr = event.target.closest('tr[data-id]');
+    if (tr) openDetail(tr.dataset.id);
+  });
+  $('log-rows').addEventListener('keydown', (event) => {
+    const tr = event.target.closest('tr[data-id]');
+    if (tr && (event.key === 'Enter' || event.key === ' ')) {
+      event.preventDefault();
+      openDetail(tr.dataset.id);
+    }
+  });
+  $('row-detail-close').addEventListener('click', closeDetail);
   $('page-prev').addEventListener('click', () => {
     state.log.page = Math.max(1, state.log.page - 1);
     loadLogNow();

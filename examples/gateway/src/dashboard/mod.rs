@@ -11,7 +11,8 @@
 //! The page, its style and its scripts are plain files in this folder, embedded with
 //! `include_str!`: no build step, no CDN, no framework. The scripts are ES modules, one job
 //! each: `app.mjs` (sign-in, loading, the log, wiring), `charts.mjs` (SVG charts drawn by
-//! hand), `feed.mjs` (the live feed), `format.mjs` (money, numbers, dates), `dom.mjs`.
+//! hand), `detail.mjs` (what a log row's detail shows), `feed.mjs` (the live feed),
+//! `format.mjs` (money, numbers, dates), `dom.mjs`.
 //! It asks for an API key once (kept in the browser's `localStorage`; "Sign out" forgets
 //! it) and calls, with `Authorization: Bearer KEY`:
 //!
@@ -40,10 +41,11 @@ const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// The page's files, served under `/dashboard/activity/`: name, content type, content.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     ("app.css", CSS, include_str!("app.css")),
     ("app.mjs", JS, include_str!("app.mjs")),
     ("charts.mjs", JS, include_str!("charts.mjs")),
+    ("detail.mjs", JS, include_str!("detail.mjs")),
     ("dom.mjs", JS, include_str!("dom.mjs")),
     ("feed.mjs", JS, include_str!("feed.mjs")),
     ("format.mjs", JS, include_str!("format.mjs")),

@@ -207,6 +207,29 @@ test('the dashboard shows the totals and the log the API returns, filters by mod
   await context.close();
 });
 
+test('a row opens its detail: the tier, where the cost comes from, the cost by part', async () => {
+  const { context, page, errors } = await signedInPage();
+  const log = await api('/user/activity/log?limit=50&page=1');
+  const r = log.logs.find((x) => x.kind === 'request' && x.cost_usd !== null);
+  assert.ok(r, 'a priced request in the log');
+  await page.locator(`#log-rows tr[data-id="${r.id}"]`).focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#row-detail').waitFor();
+  const summary = await page.locator('#row-detail-summary').evaluate((dl) => Object.fromEntries(
+    [...dl.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+  assert.equal(summary['Service tier'], r.service_tier ?? 'Not stated');
+  assert.equal(summary.Cost, `$${r.cost_usd} exactly`);
+  assert.equal(summary['Cost source'], 'Computed from the price table');
+  assert.match(summary['Price table'], /^embedded: LiteLLM 1\.110\.2/);
+  const parts = await page.locator('#row-detail-parts tbody td:last-child').allTextContents();
+  assert.deepEqual(parts.sort(), Object.values(r.cost_details).map((v) => `$${v} exactly`).sort());
+  assert.equal(await page.getAttribute(`#log-rows tr[data-id="${r.id}"]`, 'class'), 'selected');
+  await page.locator('#row-detail-close').click();
+  assert.equal(await page.isHidden('#row-detail'), true);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('at phone width nothing overflows the screen', async () => {
   const { context, page, errors } = await signedInPage({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

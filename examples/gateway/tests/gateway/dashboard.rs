@@ -224,6 +224,7 @@ async fn the_page_and_its_assets_are_served_with_their_content_types() {
         ),
         ("/dashboard/activity/app.mjs", js, "/user/activity/log"),
         ("/dashboard/activity/charts.mjs", js, "renderDaily"),
+        ("/dashboard/activity/detail.mjs", js, "cost_details"),
         ("/dashboard/activity/dom.mjs", js, "createElementNS"),
         ("/dashboard/activity/feed.mjs", js, "Authorization"),
         ("/dashboard/activity/format.mjs", js, "BigInt"),
