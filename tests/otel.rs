@@ -3,13 +3,13 @@
 //! unknown counts absent, GenAI metrics that add up to the rows, and a database that keeps
 //! every record while the collector is down or refusing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use testkit::exchange::{Exchange, run};
 use testkit::otlp::{
-    OtlpReceiver, Span, closed_endpoint, counter_points, histogram_sum, int_attr, str_attr,
+    OtlpReceiver, assert_span_is_row, closed_endpoint, counter_points, hex, histogram_sum, str_attr,
 };
 use tower_activity::sink::{FanOut, MemorySink, OtelSink};
 use tower_activity::{
@@ -47,82 +47,6 @@ fn stats_of(writer: &ActivityWriter, name: &str) -> WriterStats {
         .find(|s| &*s.name == name)
         .expect("a sink of that name")
         .stats
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
-}
-
-/// Checks that `span` says what `row` says.
-fn assert_span_is_row(span: &Span, row: &ActivityRecord) {
-    let id = row.id.to_string();
-    assert_eq!(str_attr(span, "activity.id"), Some(id.as_str()));
-    let tokens = [
-        ("gen_ai.usage.input_tokens", row.input_tokens),
-        ("gen_ai.usage.output_tokens", row.output_tokens),
-        (
-            "gen_ai.usage.cache_read.input_tokens",
-            row.cache_read_tokens,
-        ),
-        (
-            "gen_ai.usage.cache_creation.input_tokens",
-            row.cache_write_tokens,
-        ),
-        ("gen_ai.usage.reasoning.output_tokens", row.reasoning_tokens),
-    ];
-    for (key, want) in tokens {
-        // Unknown is absent, never 0.
-        assert_eq!(int_attr(span, key), want.map(|n| n as i64), "{id}: {key}");
-    }
-    let cost = row.cost_usd.map(|c| c.to_string());
-    assert_eq!(
-        str_attr(span, "gen_ai.usage.cost.amount"),
-        cost.as_deref(),
-        "{id}: cost"
-    );
-    assert_eq!(
-        str_attr(span, "gen_ai.usage.cost.currency"),
-        cost.as_ref().map(|_| "USD")
-    );
-    assert_eq!(str_attr(span, "gen_ai.request.model"), row.model.as_deref());
-    assert_eq!(
-        str_attr(span, "gen_ai.response.model"),
-        row.model.as_deref()
-    );
-    assert_eq!(str_attr(span, "activity.model"), row.model.as_deref());
-    assert_eq!(str_attr(span, "activity.provider"), row.provider.as_deref());
-    assert_eq!(
-        str_attr(span, "activity.outcome"),
-        Some(row.outcome.as_str())
-    );
-    assert_eq!(
-        int_attr(span, "http.response.status_code"),
-        row.status_code.map(i64::from)
-    );
-    assert_eq!(str_attr(span, "activity.user_id"), row.user_id.as_deref());
-    // The request's own timing.
-    let start: SystemTime = row.timestamp.into();
-    assert_eq!(span.start_time_unix_nano, nanos(start), "{id}: start");
-    let took = span.end_time_unix_nano - span.start_time_unix_nano;
-    let latency_ns = (row.latency_ms.expect("a latency") * 1e6) as i64;
-    assert!(
-        (took as i64 - latency_ns).abs() <= 1_000,
-        "{id}: the span lasts latency_ms ({took} ns vs {latency_ns} ns)"
-    );
-    // Status ERROR exactly for error outcomes, with the provider's error type.
-    let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
-    if row.outcome == Outcome::Error {
-        assert_eq!(status, 2, "{id}: status ERROR");
-        let want = row.error.as_ref().and_then(|e| e.kind.clone());
-        assert_eq!(str_attr(span, "error.type").map(str::to_owned), want);
-    } else {
-        assert_eq!(status, 0, "{id}: status unset");
-        assert_eq!(str_attr(span, "error.type"), None);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

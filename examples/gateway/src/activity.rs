@@ -44,7 +44,8 @@ type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 /// The longest a read waits for queued records to be stored before it answers.
 pub const READ_YOUR_WRITES: Duration = Duration::from_millis(250);
 
-/// Waits until what is queued now is stored, or [`READ_YOUR_WRITES`] has passed.
+/// Waits until what is queued now is stored in the database, or [`READ_YOUR_WRITES`] has
+/// passed (the other sinks, an OpenTelemetry collector that is down, are not waited for).
 async fn settle(state: &AppState) {
     state.fresh.settle(READ_YOUR_WRITES).await;
 }

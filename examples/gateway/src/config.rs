@@ -12,6 +12,7 @@
 //! | `ACTIVITY_BATCH_INTERVAL_MS` | `1000` | how long the writer gathers records into one batch (fewer, larger transactions disturb the requests less: see BENCHMARKS.md; the activity API flushes before it reads, so reads stay fresh) |
 //! | `PRICES_FILE` | the embedded table | a LiteLLM price JSON to price requests with, reloaded on `SIGHUP` ([`prices`](crate::prices)) |
 //! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
 //! in [`limits`](crate::limits).
@@ -25,6 +26,7 @@ use tower_activity::{LlmApi, WriterConfig};
 
 use crate::limits::Limits;
 use crate::routing::Upstream;
+use crate::telemetry::OtlpConfig;
 
 /// The mock upstream's per-request controls (`x-mock-chunks` …), which the gateway forwards
 /// to the mock it starts itself and in tests, never to a real upstream.
@@ -68,6 +70,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// `PRICES_FILE`: a LiteLLM price JSON instead of the embedded table.
     pub prices_file: Option<PathBuf>,
+    /// The OpenTelemetry export beside the database (`None`: off).
+    pub otlp: Option<OtlpConfig>,
 }
 
 /// One upstream as configured: [`GatewayConfig::routes`] makes it an [`Upstream`].
@@ -158,6 +162,7 @@ impl GatewayConfig {
             writer: gateway_writer(),
             limits: Limits::default(),
             prices_file: None,
+            otlp: None,
         }
     }
 
@@ -234,6 +239,7 @@ impl GatewayConfig {
             shutdown_grace,
             activity,
             limits: limits_from_env()?,
+            otlp: OtlpConfig::from_env()?,
         })
     }
 }

@@ -41,11 +41,15 @@ impl std::fmt::Debug for ReadYourWrites {
 }
 
 impl ReadYourWrites {
-    /// Flushes `writer` for the reads (starts the task on the current runtime).
+    /// Flushes `writer`'s database sink for the reads (starts the task on the current
+    /// runtime). The other sinks are not waited for: an OpenTelemetry collector that is down
+    /// must not hold every read back.
     pub fn start(writer: ActivityWriter) -> Self {
         Self::with_flush(Arc::new(move || {
             let writer = writer.clone();
-            Box::pin(async move { writer.flush().await })
+            Box::pin(async move {
+                writer.flush_sink(crate::DATABASE_SINK).await;
+            })
         }))
     }
 

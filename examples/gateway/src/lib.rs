@@ -55,6 +55,7 @@ pub mod serve;
 pub mod sessions;
 pub mod storage;
 pub mod store;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +68,7 @@ use axum::routing::{get, post};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tower_activity::query::ActivityQuery;
-use tower_activity::sink::BroadcastSink;
+use tower_activity::sink::{BroadcastSink, FanOut, OtelSink};
 use tower_activity::{ActivityLayer, ActivitySink, ActivityWriter, EventRecorder, WriterStats};
 
 pub use config::{GatewayConfig, UpstreamConfig, UpstreamUrl};
@@ -117,6 +118,10 @@ pub struct AppState {
 /// client can quote it (support tickets, load tests checking every request was stored).
 pub const RECORD_ID_HEADER: &str = "x-activity-id";
 
+/// The name of the database's sink in the writer's `FanOut` (`sink="database"` in
+/// `/metrics`); the OpenTelemetry export, when on, is [`telemetry::SINK_NAME`].
+pub const DATABASE_SINK: &str = "database";
+
 /// A gateway ready to serve: its router and the handles to shut it down.
 pub struct Gateway {
     state: AppState,
@@ -127,6 +132,7 @@ pub struct Gateway {
     serve_options: ServeOptions,
     prices: Option<PriceFile>,
     reload_prices: Option<AbortHandle>,
+    otel: Option<OtelSink>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -169,8 +175,14 @@ impl Gateway {
             let live = live.clone();
             move || live.subscribe()
         });
+        // Each sink is a lane of its own: a collector that is down never holds the log back.
+        let mut sinks = FanOut::new().sink(DATABASE_SINK, live.clone());
+        let otel = config.otlp.as_ref().map(|c| c.build()).transpose()?;
+        if let Some(otel) = &otel {
+            sinks = sinks.sink(telemetry::SINK_NAME, otel.clone());
+        }
         let (closing, closing_rx) = watch::channel(false);
-        let layer = ActivityLayer::builder(live.clone())
+        let layer = ActivityLayer::builder(sinks)
             .writer_config(config.writer.clone())
             .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
             .prices(
@@ -207,6 +219,7 @@ impl Gateway {
             },
             prices,
             reload_prices,
+            otel,
         })
     }
 
@@ -259,15 +272,37 @@ impl Gateway {
         }
     }
 
-    /// Writes every queued record (waiting at most `deadline`), stops the writer and closes
-    /// the database; returns the writer's final counters.
+    /// Writes every queued record (waiting at most `deadline`), stops the writer, exports the
+    /// last OpenTelemetry metrics and closes the database; returns the final counters of the
+    /// database's sink (each sink's: [`ActivityWriter::sink_stats`]).
     pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
         if let Some(task) = &self.reload_prices {
             task.abort();
         }
-        let stats = self.state.writer.shutdown(deadline).await;
+        self.state.writer.shutdown(deadline).await;
+        if let Some(otel) = &self.otel {
+            if let Err(e) = otel.shutdown().await {
+                tracing::warn!("the last OpenTelemetry metrics were not exported: {e}");
+            }
+        }
         self.storage.close().await;
-        stats
+        self.database_stats()
+    }
+
+    /// The counters of the database's sink (the activity log).
+    pub fn database_stats(&self) -> WriterStats {
+        self.state
+            .writer
+            .sink_stats()
+            .into_iter()
+            .find(|s| &*s.name == DATABASE_SINK)
+            .map(|s| s.stats)
+            .unwrap_or_default()
+    }
+
+    /// The OpenTelemetry sink, when the export is on (`flush_metrics`).
+    pub fn otel(&self) -> Option<&OtelSink> {
+        self.otel.as_ref()
     }
 }
 

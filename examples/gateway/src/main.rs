@@ -8,7 +8,8 @@
 //! serves on `127.0.0.1:8080` with no setup: a SQLite file (`activity.db`, created in the
 //! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`,
 //! `DATABASE_URL`, `GATEWAY_CONFIG`, `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `METRICS_TOKEN`,
-//! `SHUTDOWN_GRACE_SECS`, `PRICES_FILE`, the bounds) and the routes are described in the `gateway` library
+//! `SHUTDOWN_GRACE_SECS`, `PRICES_FILE`, the bounds,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` …) and the routes are described in the `gateway` library
 //! (`src/config.rs`, `src/limits.rs`, `src/lib.rs`); the README has a curl session and
 //! configurations. Exit code 2 with a one-line cause for a bad variable or configuration file,
 //! 1 when the database or the address cannot be opened.
@@ -74,6 +75,11 @@ async fn main() -> ExitCode {
         gateway.storage().description,
         gateway.state().upstream.describe()
     );
+    if gateway.otel().is_some() {
+        tracing::info!(
+            "OpenTelemetry: every record is also exported over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT)"
+        );
+    }
     tracing::info!(
         "try: curl -s -X POST http://{addr}/auth/register -H 'content-type: application/json' -d '{{\"email\":\"ada@example.com\"}}'"
     );
@@ -96,6 +102,22 @@ async fn main() -> ExitCode {
         stats.dropped_queue_full + stats.dropped_closed,
         stats.failed,
     );
+    // The other sinks (the OpenTelemetry export) are reported, but only the log decides the
+    // exit code.
+    for sink in gateway.writer().sink_stats() {
+        let s = sink.stats;
+        if &*sink.name != gateway::DATABASE_SINK && s.failed + s.dropped_queue_full > 0 {
+            tracing::warn!(
+                sink = &*sink.name,
+                written = s.written,
+                failed = s.failed,
+                dropped = s.dropped_queue_full + s.dropped_closed,
+                "sink {}: {} records not delivered",
+                sink.name,
+                s.failed + s.dropped_queue_full + s.dropped_closed,
+            );
+        }
+    }
     if stats.failed > 0 || stats.dropped_queue_full + stats.dropped_closed > 0 {
         return ExitCode::FAILURE;
     }

@@ -32,7 +32,7 @@
 //! | `gen_ai.usage.cost.currency`, `…cost.source` | `USD`; `provider` (reported) or `local` (computed) |
 //! | `gen_ai.response.time_to_first_chunk` | `ttft_ms` / 1000 (seconds) |
 //! | `gen_ai.conversation.id` | `session_id` |
-//! | `http.response.status_code`, `error.type` | `status_code`; the provider's error type, else the status, else the outcome (errors only) |
+//! | `http.response.status_code`, `error.type` | `status_code`; for outcomes `error` and `interrupted`: the provider's error type, else (`error`) the status, else the outcome (`interrupted`: a stream's `200` says nothing of its failure) |
 //! | `activity.id` | `id`, the response's `x-activity-id`: joins the span with its log row |
 //! | `activity.kind`, `activity.outcome`, `activity.api`, `activity.endpoint`, `activity.usage_source`, `activity.upstream`, `activity.service_tier` | the fields of the same names |
 //! | `activity.user_id`, `activity.session_id`, `activity.app` | the attribution |

@@ -119,19 +119,18 @@ fn status(record: &ActivityRecord) -> Status {
     }
 }
 
-/// `error.type` of a record that is an error: the provider's type, else the HTTP status, else
-/// the outcome.
+/// `error.type` of a record that is an error: the provider's type, else (outcome `error`) the
+/// HTTP status, else the outcome. An interrupted stream's status is the `200` it started
+/// with, which says nothing of the failure: it is `interrupted` unless the provider named one.
 pub(super) fn error_type(record: &ActivityRecord) -> Option<String> {
+    let kind = record.error.as_ref().and_then(|e| e.kind.clone());
     match record.outcome {
         Outcome::Ok | Outcome::Cancelled => None,
-        Outcome::Error | Outcome::Interrupted => Some(
-            record
-                .error
-                .as_ref()
-                .and_then(|e| e.kind.clone())
-                .or_else(|| record.status_code.map(|s| s.to_string()))
+        Outcome::Error => Some(
+            kind.or_else(|| record.status_code.map(|s| s.to_string()))
                 .unwrap_or_else(|| record.outcome.as_str().to_owned()),
         ),
+        Outcome::Interrupted => Some(kind.unwrap_or_else(|| record.outcome.as_str().to_owned())),
     }
 }
 

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -23,6 +23,7 @@ pub use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_activity::{ActivityRecord, Outcome};
 
 #[derive(Default)]
 struct Received {
@@ -278,4 +279,106 @@ pub fn histogram_sum(
         }
     }
     latest.iter().map(|(_, sum)| sum).sum()
+}
+
+/// Lower-case hex of `bytes` (trace and span ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_nanos() as u64
+}
+
+/// Checks that `span` says what its log row `row` says: the id, every token count (absent
+/// when unknown, never 0), the exact cost string, model, provider, outcome, status code,
+/// attribution, the request's own timing, and status `ERROR` exactly for failed outcomes.
+pub fn assert_span_is_row(span: &Span, row: &ActivityRecord) {
+    let id = row.id.to_string();
+    assert_eq!(str_attr(span, "activity.id"), Some(id.as_str()));
+    let tokens = [
+        ("gen_ai.usage.input_tokens", row.input_tokens),
+        ("gen_ai.usage.output_tokens", row.output_tokens),
+        (
+            "gen_ai.usage.cache_read.input_tokens",
+            row.cache_read_tokens,
+        ),
+        (
+            "gen_ai.usage.cache_creation.input_tokens",
+            row.cache_write_tokens,
+        ),
+        ("gen_ai.usage.reasoning.output_tokens", row.reasoning_tokens),
+    ];
+    for (key, want) in tokens {
+        // Unknown is absent, never 0.
+        assert_eq!(int_attr(span, key), want.map(|n| n as i64), "{id}: {key}");
+    }
+    let cost = row.cost_usd.map(|c| c.to_string());
+    assert_eq!(
+        str_attr(span, "gen_ai.usage.cost.amount"),
+        cost.as_deref(),
+        "{id}: cost"
+    );
+    assert_eq!(
+        str_attr(span, "gen_ai.usage.cost.currency"),
+        cost.as_ref().map(|_| "USD")
+    );
+    assert_eq!(str_attr(span, "gen_ai.request.model"), row.model.as_deref());
+    assert_eq!(
+        str_attr(span, "gen_ai.response.model"),
+        row.model.as_deref()
+    );
+    assert_eq!(str_attr(span, "activity.model"), row.model.as_deref());
+    assert_eq!(str_attr(span, "activity.provider"), row.provider.as_deref());
+    assert_eq!(
+        str_attr(span, "activity.outcome"),
+        Some(row.outcome.as_str())
+    );
+    assert_eq!(
+        int_attr(span, "http.response.status_code"),
+        row.status_code.map(i64::from)
+    );
+    assert_eq!(str_attr(span, "activity.user_id"), row.user_id.as_deref());
+    assert_eq!(
+        str_attr(span, "activity.session_id"),
+        row.session_id.as_deref()
+    );
+    // The request's own timing.
+    let start: SystemTime = row.timestamp.into();
+    assert_eq!(span.start_time_unix_nano, nanos(start), "{id}: start");
+    let took = span.end_time_unix_nano - span.start_time_unix_nano;
+    let latency_ns = (row.latency_ms.expect("a latency") * 1e6) as i64;
+    assert!(
+        (took as i64 - latency_ns).abs() <= 1_000,
+        "{id}: the span lasts latency_ms ({took} ns vs {latency_ns} ns)"
+    );
+    // Status ERROR exactly for failed outcomes; an error carries the provider's error type.
+    let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
+    match row.outcome {
+        Outcome::Error => {
+            assert_eq!(status, 2, "{id}: status ERROR");
+            let want = row
+                .error
+                .as_ref()
+                .and_then(|e| e.kind.clone())
+                .or_else(|| row.status_code.map(|s| s.to_string()));
+            assert!(want.is_some(), "{id}: an error names its type");
+            assert_eq!(str_attr(span, "error.type").map(str::to_owned), want);
+        }
+        Outcome::Interrupted => {
+            assert_eq!(status, 2, "{id}: status ERROR");
+            let want = row.error.as_ref().and_then(|e| e.kind.as_deref());
+            assert_eq!(
+                str_attr(span, "error.type"),
+                Some(want.unwrap_or("interrupted")),
+                "{id}: not the 200 the stream started with"
+            );
+        }
+        Outcome::Ok | Outcome::Cancelled => {
+            assert_eq!(status, 0, "{id}: status unset");
+            assert_eq!(str_attr(span, "error.type"), None);
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod dashboard;
 mod e2e;
 mod edges;
 mod harness;
+mod otel;
 mod prices;
 mod restart;
 mod routing;
