@@ -30,6 +30,7 @@ fn observe(api: LlmApi, frames: &[&[u8]], max_line: usize) -> String {
         });
     }
     scanner.finish(&mut |event: &SseEvent<'_>, _| tracker.on_event(event, &mut obs));
+    tracker.finish(&mut obs);
     format!("{obs:?} overflowed={}", scanner.overflowed())
 }
 

@@ -237,6 +237,11 @@ impl ResponseReader {
         } else {
             None
         };
+        if !self.unreadable {
+            if let Some(t) = self.tracker.as_deref_mut() {
+                t.finish(&mut self.obs);
+            }
+        }
         Read {
             obs: self.obs,
             tracked: self.tracker.is_some() && !self.unreadable,

@@ -24,6 +24,9 @@ pub(crate) const DEFAULT_MAX_LINE: usize = 1024 * 1024;
 pub(crate) struct SseEvent<'a> {
     pub(crate) name: &'a [u8],
     pub(crate) data: &'a [u8],
+    /// The event was closed by its blank line; `false` for one dispatched at the end of the
+    /// stream, which may have been cut short.
+    pub(crate) complete: bool,
 }
 
 /// How a line ended, for a consumer that follows the bytes themselves (the strip).
@@ -219,6 +222,7 @@ impl SseScanner {
                 &SseEvent {
                     name: &self.name,
                     data: &self.data,
+                    complete: end != 0,
                 },
                 end,
             );

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::scan::{self, Value};
+use super::preamble::{Effect, Preamble};
+use super::scan::Value;
 use super::{Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
@@ -20,6 +21,8 @@ use crate::sse::SseEvent;
 pub(crate) struct Anthropic {
     /// The usage fields as last reported (each overwritten only by a non-null value).
     usage: RawUsage,
+    /// The deltas' repeated preamble (`{"type":"content_block_delta","index":0,"delta":{…`).
+    preamble: Preamble<()>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -134,11 +137,14 @@ impl Tracker for Anthropic {
             b"content_block_delta" => {
                 let mut chars = 0;
                 // Text, thinking and tool input are generated; signatures and citations are not.
-                scan::visit(data, |key, value| {
-                    if let (b"text" | b"thinking" | b"partial_json", Value::Str(t)) = (key, value) {
-                        chars += t.chars();
-                    }
-                });
+                self.preamble
+                    .visit(data, |key, value, _| match (key, value) {
+                        (b"text" | b"thinking" | b"partial_json", Value::Str(t)) => {
+                            chars += t.chars();
+                            Effect::Varies
+                        }
+                        _ => Effect::Quiet,
+                    });
                 obs.output_chars += chars;
                 obs.output_started |= chars > 0;
             }

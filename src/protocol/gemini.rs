@@ -10,7 +10,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::scan::{self, Value};
+use super::preamble::{Effect, Preamble};
+use super::scan::Value;
 use super::{InBandError, Modalities, ModalityCount, Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
@@ -19,6 +20,39 @@ use crate::sse::SseEvent;
 pub(crate) struct Gemini {
     /// The finish reason came from candidate 0 (other candidates no longer overwrite it).
     finish_of_first: bool,
+    /// The stream's repeated preamble (`{"candidates": [{"content": {"parts": [{`).
+    preamble: Preamble<Flags>,
+    /// The latest chunk whose decoding is put off (see [`Gemini::on_event`]), and what it sets.
+    pending: Vec<u8>,
+    pending_sets: Sets,
+}
+
+/// What the members of a chunk's preamble say, whatever their values.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flags {
+    /// A function call or executable code: output has started, and the chunk is decoded at
+    /// once (its arguments are keys nobody vouches for).
+    call: bool,
+}
+
+/// Which of the members a deferred chunk's decoding would set: the model, the usage, the tier.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sets {
+    model: bool,
+    usage: bool,
+    tier: bool,
+}
+
+impl Sets {
+    /// Whether decoding a chunk that sets `self` overwrites everything one that sets `older`
+    /// would have set.
+    fn covers(self, older: Sets) -> bool {
+        (self.model || !older.model) && (self.usage || !older.usage) && (self.tier || !older.tier)
+    }
+
+    fn any(self) -> bool {
+        self.model || self.usage || self.tier
+    }
 }
 
 impl Gemini {
@@ -78,23 +112,98 @@ pub(crate) fn path_model(path: &str) -> Option<&str> {
     (!model.is_empty()).then_some(model)
 }
 
-impl Tracker for Gemini {
-    fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
-        let data = event.data;
-        let mut chars = 0;
-        let mut call = false;
-        scan::visit(data, |key, value| match (key, value) {
-            (b"text", Value::Str(t)) => chars += t.chars(),
-            (b"functionCall" | b"executableCode", Value::Object) => call = true,
-            _ => {}
-        });
-        obs.output_chars += chars;
-        obs.output_started |= chars > 0 || call;
-        // Every chunk carries the cumulative usage, so every chunk is decoded (its text parts
-        // are skipped, not copied).
+impl Gemini {
+    /// Decodes `data` and absorbs it.
+    fn decode(&mut self, data: &[u8], obs: &mut Observation) {
         if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) {
             self.absorb(chunk, obs);
         }
+    }
+
+    /// Decodes the deferred chunk, if any.
+    fn settle(&mut self, obs: &mut Observation) {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.decode(&pending, obs);
+            self.pending = pending;
+            self.pending.clear();
+        }
+        self.pending_sets = Sets::default();
+    }
+}
+
+impl Tracker for Gemini {
+    /// Every chunk carries the cumulative usage, and decoding each one with serde cost five
+    /// times what the other formats cost per event. A chunk whose decoding could only set the
+    /// model, the usage and the tier — no finish reason, no blocked prompt, no error, no call —
+    /// is kept instead, and decoded only when the next chunk does not overwrite all of that,
+    /// when a chunk must be decoded at once, or at the end of the stream
+    /// ([`Tracker::finish`]): the observation is the one decoding every chunk gives, for one
+    /// decode per stream. Only a chunk that closed with its blank line and looks whole is
+    /// kept (a stream cut in the middle of its last chunk leaves the previous usage standing).
+    fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
+        let data = event.data;
+        let mut chars = 0;
+        let mut now = false;
+        let mut sets = Sets::default();
+        let flags = self
+            .preamble
+            .visit(data, |key, value, flags| match (key, value) {
+                (b"text", Value::Str(t)) => {
+                    chars += t.chars();
+                    Effect::Varies
+                }
+                (b"functionCall" | b"executableCode", Value::Object) => {
+                    flags.call = true;
+                    Effect::Constant
+                }
+                (b"usageMetadata", Value::Object) => {
+                    sets.usage = true;
+                    Effect::Varies
+                }
+                (b"modelVersion", Value::Str(_)) => {
+                    sets.model = true;
+                    Effect::Varies
+                }
+                (b"serviceTier", Value::Str(_)) => {
+                    sets.tier = true;
+                    Effect::Varies
+                }
+                (
+                    b"finishReason" | b"promptFeedback" | b"error" | b"usageMetadata"
+                    | b"modelVersion" | b"serviceTier",
+                    _,
+                ) => {
+                    now = true;
+                    Effect::Varies
+                }
+                _ => Effect::Quiet,
+            });
+        obs.output_chars += chars;
+        obs.output_started |= chars > 0 || flags.call;
+        let whole = event.complete && {
+            let t = data.trim_ascii();
+            t.first() == Some(&b'{') && t.last() == Some(&b'}')
+        };
+        if now || flags.call || !whole {
+            self.settle(obs);
+            self.decode(data, obs);
+            return;
+        }
+        if !sets.any() {
+            // Decoding it would set nothing.
+            return;
+        }
+        if !sets.covers(self.pending_sets) {
+            self.settle(obs);
+        }
+        self.pending.clear();
+        self.pending.extend_from_slice(data);
+        self.pending_sets = sets;
+    }
+
+    fn finish(&mut self, obs: &mut Observation) {
+        self.settle(obs);
     }
 
     fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
@@ -165,6 +274,7 @@ struct UsageMetadata<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::scan;
     use crate::protocol::testing::feed;
 
     #[test]
@@ -195,6 +305,94 @@ mod tests {
         );
         assert_eq!(obs.native_finish.as_deref(), Some("STOP"));
         assert_eq!(obs.model.as_deref(), Some("gemini-2.5-flash"));
+    }
+
+    fn chunk(text: &str, usage: &str, rest: &str) -> String {
+        format!(
+            r#"{{"candidates": [{{"content": {{"parts": [{{"text": "{text}"}}],"role": "model"}},"index": 0}}],"usageMetadata": {{{usage}}}{rest}}}"#
+        )
+    }
+
+    /// Decoding every chunk as it comes, the reference the deferred decoding must equal.
+    fn eager(events: &[(&str, &str)]) -> Observation {
+        let mut g = Gemini::default();
+        let mut obs = Observation::default();
+        for (_, data) in events {
+            g.decode(data.as_bytes(), &mut obs);
+            let (mut chars, mut call) = (0, false);
+            scan::visit(data.as_bytes(), |k, v| match (k, v) {
+                (b"text", Value::Str(t)) => chars += t.chars(),
+                (b"functionCall" | b"executableCode", Value::Object) => call = true,
+                _ => {}
+            });
+            obs.output_chars += chars;
+            obs.output_started |= chars > 0 || call;
+        }
+        obs
+    }
+
+    #[test]
+    fn deferred_chunks_give_what_decoding_each_gives() {
+        let streams: Vec<Vec<String>> = vec![
+            // The model and the tier only in the first chunk: they stand.
+            vec![
+                chunk("a", r#""promptTokenCount": 3,"serviceTier": "priority""#, r#","modelVersion": "gemini-x""#),
+                chunk("bc", r#""promptTokenCount": 3,"candidatesTokenCount": 2"#, ""),
+                chunk("d", r#""promptTokenCount": 3,"candidatesTokenCount": 3"#, ""),
+            ],
+            // The last chunk finishes: decoded at once, after the one put off.
+            vec![
+                chunk("a", r#""promptTokenCount": 3"#, r#","modelVersion": "m1""#),
+                chunk("b", r#""promptTokenCount": 3,"candidatesTokenCount": 2"#, r#","modelVersion": "m2""#),
+                r#"{"candidates": [{"content": {"parts": [{"text": "c"}]},"finishReason": "STOP","index": 0}]}"#.into(),
+            ],
+            // A chunk without usage between two with it.
+            vec![
+                chunk("a", r#""promptTokenCount": 3,"candidatesTokenCount": 1"#, ""),
+                r#"{"candidates": [{"content": {"parts": [{"text": "b"}]},"index": 0}]}"#.into(),
+                r#"{"candidates": [{"content": {"parts": [{"functionCall": {"name": "f","args": {"usageMetadata": {}}}}]},"index": 0}]}"#.into(),
+            ],
+        ];
+        for events in &streams {
+            let events: Vec<(&str, &str)> = events.iter().map(|e| ("", e.as_str())).collect();
+            let deferred = feed(&mut Gemini::default(), &events);
+            assert_eq!(
+                format!("{deferred:?}"),
+                format!("{:?}", eager(&events)),
+                "{events:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_in_its_last_chunk_keeps_the_usage_before_it() {
+        let whole = chunk(
+            "ab",
+            r#""promptTokenCount": 3,"candidatesTokenCount": 2"#,
+            "",
+        );
+        let cut = chunk(
+            "c",
+            r#""promptTokenCount": 3,"candidatesTokenCount": 3"#,
+            "",
+        );
+        let cut = &cut[..cut.len() - 30];
+        let mut g = Gemini::default();
+        let mut obs = Observation::default();
+        for (data, complete) in [(whole.as_str(), true), (cut, false)] {
+            let event = SseEvent {
+                name: b"",
+                data: data.as_bytes(),
+                complete,
+            };
+            g.on_event(&event, &mut obs);
+            if complete {
+                assert!(obs.usage.is_none(), "put off");
+            }
+        }
+        g.finish(&mut obs);
+        assert_eq!(obs.usage.map(|u| u.output), Some(Some(2)));
+        assert_eq!(obs.output_chars, 3);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(crate) mod anthropic;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
+mod preamble;
 mod scan;
 #[cfg(test)]
 mod testing;
@@ -60,6 +61,9 @@ pub(crate) trait Tracker: Send + 'static {
     fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation);
     /// The complete body of a non-streamed 2xx response.
     fn on_json(&mut self, body: &[u8], obs: &mut Observation);
+    /// The stream ended, however it ended (complete, failed or dropped): what the tracker
+    /// put off goes into `obs` now. Called once, after the last event.
+    fn finish(&mut self, _obs: &mut Observation) {}
 }
 
 /// The tracker for `api`; `None` for [`LlmApi::Unknown`].

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::scan::{self, Value};
+use super::preamble::{Effect, Preamble};
+use super::scan::Value;
 use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
@@ -23,14 +24,19 @@ pub(crate) struct OpenAiChat {
     embeddings: bool,
     /// The finish reason came from choice 0 (other choices no longer overwrite it).
     finish_of_first: bool,
-    /// The previous chunk's bytes up to and including `"choices":[`, when nothing in them
-    /// mattered (see [`OpenAiChat::on_event`]).
-    quiet_prefix: Vec<u8>,
+    /// The stream's repeated preamble (`id`, `object`, `created`, `model`, up to the delta's
+    /// first counted member), and the flags its members set.
+    preamble: Preamble<Flags>,
 }
 
-/// Where a chunk's choices begin; what comes before is the stream's constant preamble
-/// (`id`, `object`, `created`, `model`, `system_fingerprint`).
-const CHOICES: &[u8] = b"\"choices\":[";
+/// What the members of a chunk's preamble say, whatever their values.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flags {
+    /// A `delta` member: a chat chunk (its `text` members are not legacy completion text).
+    chat: bool,
+    /// A `tool_calls` array: a tool call has started.
+    tool_call: bool,
+}
 
 impl OpenAiChat {
     /// The tracker for `/v1/embeddings` (input tokens only; output is a known 0).
@@ -76,67 +82,42 @@ impl Tracker for OpenAiChat {
             obs.terminal = true;
             return;
         }
-        // Chunks of one stream repeat the same preamble before `"choices":[`. When the
-        // previous chunk's preamble held nothing the tracker reads and this chunk starts with
-        // the same bytes, only the rest is visited: the members skipped are exactly the ones
-        // found meaningless last time. (Halves the scan of a typical chunk.)
-        let skip = if !self.quiet_prefix.is_empty() && data.starts_with(&self.quiet_prefix) {
-            self.quiet_prefix.len()
-        } else {
-            0
-        };
-        let rest = &data[skip..];
+        // Chunks of one stream repeat the same preamble: only what follows it is walked.
         let mut chars = 0;
         let mut text_chars = 0;
-        let mut chat = false;
-        let mut tool_call = false;
         let mut decode = obs.model.is_none() || event.name == b"error";
-        // Offset (in `rest`) of the first member that mattered to the tracker.
-        let mut first_effect = usize::MAX;
-        scan::visit(rest, |key, value| {
-            let effect = match (key, value) {
+        let flags = self
+            .preamble
+            .visit(data, |key, value, flags| match (key, value) {
                 (
                     b"content" | b"reasoning_content" | b"reasoning" | b"refusal" | b"arguments",
                     Value::Str(t),
                 ) => {
                     chars += t.chars();
-                    true
+                    Effect::Varies
                 }
                 // Legacy completions stream `choices[].text`; chat chunks (which may carry
                 // OpenRouter's `reasoning_details[].text` copies) have a `delta`.
                 (b"text", Value::Str(t)) => {
                     text_chars += t.chars();
-                    true
+                    Effect::Varies
                 }
                 (b"delta", _) => {
-                    chat = true;
-                    true
+                    flags.chat = true;
+                    Effect::Constant
                 }
                 (b"tool_calls", Value::Array) => {
-                    tool_call = true;
-                    true
+                    flags.tool_call = true;
+                    Effect::Constant
                 }
                 (b"usage" | b"error", Value::Object | Value::Str(_))
                 | (b"finish_reason", Value::Str(_)) => {
                     decode = true;
-                    true
+                    Effect::Varies
                 }
-                _ => false,
-            };
-            if effect {
-                let at = (key.as_ptr() as usize).saturating_sub(rest.as_ptr() as usize);
-                first_effect = first_effect.min(at);
-            }
-        });
-        if skip == 0 {
-            self.quiet_prefix.clear();
-            if let Some(at) = memchr::memmem::find(data, CHOICES) {
-                let end = at + CHOICES.len();
-                if first_effect >= end {
-                    self.quiet_prefix.extend_from_slice(&data[..end]);
-                }
-            }
-        }
+                _ => Effect::Quiet,
+            });
+        let (chat, tool_call) = (flags.chat, flags.tool_call);
         if !chat {
             chars += text_chars;
         }
@@ -327,7 +308,8 @@ mod tests {
 
     #[test]
     fn a_repeated_preamble_is_skipped_only_when_nothing_in_it_matters() {
-        let pre = r#"{"id":"c","object":"chat.completion.chunk","model":"m","choices":["#;
+        let pre =
+            r#"{"id":"c","object":"chat.completion.chunk","created":9,"model":"m","choices":["#;
         let obs = stream(&[
             &format!(r#"{pre}{{"index":0,"delta":{{"content":"ab"}}}}]}}"#),
             &format!(r#"{pre}{{"index":0,"delta":{{"content":"cde"}}}}]}}"#),
@@ -335,10 +317,6 @@ mod tests {
         ]);
         assert_eq!(obs.output_chars, 5);
         assert_eq!(obs.native_finish.as_deref(), Some("stop"));
-        let mut t = OpenAiChat::default();
-        let chunk = format!(r#"{pre}{{"index":0,"delta":{{"content":"ab"}}}}]}}"#);
-        feed(&mut t, &[("", &chunk)]);
-        assert_eq!(t.quiet_prefix, pre.as_bytes(), "the preamble is remembered");
 
         // A preamble that carries text (no provider does, but nothing forbids it) is never
         // skipped: each chunk's text counts.
@@ -349,12 +327,28 @@ mod tests {
         ]);
         assert_eq!(obs.output_chars, 6);
 
-        // A chunk with another preamble is visited whole.
+        // A chunk with another preamble is walked whole.
         let obs = stream(&[
             &format!(r#"{pre}{{"delta":{{"content":"a"}}}}]}}"#),
             r#"{"id":"d","usage":{"prompt_tokens":4,"completion_tokens":2},"choices":[]}"#,
         ]);
         assert_eq!(obs.usage.map(|u| u.output), Some(Some(2)));
+
+        // The flags of a skipped preamble still hold: legacy `text` does not count beside a
+        // chat `delta`, and a tool call that opened in the preamble starts output.
+        let chat = r#"{"choices":[{"delta":{"reasoning_details":[{"text":"xyz"}],"reasoning":"#;
+        let obs = stream(&[
+            &format!(r#"{chat}"ab"}}}}]}}"#),
+            &format!(r#"{chat}"c"}}}}]}}"#),
+        ]);
+        assert_eq!(obs.output_chars, 3);
+        let tools = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"#;
+        let obs = stream(&[
+            &format!(r#"{tools}"{{"}}}}]}}}}]}}"#),
+            &format!(r#"{tools}""}}}}]}}}}]}}"#),
+        ]);
+        assert!(obs.output_started);
+        assert_eq!(obs.output_chars, 1);
     }
 
     #[test]

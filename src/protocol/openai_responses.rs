@@ -11,13 +11,17 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::scan::{self, Value};
+use super::preamble::{Effect, Preamble};
+use super::scan::Value;
 use super::{InBandError, Modalities, Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
 /// Reads OpenAI Responses API responses.
 #[derive(Debug, Default)]
-pub(crate) struct OpenAiResponses {}
+pub(crate) struct OpenAiResponses {
+    /// The deltas' repeated preamble (`type`, `sequence_number`, `item_id` …).
+    preamble: Preamble<()>,
+}
 
 impl Tracker for OpenAiResponses {
     fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
@@ -53,11 +57,14 @@ impl Tracker for OpenAiResponses {
             b"response.audio.delta" => {}
             n if n.ends_with(b".delta") => {
                 let mut chars = 0;
-                scan::visit(data, |key, value| {
-                    if let (b"delta", Value::Str(t)) = (key, value) {
-                        chars += t.chars();
-                    }
-                });
+                self.preamble
+                    .visit(data, |key, value, _| match (key, value) {
+                        (b"delta", Value::Str(t)) => {
+                            chars += t.chars();
+                            Effect::Varies
+                        }
+                        _ => Effect::Quiet,
+                    });
                 obs.output_chars += chars;
                 obs.output_started |= chars > 0;
             }

@@ -4,7 +4,7 @@
 //! Most events of a stream are text deltas that matter only for their length (the estimate
 //! when the provider reports no usage) and for being the first output (time to first token).
 //! Decoding each of them with serde would cost far more than the layer may add per event, so
-//! the trackers first [`visit`] the event: one forward pass that jumps from quote to quote with
+//! the trackers first [`walk`] the event: one forward pass that jumps from quote to quote with
 //! a word-at-a-time byte search, reports every `"key": value` member at any depth, and never allocates. Only the
 //! few events that carry something worth decoding (usage, a finish reason, an error, the model)
 //! are then decoded with serde.
@@ -50,9 +50,32 @@ impl Text<'_> {
 }
 
 /// Calls `member(key, value)` for every member of `json`, in order, at any depth. `key` is the
-/// raw bytes between the quotes (keys with escapes are compared as written).
+/// raw bytes between the quotes (keys with escapes are compared as written). The trackers walk
+/// through a [`Preamble`](super::preamble::Preamble), which skips what the last event repeated.
+#[cfg(test)]
 pub(crate) fn visit<'a>(json: &'a [u8], mut member: impl FnMut(&[u8], Value<'a>)) {
-    let mut pos = 0;
+    walk(json, 0, |m| member(m.key, m.value));
+}
+
+/// One member found by [`walk`], with where it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member<'a> {
+    /// The key's raw bytes.
+    pub(crate) key: &'a [u8],
+    /// The value, as far as a quick look can tell.
+    pub(crate) value: Value<'a>,
+    /// The index of the quote that opens the key.
+    pub(crate) key_at: usize,
+    /// The index of the value's first byte.
+    pub(crate) value_at: usize,
+}
+
+/// Every member of `json` whose key opens at or after `start`, in order, at any depth, with its
+/// positions. Every decision about a member reads only bytes up to its key's opening quote and
+/// the member itself, so a walk resumed at a key's quote finds exactly the members a walk from
+/// the start finds from there (what [`Preamble`](super::preamble::Preamble) relies on).
+pub(crate) fn walk<'a>(json: &'a [u8], start: usize, mut member: impl FnMut(Member<'a>)) {
+    let mut pos = start;
     while let Some(q) = find(json, pos, b'"', b'"') {
         let start = q + 1;
         let Some(end) = string_end(json, start) else {
@@ -84,7 +107,12 @@ pub(crate) fn visit<'a>(json: &'a [u8], mut member: impl FnMut(&[u8], Value<'a>)
             b'n' => Value::Null,
             _ => Value::Scalar,
         };
-        member(key, value);
+        member(Member {
+            key,
+            value,
+            key_at: q,
+            value_at: v,
+        });
     }
 }
 
