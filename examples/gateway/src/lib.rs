@@ -95,6 +95,8 @@ pub struct AppState {
     pub events: EventRecorder,
     /// The activity writer (stats for `/metrics`).
     pub writer: ActivityWriter,
+    /// What `/metrics` shows ([`metrics::Metrics`]); the budget layer counts its refusals here.
+    pub metrics: metrics::Metrics,
     /// Where LLM requests go: the upstreams and their routes.
     pub upstream: UpstreamClient,
     /// Every record once stored, for live feeds (`live.subscribe()`).
@@ -176,7 +178,10 @@ impl Gateway {
             move || live.subscribe()
         });
         // Each sink is a lane of its own: a collector that is down never holds the log back.
-        let mut sinks = FanOut::new().sink(DATABASE_SINK, live.clone());
+        let records = metrics::RecordMetrics::new();
+        let mut sinks = FanOut::new()
+            .sink(DATABASE_SINK, live.clone())
+            .sink(metrics::SINK_NAME, records.clone());
         let otel = config.otlp.as_ref().map(|c| c.build()).transpose()?;
         if let Some(otel) = &otel {
             sinks = sinks.sink(telemetry::SINK_NAME, otel.clone());
@@ -197,6 +202,7 @@ impl Gateway {
             activity: storage.activity.clone(),
             events: layer.events(),
             writer: layer.writer().clone(),
+            metrics: metrics::Metrics::new(&records, layer.writer()),
             upstream,
             live,
             live_feeds,

@@ -1,26 +1,109 @@
-//! `GET /metrics` (Prometheus text format) and `GET /healthz`.
+//! `GET /metrics` (the OpenMetrics text format, which Prometheus scrapes) and `GET /healthz`.
 //!
-//! The metrics are the activity writer's [`WriterStats`]: every record the gateway made is
-//! enqueued, then written or failed, or dropped at once (by reason); `queue_depth` is what is
-//! still on its way to the database.
+//! Built with `prometheus-client`. The LLM request metrics are counted from the activity
+//! records by [`RecordMetrics`], a sink of the writer's `FanOut` named `metrics`: their totals
+//! are the activity log's totals, exact tokens and cost included.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `gateway_llm_requests_total` | counter | `route`, `outcome` (`ok`, `error`, `cancelled`, `interrupted`) |
+//! | `gateway_llm_request_duration_seconds` | histogram | `route`, `outcome`: arrival to the end of the response body |
+//! | `gateway_llm_model_requests_total` | counter | `model`, `provider` |
+//! | `gateway_llm_time_to_first_token_seconds` | histogram | `model`, `provider` (streams) |
+//! | `gateway_llm_tokens_total` | counter | `model`, `provider`, `type` (`input`, `output`, `cache_read`, `cache_write`, `reasoning`); an unknown count adds nothing |
+//! | `gateway_llm_cost_usd_total` | counter | `model`, `provider`: the exact decimal sum, rounded once to a double |
+//! | `gateway_budget_refusals_total` | counter | `status` (`402`, `429`): requests a budget refused ([`Metrics::count_budget_refusal`]) |
+//! | `activity_records_{enqueued,written,failed}_total`, `activity_records_dropped_total` (`reason`), `activity_sink_{retries,timeouts}_total`, `activity_batches_total`, `activity_batch_duration_seconds_total`, `activity_queue_depth`, `activity_last_batch_duration_seconds` | counters, gauges | `sink` (`database`, `metrics`, `otlp`): the writer's counters per sink |
+//!
+//! `route` is the request's path with a Gemini model folded into `*` (`/v1/chat/completions`,
+//! `/v1beta/models/*:generateContent` …).
+//! Label values are bounded: past [`MAX_MODELS`] models, [`MAX_PROVIDERS`] providers and
+//! [`MAX_ROUTES`] routes, later ones are counted as `other`; a record without a model or
+//! provider counts as `unknown`.
 
-use std::fmt::Write;
+mod records;
+mod writer;
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde_json::json;
-use tower_activity::WriterStats;
+use tower_activity::ActivityWriter;
+
+pub use records::{MAX_MODELS, MAX_PROVIDERS, MAX_ROUTES, OTHER, RecordMetrics, UNKNOWN, route};
 
 use crate::AppState;
 
-/// The Prometheus text exposition content type.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The OpenMetrics text content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The name of [`RecordMetrics`] in the writer's `FanOut` (`sink="metrics"`).
+pub const SINK_NAME: &str = "metrics";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    status: u16,
+}
+
+/// Every metric `/metrics` shows (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    budget_refusals: Family<RefusalLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The metrics of `records` (a sink of `writer`) and `writer`'s counters.
+    pub fn new(records: &RecordMetrics, writer: &ActivityWriter) -> Self {
+        let mut registry = Registry::default();
+        records.register(&mut registry);
+        let budget_refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "gateway_budget_refusals",
+            "Requests a budget refused before they went upstream, by the status answered (402: no credit left, 429: a window is exhausted)",
+            budget_refusals.clone(),
+        );
+        registry.register_collector(Box::new(writer::WriterCollector(writer.clone())));
+        Metrics {
+            registry: Arc::new(registry),
+            budget_refusals,
+        }
+    }
+
+    /// Counts a request a budget refused with `status` (`402` or `429`).
+    pub fn count_budget_refusal(&self, status: StatusCode) {
+        let labels = RefusalLabels {
+            status: status.as_u16(),
+        };
+        self.budget_refusals.get_or_create(&labels).inc();
+    }
+
+    /// The OpenMetrics text of every metric, ending with `# EOF`.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = render(&state.writer.stats());
+    let body = state.metrics.render();
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -32,78 +115,4 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     Json(json!({ "status": "ok" })).into_response()
-}
-
-/// The writer's counters in the Prometheus text format.
-pub fn render(s: &WriterStats) -> String {
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let n = |v: u64| v as f64;
-    metric(
-        "activity_records_enqueued_total",
-        "counter",
-        "Activity records accepted into the writer's queue.",
-        &[("", n(s.enqueued))],
-    );
-    metric(
-        "activity_records_written_total",
-        "counter",
-        "Activity records the database confirmed.",
-        &[("", n(s.written))],
-    );
-    metric(
-        "activity_records_dropped_total",
-        "counter",
-        "Activity records refused at once, by reason.",
-        &[
-            ("{reason=\"queue_full\"}", n(s.dropped_queue_full)),
-            ("{reason=\"closed\"}", n(s.dropped_closed)),
-        ],
-    );
-    metric(
-        "activity_records_failed_total",
-        "counter",
-        "Accepted activity records that were never written (rejected, or past the shutdown deadline).",
-        &[("", n(s.failed))],
-    );
-    metric(
-        "activity_sink_retries_total",
-        "counter",
-        "Sink calls repeated after a transient failure or a timeout.",
-        &[("", n(s.retried))],
-    );
-    metric(
-        "activity_sink_timeouts_total",
-        "counter",
-        "Sink calls abandoned after the writer's sink timeout (then retried).",
-        &[("", n(s.sink_timeouts))],
-    );
-    metric(
-        "activity_queue_depth",
-        "gauge",
-        "Activity records accepted but not yet written.",
-        &[("", n(s.queue_depth))],
-    );
-    metric(
-        "activity_batch_duration_seconds",
-        "summary",
-        "Time to write a batch, retries and splits included.",
-        &[
-            ("_sum", s.batch_micros_total as f64 / 1e6),
-            ("_count", n(s.batches)),
-        ],
-    );
-    metric(
-        "activity_last_batch_duration_seconds",
-        "gauge",
-        "Time the last batch took to write.",
-        &[("", s.last_batch_micros as f64 / 1e6)],
-    );
-    out
 }

@@ -367,18 +367,18 @@ async fn metrics_and_health() {
         metrics.headers["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = metrics.text();
     for line in [
-        "activity_records_enqueued_total 2",
-        "activity_records_written_total 2",
-        "activity_records_dropped_total{reason=\"queue_full\"} 0",
-        "activity_records_dropped_total{reason=\"closed\"} 0",
-        "activity_records_failed_total 0",
-        "activity_sink_retries_total 0",
-        "activity_queue_depth 0",
-        "# TYPE activity_batch_duration_seconds summary",
+        "activity_records_enqueued_total{sink=\"database\"} 2",
+        "activity_records_written_total{sink=\"database\"} 2",
+        "activity_records_dropped_total{sink=\"database\",reason=\"queue_full\"} 0",
+        "activity_records_dropped_total{sink=\"database\",reason=\"closed\"} 0",
+        "activity_records_failed_total{sink=\"database\"} 0",
+        "activity_sink_retries_total{sink=\"database\"} 0",
+        "activity_queue_depth{sink=\"database\"} 0",
+        "# TYPE activity_batch_duration_seconds counter",
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -387,7 +387,7 @@ async fn metrics_and_health() {
     }
     let count: f64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("activity_batch_duration_seconds_count "))
+        .find_map(|l| l.strip_prefix("activity_batches_total{sink=\"database\"} "))
         .unwrap()
         .parse()
         .unwrap();

@@ -12,6 +12,7 @@ mod dashboard;
 mod e2e;
 mod edges;
 mod harness;
+mod metrics;
 mod otel;
 mod prices;
 mod restart;
@@ -46,6 +47,17 @@ fn cost(model: &str, output: u64) -> Decimal {
 /// A log row as a record (the legacy fields are extra members serde ignores).
 fn record(row: &Value) -> ActivityRecord {
     serde_json::from_value(row.clone()).expect("a log row is an ActivityRecord")
+}
+
+/// The caller's log rows for `query` (after a flush of every sink), as records.
+async fn records(gw: &Harness, key: &str, query: &str) -> Vec<ActivityRecord> {
+    let page = gw.log(key, query).await;
+    page["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .map(record)
+        .collect()
 }
 
 /// The request we expect a row for.

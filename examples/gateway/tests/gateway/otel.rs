@@ -73,14 +73,8 @@ async fn every_request_is_one_span_whose_attributes_equal_its_log_row() {
     }
 
     // `log` flushes every sink: the collector has answered for every record.
-    let page = gw.log(&key, "kind=request&limit=100").await;
-    let rows: Vec<ActivityRecord> = page["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(record)
-        .collect();
-    assert_eq!(rows.len(), 10, "{page:#}");
+    let rows = records(&gw, &key, "kind=request&limit=100").await;
+    assert_eq!(rows.len(), 10, "{rows:#?}");
     let spans = receiver.spans();
     let requests: Vec<_> = spans
         .iter()
