@@ -139,8 +139,9 @@ pub struct Register {
     pub email: String,
 }
 
-/// `POST /auth/register {"email"}` → `201 {"user_id", "api_key"}`; `409` when the address is
-/// taken. Records a `register` event (`app: "Auth"`).
+/// `POST /auth/register {"email"}` → `201 {"user_id", "api_key", "credits"}` (`credits`: the
+/// USD granted, a decimal string; `null` without spend control); `409` when the address is
+/// taken. Records a `register` event (`app: "Auth"`, metadata `credits`).
 pub async fn register(
     State(state): State<AppState>,
     body: Result<Json<Register>, JsonRejection>,
@@ -152,6 +153,16 @@ pub async fn register(
         email,
     };
     let key = new_key();
+    // Granted before the account exists: an account is never usable without its credits.
+    let credits = match &state.budget {
+        Some(budget) => Some(
+            budget
+                .grant_initial(&user.id)
+                .await
+                .map_err(|e| ApiError::internal("cannot grant the initial credits", &e))?,
+        ),
+        None => None,
+    };
     match state.accounts.create_user(&user, &key_hash(&key)).await {
         Ok(()) => {}
         Err(StoreError::DuplicateEmail) => {
@@ -167,14 +178,13 @@ pub async fn register(
         }
         Err(e) => return Err(ApiError::internal("cannot create the account", &e)),
     }
-    state.events.record(
-        "register",
-        "auth",
-        "Auth",
-        &Attribution::user(&user.id).app("Auth"),
-    );
+    let credits = credits.map(|c| c.to_string());
+    state.events.record_raw(crate::budget::credits::registered(
+        &user.id,
+        credits.as_deref(),
+    ));
     tracing::info!(user_id = %user.id, "registered");
-    let body = json!({ "user_id": user.id, "api_key": key });
+    let body = json!({ "user_id": user.id, "api_key": key, "credits": credits });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

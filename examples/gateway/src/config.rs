@@ -13,6 +13,7 @@
 //! | `PRICES_FILE` | the embedded table | a LiteLLM price JSON to price requests with, reloaded on `SIGHUP` ([`prices`](crate::prices)) |
 //! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
+//! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
 //! in [`limits`](crate::limits).
@@ -72,6 +73,8 @@ pub struct GatewayConfig {
     pub prices_file: Option<PathBuf>,
     /// The OpenTelemetry export beside the database (`None`: off).
     pub otlp: Option<OtlpConfig>,
+    /// Credits, the admin API and the budget store ([`BudgetConfig`](crate::budget::BudgetConfig)).
+    pub budget: crate::budget::BudgetConfig,
 }
 
 /// One upstream as configured: [`GatewayConfig::routes`] makes it an [`Upstream`].
@@ -163,6 +166,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             prices_file: None,
             otlp: None,
+            budget: crate::budget::BudgetConfig::new(),
         }
     }
 
@@ -227,6 +231,7 @@ impl GatewayConfig {
         let metrics_token = var("METRICS_TOKEN")?;
         let prices_file = var("PRICES_FILE")?.map(PathBuf::from);
         Ok(GatewayConfig {
+            budget: crate::budget::BudgetConfig::from_env()?,
             writer,
             prices_file,
             addr,
@@ -300,7 +305,7 @@ pub fn gateway_writer() -> WriterConfig {
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A set, non-empty variable (trimmed); unset or empty is `None`.
-fn var(name: &str) -> Result<Option<String>, String> {
+pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => Ok(Some(v.trim().to_owned())),

@@ -13,6 +13,8 @@
 //! | `POST /v1/chat/sessions` `{title, model}`, `GET /v1/chat/sessions` | key | the caller's chat sessions; event `session_created` |
 //! | `GET /user/activity/stats`, `GET /user/activity/log` | key | the caller's activity ([`activity`]) |
 //! | `GET /user/activity/stream` | key | the caller's new records as SSE ([`dashboard::live`]) |
+//! | `GET /user/credits`, `PUT /user/limits` | key | balance, spend and limits; lowering one's own ([`budget`]) |
+//! | `POST /admin/users/{id}/credits`, `PUT /admin/users/{id}/limits` | admin | top-ups and limits, only with `ADMIN_TOKEN` ([`budget::admin`]) |
 //! | `GET /dashboard/activity` | – | the activity dashboard page ([`dashboard`]) |
 //! | `GET /metrics` | `METRICS_TOKEN` when set | Prometheus text |
 //! | `GET /healthz` | – | liveness |
@@ -31,12 +33,14 @@
 //! timeouts) → [`auth::require_key`] (puts the caller and an
 //! [`Attribution`](tower_activity::Attribution) into the request) → [`proxy::known_action`] →
 //! [`sessions::attribute`] (adds the session) → [`routing::route`] (picks the upstream, `404`
-//! when none serves the model) → [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who
+//! when none serves the model) → the [`budget`] layer (credits and limits: `402`/`429`,
+//! never sent on, recorded as events) → [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who
 //! made each request, and requests refused before it (no key, someone else's session, no
 //! upstream, a body too slow) are not recorded.
 
 pub mod activity;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod config_file;
 pub mod dashboard;
@@ -111,6 +115,9 @@ pub struct AppState {
     pub registrations: Arc<RateLimiter>,
     /// When set, `/metrics` needs it as a Bearer token.
     pub metrics_token: Option<Arc<str>>,
+    /// Credits, limits and the admin API (`None` when `GATEWAY_ACTIVITY=off`: without
+    /// records there is nothing to settle).
+    pub budget: Option<budget::Budget>,
     /// Becomes `true` when the gateway starts shutting down: live feeds end then, instead of
     /// holding the shutdown for its whole grace period.
     pub closing: watch::Receiver<bool>,
@@ -151,7 +158,10 @@ impl Gateway {
     /// upstream must be set (`main` starts the mock when neither `UPSTREAM_URL` nor
     /// `GATEWAY_CONFIG` names one).
     pub async fn start(config: &GatewayConfig) -> Result<Gateway, String> {
-        let storage = Storage::open(&config.database_url).await?;
+        let mut storage = Storage::open(&config.database_url).await?;
+        if let Some(url) = &config.budget.store_url {
+            storage.budget = budget::open_redis(url).await?;
+        }
         Gateway::with_storage(config, storage)
     }
 
@@ -197,7 +207,12 @@ impl Gateway {
                     .unwrap_or_default(),
             )
             .build();
+        let budget = config
+            .activity
+            .then(|| budget::Budget::new(&config.budget, storage.budget.clone(), layer.events()))
+            .transpose()?;
         let state = AppState {
+            budget,
             accounts: storage.accounts.clone(),
             activity: storage.activity.clone(),
             events: layer.events(),
@@ -325,6 +340,10 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
         Some(layer) => llm.layer(layer),
         None => llm,
     };
+    let llm = match &state.budget {
+        Some(budget) => llm.layer(budget.layer.clone()),
+        None => llm,
+    };
     let llm = llm
         .layer(from_fn_with_state(state.clone(), routing::route))
         .layer(from_fn_with_state(state.clone(), sessions::attribute))
@@ -339,6 +358,8 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
         .route("/user/activity/stats", get(activity::stats))
         .route("/user/activity/log", get(activity::log))
         .route("/user/activity/stream", get(activity::stream))
+        .route("/user/credits", get(budget::credits::get))
+        .route("/user/limits", axum::routing::put(budget::limits::put_own))
         .merge(llm)
         .layer(from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
@@ -358,6 +379,7 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
         )
         .route("/healthz", get(metrics::healthz))
         .merge(authenticated)
+        .merge(budget::admin::routes(&state))
         .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

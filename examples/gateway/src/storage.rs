@@ -7,9 +7,11 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 
 use tower_activity::ActivitySink;
+use tower_activity::budget::{BudgetStore, PostgresBudgetStore};
 use tower_activity::query::ActivityQuery;
 use tower_activity::sink::{MemorySink, NoopSink, PostgresSink, SqlSink, SqliteSink, TableNames};
 
+use crate::budget::ledger::SqliteLedger;
 use crate::store::{
     AccountStore, CachedAccounts, MemoryAccounts, PostgresAccounts, SqliteAccounts,
 };
@@ -28,6 +30,10 @@ pub struct Storage {
     pub activity: Arc<dyn ActivityQuery>,
     /// Users and chat sessions.
     pub accounts: Arc<dyn AccountStore>,
+    /// Credits, limits and spend counters ([`budget`](crate::budget): PostgreSQL's tables,
+    /// or in this process — SQLite persisting grants and limits — or Redis when
+    /// `BUDGET_STORE` replaces it).
+    pub budget: Arc<dyn BudgetStore>,
     /// For the startup log: which store, without credentials.
     pub description: String,
     /// The SQL store (its pool is the account store's too), closed by [`Storage::close`].
@@ -50,6 +56,7 @@ impl Storage {
             sink: sink.clone(),
             activity: sink,
             accounts: Arc::new(MemoryAccounts::default()),
+            budget: crate::budget::memory_store(),
             description: "memory (nothing is kept after exit)".to_owned(),
             sql: None,
         }
@@ -80,7 +87,15 @@ impl Storage {
                 let sink = SqliteSink::connect(database_url).await.map_err(|e| {
                     cannot(&e, "check that the file's directory exists and is writable")
                 })?;
+                let budget = SqliteLedger::open(
+                    sink.pool().clone(),
+                    &TableNames::new().log_table(),
+                    chrono::Utc::now(),
+                )
+                .await
+                .map_err(|e| cannot(&e, "the budget table could not be read or created"))?;
                 Storage {
+                    budget,
                     sql: Some(SqlSink::Sqlite(sink.clone())),
                     accounts: Arc::new(CachedAccounts::new(Arc::new(SqliteAccounts::new(
                         sink.pool().clone(),
@@ -102,7 +117,11 @@ impl Storage {
                 let sink = PostgresSink::from_pool(pool, TableNames::new())
                     .await
                     .map_err(|e| cannot(&e, hint))?;
+                let budget = PostgresBudgetStore::from_pool(sink.pool().clone(), TableNames::new())
+                    .await
+                    .map_err(|e| cannot(&e, "the budget tables could not be created"))?;
                 Storage {
+                    budget: Arc::new(budget),
                     sql: Some(SqlSink::Postgres(sink.clone())),
                     accounts: Arc::new(CachedAccounts::new(Arc::new(PostgresAccounts::new(
                         sink.pool().clone(),

@@ -195,6 +195,8 @@ async fn gateway_run(
         ("GATEWAY_ADDR", addr.to_string()),
         ("DATABASE_URL", database_url.to_owned()),
         ("UPSTREAM_URL", upstream.to_owned()),
+        // Credits far beyond any run: the load measures the layers, not a balance running out.
+        ("INITIAL_CREDITS", "1000000".to_owned()),
     ];
     if variant == Variant::Baseline {
         env.push(("GATEWAY_ACTIVITY", "off".to_owned()));

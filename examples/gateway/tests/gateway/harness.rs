@@ -78,6 +78,17 @@ impl Harness {
         Harness::with_config(storage, &config).await
     }
 
+    /// A gateway over `storage` with `budget` (credits, admin token) in front of a fresh mock
+    /// upstream.
+    pub async fn with_budget(storage: Storage, budget: gateway::budget::BudgetConfig) -> Harness {
+        let (mock, _task) = mock_upstream::spawn(MockConfig::default())
+            .await
+            .expect("the mock upstream starts");
+        let mut config = GatewayConfig::for_upstream(UpstreamUrl::local(mock));
+        config.budget = budget;
+        Harness::with_config(storage, &config).await
+    }
+
     /// A gateway over `storage` configured by `config` (its address is ignored).
     pub async fn with_config(storage: Storage, config: &GatewayConfig) -> Harness {
         let gateway = Gateway::with_storage(config, storage).expect("the gateway starts");

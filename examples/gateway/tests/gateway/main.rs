@@ -8,6 +8,7 @@
 
 mod billing;
 mod bounds;
+mod credits;
 mod dashboard;
 mod e2e;
 mod edges;

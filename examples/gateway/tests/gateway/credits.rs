@@ -1,0 +1,370 @@
+//! Credits, limits and the admin API: a new user spends their credits down to a 402, is
+//! topped up, hits a daily limit (429 with the rate-limit headers, in each API's format),
+//! lowers their own limits; the balance survives a restart on SQLite.
+
+use super::*;
+use gateway::budget::BudgetConfig;
+
+const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+/// One chat request of gpt-4o-mini, `max_tokens` 24: the mock answers 24 tokens, so the
+/// estimate (13 + 24 tokens) is the exact cost.
+fn chat_24() -> String {
+    Chat.body(false, Some(24)).to_string()
+}
+
+fn budget(credits: &str) -> BudgetConfig {
+    BudgetConfig {
+        initial_credits: credits.parse().unwrap(),
+        admin_token: Some(ADMIN.to_owned()),
+        store_url: None,
+    }
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("a decimal string, got {v}"))
+        .parse()
+        .unwrap()
+}
+
+async fn chat(gw: &Harness, key: &str) -> harness::Answer {
+    let bearer = format!("Bearer {key}");
+    gw.call(
+        Method::POST,
+        &Chat.path(false),
+        &[("authorization", &bearer)],
+        chat_24(),
+    )
+    .await
+}
+
+/// `api`'s request (non-streamed, no token limit) with the key in its SDK's header.
+async fn call_api(gw: &Harness, key: &str, api: Api) -> harness::Answer {
+    let bearer = format!("Bearer {key}");
+    gw.call(
+        Method::POST,
+        &api.path(false),
+        &[("authorization", &bearer)],
+        api.body(false, None).to_string(),
+    )
+    .await
+}
+
+async fn admin(gw: &Harness, method: Method, path: &str, body: Value) -> harness::Answer {
+    let bearer = format!("Bearer {ADMIN}");
+    gw.call(
+        method,
+        path,
+        &[("authorization", &bearer)],
+        body.to_string(),
+    )
+    .await
+}
+
+async fn credits(gw: &Harness, key: &str) -> Value {
+    let answer = gw.get("/user/credits", key).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.json()
+}
+
+#[tokio::test]
+async fn credits_run_out_are_topped_up_and_limits_refuse_in_each_apis_shape() {
+    let gw = Harness::with_budget(Storage::memory(), budget("0.0001")).await;
+    let answer = gw
+        .call(
+            Method::POST,
+            "/auth/register",
+            &[],
+            json!({"email": "ada@example.com"}).to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let reg = answer.json();
+    assert_eq!(dec(&reg["credits"]), Decimal::new(1, 4));
+    let (user, key) = (
+        reg["user_id"].as_str().unwrap().to_owned(),
+        reg["api_key"].as_str().unwrap().to_owned(),
+    );
+    let each = cost("gpt-4o-mini", 24);
+
+    // $0.0001 covers exactly six requests.
+    let fits = (Decimal::new(1, 4) / each).floor();
+    assert_eq!(fits, Decimal::from(6));
+    for i in 0..6 {
+        let a = chat(&gw, &key).await;
+        assert_eq!(a.status, StatusCode::OK, "request {i}: {}", a.text());
+    }
+    let refused = chat(&gw, &key).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.text()
+    );
+    let body = refused.json();
+    assert_eq!(body["error"]["type"], "insufficient_credits");
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert!(
+        refused.headers.get("retry-after").is_none(),
+        "waiting does not help"
+    );
+    for (api, check) in [
+        (Anthropic, "/error/type"),
+        (Gemini, "/error/status"),
+        (Responses, "/error/type"),
+    ] {
+        let a = call_api(&gw, &key, api).await;
+        assert_eq!(
+            a.status,
+            StatusCode::PAYMENT_REQUIRED,
+            "{api:?}: {}",
+            a.text()
+        );
+        let v = a.json();
+        let expected = if api == Gemini {
+            "RESOURCE_EXHAUSTED"
+        } else {
+            "insufficient_credits"
+        };
+        assert_eq!(v.pointer(check).unwrap(), expected, "{api:?}: {v}");
+    }
+    let c = credits(&gw, &key).await;
+    let spent = each * Decimal::from(6);
+    assert_eq!(dec(&c["balance"]), Decimal::new(1, 4) - spent);
+    assert_eq!(dec(&c["spent_today"]), spent);
+    assert_eq!(dec(&c["spent_this_month"]), spent);
+    assert_eq!(dec(&c["reserved"]), Decimal::ZERO);
+    assert_eq!(c["limits"]["daily_spend"], Value::Null);
+
+    // The admin tops up; the user can spend again.
+    let top = admin(
+        &gw,
+        Method::POST,
+        &format!("/admin/users/{user}/credits"),
+        json!({"amount": "5.00"}),
+    )
+    .await;
+    assert_eq!(top.status, StatusCode::OK, "{}", top.text());
+    assert_eq!(
+        dec(&top.json()["balance"]),
+        Decimal::new(5, 0) + Decimal::new(1, 4) - spent
+    );
+    assert_eq!(chat(&gw, &key).await.status, StatusCode::OK);
+
+    // A daily limit two requests above today's spend, and request and token caps.
+    let spent = each * Decimal::from(7);
+    let daily = spent + each * Decimal::from(2) + Decimal::new(1, 8);
+    let set = admin(
+        &gw,
+        Method::PUT,
+        &format!("/admin/users/{user}/limits"),
+        json!({"daily_spend": daily.to_string(), "requests_per_minute": 100, "tokens_per_day": 100000}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    assert_eq!(dec(&set.json()["limits"]["daily_spend"]), daily);
+    for _ in 0..2 {
+        let a = chat(&gw, &key).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        assert_eq!(a.headers["x-ratelimit-limit-requests"], "100");
+        assert_eq!(a.headers["x-ratelimit-limit-tokens"], "100000");
+        assert!(a.headers.contains_key("x-ratelimit-remaining-tokens"));
+    }
+    let limited = chat(&gw, &key).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text()
+    );
+    let v = limited.json();
+    assert_eq!(v["error"]["type"], "budget_exceeded");
+    assert_eq!(v["error"]["code"], "spend_limit_day");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+    assert_eq!(limited.headers["x-ratelimit-limit-requests"], "100");
+    // (The minute may have turned during the test: at most 9 requests in this one.)
+    let left: u64 = limited.headers["x-ratelimit-remaining-requests"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((91..100).contains(&left), "{left}");
+    assert_eq!(
+        limited.headers["x-ratelimit-remaining-tokens"],
+        (100_000 - 9 * 37).to_string()
+    );
+    assert!(limited.headers.contains_key("x-ratelimit-reset-tokens"));
+    let a = call_api(&gw, &key, Anthropic).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["type"], "error");
+    assert_eq!(a.json()["error"]["type"], "rate_limit_error");
+    assert!(a.headers.contains_key("retry-after"));
+    let g = call_api(&gw, &key, Gemini).await;
+    assert_eq!(g.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(g.json()["error"]["code"], 429);
+    assert_eq!(g.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+
+    // The user lowers their own limits, not above the admin's.
+    let bearer = format!("Bearer {key}");
+    let put = |body: Value| {
+        let bearer = bearer.clone();
+        let gw = &gw;
+        async move {
+            gw.call(
+                Method::PUT,
+                "/user/limits",
+                &[("authorization", &bearer)],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let above = put(json!({"requests_per_minute": 101})).await;
+    assert_eq!(above.status, StatusCode::BAD_REQUEST, "{}", above.text());
+    assert_eq!(above.json()["error"]["parameter"], "requests_per_minute");
+    let lower = put(json!({"requests_per_minute": 10, "monthly_spend": "3"})).await;
+    assert_eq!(lower.status, StatusCode::OK, "{}", lower.text());
+    assert_eq!(lower.json()["limits"]["requests_per_minute"], "10");
+    assert_eq!(lower.json()["limits"]["monthly_spend"], "3");
+    let c = credits(&gw, &key).await;
+    assert_eq!(c["limits"]["requests_per_minute"], "10");
+    assert!(dec(&c["usage"]["requests_per_minute"]) <= Decimal::from(9));
+    let back = put(json!({"requests_per_minute": null})).await;
+    assert_eq!(
+        back.json()["limits"]["requests_per_minute"],
+        "100",
+        "the admin's again"
+    );
+
+    // The feed and log carry the budget's events.
+    let log = gw.log(&key, "kind=event&limit=100").await;
+    let names: Vec<&str> = log["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["endpoint"].as_str().unwrap())
+        .collect();
+    for name in [
+        "register",
+        "budget.refused",
+        "credits.topup",
+        "budget.threshold",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let register = log["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "register")
+        .unwrap();
+    assert_eq!(register["metadata"]["credits"], "0.0001");
+    // Refused requests were never sent: the log's requests are exactly the admitted ones, and
+    // their cost is the ledger's spend.
+    let requests = gw.log(&key, "kind=request&limit=100").await;
+    assert_eq!(requests["total"], 9);
+    let logged: Decimal = requests["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| record(r).cost_usd.unwrap())
+        .sum();
+    assert_eq!(dec(&credits(&gw, &key).await["spent_today"]), logged);
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_its_token_and_exists_only_with_one() {
+    let gw = Harness::start(Storage::memory()).await;
+    let (user, key) = gw.register("bo@example.com").await;
+    let a = admin(
+        &gw,
+        Method::POST,
+        &format!("/admin/users/{user}/credits"),
+        json!({"amount": "1"}),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::NOT_FOUND,
+        "no ADMIN_TOKEN, no admin API"
+    );
+    // The default grant is $1.00.
+    assert_eq!(dec(&credits(&gw, &key).await["balance"]), Decimal::ONE);
+
+    let gw = Harness::with_budget(Storage::memory(), budget("1")).await;
+    let (user, key) = gw.register("cy@example.com").await;
+    let path = format!("/admin/users/{user}/credits");
+    let as_user = gw.post(&path, &key, &json!({"amount": "1"})).await;
+    assert_eq!(
+        as_user.status,
+        StatusCode::UNAUTHORIZED,
+        "a user's key is not the admin's"
+    );
+    let bad = admin(&gw, Method::POST, &path, json!({"amount": "-2"})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json()["error"]["parameter"], "amount");
+    let bad = admin(
+        &gw,
+        Method::PUT,
+        &format!("/admin/users/{user}/limits"),
+        json!({"weekly": 1}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json()["error"]["parameter"], "weekly");
+}
+
+#[tokio::test]
+async fn balances_and_limits_survive_a_restart_on_sqlite() {
+    let db = TempDb::new();
+    let gw = Harness::with_budget(Storage::open(&db.url()).await.unwrap(), budget("0.5")).await;
+    let (user, key) = gw.register("di@example.com").await;
+    for stream in [false, true] {
+        let bearer = format!("Bearer {key}");
+        let a = gw
+            .call(
+                Method::POST,
+                &Chat.path(stream),
+                &[("authorization", &bearer)],
+                Chat.body(stream, Some(24)).to_string(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let top = admin(
+        &gw,
+        Method::POST,
+        &format!("/admin/users/{user}/credits"),
+        json!({"amount": "2"}),
+    )
+    .await;
+    assert_eq!(top.status, StatusCode::OK, "{}", top.text());
+    let set = admin(
+        &gw,
+        Method::PUT,
+        &format!("/admin/users/{user}/limits"),
+        json!({"daily_spend": "1.5"}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    let before = credits(&gw, &key).await;
+    let mut gw = gw;
+    gw.stop().await;
+    drop(gw);
+
+    let gw = Harness::with_budget(Storage::open(&db.url()).await.unwrap(), budget("0.5")).await;
+    let after = credits(&gw, &key).await;
+    assert_eq!(after["balance"], before["balance"]);
+    assert_eq!(after["spent_today"], before["spent_today"]);
+    assert_eq!(after["limits"], before["limits"]);
+    assert_eq!(
+        dec(&after["balance"]),
+        Decimal::new(25, 1) - cost("gpt-4o-mini", 24) * Decimal::TWO
+    );
+}
