@@ -1,6 +1,7 @@
 // The activity dashboard: sign in, load, render, filter, page, and follow the live feed.
 // Plain JavaScript modules, no build step, no dependencies (see `mod.rs` beside this file).
 
+import { addAlert, isBudgetEvent, renderCredits } from './budget.mjs';
 import { renderBreakdown, renderDaily, widthOf } from './charts.mjs';
 import { $, el } from './dom.mjs';
 import { openFeed } from './feed.mjs';
@@ -13,6 +14,7 @@ const KEY_STORAGE = 'tower-activity.api-key';
 const STATS = '/user/activity/stats';
 const LOG = '/user/activity/log';
 const STREAM = '/user/activity/stream';
+const CREDITS = '/user/credits';
 
 const state = {
   key: null,
@@ -175,9 +177,20 @@ async function loadLog() {
 async function loadAll() {
   hideBanner();
   try {
-    await Promise.all([loadStats(), loadLog()]);
+    await Promise.all([loadStats(), loadLog(), loadCredits()]);
   } catch (e) {
     handle(e);
+  }
+}
+
+/** Reads the balance and limits (a gateway without spend control has none: hidden). */
+async function loadCredits() {
+  try {
+    renderCredits(await api(CREDITS));
+    $('credits').hidden = false;
+  } catch (e) {
+    if (e instanceof AuthError) throw e;
+    $('credits').hidden = true;
   }
 }
 
@@ -190,7 +203,7 @@ function refreshSoon(withLog = false) {
     state.refreshLog = false;
     if (!state.key) return;
     if (log) loadAll();
-    else loadStats().catch(handle);
+    else Promise.all([loadStats(), loadCredits()]).catch(handle);
   }, 250);
 }
 
@@ -384,6 +397,7 @@ function startFeed() {
 /** A record just stored: at the top of the log now, in the totals after a re-read. */
 function live(r) {
   refreshSoon(false);
+  if (isBudgetEvent(r)) addAlert(r);
   const p = state.logPage;
   if (!p || state.shown.has(r.id) || !matchesLog(r)) return;
   state.shown.add(r.id);

@@ -10,15 +10,16 @@
 //!
 //! The page, its style and its scripts are plain files in this folder, embedded with
 //! `include_str!`: no build step, no CDN, no framework. The scripts are ES modules, one job
-//! each: `app.mjs` (sign-in, loading, the log, wiring), `charts.mjs` (SVG charts drawn by
-//! hand), `detail.mjs` (what a log row's detail shows), `feed.mjs` (the live feed),
-//! `format.mjs` (money, numbers, dates), `dom.mjs`.
+//! each: `app.mjs` (sign-in, loading, the log, wiring), `budget.mjs` (credits, limit bars,
+//! budget alerts), `charts.mjs` (SVG charts drawn by hand), `detail.mjs` (what a log row's
+//! detail shows), `feed.mjs` (the live feed), `format.mjs` (money, numbers, dates), `dom.mjs`.
 //! It asks for an API key once (kept in the browser's `localStorage`; "Sign out" forgets
 //! it) and calls, with `Authorization: Bearer KEY`:
 //!
 //! - `GET /user/activity/stats?days=N` or `?from=&to=`: totals, the daily chart, the
 //!   breakdowns by model and provider;
 //! - `GET /user/activity/log?limit=&page=&from=&to=&model=&provider=`: the log;
+//! - `GET /user/credits`: the balance and each limit's use, as bars (re-read with the stats);
 //! - `GET /user/activity/stream`: new records, prepended to the log and added to the totals
 //!   as they are stored (see [`live`]).
 //!
@@ -41,9 +42,10 @@ const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// The page's files, served under `/dashboard/activity/`: name, content type, content.
-const ASSETS: [(&str, &str, &str); 7] = [
+const ASSETS: [(&str, &str, &str); 8] = [
     ("app.css", CSS, include_str!("app.css")),
     ("app.mjs", JS, include_str!("app.mjs")),
+    ("budget.mjs", JS, include_str!("budget.mjs")),
     ("charts.mjs", JS, include_str!("charts.mjs")),
     ("detail.mjs", JS, include_str!("detail.mjs")),
     ("dom.mjs", JS, include_str!("dom.mjs")),

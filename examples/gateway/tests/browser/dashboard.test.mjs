@@ -24,6 +24,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const TARGET = process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PROMPT = 'Count the tokens of this prompt, please.';
+const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
 
 let gateway; // the child process
 let base; // http://127.0.0.1:PORT
@@ -103,6 +104,7 @@ before(async () => {
       GATEWAY_ADDR: `127.0.0.1:${port}`,
       // Relative to the gateway's working directory, the temporary folder.
       DATABASE_URL: process.env.GATEWAY_DATABASE_URL || 'sqlite://activity.db',
+      ADMIN_TOKEN,
       RUST_LOG: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -226,6 +228,32 @@ test('a row opens its detail: the tier, where the cost comes from, the cost by p
   assert.equal(await page.getAttribute(`#log-rows tr[data-id="${r.id}"]`, 'class'), 'selected');
   await page.locator('#row-detail-close').click();
   assert.equal(await page.isHidden('#row-detail'), true);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the balance and each limit as a bar, and a threshold crossed appears in the live alerts', async () => {
+  const { context, page, errors } = await signedInPage();
+  const me = await api('/user/credits');
+  await until('the balance', async () => (await page.getAttribute('#credit-balance', 'data-exact')) === me.balance);
+  assert.match(await page.textContent('#credit-balance'), dollars);
+
+  // A token limit that one 34-token request (10 in, 24 out) takes across 80 %: today's use
+  // is below 80 % of it, today's use + 34 is not.
+  const userId = (await call('POST', '/auth/login', {})).json().user_id;
+  const before = Number(me.usage.tokens_per_day);
+  const limit = Math.floor((5 * (before + 34)) / 4);
+  const set = await call('PUT', `/admin/users/${userId}/limits`,
+    { tokens_per_day: limit, daily_spend: '0.50' }, { authorization: `Bearer ${ADMIN_TOKEN}` });
+  assert.equal(set.status, 200, set.text);
+  const one = await call('POST', '/v1/chat/completions',
+    { model: 'gpt-4o-mini', max_tokens: 24, messages: [{ role: 'user', content: PROMPT }] });
+  assert.equal(one.status, 200, one.text);
+  await until('the threshold alert', async () => /80 % of the day tokens limit/.test(await page.textContent('#budget-events')));
+  await until('two limit bars', async () => (await page.locator('#limits [role="meter"]').count()) === 2);
+  await until('the settled use', async () => (await api('/user/credits')).usage.tokens_per_day === String(before + 34));
+  await until('the token bar', async () =>
+    (await page.getAttribute('[data-limit="tokens_per_day"] [role="meter"]', 'aria-valuenow')) === String(Math.round(((before + 34) / limit) * 100)));
   assert.deepEqual(errors, []);
   await context.close();
 });
