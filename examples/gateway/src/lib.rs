@@ -158,9 +158,9 @@ impl Gateway {
     /// upstream must be set (`main` starts the mock when neither `UPSTREAM_URL` nor
     /// `GATEWAY_CONFIG` names one).
     pub async fn start(config: &GatewayConfig) -> Result<Gateway, String> {
-        let mut storage = Storage::open(&config.database_url).await?;
+        let mut storage = Storage::open_with(&config.database_url, &config.budget).await?;
         if let Some(url) = &config.budget.store_url {
-            storage.budget = budget::open_redis(url).await?;
+            storage.budget = budget::open_redis(url, config.budget.timeout).await?;
         }
         Gateway::with_storage(config, storage)
     }

@@ -20,6 +20,8 @@ use crate::store::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL connections: the writer's batches, the activity API, the account lookups.
 pub const PG_CONNECTIONS: u32 = 8;
+/// PostgreSQL connections of the budget store (admissions and settlements).
+pub const PG_BUDGET_CONNECTIONS: u32 = 6;
 
 /// Where everything the gateway keeps goes.
 #[derive(Clone)]
@@ -38,6 +40,8 @@ pub struct Storage {
     pub description: String,
     /// The SQL store (its pool is the account store's too), closed by [`Storage::close`].
     sql: Option<SqlSink>,
+    /// The PostgreSQL budget store's own pool, closed by [`Storage::close`].
+    budget_pool: Option<sqlx::PgPool>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -57,6 +61,7 @@ impl Storage {
             activity: sink,
             accounts: Arc::new(MemoryAccounts::default()),
             budget: crate::budget::memory_store(),
+            budget_pool: None,
             description: "memory (nothing is kept after exit)".to_owned(),
             sql: None,
         }
@@ -76,6 +81,14 @@ impl Storage {
     /// Opens (and migrates) the store `database_url` names: `sqlite://FILE` (created if
     /// missing), `postgres://…`, `memory:`, or `noop:`. `Err` is a one-line cause with a hint.
     pub async fn open(database_url: &str) -> Result<Self, String> {
+        Storage::open_with(database_url, &crate::budget::BudgetConfig::default()).await
+    }
+
+    /// [`open`](Self::open), with the budget store's settings (its call timeout).
+    pub async fn open_with(
+        database_url: &str,
+        budget_config: &crate::budget::BudgetConfig,
+    ) -> Result<Self, String> {
         let shown = redact(database_url);
         let cannot = |e: &dyn std::fmt::Display, hint: &str| {
             format!("cannot open DATABASE_URL={shown}: {e}; {hint}")
@@ -96,6 +109,7 @@ impl Storage {
                 .map_err(|e| cannot(&e, "the budget table could not be read or created"))?;
                 Storage {
                     budget,
+                    budget_pool: None,
                     sql: Some(SqlSink::Sqlite(sink.clone())),
                     accounts: Arc::new(CachedAccounts::new(Arc::new(SqliteAccounts::new(
                         sink.pool().clone(),
@@ -117,11 +131,22 @@ impl Storage {
                 let sink = PostgresSink::from_pool(pool, TableNames::new())
                     .await
                     .map_err(|e| cannot(&e, hint))?;
-                let budget = PostgresBudgetStore::from_pool(sink.pool().clone(), TableNames::new())
+                // A pool of its own: admissions queue on a user's counter rows, and must not
+                // wait behind the writer's batches for a connection (nor the batches behind
+                // them); it waits for a connection as long as a budget call may take.
+                let budget_pool = PgPoolOptions::new()
+                    .max_connections(PG_BUDGET_CONNECTIONS)
+                    .acquire_timeout(budget_config.timeout.max(CONNECT_TIMEOUT))
+                    .connect(database_url)
                     .await
-                    .map_err(|e| cannot(&e, "the budget tables could not be created"))?;
+                    .map_err(|e| cannot(&e, hint))?;
+                let budget = PostgresBudgetStore::from_pool(budget_pool.clone(), TableNames::new())
+                    .await
+                    .map_err(|e| cannot(&e, "the budget tables could not be created"))?
+                    .with_timeout(budget_config.timeout);
                 Storage {
                     budget: Arc::new(budget),
+                    budget_pool: Some(budget_pool),
                     sql: Some(SqlSink::Postgres(sink.clone())),
                     accounts: Arc::new(CachedAccounts::new(Arc::new(PostgresAccounts::new(
                         sink.pool().clone(),
@@ -152,6 +177,9 @@ impl Storage {
     pub async fn close(&self) {
         if let Some(sql) = &self.sql {
             sql.close().await;
+        }
+        if let Some(pool) = &self.budget_pool {
+            pool.close().await;
         }
     }
 }

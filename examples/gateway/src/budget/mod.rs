@@ -29,12 +29,13 @@ pub mod ledger;
 pub mod limits;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tower_activity::EventRecorder;
 use tower_activity::budget::{
-    BudgetError, BudgetLayer, BudgetStore, CounterState, MemoryBudgetStore, RedisBudgetStore,
-    Scope, Window,
+    BudgetError, BudgetLayer, BudgetStore, CounterState, DEFAULT_TIMEOUT, MemoryBudgetStore,
+    RedisBudgetStore, Scope, Window,
 };
 
 use crate::config::var;
@@ -49,6 +50,7 @@ pub const DEFAULT_INITIAL_CREDITS: Decimal = Decimal::ONE;
 /// | `INITIAL_CREDITS` | `1.00` | USD granted to each new user (`0` grants nothing: every request is a `402` until a top-up) |
 /// | `ADMIN_TOKEN` | none | enables `/admin/*` with `Authorization: Bearer <token>`; without it the admin API does not exist |
 /// | `BUDGET_STORE` | the database's | `redis://host:port[/db]`: counters in Redis, shared by several gateways |
+/// | `BUDGET_TIMEOUT_MS` | `2000` | how long one call to PostgreSQL's or Redis's budget store may take; past it the request is a `503 budget_unavailable` (the gateway fails closed) |
 #[derive(Clone)]
 pub struct BudgetConfig {
     /// Credits granted at registration.
@@ -57,6 +59,9 @@ pub struct BudgetConfig {
     pub admin_token: Option<String>,
     /// A Redis URL for the counters (else the database's store).
     pub store_url: Option<String>,
+    /// How long one call to a shared store (PostgreSQL, Redis) may take before the request
+    /// is answered `503` (the gateway fails closed: credits are money).
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for BudgetConfig {
@@ -65,6 +70,7 @@ impl std::fmt::Debug for BudgetConfig {
             .field("initial_credits", &self.initial_credits)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("store_url", &self.store_url)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -76,6 +82,7 @@ impl Default for BudgetConfig {
             initial_credits: DEFAULT_INITIAL_CREDITS,
             admin_token: None,
             store_url: None,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -108,10 +115,21 @@ impl BudgetConfig {
                  (leave it unset to keep the counters with DATABASE_URL)"
             ));
         }
+        let timeout = match var("BUDGET_TIMEOUT_MS")? {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => {
+                Duration::from_millis(v.parse().ok().filter(|ms| *ms >= 1).ok_or_else(|| {
+                    format!(
+                        "BUDGET_TIMEOUT_MS must be a whole number of milliseconds from 1, got {v:?}"
+                    )
+                })?)
+            }
+        };
         Ok(BudgetConfig {
             initial_credits,
             admin_token,
             store_url,
+            timeout,
         })
     }
 }
@@ -171,6 +189,9 @@ impl Budget {
             .track(Scope::User, Window::Day)
             .track(Scope::User, Window::Month)
             .track(Scope::User, Window::Minute)
+            // Credits are money: a store that cannot be asked refuses (503) rather than let
+            // requests through unchecked, whose settlements would then be lost too.
+            .fail_closed(true)
             .events(events)
             .build()
             .map_err(|e| e.to_string())?;
@@ -202,11 +223,13 @@ impl Budget {
     }
 }
 
-/// Opens the Redis store `BUDGET_STORE` names (its keys under the default prefix).
-pub async fn open_redis(url: &str) -> Result<Arc<dyn BudgetStore>, String> {
+/// Opens the Redis store `BUDGET_STORE` names (its keys under the default prefix), each
+/// call limited to `timeout`.
+pub async fn open_redis(url: &str, timeout: Duration) -> Result<Arc<dyn BudgetStore>, String> {
     let store = RedisBudgetStore::connect(url)
         .await
-        .map_err(|e| format!("cannot open BUDGET_STORE: {e}; is Redis running there?"))?;
+        .map_err(|e| format!("cannot open BUDGET_STORE: {e}; is Redis running there?"))?
+        .with_timeout(timeout);
     Ok(Arc::new(store))
 }
 

@@ -17,7 +17,7 @@ fn budget(credits: &str) -> BudgetConfig {
     BudgetConfig {
         initial_credits: credits.parse().unwrap(),
         admin_token: Some(ADMIN.to_owned()),
-        store_url: None,
+        ..BudgetConfig::default()
     }
 }
 

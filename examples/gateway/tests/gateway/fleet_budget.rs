@@ -51,6 +51,9 @@ async fn start(database_url: &str, budget_store: Option<&str>) -> Process {
         .env("ADMIN_TOKEN", ADMIN)
         .env("INITIAL_CREDITS", "0")
         .env("ACTIVITY_BATCH_INTERVAL_MS", "50")
+        // Exactness, not speed: on a busy machine 60 admissions queueing on one user's rows
+        // take seconds; a timeout would refuse them (503), which is not what is tested here.
+        .env("BUDGET_TIMEOUT_MS", "120000")
         .env("RUST_LOG", "warn")
         .env_remove("BUDGET_STORE")
         .stdout(Stdio::null())
