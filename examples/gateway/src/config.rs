@@ -150,7 +150,8 @@ impl UpstreamConfig {
 
 impl GatewayConfig {
     /// A configuration for tests: memory storage, the given upstream (the mock's
-    /// [`MOCK_HEADERS`] forwarded to it), no key.
+    /// [`MOCK_HEADERS`] forwarded to it), no key, credits no test runs out of by accident
+    /// ([`BudgetConfig::for_tests`](crate::budget::BudgetConfig::for_tests)).
     pub fn for_upstream(upstream: UpstreamUrl) -> Self {
         GatewayConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -166,7 +167,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             prices_file: None,
             otlp: None,
-            budget: crate::budget::BudgetConfig::new(),
+            budget: crate::budget::BudgetConfig::for_tests(),
         }
     }
 

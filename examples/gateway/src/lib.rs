@@ -197,19 +197,26 @@ impl Gateway {
             sinks = sinks.sink(telemetry::SINK_NAME, otel.clone());
         }
         let (closing, closing_rx) = watch::channel(false);
+        // One table for the records and the budget's estimates (a SIGHUP reload swaps both).
+        let price_table = prices
+            .as_ref()
+            .map(|file| file.prices().clone())
+            .unwrap_or_default();
         let layer = ActivityLayer::builder(sinks)
             .writer_config(config.writer.clone())
             .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
-            .prices(
-                prices
-                    .as_ref()
-                    .map(|file| file.prices().clone())
-                    .unwrap_or_default(),
-            )
+            .prices(price_table.clone())
             .build();
         let budget = config
             .activity
-            .then(|| budget::Budget::new(&config.budget, storage.budget.clone(), layer.events()))
+            .then(|| {
+                budget::Budget::new(
+                    &config.budget,
+                    storage.budget.clone(),
+                    layer.events(),
+                    price_table,
+                )
+            })
             .transpose()?;
         let state = AppState {
             budget,

@@ -37,6 +37,7 @@ use tower_activity::budget::{
     BudgetError, BudgetLayer, BudgetStore, CounterState, DEFAULT_TIMEOUT, MemoryBudgetStore,
     RedisBudgetStore, Scope, Window,
 };
+use tower_activity::pricing::SharedPrices;
 
 use crate::config::var;
 
@@ -91,6 +92,15 @@ impl BudgetConfig {
     /// The defaults: `1.00` USD of credits, no admin API, the database's store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The defaults with `1000.00` USD of credits: what tests start from, so that only a test
+    /// about credits runs out of them (set `initial_credits` to test that).
+    pub fn for_tests() -> Self {
+        BudgetConfig {
+            initial_credits: Decimal::new(1000, 0),
+            ..Self::default()
+        }
     }
 
     /// Reads `INITIAL_CREDITS`, `ADMIN_TOKEN` and `BUDGET_STORE`; `Err` names the variable.
@@ -178,13 +188,15 @@ impl std::fmt::Debug for Budget {
 impl Budget {
     /// The layer over `store`: a balance per user, and their day, month and minute counters
     /// (caps come from each user's own limits in the store). Events (refusals, thresholds)
-    /// go to `events`.
+    /// go to `events`; estimates are priced with `prices`, the activity layer's table.
     pub fn new(
         config: &BudgetConfig,
         store: Arc<dyn BudgetStore>,
         events: EventRecorder,
+        prices: SharedPrices,
     ) -> Result<Budget, String> {
         let layer = BudgetLayer::builder_shared(store.clone())
+            .prices(prices)
             .credits(Scope::User)
             .track(Scope::User, Window::Day)
             .track(Scope::User, Window::Month)
@@ -241,6 +253,13 @@ pub fn memory_store() -> Arc<dyn BudgetStore> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_grant_is_one_dollar() {
+        assert_eq!(BudgetConfig::default().initial_credits, Decimal::ONE);
+        assert_eq!(BudgetConfig::default().timeout, DEFAULT_TIMEOUT);
+        assert!(BudgetConfig::default().admin_token.is_none());
+    }
 
     #[test]
     fn credits_are_decimal_and_not_negative() {

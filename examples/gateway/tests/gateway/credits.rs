@@ -294,8 +294,11 @@ async fn the_admin_api_needs_its_token_and_exists_only_with_one() {
         StatusCode::NOT_FOUND,
         "no ADMIN_TOKEN, no admin API"
     );
-    // The default grant is $1.00.
-    assert_eq!(dec(&credits(&gw, &key).await["balance"]), Decimal::ONE);
+    // The tests' grant ($1.00 is the variable's default, see the unit tests).
+    assert_eq!(
+        dec(&credits(&gw, &key).await["balance"]),
+        Decimal::from(1000)
+    );
 
     let gw = Harness::with_budget(Storage::memory(), budget("1")).await;
     let (user, key) = gw.register("cy@example.com").await;
