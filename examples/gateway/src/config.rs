@@ -12,6 +12,7 @@
 //! | `ACTIVITY_BATCH_INTERVAL_MS` | `1000` | how long the writer gathers records into one batch (fewer, larger transactions disturb the requests less: see BENCHMARKS.md; the activity API flushes before it reads, so reads stay fresh) |
 //! | `PRICES_FILE` | the embedded table | a LiteLLM price JSON to price requests with, reloaded on `SIGHUP` ([`prices`](crate::prices)) |
 //! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
+//! | `LOG_FORMAT`, `RUST_LOG`, `NO_COLOR` | `text`, `info`, unset | the log on standard output: `json` for one JSON object per line; colours only on a terminal ([`logging`](crate::logging)) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
 //! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
 //!

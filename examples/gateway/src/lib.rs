@@ -49,6 +49,7 @@ pub mod fresh;
 pub mod headers;
 pub mod limits;
 pub mod live_hub;
+pub mod logging;
 pub mod metrics;
 pub mod paths;
 pub mod prices;

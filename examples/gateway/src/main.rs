@@ -9,7 +9,7 @@
 //! current directory) and the mock upstream started in-process. The environment (`GATEWAY_ADDR`,
 //! `DATABASE_URL`, `GATEWAY_CONFIG`, `UPSTREAM_URL`, `UPSTREAM_API_KEY`, `METRICS_TOKEN`,
 //! `SHUTDOWN_GRACE_SECS`, `PRICES_FILE`, the bounds,
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` …) and the routes are described in the `gateway` library
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, `LOG_FORMAT` …) and the routes are described in the `gateway` library
 //! (`src/config.rs`, `src/limits.rs`, `src/lib.rs`); the README has a curl session and
 //! configurations. Exit code 2 with a one-line cause for a bad variable or configuration file,
 //! 1 when the database or the address cannot be opened.
@@ -18,18 +18,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gateway::{Gateway, GatewayConfig, UpstreamUrl};
-use tracing_subscriber::EnvFilter;
 
 /// How long the writer may take to store what is queued once the server has stopped.
 const WRITER_DEADLINE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let log_format = match gateway::logging::LogFormat::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    gateway::logging::init(log_format);
     let mut config = match GatewayConfig::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -14,6 +14,7 @@ mod e2e;
 mod edges;
 mod fleet_budget;
 mod harness;
+mod logging;
 mod metrics;
 mod otel;
 mod prices;
