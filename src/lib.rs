@@ -74,6 +74,8 @@ mod future;
 #[allow(missing_docs)]
 pub mod fuzz;
 mod guard;
+#[cfg(feature = "nats")]
+pub mod ingest;
 mod layer;
 pub mod pricing;
 mod protocol;

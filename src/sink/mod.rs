@@ -12,6 +12,8 @@
 //! - [`BroadcastSink`]: wraps any sink and publishes each stored record to live subscribers.
 //! - `OtelSink` (feature `otel`): every record as an OpenTelemetry GenAI span, and GenAI
 //!   metrics, over OTLP/HTTP.
+//! - `NatsSink` (feature `nats`): every record into a JetStream stream, for a fleet of
+//!   gateways whose ingesters (`tower_activity::ingest`) write the database.
 //!
 //! [`FanOut`] names several sinks for one writer: each gets every record through its own queue.
 
@@ -25,6 +27,8 @@ use crate::record::ActivityRecord;
 mod broadcast;
 mod fanout;
 mod memory;
+#[cfg(feature = "nats")]
+pub(crate) mod nats;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "postgres")]
@@ -40,6 +44,11 @@ mod tracing;
 pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
 pub use self::fanout::FanOut;
 pub use self::memory::MemorySink;
+#[cfg(feature = "nats")]
+pub use self::nats::{
+    DEFAULT_NATS_URL, DEFAULT_STREAM, DEFAULT_SUBJECT, NatsError, NatsSink, NatsSinkBuilder,
+    StreamConfig,
+};
 #[cfg(feature = "otel")]
 pub use self::otel::{OtelError, OtelSink, OtelSinkBuilder};
 #[cfg(feature = "postgres")]

@@ -11,6 +11,7 @@ pub mod billing;
 pub mod budget;
 pub mod exchange;
 pub mod framed;
+pub mod nats;
 pub mod otlp;
 pub mod replay;
 pub mod scripted;

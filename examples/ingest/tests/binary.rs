@@ -1,0 +1,119 @@
+//! The `ingest` program end to end: a stream of its own on NATS_URL, a database of its own on
+//! DATABASE_URL; records published as gateways do come out as rows, `/metrics` counts them,
+//! and SIGTERM drains and exits 0.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use testkit::nats::{TestStream, server_url};
+use testkit::storage::data::arb_record;
+use testkit::storage::postgres::TestDb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tower_activity::ActivitySink;
+use tower_activity::sink::NatsSink;
+
+async fn get_metrics(addr: &str) -> Option<String> {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.ok()?;
+    Some(text)
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn records_become_rows_and_metrics_count_them() {
+    let stream = TestStream::new();
+    let db = TestDb::create().await;
+    let metrics = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ingest"))
+        .args(["--nats-url", &server_url(), "--database-url", &db.url()])
+        .args(["--stream", stream.name(), "--subject", stream.subject()])
+        .args(["--metrics-addr", &metrics, "--log-every", "1"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the ingest binary starts");
+
+    let mut runner = TestRunner::deterministic();
+    let records = proptest::collection::vec(arb_record(), 250)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    // The ingester creates the stream if it starts first; the sink uses it then.
+    let sink = loop {
+        match NatsSink::builder()
+            .url(server_url())
+            .stream(stream.config.clone())
+            .build()
+            .await
+        {
+            Ok(sink) => break sink,
+            Err(e) => {
+                assert!(child.try_wait().unwrap().is_none(), "ingest exited: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    sink.write(&records).await.unwrap();
+
+    let pool = db.pool(1).await;
+    let mut rows = 0i64;
+    for _ in 0..300 {
+        rows = sqlx::query_scalar("SELECT count(*) FROM activity_log")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
+        if rows == 250 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows, 250, "every record is a row");
+
+    let text = get_metrics(&metrics).await.expect("/metrics answers");
+    assert!(text.contains("ingest_records_written_total 250"), "{text}");
+    assert!(text.contains("ingest_lag_pending_messages 0"), "{text}");
+    assert!(text.contains("ingest_sink_failures_total 0"), "{text}");
+    assert!(
+        text.contains("# TYPE ingest_records_per_second gauge"),
+        "{text}"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("SIGTERM ends the ingester")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_bad_flag_exits_2_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ingest"))
+        .args(["--database-url", "postgres://h/db", "--batch-size", "lots"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--batch-size") && err.contains("lots"),
+        "{err}"
+    );
+}
