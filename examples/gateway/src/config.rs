@@ -15,6 +15,7 @@
 //! | `LOG_FORMAT`, `RUST_LOG`, `NO_COLOR` | `text`, `info`, unset | the log on standard output: `json` for one JSON object per line; colours only on a terminal ([`logging`](crate::logging)) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
 //! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
+//! | `ACTIVITY_NATS_URL`, `ACTIVITY_NATS_*` | unset | fleet mode: activity through JetStream, written by ingesters ([`fleet`](crate::fleet)) |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
 //! in [`limits`](crate::limits).
@@ -26,6 +27,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Uri};
 use tower_activity::{LlmApi, WriterConfig};
 
+use crate::fleet::FleetConfig;
 use crate::limits::Limits;
 use crate::routing::Upstream;
 use crate::telemetry::OtlpConfig;
@@ -76,6 +78,8 @@ pub struct GatewayConfig {
     pub otlp: Option<OtlpConfig>,
     /// Credits, the admin API and the budget store ([`BudgetConfig`](crate::budget::BudgetConfig)).
     pub budget: crate::budget::BudgetConfig,
+    /// Fleet mode: activity published to JetStream instead of written to the database.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// One upstream as configured: [`GatewayConfig::routes`] makes it an [`Upstream`].
@@ -169,6 +173,7 @@ impl GatewayConfig {
             prices_file: None,
             otlp: None,
             budget: crate::budget::BudgetConfig::for_tests(),
+            fleet: None,
         }
     }
 
@@ -234,6 +239,7 @@ impl GatewayConfig {
         let prices_file = var("PRICES_FILE")?.map(PathBuf::from);
         Ok(GatewayConfig {
             budget: crate::budget::BudgetConfig::from_env()?,
+            fleet: FleetConfig::from_env()?,
             writer,
             prices_file,
             addr,

@@ -45,6 +45,7 @@ pub mod config;
 pub mod config_file;
 pub mod dashboard;
 pub mod error;
+pub mod fleet;
 pub mod fresh;
 pub mod headers;
 pub mod limits;
@@ -162,6 +163,9 @@ impl Gateway {
         let mut storage = Storage::open_with(&config.database_url, &config.budget).await?;
         if let Some(url) = &config.budget.store_url {
             storage.budget = budget::open_redis(url, config.budget.timeout).await?;
+        }
+        if let Some(fleet) = &config.fleet {
+            storage = storage.publish_through(fleet).await?;
         }
         Gateway::with_storage(config, storage)
     }

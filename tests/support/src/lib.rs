@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod framed;
 pub mod nats;
 pub mod otlp;
+pub mod pg_server;
 pub mod replay;
 pub mod scripted;
 pub mod storage;

@@ -12,6 +12,7 @@ mod credits;
 mod dashboard;
 mod e2e;
 mod edges;
+mod fleet;
 mod fleet_budget;
 mod harness;
 mod logging;
