@@ -2,7 +2,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), in a database of its own
 //! (`tower_activity_bench`, dropped at the end).
 //!
-//! - insert throughput of `PostgresSink::write` at batch sizes 100, 1,000 and 5,000;
+//! - insert throughput of `PostgresSink::write` at batch sizes 100, 1,000 and 5,000 (batches
+//!   of 500 or more take the binary `COPY` path; 1,000 and 5,000 are also measured through
+//!   `UNNEST`, for comparison);
 //! - with 1,000,000 rows in the table: one user's stats over 30 days, log page 1, and page
 //!   1,000 by offset and by cursor.
 //!
@@ -78,14 +80,17 @@ where
     summary(samples)
 }
 
-async fn insert_throughput(db: &TestDb, batch: usize) {
+async fn insert_throughput(db: &TestDb, batch: usize, copy: bool) {
     let total = 200_000usize.max(batch * 20);
+    let path = if copy { "copy" } else { "unnest" };
     let names = TableNames::new()
-        .with_prefix(&format!("b{batch}_"))
+        .with_prefix(&format!("b{batch}_{path}_"))
         .unwrap();
+    let threshold = if copy { 1 } else { usize::MAX };
     let sink = PostgresSink::from_pool(db.pool(2).await, names)
         .await
-        .unwrap();
+        .unwrap()
+        .with_copy_threshold(threshold);
     // Live traffic: 500 users, timestamps of the last minutes.
     let now = chrono::Utc::now();
     let rows: Vec<ActivityRecord> = (0..total as u64)
@@ -103,13 +108,20 @@ async fn insert_throughput(db: &TestDb, batch: usize) {
     }
     let (took, cpu) = (start.elapsed(), cpu_time() - cpu);
     println!(
-        "insert, batch {batch:>5}: {total} records in {:.2} s = {:>7.0} records/s \
+        "insert, batch {batch:>5}, {path:>6}: {total} records in {:.2} s = {:>7.0} records/s \
          ({:.2} ms per batch; this process's CPU {:.0} % of it)",
         took.as_secs_f64(),
         total as f64 / took.as_secs_f64(),
         took.as_secs_f64() * 1e3 / (total / batch) as f64,
         cpu.as_secs_f64() * 100.0 / took.as_secs_f64()
     );
+}
+
+/// The machine's load average (1, 5, 15 minutes), to print beside the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// This process's CPU time (user + system), to tell client time from server time.
@@ -140,9 +152,18 @@ async fn main() {
         .unwrap_or(1_000_000);
     let db = TestDb::create().await;
 
-    for batch in [100, 1_000, 5_000] {
-        insert_throughput(&db, batch).await;
+    println!("load average before: {}", load_average());
+    for (batch, copy) in [
+        (100, false),
+        (100, true),
+        (1_000, false),
+        (1_000, true),
+        (5_000, false),
+        (5_000, true),
+    ] {
+        insert_throughput(&db, batch, copy).await;
     }
+    println!("load average after: {}", load_average());
     if std::env::var("BENCH_ONLY").as_deref() == Ok("insert") {
         return;
     }

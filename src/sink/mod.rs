@@ -52,7 +52,9 @@ pub use self::nats::{
 #[cfg(feature = "otel")]
 pub use self::otel::{OtelError, OtelSink, OtelSinkBuilder};
 #[cfg(feature = "postgres")]
-pub use self::postgres::PostgresSink;
+pub use self::postgres::{
+    DEFAULT_COPY_THRESHOLD, DEFAULT_PARTITIONS_AHEAD, PartitionPeriod, PostgresSink,
+};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use self::sql::{StorageError, TableNames};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

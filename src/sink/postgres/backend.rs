@@ -7,7 +7,7 @@ use sqlx::postgres::{PgArguments, PgQueryResult, Postgres};
 use sqlx::query::Query;
 use sqlx::{Executor, PgPool, Transaction};
 
-use super::SET_TIMEOUTS;
+use super::{SET_TIMEOUTS, partition};
 use crate::sink::sql::{Backend, Dialect, Migration, TableNames};
 
 impl Backend for Postgres {
@@ -23,6 +23,11 @@ impl Backend for Postgres {
             version: 2,
             description: "service_tier, cost_source, cost_details, usage_details",
             sql: include_str!("../../../migrations/postgres/0002_cost_details.sql"),
+        },
+        Migration {
+            version: 3,
+            description: "activity_log partitioned by time; the old table attached in place",
+            sql: include_str!("../../../migrations/postgres/0003_partitions.sql"),
         },
     ];
 
@@ -84,6 +89,15 @@ impl Backend for Postgres {
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {SET_TIMEOUTS}"
         ))
         .await
+    }
+
+    /// Drops every time partition that ends by `cutoff` ([`partition::drop_before`]).
+    async fn drop_before(
+        tx: &mut Transaction<'static, Postgres>,
+        names: &TableNames,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, sqlx::Error> {
+        partition::drop_before(tx, names, cutoff).await
     }
 
     /// SQLSTATE classes that are the batch's fault: 22 data exception (a value out of range),

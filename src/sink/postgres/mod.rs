@@ -8,15 +8,25 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgPoolOptions, Postgres};
 
 use crate::record::ActivityRecord;
-use crate::sink::sql::{SqlStore, StorageError, TableNames, sql_sink_methods};
+use crate::sink::sql::{SqlStore, StorageError, TableNames, sink_error, sql_sink_methods};
 use crate::sink::{ActivitySink, SinkError};
 
 mod backend;
+mod copy;
+mod partition;
 mod write;
+
+pub use self::partition::PartitionPeriod;
+use self::partition::Partitions;
 
 /// Connections opened by [`PostgresSink::connect`]: the writer uses one at a time, the
 /// activity API the rest.
 const MAX_CONNECTIONS: u32 = 8;
+
+/// The default of [`PostgresSink::with_copy_threshold`]: batches of at least this many
+/// records take the bulk path (`COPY` into a staging table); smaller ones the single `UNNEST`
+/// statement, which costs fewer round trips. Measured in BENCHMARKS.md ("Storage").
+pub const DEFAULT_COPY_THRESHOLD: usize = 500;
 
 /// The sink's timeouts, for the current transaction only (`SET LOCAL`), so that a pool
 /// shared with the application ([`PostgresSink::from_pool`]) keeps its own settings:
@@ -29,6 +39,25 @@ const MAX_CONNECTIONS: u32 = 8;
 ///   `LOCK TABLE`) fails (SQLSTATE 55P03, transient).
 pub(crate) const SET_TIMEOUTS: &str =
     "SET LOCAL statement_timeout = '20s'; SET LOCAL lock_timeout = '5s'";
+
+/// How many periods after the current one [`PostgresSink`] keeps partitions for by default.
+pub const DEFAULT_PARTITIONS_AHEAD: u32 = 2;
+
+/// Classifies a write's error: a row for which no partition exists (SQLSTATE 23514, "no
+/// partition of relation … found for row": another process's retention dropped a partition
+/// this one knew) is transient — the retry reads the catalog again and makes it; the rest as
+/// every SQL sink does.
+pub(super) fn write_error(error: sqlx::Error) -> SinkError {
+    if let sqlx::Error::Database(e) = &error {
+        if e.code().as_deref() == Some("23514") && e.message().starts_with("no partition of") {
+            return SinkError::transient(format!("{NO_PARTITION}: {}", e.message()));
+        }
+    }
+    sink_error::<Postgres>(error)
+}
+
+/// How [`write_error`] begins the message of a row without a partition.
+const NO_PARTITION: &str = "no partition for a record's time";
 
 /// An [`ActivitySink`] and [`ActivityQuery`](crate::query::ActivityQuery) over PostgreSQL 15 or newer (feature `postgres`).
 ///
@@ -44,17 +73,22 @@ pub(crate) const SET_TIMEOUTS: &str =
 /// ```
 ///
 /// **Tables** ([`TableNames`]; migrations embedded, history in their own
-/// `activity_migrations` table): `activity_log` has every record field as a column (`id UUID
-/// PRIMARY KEY`, `cost_usd NUMERIC`, `metadata JSONB`, the error as `error_type` and
-/// `error_message`, enums as their `TEXT` names), indexed on `(user_id, timestamp DESC, id
-/// DESC)`, `timestamp`, and `(user_id, model | provider, timestamp DESC)`. `activity_daily`
+/// `activity_migrations` table): `activity_log` has every record field as a column (`cost_usd
+/// NUMERIC`, `metadata JSONB`, the error as `error_type` and `error_message`, enums as their
+/// `TEXT` names), primary key `(id, timestamp)`, indexed on `(user_id, timestamp DESC, id
+/// DESC)` (including kind, model, provider) and `timestamp` (BRIN). It is partitioned by
+/// time, a partition per UTC month by default ([`with_partitions`](Self::with_partitions)),
+/// made ahead by the sink; an older unpartitioned table is converted in place at connect
+/// (migration 3: the old table becomes one partition, nothing is copied). `activity_daily`
 /// holds, per user, UTC day, kind, model and provider, the requests, input/output/total tokens
 /// and cost.
 ///
-/// **Writes**: one statement per batch, whatever its size: the records arrive as one array per
-/// column (`UNNEST`), are inserted with `ON CONFLICT (id) DO NOTHING`, and the rows actually
-/// inserted are added to the rollup in the same statement — so a retried batch keeps one copy
-/// of each record and counts it once. Lost connections, timeouts and deadlocks are
+/// **Writes**: one transaction per batch. A batch of fewer than 500 records
+/// ([`with_copy_threshold`](Self::with_copy_threshold)) arrives as one
+/// array per column (`UNNEST`); a larger one is streamed with binary `COPY` into a temporary
+/// staging table. Either way one statement inserts the rows with `ON CONFLICT (id,
+/// timestamp) DO NOTHING` and adds the rows actually inserted to the rollup — so a retried batch keeps one
+/// copy of each record and counts it once. Lost connections, timeouts and deadlocks are
 /// [`SinkError::Transient`]; data and constraint errors (SQLSTATE classes 22, 23, 54)
 /// [`SinkError::Permanent`]. A NUL character, which PostgreSQL's `TEXT` and `JSONB` reject,
 /// is stored as U+FFFD. Every write and query runs with `statement_timeout` 20 s and
@@ -68,6 +102,12 @@ pub struct PostgresSink {
     store: SqlStore<Postgres>,
     /// The batch insert of these table names, built once.
     insert: Arc<str>,
+    /// The bulk path's statements of these table names.
+    bulk: Arc<copy::BulkStatements>,
+    /// Batches of at least this many records take the bulk path.
+    copy_threshold: usize,
+    /// The time partitions of the log, shared by clones.
+    partitions: Arc<Partitions>,
 }
 
 impl PostgresSink {
@@ -97,18 +137,88 @@ impl PostgresSink {
 
     /// Uses an existing pool (your application's) and migrates.
     pub async fn from_pool(pool: PgPool, names: TableNames) -> Result<Self, StorageError> {
-        let insert = write::insert_statement(&names.log_table(), &names.daily_table());
+        let (log, daily) = (names.log_table(), names.daily_table());
         Ok(PostgresSink {
+            insert: write::insert_statement(&log, &daily).into(),
+            bulk: Arc::new(copy::BulkStatements::new(&log, &daily)),
+            partitions: Partitions::new(
+                &names,
+                PartitionPeriod::default(),
+                DEFAULT_PARTITIONS_AHEAD,
+            ),
             store: SqlStore::new(pool, names).await?,
-            insert: insert.into(),
+            copy_threshold: DEFAULT_COPY_THRESHOLD,
         })
+    }
+
+    /// Partitions `activity_log` by `period` (default [`PartitionPeriod::Month`]) and keeps
+    /// partitions for the current period and `ahead` more (default
+    /// [`DEFAULT_PARTITIONS_AHEAD`], 2).
+    ///
+    /// The sink makes partitions itself: before a batch whose time (or the time `ahead`)
+    /// no partition holds yet — so, once a period, at the first write of the period before —
+    /// and for any older record (a replayed spool, an ingester's backlog). A period that would
+    /// overlap an existing partition (the legacy one of the in-place migration, days made
+    /// while the period was `Day`) gets a day partition instead. Retention
+    /// ([`delete_before`](Self::delete_before)) drops every partition that ends by its cutoff
+    /// and deletes rows only in the one that reaches past it: with `Day`, nothing is deleted
+    /// row by row. Call [`create_partitions`](Self::create_partitions) (e.g. from a daily
+    /// job) to keep even the first write of a period from making one.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), tower_activity::StorageError> {
+    /// use tower_activity::sink::{PartitionPeriod, PostgresSink};
+    ///
+    /// let sink = PostgresSink::connect("postgres://app@localhost/app")
+    ///     .await?
+    ///     .with_partitions(PartitionPeriod::Day, 7);
+    /// sink.create_partitions().await?; // today and the next 7 days
+    /// # Ok(()) }
+    /// ```
+    pub fn with_partitions(mut self, period: PartitionPeriod, ahead: u32) -> Self {
+        self.partitions = Partitions::new(self.store.names(), period, ahead);
+        self
+    }
+
+    /// Makes the partitions of the current period and the periods ahead that do not exist
+    /// yet (see [`with_partitions`](Self::with_partitions)).
+    pub async fn create_partitions(&self) -> Result<(), StorageError> {
+        self.partitions
+            .ensure(self.store.pool(), std::iter::empty())
+            .await?;
+        Ok(())
+    }
+
+    /// Batches of at least `records` records are streamed with binary `COPY` into a staging
+    /// table (the bulk path); smaller ones are sent as one `UNNEST` statement. Default
+    /// [`DEFAULT_COPY_THRESHOLD`] (500); `1` sends every batch through `COPY`, `usize::MAX`
+    /// none. Both paths store the same rows and keep the rollup exact.
+    pub fn with_copy_threshold(mut self, records: usize) -> Self {
+        self.copy_threshold = records.max(1);
+        self
     }
 }
 
 #[async_trait]
 impl ActivitySink for PostgresSink {
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
-        write::write(self.store.pool(), &self.insert, records).await
+        let pool = self.store.pool();
+        self.partitions
+            .ensure(pool, records.iter().map(|r| r.timestamp))
+            .await
+            .map_err(write_error)?;
+        let written = if records.len() >= self.copy_threshold {
+            copy::write(pool, &self.bulk, records).await
+        } else {
+            write::write(pool, &self.insert, records).await
+        };
+        if let Err(SinkError::Transient(e)) = &written {
+            if e.to_string().starts_with(NO_PARTITION) {
+                // Another process dropped a partition this one knew: read them again.
+                self.partitions.forget();
+            }
+        }
+        written
     }
 }
 

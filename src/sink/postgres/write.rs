@@ -5,57 +5,60 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use sqlx::postgres::Postgres;
 use uuid::Uuid;
 
 use super::SET_TIMEOUTS;
+use super::write_error;
 use crate::record::ActivityRecord;
 use crate::sink::SinkError;
-use crate::sink::sql::{EncodedRecord, columns, sink_error};
+use crate::sink::sql::{EncodedRecord, columns};
 
-/// The statement for the tables `log` and `daily`.
-pub(super) fn insert_statement(log: &str, daily: &str) -> String {
-    let array_types = [
-        "uuid",
-        "text",
-        "timestamptz",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-        "bool",
-        "int4",
-        "text",
-        "text",
-        "text",
-        "int8",
-        "int8",
-        "int8",
-        "int8",
-        "int8",
-        "int8",
-        "text",
-        "text",
-        "float8",
-        "float8",
-        "float8",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-        "text",
-    ];
-    let unnest: Vec<String> = array_types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("${}::{t}[]", i + 1))
-        .collect();
+/// The staging types of the columns, in [`COLUMNS`](crate::sink::sql::COLUMNS) order: what
+/// the client sends (arrays of these for `UNNEST`, a `COPY` row of these for the bulk path).
+/// Money and JSON travel as text and are cast by [`insert_from`].
+pub(super) const COLUMN_TYPES: [&str; 34] = [
+    "uuid",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bool",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "float8",
+    "float8",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+];
+
+/// The one statement that inserts the rows of `source` (a relation with the columns of
+/// [`COLUMN_TYPES`]) into `log`, skipping ids already stored, and adds exactly the rows it
+/// inserted to the rollup `daily`. The key is `(id, timestamp)` (a partitioned table's keys
+/// include its partition key); a record's timestamp never changes, so it conflicts exactly
+/// when its id is stored.
+pub(super) fn insert_from(log: &str, daily: &str, source: &str) -> String {
     let cols = columns(None);
     let select = cols
         .replace("cost_usd", "cost_usd::numeric")
@@ -65,8 +68,8 @@ pub(super) fn insert_statement(log: &str, daily: &str) -> String {
     format!(
         "WITH ins AS (\
            INSERT INTO {log} ({cols}) \
-           SELECT {select} FROM UNNEST({unnest}) AS r({cols}) \
-           ON CONFLICT (id) DO NOTHING \
+           SELECT {select} FROM {source} \
+           ON CONFLICT (id, timestamp) DO NOTHING \
            RETURNING user_id, timestamp, kind, model, provider, input_tokens, output_tokens, \
                      cost_usd\
          ) \
@@ -82,9 +85,19 @@ pub(super) fn insert_statement(log: &str, daily: &str) -> String {
            input_tokens = d.input_tokens + EXCLUDED.input_tokens, \
            output_tokens = d.output_tokens + EXCLUDED.output_tokens, \
            total_tokens = d.total_tokens + EXCLUDED.total_tokens, \
-           cost_usd = d.cost_usd + EXCLUDED.cost_usd",
-        unnest = unnest.join(", ")
+           cost_usd = d.cost_usd + EXCLUDED.cost_usd"
     )
+}
+
+/// The `UNNEST` statement for the tables `log` and `daily`: one array parameter per column.
+pub(super) fn insert_statement(log: &str, daily: &str) -> String {
+    let unnest: Vec<String> = COLUMN_TYPES
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", i + 1))
+        .collect();
+    let source = format!("UNNEST({}) AS r({})", unnest.join(", "), columns(None));
+    insert_from(log, daily, &source)
 }
 
 /// One array per column.
@@ -213,12 +226,9 @@ pub(super) async fn write(
     let mut tx = pool
         .begin_with(format!("BEGIN; {SET_TIMEOUTS}"))
         .await
-        .map_err(sink_error::<Postgres>)?;
-    query
-        .execute(&mut *tx)
-        .await
-        .map_err(sink_error::<Postgres>)?;
-    tx.commit().await.map_err(sink_error::<Postgres>)
+        .map_err(write_error)?;
+    query.execute(&mut *tx).await.map_err(write_error)?;
+    tx.commit().await.map_err(write_error)
 }
 
 #[cfg(test)]

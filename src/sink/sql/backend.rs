@@ -56,6 +56,15 @@ pub(crate) trait Backend: Database {
     /// clean.
     fn after_close(pool: &Pool<Self>) -> impl Future<Output = ()> + Send;
 
+    /// Retention's first step, in its transaction: drops the storage of whole periods before
+    /// `cutoff` at once (PostgreSQL's time partitions) and returns how many records they held;
+    /// the rows left before `cutoff` are then deleted one by one. SQLite has no partitions.
+    fn drop_before<'a>(
+        tx: &'a mut Transaction<'static, Self>,
+        names: &'a TableNames,
+        cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+
     /// Whether a database error code is the batch's fault (a constraint, a value the store
     /// rejects) rather than the store's state.
     fn permanent_code(code: &str) -> bool;

@@ -1,5 +1,6 @@
-//! The embedded migrations: SQL files under `migrations/{backend}/` with `{log}`, `{daily}`
-//! and `{prefix}` placeholders, rendered for one [`TableNames`].
+//! The embedded migrations: SQL files under `migrations/{backend}/` with `{log}`, `{daily}`,
+//! `{prefix}` and `{schema}` (`"name".` or nothing) placeholders, rendered for one
+//! [`TableNames`].
 //!
 //! Why not `sqlx::migrate::Migrator`: its migrations are fixed SQL, and ours name tables that
 //! depend on the configured schema and prefix; its history table is `_sqlx_migrations`, shared
@@ -26,6 +27,13 @@ pub(crate) fn render(sql: &str, names: &TableNames) -> String {
         .replace("{daily}", &names.daily_table())
         .replace("{migrations}", &names.migrations_table())
         .replace("{prefix}", names.prefix())
+        .replace(
+            "{schema}",
+            &names
+                .schema()
+                .map(|s| format!("\"{s}\"."))
+                .unwrap_or_default(),
+        )
 }
 
 #[cfg(test)]
@@ -39,5 +47,7 @@ mod tests {
             render("CREATE INDEX {prefix}x ON {log}; {daily}", &names),
             "CREATE INDEX t_x ON t_activity_log; t_activity_daily"
         );
+        let names = names.with_schema("s").unwrap();
+        assert_eq!(render("{schema}{prefix}x", &names), "\"s\".t_x");
     }
 }

@@ -202,9 +202,11 @@ where
 
     /// Deletes the records of every UTC day before `day` and their rollup rows in one
     /// transaction, so that the rollup keeps matching the records; returns how many records
-    /// were deleted.
+    /// were deleted. Whole partitions before `day` are dropped ([`Backend::drop_before`]);
+    /// only the rows of a partition that reaches past `day` are deleted one by one.
     pub(crate) async fn delete_before(&self, day: NaiveDate) -> Result<u64, StorageError> {
         let mut tx = self.pool.begin().await?;
+        let dropped = DB::drop_before(&mut tx, &self.sql.names, start_of(day)).await?;
         let deleted = DB::bind_instant(sqlx::query(&self.sql.delete_log), start_of(day))
             .execute(&mut *tx)
             .await?;
@@ -213,7 +215,7 @@ where
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(DB::rows_affected(&deleted))
+        Ok(dropped + DB::rows_affected(&deleted))
     }
 
     /// Binds the log query's values; an instant in the backend's own type.

@@ -91,6 +91,15 @@ impl Backend for Sqlite {
         let _ = conn.close().await;
     }
 
+    /// Nothing: SQLite's table is not partitioned; retention deletes rows.
+    async fn drop_before(
+        _tx: &mut Transaction<'static, Sqlite>,
+        _names: &TableNames,
+        _cutoff: DateTime<Utc>,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(0)
+    }
+
     /// SQLite's primary result codes that are the batch's fault: `SQLITE_TOOBIG` (18),
     /// `SQLITE_CONSTRAINT` (19), `SQLITE_MISMATCH` (20), `SQLITE_RANGE` (25). The rest (busy,
     /// locked, I/O, full disk …) is the store's state: transient.
