@@ -116,4 +116,6 @@ pub use settlement::{Settle, Settlement};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use sink::StorageError;
 pub use sink::{ActivitySink, SinkError};
-pub use writer::{ActivityWriter, SinkStats, WriterConfig, WriterError, WriterGuard, WriterStats};
+pub use writer::{
+    ActivityWriter, SinkStats, SpoolConfig, WriterConfig, WriterError, WriterGuard, WriterStats,
+};

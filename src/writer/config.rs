@@ -1,5 +1,7 @@
-//! [`WriterConfig`] and [`WriterError`]: the writer's tuning and why it cannot start.
+//! [`WriterConfig`], [`SpoolConfig`] and [`WriterError`]: the writer's tuning and why it
+//! cannot start.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Writer tuning. Build it from [`WriterConfig::default`] with the `with_*` methods.
@@ -13,6 +15,7 @@ use std::time::Duration;
 /// | [`max_backoff`](Self::max_backoff) | 5 s | the longest wait between retries |
 /// | [`sink_timeout`](Self::sink_timeout) | 30 s | how long a sink call may take before it is abandoned and retried |
 /// | [`queue_bytes`](Self::queue_bytes) | 64 MiB | bytes of records waiting for the sink before new ones are dropped |
+/// | [`spool`](Self::spool) | none | a crash-safe file spool in front of the sink ([`SpoolConfig`]) |
 ///
 /// [`ActivityWriter::try_start`](crate::ActivityWriter::try_start) checks the values (see [`WriterConfig::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +48,9 @@ pub struct WriterConfig {
     /// that arrives when the queue is empty is always taken, whatever its size. Records in the
     /// batch being written count until the sink has answered. Default 64 MiB; at least 1.
     pub queue_bytes: usize,
+    /// A local append-only spool between the queue and the sink ([`SpoolConfig`]): records
+    /// survive a crash and a sink outage longer than the queue absorbs. Default none.
+    pub spool: Option<SpoolConfig>,
 }
 
 impl Default for WriterConfig {
@@ -57,6 +63,7 @@ impl Default for WriterConfig {
             max_backoff: Duration::from_secs(5),
             sink_timeout: Duration::from_secs(30),
             queue_bytes: 64 << 20,
+            spool: None,
         }
     }
 }
@@ -104,6 +111,12 @@ impl WriterConfig {
         self
     }
 
+    /// Sets [`spool`](Self::spool).
+    pub fn with_spool(mut self, spool: SpoolConfig) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
     /// Checks the values: `queue_capacity` between 1 and [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY),
     /// `batch_size` at least 1, `retry_backoff` not zero, `max_backoff` at least `retry_backoff`,
     /// `sink_timeout` not zero, `queue_bytes` at least 1.
@@ -122,6 +135,8 @@ impl WriterConfig {
             "sink_timeout must not be zero (every sink call would be abandoned)"
         } else if self.queue_bytes == 0 {
             "queue_bytes must be at least 1"
+        } else if let Some(problem) = self.spool.as_ref().and_then(SpoolConfig::problem) {
+            problem
         } else {
             return Ok(());
         };
@@ -130,6 +145,105 @@ impl WriterConfig {
 
     /// The largest `queue_capacity` (the limit of Tokio's bounded channel).
     pub const MAX_QUEUE_CAPACITY: usize = usize::MAX >> 3;
+}
+
+/// A crash-safe local spool for the writer ([`WriterConfig::with_spool`]).
+///
+/// Every record the writer takes off its queue is appended to a file in
+/// [`dir`](Self::dir) at once, and the file is synced to disk every
+/// [`sync_interval`](Self::sync_interval); only synced records are handed to the sink, in the
+/// order they came, and a file is deleted once the sink has answered for all its records.
+/// So:
+///
+/// - **a crash** (`kill -9`, a panic, a lost machine after the sync) loses at most the records
+///   of the last sync interval; the next writer started on the same directory writes the
+///   rest (the sinks are idempotent on `id`: records the sink had stored are not doubled);
+/// - **a sink outage** longer than the memory queue absorbs fills the spool instead of
+///   dropping records, up to [`max_bytes`](Self::max_bytes) on disk; past it, records are
+///   counted [`failed`](crate::WriterStats::failed) and
+///   [`spool_full`](crate::WriterStats::spool_full).
+///
+/// One process per directory; a writer over a [`FanOut`](crate::sink::FanOut) keeps a
+/// subdirectory per sink. The records are JSON lines (`*.jsonl`, one file per 8 MiB).
+///
+/// | knob | default | meaning |
+/// |---|---|---|
+/// | [`sync_interval`](Self::sync_interval) | 50 ms | how often appended records are synced (and handed on) |
+/// | [`max_bytes`](Self::max_bytes) | 1 GiB | disk the spool may use |
+/// | [`segment_bytes`](Self::segment_bytes) | 8 MiB | size of each file before the next is started |
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, SpoolConfig, WriterConfig};
+/// use tower_activity::sink::MemorySink;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let dir = std::env::temp_dir().join(format!("spool-doc-{}", std::process::id()));
+/// let sink = MemorySink::new();
+/// let config = WriterConfig::default().with_spool(SpoolConfig::new(&dir));
+/// let writer = ActivityWriter::try_start(sink.clone(), config).unwrap();
+/// writer.record(ActivityRecord::new(RecordKind::Request));
+/// writer.flush().await; // synced, handed to the sink, and confirmed
+/// assert_eq!(sink.len(), 1);
+/// writer.shutdown(Duration::from_secs(5)).await;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpoolConfig {
+    /// The directory of the spool files, created if missing.
+    pub dir: PathBuf,
+    /// How often the appended records are synced to disk (`fdatasync`) and handed to the
+    /// sink. Default 50 ms; not zero.
+    pub sync_interval: Duration,
+    /// The most bytes the spool files may hold. Default 1 GiB; at least `segment_bytes`.
+    pub max_bytes: u64,
+    /// The size at which a file is closed and the next one started (whole files are deleted
+    /// once written). Default 8 MiB; at least 1.
+    pub segment_bytes: u64,
+}
+
+impl SpoolConfig {
+    /// A spool in `dir` with the default knobs.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        SpoolConfig {
+            dir: dir.into(),
+            sync_interval: Duration::from_millis(50),
+            max_bytes: 1 << 30,
+            segment_bytes: 8 << 20,
+        }
+    }
+
+    /// Sets [`sync_interval`](Self::sync_interval).
+    pub fn with_sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`segment_bytes`](Self::segment_bytes).
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    fn problem(&self) -> Option<&'static str> {
+        if self.sync_interval.is_zero() {
+            Some("spool.sync_interval must not be zero (every record would wait for a sync)")
+        } else if self.segment_bytes == 0 {
+            Some("spool.segment_bytes must be at least 1")
+        } else if self.max_bytes < self.segment_bytes {
+            Some("spool.max_bytes must be at least spool.segment_bytes")
+        } else {
+            None
+        }
+    }
 }
 
 /// Why a writer could not start.
@@ -144,4 +258,12 @@ pub enum WriterError {
     /// A [`WriterConfig`] value is out of range; the message names the knob.
     #[error("invalid WriterConfig: {0}")]
     InvalidConfig(&'static str),
+    /// The spool directory cannot be created or read ([`WriterConfig::spool`]).
+    #[error("activity spool {path}: {reason} (check the directory and its permissions)")]
+    Spool {
+        /// The file or directory.
+        path: String,
+        /// The system's answer.
+        reason: String,
+    },
 }

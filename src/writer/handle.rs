@@ -97,10 +97,11 @@ impl ActivityWriter {
             ));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?;
+        let subdir = sinks.len() > 1;
         let lanes = sinks
             .into_iter()
-            .map(|(name, sink)| Lane::start(name, sink, &config, &runtime))
-            .collect();
+            .map(|(name, sink)| Lane::start(name, sink, &config, &runtime, subdir))
+            .collect::<Result<_, _>>()?;
         Ok(ActivityWriter { lanes })
     }
 
@@ -239,5 +240,9 @@ fn sum(a: WriterStats, b: WriterStats) -> WriterStats {
         queue_depth: a.queue_depth + b.queue_depth,
         last_batch_micros: a.last_batch_micros.max(b.last_batch_micros),
         batch_micros_total: a.batch_micros_total + b.batch_micros_total,
+        replayed: a.replayed + b.replayed,
+        spool_full: a.spool_full + b.spool_full,
+        spool_bytes: a.spool_bytes + b.spool_bytes,
+        spooled: a.spooled + b.spooled,
     }
 }

@@ -38,13 +38,14 @@
 mod config;
 mod guard;
 mod handle;
+mod spool;
 mod task;
 
-pub use self::config::{WriterConfig, WriterError};
+pub use self::config::{SpoolConfig, WriterConfig, WriterError};
 pub use self::guard::WriterGuard;
 pub use self::handle::{ActivityWriter, SinkStats};
+use self::spool::Spooler;
 use self::task::Task;
-#[cfg(test)]
 use self::task::{Either, race};
 
 use std::future::{Future, poll_fn};
@@ -108,6 +109,17 @@ pub struct WriterStats {
     /// The sum of that time over every batch, in microseconds (a Prometheus counter; divide by
     /// `batches` for the mean).
     pub batch_micros_total: u64,
+    /// Records found in the [spool](crate::SpoolConfig) at start (left by an earlier
+    /// process that stopped before the sink confirmed them) and written again; they count in
+    /// `enqueued` too.
+    pub replayed: u64,
+    /// Records the spool could not take because it was at
+    /// [`max_bytes`](crate::SpoolConfig::max_bytes); they count in `failed` too.
+    pub spool_full: u64,
+    /// Bytes in the spool's files now (a gauge; 0 without a spool).
+    pub spool_bytes: u64,
+    /// Records synced to the spool's disk so far: from here on a crash does not lose them.
+    pub spooled: u64,
 }
 
 /// A message on the queue. Flush markers travel the same FIFO as records, so a flush answers
@@ -132,6 +144,10 @@ struct Counters {
     batches: AtomicU64,
     last_batch_micros: AtomicU64,
     batch_micros_total: AtomicU64,
+    replayed: AtomicU64,
+    spool_full: AtomicU64,
+    spool_bytes: AtomicU64,
+    spooled: AtomicU64,
 }
 
 impl Counters {
@@ -153,6 +169,10 @@ impl Counters {
             queue_depth: enqueued.saturating_sub(written + failed),
             last_batch_micros: self.last_batch_micros.load(Relaxed),
             batch_micros_total: self.batch_micros_total.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
+            spool_full: self.spool_full.load(Relaxed),
+            spool_bytes: self.spool_bytes.load(Relaxed),
+            spooled: self.spooled.load(Relaxed),
         }
     }
 }
@@ -229,6 +249,13 @@ struct Shared {
     /// Wakes a collector that is waiting for its open batch to become due: sent when the
     /// queue holds a full batch, or a flush marker. Records do not wake it one by one.
     wake: Notify,
+    /// Records the sink has answered for (written or failed), in queue order: the spool
+    /// deletes its files up to here.
+    resolved: AtomicU64,
+    /// Sent after each batch, for the spool.
+    batch_done: Notify,
+    /// Whether a spooler is running (set when it starts, cleared when it has ended).
+    spooling: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -272,13 +299,15 @@ struct Lane {
 }
 
 impl Lane {
-    /// Starts the lane's task for `sink` on `runtime`.
+    /// Starts the lane's task for `sink` on `runtime`, behind a spool if `config` has one
+    /// (in its own subdirectory `name` when `subdir`).
     fn start(
         name: Arc<str>,
         sink: Box<dyn ActivitySink>,
         config: &WriterConfig,
         runtime: &tokio::runtime::Handle,
-    ) -> Lane {
+        subdir: bool,
+    ) -> Result<Lane, WriterError> {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let shared = Arc::new(Shared {
             name,
@@ -294,9 +323,29 @@ impl Lane {
             queued_bytes: AtomicUsize::new(0),
             wake_at: AtomicUsize::new(config.batch_size),
             wake: Notify::new(),
+            resolved: AtomicU64::new(0),
+            batch_done: Notify::new(),
+            spooling: watch::Sender::new(config.spool.is_some()),
         });
-        runtime.spawn(Task::new(sink, rx, Arc::clone(&shared), config.clone()).run());
-        Lane { tx, shared }
+        match &config.spool {
+            None => {
+                runtime.spawn(Task::new(sink, rx, Arc::clone(&shared), config.clone(), true).run());
+            }
+            Some(spool) => {
+                let mut spool = spool.clone();
+                if subdir {
+                    spool.dir = spool.dir.join(&*shared.name);
+                }
+                // The sink's queue: what the spool has synced, a few batches at a time.
+                let (feed_tx, feed_rx) = mpsc::channel(config.batch_size.saturating_mul(2).max(2));
+                let spooler = Spooler::open(spool, Arc::clone(&shared))?;
+                runtime.spawn(spooler.run(rx, feed_tx));
+                runtime.spawn(
+                    Task::new(sink, feed_rx, Arc::clone(&shared), config.clone(), false).run(),
+                );
+            }
+        }
+        Ok(Lane { tx, shared })
     }
 
     /// Queues a record for this lane's sink; never blocks and never awaits. `false`: dropped
@@ -387,14 +436,18 @@ impl Lane {
         });
     }
 
-    /// Waits until the task has ended; returns its final stats.
+    /// Waits until the task (and the spooler, if any) has ended; returns the final stats.
     async fn finished(&self) -> WriterStats {
         let mut done = self.shared.done.subscribe();
-        match done.wait_for(Option::is_some).await {
+        let mut stats = match done.wait_for(Option::is_some).await {
             Ok(stats) => stats.unwrap_or_else(|| self.stats()),
             // The sender lives in `shared`, which this handle holds.
             Err(_) => self.stats(),
-        }
+        };
+        let mut spooling = self.shared.spooling.subscribe();
+        let _ = spooling.wait_for(|running| !running).await;
+        stats.spool_bytes = self.shared.counters.spool_bytes.load(Relaxed);
+        stats
     }
 }
 

@@ -94,6 +94,10 @@ pub(super) struct Task<S> {
     /// Records counted failed because the shutdown deadline passed.
     abandoned: u64,
     config: WriterConfig,
+    /// Whether the task closes its queue when shutdown is requested. Not behind a spool:
+    /// there the spooler feeds the queue until it has handed on every synced record, then
+    /// drops its end.
+    closes_queue: bool,
 }
 
 /// Publishes the final stats when the task ends, even by a panic or a runtime shutdown, so
@@ -122,6 +126,7 @@ impl<S: ActivitySink> Task<S> {
         rx: mpsc::Receiver<Msg>,
         shared: Arc<Shared>,
         config: WriterConfig,
+        closes_queue: bool,
     ) -> Self {
         Task {
             sink,
@@ -134,6 +139,7 @@ impl<S: ActivitySink> Task<S> {
             shared,
             abandoned: 0,
             config,
+            closes_queue,
         }
     }
 
@@ -147,6 +153,12 @@ impl<S: ActivitySink> Task<S> {
                 self.write_batch(&batch).await;
                 let bytes = batch.iter().map(ActivityRecord::approx_size).sum();
                 self.shared.queued_bytes.fetch_sub(bytes, Relaxed);
+                // Records given up at the deadline are not answered for: a spool keeps them
+                // (and everything after them) for the next start.
+                if self.abandoned == 0 {
+                    self.shared.resolved.fetch_add(batch.len() as u64, Relaxed);
+                    self.shared.batch_done.notify_one();
+                }
                 batch.clear();
             }
             for flush in flushes.drain(..) {
@@ -181,13 +193,14 @@ impl<S: ActivitySink> Task<S> {
                 return Next::Batch;
             }
             let msg = if let Some(deadline) = self.stop.deadline {
-                if !self.rx_closed {
+                if !self.rx_closed && self.closes_queue {
                     // New sends fail from now on; what is queued stays readable.
                     self.rx.close();
                     self.rx_closed = true;
                 }
                 // A closed queue never waits for new messages, so the deadline only guards
-                // against a sender stuck mid-send.
+                // against a sender stuck mid-send (or, behind a spool, a spooler still
+                // handing on records).
                 timeout_at(deadline, self.rx.recv())
                     .await
                     .unwrap_or_default()

@@ -16,6 +16,8 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
 //! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
 //! | `ACTIVITY_NATS_URL`, `ACTIVITY_NATS_*` | unset | fleet mode: activity through JetStream, written by ingesters ([`fleet`](crate::fleet)) |
+//! | `ACTIVITY_SPOOL_DIR` | `activity-spool` (none for `memory:` and `noop:`) | the writer's crash-safe spool: every record is appended there and synced every `ACTIVITY_SPOOL_SYNC_MS` before the database write, kept through a database outage (up to 1 GiB) and written after a crash or restart; `off` turns it off |
+//! | `ACTIVITY_SPOOL_SYNC_MS` | `50` | how often the spool is synced to disk: a `kill -9` loses at most the records of one interval |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
 //! in [`limits`](crate::limits).
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Uri};
-use tower_activity::{LlmApi, WriterConfig};
+use tower_activity::{LlmApi, SpoolConfig, WriterConfig};
 
 use crate::fleet::FleetConfig;
 use crate::limits::Limits;
@@ -235,6 +237,9 @@ impl GatewayConfig {
             })?;
             writer = writer.with_batch_interval(Duration::from_millis(ms));
         }
+        if let Some(spool) = spool(&database_url)? {
+            writer = writer.with_spool(spool);
+        }
         let metrics_token = var("METRICS_TOKEN")?;
         let prices_file = var("PRICES_FILE")?.map(PathBuf::from);
         Ok(GatewayConfig {
@@ -307,6 +312,35 @@ fn limits_from_env() -> Result<Limits, String> {
 /// The gateway's writer tuning: the library's defaults with one-second batches.
 pub fn gateway_writer() -> WriterConfig {
     WriterConfig::default().with_batch_interval(DEFAULT_BATCH_INTERVAL)
+}
+
+/// The default of `ACTIVITY_SPOOL_DIR`.
+pub const DEFAULT_SPOOL_DIR: &str = "activity-spool";
+
+/// The spool `ACTIVITY_SPOOL_DIR` and `ACTIVITY_SPOOL_SYNC_MS` ask for: on by default, except
+/// for storage that keeps nothing (`memory:`, `noop:`). The directory is created here, so that
+/// an unusable one is a clear error at start.
+fn spool(database_url: &str) -> Result<Option<SpoolConfig>, String> {
+    let keeps_nothing = matches!(database_url.split(':').next(), Some("memory" | "noop"));
+    let dir = match var("ACTIVITY_SPOOL_DIR")? {
+        Some(v) if v == "off" => return Ok(None),
+        None if keeps_nothing => return Ok(None),
+        Some(v) => v,
+        None => DEFAULT_SPOOL_DIR.to_owned(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!("ACTIVITY_SPOOL_DIR {dir:?} cannot be created: {e} (or set it to `off`)")
+    })?;
+    let mut spool = SpoolConfig::new(dir);
+    if let Some(v) = var("ACTIVITY_SPOOL_SYNC_MS")? {
+        let ms: u64 = v.parse().ok().filter(|ms| *ms >= 1).ok_or_else(|| {
+            format!(
+                "ACTIVITY_SPOOL_SYNC_MS must be a whole number of milliseconds from 1, got {v:?}"
+            )
+        })?;
+        spool = spool.with_sync_interval(Duration::from_millis(ms));
+    }
+    Ok(Some(spool))
 }
 
 /// The default of `ACTIVITY_BATCH_INTERVAL_MS`.
