@@ -86,6 +86,14 @@ fn record(i: usize) -> ActivityRecord {
     r
 }
 
+/// Waits until the writer's stats satisfy `done` (a condition, not a time: the machine is
+/// shared and a sync can take long).
+async fn until(writer: &ActivityWriter, done: impl Fn(&tower_activity::WriterStats) -> bool) {
+    while !done(&writer.stats()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn config(dir: &Path) -> WriterConfig {
     WriterConfig::default()
         .with_batch_size(100)
@@ -143,7 +151,7 @@ async fn a_sink_outage_longer_than_the_queue_fills_the_spool_instead_of_dropping
             tokio::task::yield_now().await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until(&writer, |s| s.spooled == 5_000 && s.retried > 0).await;
     let stats = writer.stats();
     assert_eq!(stats.dropped_queue_full, 0);
     assert_eq!(stats.written, 0);
@@ -176,7 +184,10 @@ async fn past_its_disk_bound_the_spool_counts_what_it_refuses() {
             tokio::task::yield_now().await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until(&writer, |s| {
+        s.spooled + s.spool_full + s.dropped_queue_full == 1_000
+    })
+    .await;
     let stats = writer.stats();
     assert!(stats.spool_full > 0, "{stats:?}");
     assert!(stats.spool_bytes <= 40_000, "{stats:?}");
@@ -188,7 +199,10 @@ async fn past_its_disk_bound_the_spool_counts_what_it_refuses() {
     writer.flush().await;
     let stats = writer.shutdown(Duration::from_secs(10)).await;
     assert_eq!(stats.enqueued, stats.written + stats.failed, "{stats:?}");
-    assert_eq!(memory.len() as u64, 1_000 - stats.spool_full);
+    assert_eq!(
+        memory.len() as u64,
+        1_000 - stats.spool_full - stats.dropped_queue_full
+    );
     assert!(memory.len() > 50, "what fitted was kept and written");
 }
 
@@ -204,7 +218,10 @@ async fn a_restart_replays_what_the_sink_did_not_confirm() {
     for r in &records {
         writer.record(r.clone());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until(&writer, |s| {
+        s.written == 100 && s.spooled == 300 && s.retried > 0
+    })
+    .await;
     let first = writer.shutdown(Duration::from_millis(100)).await;
     assert_eq!(first.written, 100, "{first:?}");
     assert_eq!(memory.len(), 100);

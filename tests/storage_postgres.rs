@@ -230,6 +230,9 @@ async fn connections_killed_mid_load_lose_and_duplicate_nothing() {
     const RECORDS: usize = 20_000;
     let db = TestDb::create().await;
     let sink = sink(&db).await;
+    // Partitions are made ahead, as in service: making one (a few catalog writes and file
+    // syncs) can take longer than the 20 ms between kills on a busy disk.
+    sink.create_partitions().await.unwrap();
     let config = WriterConfig::default()
         .with_batch_size(250)
         .with_batch_interval(Duration::from_millis(5))
