@@ -16,7 +16,7 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
 //! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
 //! | `ACTIVITY_NATS_URL`, `ACTIVITY_NATS_*` | unset | fleet mode: activity through JetStream, written by ingesters ([`fleet`](crate::fleet)) |
-//! | `ACTIVITY_SPOOL_DIR` | `activity-spool` (none for `memory:` and `noop:`) | the writer's crash-safe spool: every record is appended there and synced every `ACTIVITY_SPOOL_SYNC_MS` before the database write, kept through a database outage (up to 1 GiB) and written after a crash or restart; `off` turns it off |
+//! | `ACTIVITY_SPOOL_DIR` | `activity-spool` (none for `memory:` and `noop:`) | the writer's crash-safe spool, in a subdirectory per listen address (`activity-spool/127.0.0.1_8080`: one process each): every record is appended there and synced every `ACTIVITY_SPOOL_SYNC_MS` before the database write, kept through a database outage (up to 1 GiB) and written after a crash or restart; `off` turns it off |
 //! | `ACTIVITY_SPOOL_SYNC_MS` | `50` | how often the spool is synced to disk: a `kill -9` loses at most the records of one interval |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
@@ -237,7 +237,7 @@ impl GatewayConfig {
             })?;
             writer = writer.with_batch_interval(Duration::from_millis(ms));
         }
-        if let Some(spool) = spool(&database_url)? {
+        if let Some(spool) = spool(&database_url, addr)? {
             writer = writer.with_spool(spool);
         }
         let metrics_token = var("METRICS_TOKEN")?;
@@ -320,14 +320,20 @@ pub const DEFAULT_SPOOL_DIR: &str = "activity-spool";
 /// The spool `ACTIVITY_SPOOL_DIR` and `ACTIVITY_SPOOL_SYNC_MS` ask for: on by default, except
 /// for storage that keeps nothing (`memory:`, `noop:`). The directory is created here, so that
 /// an unusable one is a clear error at start.
-fn spool(database_url: &str) -> Result<Option<SpoolConfig>, String> {
+///
+/// A spool belongs to one process, so each gateway keeps its own subdirectory, named after
+/// the address it listens on (`activity-spool/127.0.0.1_8080`): several gateways on one host
+/// never share one, and a gateway restarted on its address replays what it left.
+fn spool(database_url: &str, addr: SocketAddr) -> Result<Option<SpoolConfig>, String> {
     let keeps_nothing = matches!(database_url.split(':').next(), Some("memory" | "noop"));
-    let dir = match var("ACTIVITY_SPOOL_DIR")? {
+    let base = match var("ACTIVITY_SPOOL_DIR")? {
         Some(v) if v == "off" => return Ok(None),
         None if keeps_nothing => return Ok(None),
         Some(v) => v,
         None => DEFAULT_SPOOL_DIR.to_owned(),
     };
+    let own = addr.to_string().replace([':', '[', ']'], "_");
+    let dir = std::path::Path::new(&base).join(own).display().to_string();
     std::fs::create_dir_all(&dir).map_err(|e| {
         format!("ACTIVITY_SPOOL_DIR {dir:?} cannot be created: {e} (or set it to `off`)")
     })?;
