@@ -12,7 +12,7 @@
 //! | `gateway_llm_time_to_first_token_seconds` | histogram | `model`, `provider` (streams) |
 //! | `gateway_llm_tokens_total` | counter | `model`, `provider`, `type` (`input`, `output`, `cache_read`, `cache_write`, `reasoning`); an unknown count adds nothing |
 //! | `gateway_llm_cost_usd_total` | counter | `model`, `provider`: the exact decimal sum, rounded once to a double |
-//! | `gateway_budget_refusals_total` | counter | `status` (`402`, `429`): requests a budget refused ([`Metrics::count_budget_refusal`]) |
+//! | `gateway_budget_refusals_total` | counter | `status` (`402`, `429`): requests a budget refused (counted from the `budget.refused` events) |
 //! | `activity_records_{enqueued,written,failed}_total`, `activity_records_dropped_total` (`reason`), `activity_sink_{retries,timeouts}_total`, `activity_batches_total`, `activity_batch_duration_seconds_total`, `activity_queue_depth`, `activity_last_batch_duration_seconds` | counters, gauges | `sink` (`database`, `metrics`, `otlp`): the writer's counters per sink |
 //!
 //! `route` is the request's path with a Gemini model folded into `*` (`/v1/chat/completions`,
@@ -30,10 +30,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tower_activity::ActivityWriter;
@@ -48,16 +45,10 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// The name of [`RecordMetrics`] in the writer's `FanOut` (`sink="metrics"`).
 pub const SINK_NAME: &str = "metrics";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RefusalLabels {
-    status: u16,
-}
-
 /// Every metric `/metrics` shows (see the module docs). Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    budget_refusals: Family<RefusalLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,25 +62,10 @@ impl Metrics {
     pub fn new(records: &RecordMetrics, writer: &ActivityWriter) -> Self {
         let mut registry = Registry::default();
         records.register(&mut registry);
-        let budget_refusals = Family::<RefusalLabels, Counter>::default();
-        registry.register(
-            "gateway_budget_refusals",
-            "Requests a budget refused before they went upstream, by the status answered (402: no credit left, 429: a window is exhausted)",
-            budget_refusals.clone(),
-        );
         registry.register_collector(Box::new(writer::WriterCollector(writer.clone())));
         Metrics {
             registry: Arc::new(registry),
-            budget_refusals,
         }
-    }
-
-    /// Counts a request a budget refused with `status` (`402` or `429`).
-    pub fn count_budget_refusal(&self, status: StatusCode) {
-        let labels = RefusalLabels {
-            status: status.as_u16(),
-        };
-        self.budget_refusals.get_or_create(&labels).inc();
     }
 
     /// The OpenMetrics text of every metric, ending with `# EOF`.

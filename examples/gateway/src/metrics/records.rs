@@ -28,6 +28,8 @@ pub const MAX_PROVIDERS: usize = 32;
 pub const MAX_ROUTES: usize = 32;
 /// The label value past a cap.
 pub const OTHER: &str = "other";
+/// The event a budget records for each request it refuses (counted by status).
+pub const REFUSED: &str = "budget.refused";
 /// The label value of a record without a model or provider.
 pub const UNKNOWN: &str = "unknown";
 
@@ -60,6 +62,11 @@ struct TokenLabels {
     r#type: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    status: u16,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -82,6 +89,7 @@ pub struct RecordMetrics {
     model_requests: Family<ModelLabels, Counter>,
     ttft: HistogramFamily<ModelLabels>,
     tokens: Family<TokenLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
     cost: CostSums,
     routes: Arc<Bounded>,
     models: Arc<Bounded>,
@@ -96,6 +104,7 @@ impl Default for RecordMetrics {
             model_requests: Family::default(),
             ttft: Family::new_with_constructor(ttft_histogram),
             tokens: Family::default(),
+            refusals: Family::default(),
             cost: CostSums::default(),
             routes: Arc::new(Bounded::new(MAX_ROUTES)),
             models: Arc::new(Bounded::new(MAX_MODELS)),
@@ -144,6 +153,11 @@ impl RecordMetrics {
             "gateway_llm_tokens",
             "Tokens by model, provider and type (input, output, cache_read, cache_write, reasoning); unknown counts add nothing",
             self.tokens.clone(),
+        );
+        registry.register(
+            "gateway_budget_refusals",
+            "Requests a budget refused before they went upstream (its `budget.refused` events), by the status answered (402: no credit left, 429: a window is exhausted)",
+            self.refusals.clone(),
         );
         registry.register_collector(Box::new(CostCollector(Arc::clone(&self.cost))));
     }
@@ -195,8 +209,15 @@ impl RecordMetrics {
 #[async_trait]
 impl ActivitySink for RecordMetrics {
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
-        for record in records.iter().filter(|r| r.kind == RecordKind::Request) {
-            self.observe(record);
+        for record in records {
+            match record.kind {
+                RecordKind::Request => self.observe(record),
+                RecordKind::Event if record.endpoint == REFUSED => {
+                    let status = record.status_code.unwrap_or_default();
+                    self.refusals.get_or_create(&RefusalLabels { status }).inc();
+                }
+                _ => {}
+            }
         }
         Ok(())
     }

@@ -217,9 +217,21 @@ async fn models_past_the_cap_are_counted_as_other() {
         })
         .collect();
     records.write(&batch).await.unwrap();
-    metrics.count_budget_refusal(StatusCode::PAYMENT_REQUIRED);
-    metrics.count_budget_refusal(StatusCode::PAYMENT_REQUIRED);
-    metrics.count_budget_refusal(StatusCode::TOO_MANY_REQUESTS);
+    // The budget's refusals arrive as `budget.refused` events; other events count nothing.
+    let event = |name: &str, status: u16| {
+        let mut r = ActivityRecord::new(RecordKind::Event);
+        r.endpoint = name.into();
+        r.status_code = Some(status);
+        r
+    };
+    let events = [
+        event("budget.refused", 402),
+        event("budget.refused", 402),
+        event("budget.refused", 429),
+        event("budget.threshold", 200),
+        event("auth.login", 429),
+    ];
+    records.write(&events).await.unwrap();
 
     let s = scrape(&metrics.render());
     let models: std::collections::BTreeSet<&str> = s
