@@ -67,44 +67,7 @@ async fn four_stores_share_one_cap_exactly() {
     for _ in 0..4 {
         stores.push(Arc::new(store(&db).await));
     }
-    let subject = format!("user:{}", testkit::budget::unique("fleet"));
-    let cap = Limits::none().with(Metric::Spend, Some(Decimal::new(37, 0)));
-    let each = Usage {
-        spend: Decimal::ONE,
-        tokens: 1,
-        requests: 1,
-    };
-    let tasks = (0..120).map(|i| {
-        let store = stores[i % 4].clone();
-        let subject = subject.clone();
-        tokio::spawn(async move {
-            let admission = Admission {
-                id: uuid::Uuid::now_v7(),
-                checks: vec![Check {
-                    counter: CounterKey::at(subject, Window::Day, chrono::Utc::now()),
-                    estimate: each,
-                    defaults: cap,
-                }],
-            };
-            match store.admit(&admission).await.unwrap() {
-                Verdict::Admitted(_) => {
-                    store.settle(&admission, &each).await.unwrap();
-                    true
-                }
-                Verdict::Refused(_) => false,
-            }
-        })
-    });
-    let admitted = futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
-    assert_eq!(admitted, 37, "exactly the cap, across four processes");
-    let key = CounterKey::at(subject, Window::Day, chrono::Utc::now());
-    let state = stores[0].counters(&[(key, cap)]).await.unwrap().remove(0);
-    assert_eq!(state.used.spend, Decimal::from(37));
-    assert_eq!(state.reserved, Usage::ZERO);
+    contract::stores_share_one_cap(stores).await;
 }
 
 #[tokio::test]

@@ -254,3 +254,46 @@ pub async fn concurrent_across_counters(store: Arc<dyn BudgetStore>, n: usize) {
         Decimal::new(5, 1) * Decimal::from(admitted.len() as u64)
     );
 }
+
+/// 120 admissions of $1 spread over `stores` (one per process) against one $37 daily cap:
+/// exactly 37 are admitted and settled, nothing stays reserved.
+pub async fn stores_share_one_cap(stores: Vec<Arc<dyn BudgetStore>>) {
+    let subject = format!("user:{}", unique("fleet"));
+    let cap = Limits::none().with(Metric::Spend, Some(Decimal::new(37, 0)));
+    let each = Usage {
+        spend: Decimal::ONE,
+        tokens: 1,
+        requests: 1,
+    };
+    let tasks = (0..120).map(|i| {
+        let store = stores[i % 4].clone();
+        let subject = subject.clone();
+        tokio::spawn(async move {
+            let admission = Admission {
+                id: Uuid::now_v7(),
+                checks: vec![Check {
+                    counter: CounterKey::at(subject, Window::Day, Utc::now()),
+                    estimate: each,
+                    defaults: cap,
+                }],
+            };
+            match store.admit(&admission).await.unwrap() {
+                Verdict::Admitted(_) => {
+                    store.settle(&admission, &each).await.unwrap();
+                    true
+                }
+                Verdict::Refused(_) => false,
+            }
+        })
+    });
+    let admitted = join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(admitted, 37, "exactly the cap, across four processes");
+    let key = CounterKey::at(subject, Window::Day, Utc::now());
+    let state = stores[0].counters(&[(key, cap)]).await.unwrap().remove(0);
+    assert_eq!(state.used.spend, Decimal::from(37));
+    assert_eq!(state.reserved, Usage::ZERO);
+}
