@@ -16,15 +16,15 @@ use hyper_util::rt::TokioExecutor;
 
 use super::*;
 
-const ADMIN: &str = "fleet-admin-token-0123456789abcdef";
-const GATEWAYS: usize = 4;
+pub(super) const ADMIN: &str = "fleet-admin-token-0123456789abcdef";
+pub(super) const GATEWAYS: usize = 4;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub(super) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// One gateway process, killed when dropped.
-struct Process {
+pub(super) struct Process {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
 }
 
 impl Drop for Process {
@@ -39,7 +39,9 @@ fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-async fn start(database_url: &str, budget_store: Option<&str>) -> Process {
+/// Starts a `gateway` process on `database_url` (its counters in `budget_store` when given),
+/// `INITIAL_CREDITS=0`, and waits for its `/healthz`.
+pub(super) async fn start(database_url: &str, budget_store: Option<&str>) -> Process {
     let addr = free_addr();
     let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
     command
@@ -80,13 +82,27 @@ async fn start(database_url: &str, budget_store: Option<&str>) -> Process {
     panic!("the gateway on {addr} never answered /healthz");
 }
 
-struct Fleet {
-    gateways: Vec<Process>,
-    client: HttpClient,
+/// Gateway processes sharing one database (and budget store), and a client for them.
+pub(super) struct Fleet {
+    pub(super) gateways: Vec<Process>,
+    pub(super) client: HttpClient,
 }
 
 impl Fleet {
-    async fn call(
+    /// [`GATEWAYS`] processes on `database_url` (and `budget_store`).
+    pub(super) async fn new(database_url: &str, budget_store: Option<&str>) -> Fleet {
+        let mut gateways = Vec::new();
+        for _ in 0..GATEWAYS {
+            gateways.push(start(database_url, budget_store).await);
+        }
+        Fleet {
+            gateways,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends a request to gateway `i` (modulo their number) and reads the JSON answer.
+    pub(super) async fn call(
         &self,
         i: usize,
         method: Method,
@@ -109,7 +125,8 @@ impl Fleet {
         )
     }
 
-    async fn send(
+    /// Sends a request to gateway `i` (modulo their number); the answer's body unread.
+    pub(super) async fn send(
         &self,
         i: usize,
         method: Method,
@@ -139,7 +156,7 @@ impl Fleet {
     }
 
     /// Registers a user on the first gateway and grants `credits` through the second.
-    async fn user(&self, email: &str, credits: Decimal) -> (String, String) {
+    pub(super) async fn user(&self, email: &str, credits: Decimal) -> (String, String) {
         let (status, v) = self
             .call(
                 0,
@@ -167,7 +184,8 @@ impl Fleet {
         (user, v["api_key"].as_str().unwrap().to_owned())
     }
 
-    async fn balance(&self, i: usize, key: &str) -> Decimal {
+    /// The user's balance, read through gateway `i`.
+    pub(super) async fn balance(&self, i: usize, key: &str) -> Decimal {
         let (status, v) = self
             .call(i, Method::GET, "/user/credits", key, Value::Null, &[])
             .await;
@@ -177,7 +195,7 @@ impl Fleet {
 }
 
 /// `SUM(cost_usd)` and the count of `user`'s request records, exactly (as text).
-async fn log_sum(pool: &sqlx::PgPool, user: &str) -> (Decimal, i64) {
+pub(super) async fn log_sum(pool: &sqlx::PgPool, user: &str) -> (Decimal, i64) {
     let (sum, n): (String, i64) = sqlx::query_as(
         "SELECT COALESCE(SUM(cost_usd), 0)::text, COUNT(*) FROM activity_log \
          WHERE user_id = $1 AND kind = 'request'",
@@ -220,14 +238,7 @@ impl std::fmt::Display for Figures {
 
 async fn run(store: &str, budget_store: Option<&str>) -> Figures {
     let pg = TempPg::new().await;
-    let mut gateways = Vec::new();
-    for _ in 0..GATEWAYS {
-        gateways.push(start(&pg.url(), budget_store).await);
-    }
-    let fleet = Fleet {
-        gateways,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    };
+    let fleet = Fleet::new(&pg.url(), budget_store).await;
 
     // 1. Exactness: credit for exactly 25 requests of known cost, 60 sent at once.
     let each = cost("gpt-4o-mini", 24);
@@ -376,6 +387,14 @@ async fn four_gateways_share_credits_exactly_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_gateways_share_credits_exactly_on_redis() {
+    let url = redis_url().await;
+    let f = run("redis", Some(&url)).await;
+    println!("redis, 4 gateways: {f}");
+}
+
+/// `REDIS_URL` (default `redis://127.0.0.1:6379`); panics naming the variable when nothing
+/// answers there.
+pub(super) async fn redis_url() -> String {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let authority = url
         .split("://")
@@ -386,6 +405,5 @@ async fn four_gateways_share_credits_exactly_on_redis() {
     if tokio::net::TcpStream::connect(&authority).await.is_err() {
         panic!("Redis at REDIS_URL={url} is unreachable: start it (.ci/run does) or set REDIS_URL");
     }
-    let f = run("redis", Some(&url)).await;
-    println!("redis, 4 gateways: {f}");
+    url
 }

@@ -14,6 +14,7 @@ mod e2e;
 mod edges;
 mod fleet;
 mod fleet_budget;
+mod fleet_rollover;
 mod harness;
 mod logging;
 mod metrics;
