@@ -34,8 +34,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use tower_activity::EventRecorder;
 use tower_activity::budget::{
-    BudgetError, BudgetLayer, BudgetStore, CounterState, DEFAULT_TIMEOUT, MemoryBudgetStore,
-    RedisBudgetStore, Scope, Window,
+    BudgetError, BudgetLayer, BudgetLayerBuilder, BudgetStore, CounterState, DEFAULT_TIMEOUT,
+    MemoryBudgetStore, RedisBudgetStore, Scope, Window,
 };
 use tower_activity::pricing::SharedPrices;
 
@@ -51,6 +51,7 @@ pub const DEFAULT_INITIAL_CREDITS: Decimal = Decimal::ONE;
 /// | `INITIAL_CREDITS` | `1.00` | USD granted to each new user (`0` grants nothing: every request is a `402` until a top-up) |
 /// | `ADMIN_TOKEN` | none | enables `/admin/*` with `Authorization: Bearer <token>`; without it the admin API does not exist |
 /// | `BUDGET_STORE` | the database's | `redis://host:port[/db]`: counters in Redis, shared by several gateways |
+/// | `BUDGET_DEFAULT_OUTPUT_TOKENS` | `4096` | output tokens reserved for a request that states no limit (`max_tokens` …); such a request may cost more than it reserved, so a balance or limit can be passed by at most the excess of the requests in flight (see [`BudgetLayerBuilder::default_output_tokens`](tower_activity::budget::BudgetLayerBuilder::default_output_tokens)) |
 /// | `BUDGET_TIMEOUT_MS` | `2000` | how long one call to PostgreSQL's or Redis's budget store may take; past it the request is a `503 budget_unavailable` (the gateway fails closed) |
 #[derive(Clone)]
 pub struct BudgetConfig {
@@ -63,6 +64,8 @@ pub struct BudgetConfig {
     /// How long one call to a shared store (PostgreSQL, Redis) may take before the request
     /// is answered `503` (the gateway fails closed: credits are money).
     pub timeout: Duration,
+    /// Output tokens reserved for a request that states no output limit.
+    pub default_output_tokens: u64,
 }
 
 impl std::fmt::Debug for BudgetConfig {
@@ -72,6 +75,7 @@ impl std::fmt::Debug for BudgetConfig {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("store_url", &self.store_url)
             .field("timeout", &self.timeout)
+            .field("default_output_tokens", &self.default_output_tokens)
             .finish()
     }
 }
@@ -84,6 +88,7 @@ impl Default for BudgetConfig {
             admin_token: None,
             store_url: None,
             timeout: DEFAULT_TIMEOUT,
+            default_output_tokens: BudgetLayerBuilder::DEFAULT_OUTPUT_TOKENS,
         }
     }
 }
@@ -103,7 +108,8 @@ impl BudgetConfig {
         }
     }
 
-    /// Reads `INITIAL_CREDITS`, `ADMIN_TOKEN` and `BUDGET_STORE`; `Err` names the variable.
+    /// Reads `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE`, `BUDGET_TIMEOUT_MS` and
+    /// `BUDGET_DEFAULT_OUTPUT_TOKENS`; `Err` names the variable.
     pub fn from_env() -> Result<Self, String> {
         let initial_credits = match var("INITIAL_CREDITS")? {
             None => DEFAULT_INITIAL_CREDITS,
@@ -135,11 +141,18 @@ impl BudgetConfig {
                 })?)
             }
         };
+        let default_output_tokens = match var("BUDGET_DEFAULT_OUTPUT_TOKENS")? {
+            None => BudgetLayerBuilder::DEFAULT_OUTPUT_TOKENS,
+            Some(v) => v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                format!("BUDGET_DEFAULT_OUTPUT_TOKENS must be a whole number of tokens from 1, got {v:?}")
+            })?,
+        };
         Ok(BudgetConfig {
             initial_credits,
             admin_token,
             store_url,
             timeout,
+            default_output_tokens,
         })
     }
 }
@@ -197,6 +210,7 @@ impl Budget {
     ) -> Result<Budget, String> {
         let layer = BudgetLayer::builder_shared(store.clone())
             .prices(prices)
+            .default_output_tokens(config.default_output_tokens)
             .credits(Scope::User)
             .track(Scope::User, Window::Day)
             .track(Scope::User, Window::Month)
@@ -258,6 +272,7 @@ mod tests {
     fn the_default_grant_is_one_dollar() {
         assert_eq!(BudgetConfig::default().initial_credits, Decimal::ONE);
         assert_eq!(BudgetConfig::default().timeout, DEFAULT_TIMEOUT);
+        assert_eq!(BudgetConfig::default().default_output_tokens, 4096);
         assert!(BudgetConfig::default().admin_token.is_none());
     }
 

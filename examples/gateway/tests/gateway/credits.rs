@@ -371,3 +371,71 @@ async fn balances_and_limits_survive_a_restart_on_sqlite() {
         Decimal::new(25, 1) - cost("gpt-4o-mini", 24) * Decimal::TWO
     );
 }
+
+/// Without a stated output limit a request reserves `BUDGET_DEFAULT_OUTPUT_TOKENS` (8 here)
+/// and the mock answers 24: twenty concurrent streams pass a balance of six reservations by
+/// at most the excess of the requests admitted, `admitted × (cost(24) − cost(8))` — the bound
+/// of the `budget` module's docs — and the ledger still equals the log.
+#[tokio::test]
+async fn without_max_tokens_the_overshoot_stays_within_the_estimate_bound() {
+    let (reserved, actual) = (cost("gpt-4o-mini", 8), cost("gpt-4o-mini", 24));
+    let credit = reserved * Decimal::from(6);
+    let config = BudgetConfig {
+        initial_credits: credit,
+        default_output_tokens: 8,
+        ..BudgetConfig::default()
+    };
+    let gw = Harness::with_budget(Storage::memory(), config).await;
+    let (user, key) = gw.register("ed@example.com").await;
+    let bearer = format!("Bearer {key}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        // Streams of 1.6 s: the admissions are decided while the first ones still run.
+        ("x-mock-delay-ms", "200"),
+        ("x-mock-chunks", "8"),
+    ];
+    let (path, body) = (Chat.path(true), Chat.body(true, None).to_string());
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| gw.call(Method::POST, &path, &headers, body.clone())),
+    )
+    .await;
+    let admitted = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!(admitted + refused, 20, "every answer a 200 or a 402");
+    // However the admissions interleave with the settlements, at least three fit: the third
+    // still finds a reservation's worth left after two settled at their full cost.
+    assert!(admitted >= 3, "{admitted} admitted");
+    let c = credits(&gw, &key).await;
+    let spent = actual * Decimal::from(admitted as u64);
+    assert_eq!(
+        dec(&c["balance"]),
+        credit - spent,
+        "each settled at its exact cost"
+    );
+    assert_eq!(dec(&c["reserved"]), Decimal::ZERO);
+    let overshoot = spent - credit;
+    let bound = (actual - reserved) * Decimal::from(admitted as u64);
+    assert!(overshoot > Decimal::ZERO, "the balance was passed");
+    assert!(
+        overshoot <= bound,
+        "overshoot {overshoot} within the bound {bound}"
+    );
+    let requests = wait_for_rows(&gw, &key, "kind=request&limit=100", admitted as u64).await;
+    let logged: Decimal = requests["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| record(r).cost_usd.unwrap())
+        .sum();
+    assert_eq!(logged, spent, "ledger == SUM(cost_usd) of {user}'s log");
+    println!(
+        "memory, 1 gateway, no max_tokens: 20 requests, {admitted} admitted, {refused} refused, \
+         credit ${credit}, overshoot ${overshoot} (bound ${bound}), ledger ${spent} vs log ${logged}"
+    );
+}

@@ -2,7 +2,9 @@
 //! PostgreSQL's budget tables and on Redis (`BUDGET_STORE`): concurrent requests never take
 //! the balance past the credit and never refuse one that fit; after mixed JSON, streams,
 //! upstream errors and client cancels, the ledger's settled spend equals `SUM(cost_usd)` of
-//! the user's activity log, exactly.
+//! the user's activity log, exactly; without `max_tokens`, concurrent requests pass the
+//! balance by at most the estimate bound (each admitted request's output beyond
+//! `BUDGET_DEFAULT_OUTPUT_TOKENS`, priced).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +20,8 @@ use super::*;
 
 pub(super) const ADMIN: &str = "fleet-admin-token-0123456789abcdef";
 pub(super) const GATEWAYS: usize = 4;
+/// The fleet's `BUDGET_DEFAULT_OUTPUT_TOKENS`.
+const DEFAULT_OUTPUT: &str = "8";
 
 pub(super) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -56,6 +60,8 @@ pub(super) async fn start(database_url: &str, budget_store: Option<&str>) -> Pro
         // Exactness, not speed: on a busy machine 60 admissions queueing on one user's rows
         // take seconds; a timeout would refuse them (503), which is not what is tested here.
         .env("BUDGET_TIMEOUT_MS", "120000")
+        // A request without a token limit reserves 8 output tokens; the mock answers 24.
+        .env("BUDGET_DEFAULT_OUTPUT_TOKENS", DEFAULT_OUTPUT)
         .env("RUST_LOG", "warn")
         .env_remove("BUDGET_STORE")
         .stdout(Stdio::null())
@@ -217,6 +223,17 @@ struct Figures {
     mixed: usize,
     ledger: Decimal,
     log: Decimal,
+    unlimited: Unlimited,
+}
+
+/// The run without `max_tokens`.
+#[derive(Debug)]
+struct Unlimited {
+    requests: usize,
+    admitted: usize,
+    credit: Decimal,
+    overshoot: Decimal,
+    bound: Decimal,
 }
 
 impl std::fmt::Display for Figures {
@@ -224,14 +241,20 @@ impl std::fmt::Display for Figures {
         write!(
             f,
             "{} requests at once: {} admitted, {} refused, overshoot ${}; {} mixed requests: \
-             ledger ${} vs log ${}",
+             ledger ${} vs log ${}; {} without max_tokens: {} admitted, credit ${}, \
+             overshoot ${} (bound ${})",
             self.requests,
             self.admitted,
             self.refused,
             self.overshoot,
             self.mixed,
             self.ledger,
-            self.log
+            self.log,
+            self.unlimited.requests,
+            self.unlimited.admitted,
+            self.unlimited.credit,
+            self.unlimited.overshoot,
+            self.unlimited.bound,
         )
     }
 }
@@ -365,6 +388,7 @@ async fn run(store: &str, budget_store: Option<&str>) -> Figures {
         "{store}: the ledger's settled spend is the log's SUM(cost_usd)"
     );
     assert!(log.0 > Decimal::ZERO);
+    let unlimited = without_max_tokens(&fleet, &pool, store).await;
     pool.close().await;
     drop(fleet);
     pg.drop_database().await;
@@ -376,6 +400,60 @@ async fn run(store: &str, budget_store: Option<&str>) -> Figures {
         mixed,
         ledger,
         log: log.0,
+        unlimited,
+    }
+}
+
+/// Part 3, without `max_tokens`: 24 streams of 1.6 s at once, each reserving 8 output
+/// tokens and using 24, against a credit of six reservations. The balance is passed, by at
+/// most `admitted × (cost(24) − cost(8))`; the ledger is the log.
+async fn without_max_tokens(fleet: &Fleet, pool: &sqlx::PgPool, store: &str) -> Unlimited {
+    let output: u64 = DEFAULT_OUTPUT.parse().unwrap();
+    let (reserved, actual) = (cost("gpt-4o-mini", output), cost("gpt-4o-mini", 24));
+    let credit = reserved * Decimal::from(6);
+    let (user, key) = fleet
+        .user(&format!("unlimited-{store}@example.com"), credit)
+        .await;
+    let n = 24;
+    let (path, body) = (Chat.path(true), Chat.body(true, None));
+    let headers = [("x-mock-delay-ms", "200"), ("x-mock-chunks", "8")];
+    let answers =
+        join_all((0..n).map(|i| fleet.call(i, Method::POST, &path, &key, body.clone(), &headers)))
+            .await;
+    let admitted = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!(admitted + refused, n, "{store}: a 200 or a 402 each");
+    // However admissions and settlements interleave, the third request still fits.
+    assert!(admitted >= 3, "{store}: {admitted} admitted");
+    let spent = actual * Decimal::from(admitted as u64);
+    let mut log = (Decimal::ZERO, 0);
+    let mut balance = Decimal::MIN;
+    for _ in 0..200 {
+        log = log_sum(pool, &user).await;
+        balance = fleet.balance(1, &key).await;
+        if log.1 == admitted as i64 && balance == credit - spent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log, (spent, admitted as i64), "{store}: the log");
+    assert_eq!(balance, credit - spent, "{store}: the ledger is the log");
+    let overshoot = spent - credit;
+    let bound = (actual - reserved) * Decimal::from(admitted as u64);
+    assert!(overshoot > Decimal::ZERO, "{store}: the balance was passed");
+    assert!(
+        overshoot <= bound,
+        "{store}: overshoot {overshoot} within the bound {bound}"
+    );
+    Unlimited {
+        requests: n,
+        admitted,
+        credit,
+        overshoot,
+        bound,
     }
 }
 
