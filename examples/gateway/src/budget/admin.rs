@@ -2,7 +2,8 @@
 //!
 //! Every route needs `Authorization: Bearer <ADMIN_TOKEN>` (anything else is a `401`; a
 //! user's API key is not an admin token). Users are named by their id (`user_id` of
-//! `/auth/register`).
+//! `/auth/register`); an id no user has is a `404 not_found` naming it, and nothing is
+//! stored for it.
 //!
 //! - `POST /admin/users/{user_id}/credits` `{"amount": "5.00"}` → `{"user_id", "amount",
 //!   "balance"}`: adds a positive decimal amount of USD to the user's credits; recorded as a
@@ -79,12 +80,29 @@ fn amount(body: &Value) -> Result<Decimal, ApiError> {
     Ok(amount)
 }
 
+/// `404` unless `user_id` is a registered user: credits or limits for an id nobody has
+/// would be stored and never used (and a typo would look like success).
+async fn registered(state: &AppState, user_id: &str) -> Result<(), ApiError> {
+    let user = state
+        .accounts
+        .user_by_id(user_id)
+        .await
+        .map_err(|e| ApiError::internal("cannot look the user up", &e))?;
+    match user {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(format!(
+            "no user has the id {user_id:?}: use the `user_id` that /auth/register returned"
+        ))),
+    }
+}
+
 async fn top_up(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let budget = enabled(&state)?;
+    registered(&state, &user_id).await?;
     let Json(body) = body?;
     let amount = amount(&body)?;
     let subject = subject(&user_id);
@@ -127,6 +145,7 @@ async fn set_limits(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let budget = enabled(&state)?;
+    registered(&state, &user_id).await?;
     let Json(body) = body?;
     let changes = limits::parse(&body)?;
     let in_force = limits::apply(budget, Party::Admin, &user_id, &changes).await?;

@@ -73,6 +73,10 @@ impl AccountStore for CachedAccounts {
         Ok(found)
     }
 
+    async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.inner.user_by_id(user_id).await
+    }
+
     async fn create_session(&self, user_id: &str, session: &ChatSession) -> Result<(), StoreError> {
         self.inner.create_session(user_id, session).await
     }

@@ -49,6 +49,11 @@ impl AccountStore for MemoryAccounts {
         Ok(inner.by_key.get(key_hash).map(|&i| inner.users[i].clone()))
     }
 
+    async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.users.iter().find(|u| u.id == user_id).cloned())
+    }
+
     async fn create_session(&self, user_id: &str, session: &ChatSession) -> Result<(), StoreError> {
         self.lock()
             .sessions

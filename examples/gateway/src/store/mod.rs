@@ -71,6 +71,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// The user whose API key hashes to `key_hash`.
     async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError>;
 
+    /// The user with id `user_id` (the admin API names users by id).
+    async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+
     /// Adds a chat session owned by `user_id`.
     async fn create_session(&self, user_id: &str, session: &ChatSession) -> Result<(), StoreError>;
 

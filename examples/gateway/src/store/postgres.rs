@@ -107,6 +107,21 @@ impl AccountStore for PostgresAccounts {
         .transpose()
     }
 
+    async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, email FROM gateway_users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(User {
+                id: row.try_get("id").map_err(backend)?,
+                email: row.try_get("email").map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn create_session(&self, user_id: &str, session: &ChatSession) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO gateway_chat_sessions (id, user_id, title, model, created_at)

@@ -439,3 +439,52 @@ async fn without_max_tokens_the_overshoot_stays_within_the_estimate_bound() {
          credit ${credit}, overshoot ${overshoot} (bound ${bound}), ledger ${spent} vs log ${logged}"
     );
 }
+
+/// The admin API names users by id: an id nobody registered is a `404` naming it, on every
+/// account store, while a registered user's id works.
+#[tokio::test]
+async fn the_admin_api_answers_404_for_an_unknown_user() {
+    let sqlite = TempDb::new();
+    let pg = TempPg::new().await;
+    for (name, url) in [
+        ("memory", "memory:".to_owned()),
+        ("sqlite", sqlite.url()),
+        ("postgres", pg.url()),
+    ] {
+        let storage = Storage::open(&url).await.unwrap();
+        let mut gw = Harness::with_budget(storage, budget("1")).await;
+        let (user, _) = gw.register(&format!("fay-{name}@example.com")).await;
+        let unknown = "0190c0de-0000-7000-8000-00000000dead";
+        for (method, what, body) in [
+            (Method::POST, "credits", json!({"amount": "5.00"})),
+            (Method::PUT, "limits", json!({"daily_spend": "2.00"})),
+        ] {
+            let a = admin(
+                &gw,
+                method.clone(),
+                &format!("/admin/users/{unknown}/{what}"),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(
+                a.status,
+                StatusCode::NOT_FOUND,
+                "{name} {what}: {}",
+                a.text()
+            );
+            let error = &a.json()["error"];
+            assert_eq!(error["type"], "not_found", "{name} {what}");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains(unknown), "{name} {what}: {message}");
+            let known = admin(&gw, method, &format!("/admin/users/{user}/{what}"), body).await;
+            assert_eq!(
+                known.status,
+                StatusCode::OK,
+                "{name} {what}: {}",
+                known.text()
+            );
+        }
+        gw.stop().await;
+    }
+    pg.drop_database().await;
+}

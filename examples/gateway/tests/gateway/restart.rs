@@ -131,6 +131,9 @@ async fn key_lookups_are_remembered_but_misses_are_not() {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             self.inner.user_by_key(key_hash).await
         }
+        async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+            self.inner.user_by_id(user_id).await
+        }
         async fn create_session(&self, user_id: &str, s: &ChatSession) -> Result<(), StoreError> {
             self.inner.create_session(user_id, s).await
         }
