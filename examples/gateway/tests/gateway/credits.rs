@@ -171,44 +171,77 @@ async fn credits_run_out_are_topped_up_and_limits_refuse_in_each_apis_shape() {
         assert_eq!(a.headers["x-ratelimit-limit-tokens"], "100000");
         assert!(a.headers.contains_key("x-ratelimit-remaining-tokens"));
     }
-    let limited = chat(&gw, &key).await;
-    assert_eq!(
-        limited.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        limited.text()
-    );
-    let v = limited.json();
-    assert_eq!(v["error"]["type"], "budget_exceeded");
-    assert_eq!(v["error"]["code"], "spend_limit_day");
-    let retry: u64 = limited.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=86_400).contains(&retry), "{retry}");
-    assert_eq!(limited.headers["x-ratelimit-limit-requests"], "100");
-    // (The minute may have turned during the test: at most 9 requests in this one.)
-    let left: u64 = limited.headers["x-ratelimit-remaining-requests"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((91..100).contains(&left), "{left}");
-    assert_eq!(
-        limited.headers["x-ratelimit-remaining-tokens"],
-        (100_000 - 9 * 37).to_string()
-    );
-    assert!(limited.headers.contains_key("x-ratelimit-reset-tokens"));
-    let a = call_api(&gw, &key, Anthropic).await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(a.json()["type"], "error");
-    assert_eq!(a.json()["error"]["type"], "rate_limit_error");
-    assert!(a.headers.contains_key("retry-after"));
-    let g = call_api(&gw, &key, Gemini).await;
-    assert_eq!(g.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(g.json()["error"]["code"], 429);
-    assert_eq!(g.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+    // The daily limit refuses each API in its own shape, with `retry-after` = the seconds to
+    // UTC midnight and the `x-ratelimit-*` of the minute's request cap and the day's token cap.
+    for api in [Chat, Responses, Anthropic, Gemini] {
+        let before = chrono::Utc::now();
+        let limited = if api == Chat {
+            chat(&gw, &key).await
+        } else {
+            call_api(&gw, &key, api).await
+        };
+        let after = chrono::Utc::now();
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{api:?}: {}",
+            limited.text()
+        );
+        let v = limited.json();
+        match api {
+            Anthropic => {
+                assert_eq!(v["type"], "error", "{v}");
+                assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+            }
+            Gemini => {
+                assert_eq!(v["error"]["code"], 429, "{v}");
+                assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED", "{v}");
+                assert_eq!(v["error"]["details"][0]["reason"], "BUDGET_EXCEEDED", "{v}");
+                assert_eq!(
+                    v["error"]["details"][0]["metadata"]["limit"],
+                    "spend_limit_day"
+                );
+            }
+            _ => {
+                assert_eq!(v["error"]["type"], "budget_exceeded", "{v}");
+                assert_eq!(v["error"]["code"], "spend_limit_day", "{v}");
+            }
+        }
+        let message = v.pointer("/error/message").and_then(Value::as_str).unwrap();
+        assert!(message.contains("per day"), "{api:?}: {message}");
+        let midnight = tower_activity::budget::Window::Day.end(after).unwrap();
+        let header = |name: &str| limited.headers[name].to_str().unwrap().to_owned();
+        // Whole seconds, rounded up, from the admission (between `before` and `after`).
+        let seconds = |d: chrono::TimeDelta| (d.num_milliseconds() as u64).div_ceil(1000);
+        let retry: u64 = header("retry-after").parse().unwrap();
+        assert!(
+            (seconds(midnight - after)..=seconds(midnight - before)).contains(&retry),
+            "{api:?}: retry-after {retry} is the time to midnight"
+        );
+        let reset_tokens = super::fleet_rollover::go_duration(&header("x-ratelimit-reset-tokens"));
+        assert_eq!(
+            reset_tokens.num_seconds() as u64,
+            retry,
+            "{api:?}: the day's token cap resets at midnight too"
+        );
+        let reset_requests =
+            super::fleet_rollover::go_duration(&header("x-ratelimit-reset-requests"));
+        assert!(
+            reset_requests <= chrono::TimeDelta::minutes(1),
+            "{api:?}: the request cap is the minute's"
+        );
+        assert_eq!(header("x-ratelimit-limit-requests"), "100", "{api:?}");
+        assert_eq!(header("x-ratelimit-limit-tokens"), "100000", "{api:?}");
+        // (The minute may have turned during the test: at most 9 requests in this one.)
+        let left: u64 = header("x-ratelimit-remaining-requests").parse().unwrap();
+        assert!((91..=100).contains(&left), "{api:?}: {left}");
+        // Nine requests of 13 + 24 tokens today; refusals take nothing.
+        assert_eq!(
+            header("x-ratelimit-remaining-tokens"),
+            (100_000 - 9 * 37).to_string(),
+            "{api:?}"
+        );
+    }
 
     // The user lowers their own limits, not above the admin's.
     let bearer = format!("Bearer {key}");

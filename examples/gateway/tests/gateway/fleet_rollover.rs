@@ -57,7 +57,7 @@ struct Seen {
 
 /// A Go-style duration as the `x-ratelimit-reset-*` headers write it (`250ms`, `59s`,
 /// `1m0s`).
-fn go_duration(text: &str) -> TimeDelta {
+pub(super) fn go_duration(text: &str) -> TimeDelta {
     if let Some(ms) = text.strip_suffix("ms") {
         return TimeDelta::milliseconds(ms.parse().expect("milliseconds"));
     }
