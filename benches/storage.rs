@@ -2,9 +2,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), in a database of its own
 //! (`tower_activity_bench`, dropped at the end).
 //!
-//! - insert throughput of `PostgresSink::write` at batch sizes 100, 1,000 and 5,000 (batches
-//!   of 500 or more take the binary `COPY` path; 1,000 and 5,000 are also measured through
-//!   `UNNEST`, for comparison);
+//! - insert throughput of `PostgresSink::write` at batch sizes 100, 1,000, 5,000 and 20,000,
+//!   through the `UNNEST` statement and through the bulk path (binary `COPY` into the log;
+//!   the sink's default for batches of 500 or more), with the CPU time PostgreSQL's backends
+//!   spent per record (steadier than wall time on a shared machine);
 //! - with 1,000,000 rows in the table: one user's stats over 30 days, log page 1, and page
 //!   1,000 by offset and by cursor.
 //!
@@ -102,19 +103,52 @@ async fn insert_throughput(db: &TestDb, batch: usize, copy: bool) {
             )
         })
         .collect();
+    sink.create_partitions().await.unwrap();
+    let server = backends_cpu(&sink).await;
     let (start, cpu) = (Instant::now(), cpu_time());
     for chunk in rows.chunks(batch) {
         sink.write(chunk).await.unwrap();
     }
     let (took, cpu) = (start.elapsed(), cpu_time() - cpu);
+    let server = backends_cpu(&sink).await.since(&server);
     println!(
-        "insert, batch {batch:>5}, {path:>6}: {total} records in {:.2} s = {:>7.0} records/s \
-         ({:.2} ms per batch; this process's CPU {:.0} % of it)",
+        "insert, batch {batch:>6}, {path:>6}: {total} records in {:.2} s = {:>7.0} records/s \
+         ({:.2} ms per batch; CPU per record: PostgreSQL {:.2} µs, this process {:.2} µs)",
         took.as_secs_f64(),
         total as f64 / took.as_secs_f64(),
         took.as_secs_f64() * 1e3 / (total / batch) as f64,
-        cpu.as_secs_f64() * 100.0 / took.as_secs_f64()
+        server.as_secs_f64() * 1e6 / total as f64,
+        cpu.as_secs_f64() * 1e6 / total as f64,
     );
+}
+
+/// The CPU time (user + system) of each PostgreSQL backend serving the sink's database.
+struct BackendsCpu(Vec<(i32, Duration)>);
+
+impl BackendsCpu {
+    /// The CPU time spent since `before` (a backend that was not there yet counts from 0).
+    fn since(&self, before: &BackendsCpu) -> Duration {
+        self.0
+            .iter()
+            .map(|(pid, now)| {
+                let then = before.0.iter().find(|(p, _)| p == pid).map(|(_, t)| *t);
+                now.saturating_sub(then.unwrap_or_default())
+            })
+            .sum()
+    }
+}
+
+async fn backends_cpu(sink: &PostgresSink) -> BackendsCpu {
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .fetch_all(sink.pool())
+            .await
+            .unwrap();
+    BackendsCpu(
+        pids.into_iter()
+            .map(|pid| (pid, process_cpu(&format!("/proc/{pid}/stat"))))
+            .collect(),
+    )
 }
 
 /// The machine's load average (1, 5, 15 minutes), to print beside the figures.
@@ -126,7 +160,13 @@ fn load_average() -> String {
 
 /// This process's CPU time (user + system), to tell client time from server time.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu("/proc/self/stat")
+}
+
+/// The CPU time (user + system) of the process whose `stat` file is `path` (0 if unreadable:
+/// PostgreSQL on another machine).
+fn process_cpu(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -160,6 +200,8 @@ async fn main() {
         (1_000, true),
         (5_000, false),
         (5_000, true),
+        (20_000, false),
+        (20_000, true),
     ] {
         insert_throughput(&db, batch, copy).await;
     }

@@ -2,6 +2,7 @@
 //! statement that inserts each batch, and the activity queries.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use sqlx::PgPool;
@@ -13,7 +14,9 @@ use crate::sink::{ActivitySink, SinkError};
 
 mod backend;
 mod copy;
+mod numeric;
 mod partition;
+mod rollup;
 mod write;
 
 pub use self::partition::PartitionPeriod;
@@ -24,9 +27,14 @@ use self::partition::Partitions;
 const MAX_CONNECTIONS: u32 = 8;
 
 /// The default of [`PostgresSink::with_copy_threshold`]: batches of at least this many
-/// records take the bulk path (`COPY` into a staging table); smaller ones the single `UNNEST`
+/// records take the bulk path (`COPY` into the log); smaller ones the single `UNNEST`
 /// statement, which costs fewer round trips. Measured in BENCHMARKS.md ("Storage").
 pub const DEFAULT_COPY_THRESHOLD: usize = 500;
+
+/// After a bulk batch met a stored record, this many of the next bulk-sized batches go
+/// through `UNNEST` directly: duplicates come in runs (a replayed spool, a redelivered
+/// backlog), and each would otherwise cost a `COPY` that is rolled back.
+const UNNEST_AFTER_DUPLICATES: u32 = 8;
 
 /// The sink's timeouts, for the current transaction only (`SET LOCAL`), so that a pool
 /// shared with the application ([`PostgresSink::from_pool`]) keeps its own settings:
@@ -83,17 +91,21 @@ const NO_PARTITION: &str = "no partition for a record's time";
 /// holds, per user, UTC day, kind, model and provider, the requests, input/output/total tokens
 /// and cost.
 ///
-/// **Writes**: one transaction per batch. A batch of fewer than 500 records
-/// ([`with_copy_threshold`](Self::with_copy_threshold)) arrives as one
-/// array per column (`UNNEST`); a larger one is streamed with binary `COPY` into a temporary
-/// staging table. Either way one statement inserts the rows with `ON CONFLICT (id,
-/// timestamp) DO NOTHING` and adds the rows actually inserted to the rollup — so a retried batch keeps one
-/// copy of each record and counts it once. Lost connections, timeouts and deadlocks are
-/// [`SinkError::Transient`]; data and constraint errors (SQLSTATE classes 22, 23, 54)
-/// [`SinkError::Permanent`]. A NUL character, which PostgreSQL's `TEXT` and `JSONB` reject,
-/// is stored as U+FFFD. Every write and query runs with `statement_timeout` 20 s and
-/// `lock_timeout` 5 s, set for its own transaction only (`SET LOCAL`), so a shared pool keeps
-/// its settings: a statement past them fails as a transient error the writer retries.
+/// **Writes**: one transaction per batch, `synchronous_commit` as the server has it (on by
+/// default: a batch the writer counts as written survives a crash). A batch of fewer than 500
+/// records ([`with_copy_threshold`](Self::with_copy_threshold)) arrives as one array per
+/// column (`UNNEST`), inserted with `ON CONFLICT (id, timestamp) DO NOTHING` by one statement
+/// that adds the rows actually inserted to the rollup. A larger one is streamed with binary
+/// `COPY` straight into the log and its rollup rows, added up by the sink, are upserted in
+/// the same transaction; if a record of it is stored already (a retry, a replay) the `COPY`
+/// fails, is rolled back, and the batch goes through the `UNNEST` statement instead. Either
+/// way a retried batch keeps one copy of each record and counts it once. Lost connections,
+/// timeouts and deadlocks are [`SinkError::Transient`]; data and constraint errors (SQLSTATE
+/// classes 22, 23, 54) [`SinkError::Permanent`]. A NUL character, which PostgreSQL's `TEXT`
+/// and `JSONB` reject, is stored as U+FFFD. Every write and query runs with
+/// `statement_timeout` 20 s and `lock_timeout` 5 s, set for its own transaction only (`SET
+/// LOCAL`), so a shared pool keeps its settings: a statement past them fails as a transient
+/// error the writer retries.
 ///
 /// **Queries**: stats read the rollup only; the log pages by offset or keyset cursor with a
 /// real `total`. Clones share the pool.
@@ -106,6 +118,9 @@ pub struct PostgresSink {
     bulk: Arc<copy::BulkStatements>,
     /// Batches of at least this many records take the bulk path.
     copy_threshold: usize,
+    /// How many more bulk-sized batches go through `UNNEST` after duplicates, shared by
+    /// clones ([`UNNEST_AFTER_DUPLICATES`]).
+    unnest_next: Arc<AtomicU32>,
     /// The time partitions of the log, shared by clones.
     partitions: Arc<Partitions>,
 }
@@ -148,6 +163,7 @@ impl PostgresSink {
             ),
             store: SqlStore::new(pool, names).await?,
             copy_threshold: DEFAULT_COPY_THRESHOLD,
+            unnest_next: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -189,13 +205,21 @@ impl PostgresSink {
         Ok(())
     }
 
-    /// Batches of at least `records` records are streamed with binary `COPY` into a staging
-    /// table (the bulk path); smaller ones are sent as one `UNNEST` statement. Default
+    /// Batches of at least `records` records are streamed with binary `COPY` into the log
+    /// (the bulk path); smaller ones are sent as one `UNNEST` statement. Default
     /// [`DEFAULT_COPY_THRESHOLD`] (500); `1` sends every batch through `COPY`, `usize::MAX`
     /// none. Both paths store the same rows and keep the rollup exact.
     pub fn with_copy_threshold(mut self, records: usize) -> Self {
         self.copy_threshold = records.max(1);
         self
+    }
+
+    /// Whether this bulk-sized batch goes through `UNNEST` because a recent one met
+    /// duplicates; counts it.
+    fn unnest_for_a_while(&self) -> bool {
+        self.unnest_next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 }
 
@@ -207,8 +231,18 @@ impl ActivitySink for PostgresSink {
             .ensure(pool, records.iter().map(|r| r.timestamp))
             .await
             .map_err(write_error)?;
-        let written = if records.len() >= self.copy_threshold {
-            copy::write(pool, &self.bulk, records).await
+        let written = if records.len() >= self.copy_threshold && !self.unnest_for_a_while() {
+            match copy::write(pool, &self.bulk, records).await {
+                Ok(copy::Bulk::Written) => Ok(()),
+                Ok(undone) => {
+                    if undone == copy::Bulk::Duplicates {
+                        self.unnest_next
+                            .store(UNNEST_AFTER_DUPLICATES, Ordering::Relaxed);
+                    }
+                    write::write(pool, &self.insert, records).await
+                }
+                Err(e) => Err(e),
+            }
         } else {
             write::write(pool, &self.insert, records).await
         };

@@ -7,16 +7,15 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::SET_TIMEOUTS;
-use super::write_error;
+use super::rollup::upsert_daily;
+use super::{SET_TIMEOUTS, write_error};
 use crate::record::ActivityRecord;
 use crate::sink::SinkError;
 use crate::sink::sql::{EncodedRecord, columns};
 
-/// The staging types of the columns, in [`COLUMNS`](crate::sink::sql::COLUMNS) order: what
-/// the client sends (arrays of these for `UNNEST`, a `COPY` row of these for the bulk path).
+/// The types of the arrays the client sends, in [`COLUMNS`](crate::sink::sql::COLUMNS) order.
 /// Money and JSON travel as text and are cast by [`insert_from`].
-pub(super) const COLUMN_TYPES: [&str; 34] = [
+const COLUMN_TYPES: [&str; 34] = [
     "uuid",
     "text",
     "timestamptz",
@@ -58,13 +57,21 @@ pub(super) const COLUMN_TYPES: [&str; 34] = [
 /// inserted to the rollup `daily`. The key is `(id, timestamp)` (a partitioned table's keys
 /// include its partition key); a record's timestamp never changes, so it conflicts exactly
 /// when its id is stored.
-pub(super) fn insert_from(log: &str, daily: &str, source: &str) -> String {
+fn insert_from(log: &str, daily: &str, source: &str) -> String {
     let cols = columns(None);
     let select = cols
         .replace("cost_usd", "cost_usd::numeric")
         .replace("metadata", "metadata::jsonb")
         .replace("cost_details", "cost_details::jsonb")
         .replace("usage_details", "usage_details::jsonb");
+    let rollup = upsert_daily(
+        daily,
+        "SELECT user_id, (timestamp AT TIME ZONE 'UTC')::date, kind, model, provider, count(*), \
+                coalesce(sum(input_tokens), 0)::int8, coalesce(sum(output_tokens), 0)::int8, \
+                sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))::int8, \
+                coalesce(sum(cost_usd), 0) \
+         FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+    );
     format!(
         "WITH ins AS (\
            INSERT INTO {log} ({cols}) \
@@ -72,20 +79,7 @@ pub(super) fn insert_from(log: &str, daily: &str, source: &str) -> String {
            ON CONFLICT (id, timestamp) DO NOTHING \
            RETURNING user_id, timestamp, kind, model, provider, input_tokens, output_tokens, \
                      cost_usd\
-         ) \
-         INSERT INTO {daily} AS d (user_id, day, kind, model, provider, requests, \
-                                   input_tokens, output_tokens, total_tokens, cost_usd) \
-         SELECT user_id, (timestamp AT TIME ZONE 'UTC')::date, kind, model, provider, count(*), \
-                coalesce(sum(input_tokens), 0)::int8, coalesce(sum(output_tokens), 0)::int8, \
-                sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))::int8, \
-                coalesce(sum(cost_usd), 0) \
-         FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 \
-         ON CONFLICT (user_id, day, kind, model, provider) DO UPDATE SET \
-           requests = d.requests + EXCLUDED.requests, \
-           input_tokens = d.input_tokens + EXCLUDED.input_tokens, \
-           output_tokens = d.output_tokens + EXCLUDED.output_tokens, \
-           total_tokens = d.total_tokens + EXCLUDED.total_tokens, \
-           cost_usd = d.cost_usd + EXCLUDED.cost_usd"
+         ) {rollup}"
     )
 }
 
