@@ -330,46 +330,11 @@ async fn run(store: &str, budget_store: Option<&str>) -> Figures {
         let fleet = &fleet;
         let key = key.clone();
         async move {
-            let api = ALL[i % 4];
-            let limit = (i % 3 == 0).then_some(7);
-            let cancel = i % 6 == 5;
-            let (stream, headers, expect): (bool, &[(&str, &str)], Option<StatusCode>) = match i % 6
-            {
-                0 | 1 => (false, &[], Some(StatusCode::OK)),
-                2 => (
-                    false,
-                    &[("x-mock-error", "500")],
-                    Some(StatusCode::INTERNAL_SERVER_ERROR),
-                ),
-                3 => (true, &[], Some(StatusCode::OK)),
-                4 => (true, &[("x-mock-error", "mid-stream")], None),
-                _ => (
-                    true,
-                    &[("x-mock-delay-ms", "40"), ("x-mock-chunks", "8")],
-                    Some(StatusCode::OK),
-                ),
-            };
-            let limit = if cancel { None } else { limit };
+            let m = Mixed::nth(i);
             let r = fleet
-                .send(
-                    i,
-                    Method::POST,
-                    &api.path(stream),
-                    &key,
-                    api.body(stream, limit),
-                    headers,
-                )
+                .send(i, Method::POST, &m.path(), &key, m.body(), m.headers)
                 .await;
-            if let Some(status) = expect {
-                assert_eq!(r.status(), status);
-            }
-            let mut body = r.into_body();
-            if cancel {
-                first_frame(&mut body).await;
-                drop(body); // the client goes away mid-stream
-            } else {
-                let _ = body.collect().await;
-            }
+            m.finish(r).await;
         }
     });
     join_all(sends).await;
@@ -484,4 +449,69 @@ pub(super) async fn redis_url() -> String {
         panic!("Redis at REDIS_URL={url} is unreachable: start it (.ci/run does) or set REDIS_URL");
     }
     url
+}
+
+/// Request `i` of the mixed load, by `i % 6`: JSON (a third with a token limit), an upstream
+/// `500`, a stream, a stream failing mid-way, a slow stream the client leaves after its first
+/// frame; the four APIs in turn.
+pub(super) struct Mixed {
+    api: Api,
+    stream: bool,
+    limit: Option<u64>,
+    /// The `x-mock-*` headers.
+    pub(super) headers: &'static [(&'static str, &'static str)],
+    cancel: bool,
+    expect: Option<StatusCode>,
+}
+
+impl Mixed {
+    pub(super) fn nth(i: usize) -> Mixed {
+        let cancel = i % 6 == 5;
+        let (stream, headers, expect): (bool, &'static [(&'static str, &'static str)], _) =
+            match i % 6 {
+                0 | 1 => (false, &[], Some(StatusCode::OK)),
+                2 => (
+                    false,
+                    &[("x-mock-error", "500")],
+                    Some(StatusCode::INTERNAL_SERVER_ERROR),
+                ),
+                3 => (true, &[], Some(StatusCode::OK)),
+                4 => (true, &[("x-mock-error", "mid-stream")], None),
+                _ => (
+                    true,
+                    &[("x-mock-delay-ms", "40"), ("x-mock-chunks", "8")],
+                    Some(StatusCode::OK),
+                ),
+            };
+        Mixed {
+            api: ALL[i % 4],
+            stream,
+            limit: (i % 3 == 0 && !cancel).then_some(7),
+            headers,
+            cancel,
+            expect,
+        }
+    }
+
+    pub(super) fn path(&self) -> String {
+        self.api.path(self.stream)
+    }
+
+    pub(super) fn body(&self) -> Value {
+        self.api.body(self.stream, self.limit)
+    }
+
+    /// Checks the status, then reads the whole body, or leaves after the first frame.
+    pub(super) async fn finish(&self, r: hyper::Response<hyper::body::Incoming>) {
+        if let Some(status) = self.expect {
+            assert_eq!(r.status(), status, "{:?} stream={}", self.api, self.stream);
+        }
+        let mut body = r.into_body();
+        if self.cancel {
+            first_frame(&mut body).await;
+            drop(body); // the client goes away mid-stream
+        } else {
+            let _ = body.collect().await;
+        }
+    }
 }

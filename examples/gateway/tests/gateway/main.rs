@@ -9,6 +9,7 @@
 mod billing;
 mod bounds;
 mod credits;
+mod credits_concurrency;
 mod dashboard;
 mod e2e;
 mod edges;
