@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::preamble::{Effect, Preamble};
+use super::preamble::{Effect, Preamble, State};
 use super::scan::Value;
 use super::{InBandError, Modalities, ModalityCount, Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
@@ -27,12 +27,27 @@ pub(crate) struct Gemini {
     pending_sets: Sets,
 }
 
-/// What the members of a chunk's preamble say, whatever their values.
+/// What the members of a chunk say, whatever their values.
 #[derive(Debug, Default, Clone, Copy)]
 struct Flags {
     /// A function call or executable code: output has started, and the chunk is decoded at
     /// once (its arguments are keys nobody vouches for).
     call: bool,
+    /// A finish reason, a blocked prompt, an error, or a member that could set the model,
+    /// usage or tier but is not of the expected kind: the chunk is decoded at once.
+    now: bool,
+    /// What decoding the chunk later would set.
+    sets: Sets,
+}
+
+impl State for Flags {
+    fn then(&mut self, later: &Self) {
+        self.call |= later.call;
+        self.now |= later.now;
+        self.sets.model |= later.sets.model;
+        self.sets.usage |= later.sets.usage;
+        self.sets.tier |= later.sets.tier;
+    }
 }
 
 /// Which of the members a deferred chunk's decoding would set: the model, the usage, the tier.
@@ -144,8 +159,6 @@ impl Tracker for Gemini {
     fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
         let data = event.data;
         let mut chars = 0;
-        let mut now = false;
-        let mut sets = Sets::default();
         let flags = self
             .preamble
             .visit(data, |key, value, flags| match (key, value) {
@@ -158,27 +171,28 @@ impl Tracker for Gemini {
                     Effect::Constant
                 }
                 (b"usageMetadata", Value::Object) => {
-                    sets.usage = true;
-                    Effect::Varies
+                    flags.sets.usage = true;
+                    Effect::Constant
                 }
                 (b"modelVersion", Value::Str(_)) => {
-                    sets.model = true;
-                    Effect::Varies
+                    flags.sets.model = true;
+                    Effect::Constant
                 }
                 (b"serviceTier", Value::Str(_)) => {
-                    sets.tier = true;
-                    Effect::Varies
+                    flags.sets.tier = true;
+                    Effect::Constant
                 }
                 (
                     b"finishReason" | b"promptFeedback" | b"error" | b"usageMetadata"
                     | b"modelVersion" | b"serviceTier",
                     _,
                 ) => {
-                    now = true;
-                    Effect::Varies
+                    flags.now = true;
+                    Effect::Constant
                 }
                 _ => Effect::Quiet,
             });
+        let (now, sets) = (flags.now, flags.sets);
         obs.output_chars += chars;
         obs.output_started |= chars > 0 || flags.call;
         let whole = event.complete && {

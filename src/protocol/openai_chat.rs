@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::preamble::{Effect, Preamble};
+use super::preamble::{Effect, Preamble, State};
 use super::scan::Value;
 use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
@@ -36,6 +36,13 @@ struct Flags {
     chat: bool,
     /// A `tool_calls` array: a tool call has started.
     tool_call: bool,
+}
+
+impl State for Flags {
+    fn then(&mut self, later: &Self) {
+        self.chat |= later.chat;
+        self.tool_call |= later.tool_call;
+    }
 }
 
 impl OpenAiChat {

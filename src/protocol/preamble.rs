@@ -1,4 +1,4 @@
-//! The bytes the events of one stream repeat before the first member that matters.
+//! The bytes the events of one stream repeat before and after what changes.
 //!
 //! The chunks of a stream open with the same members: OpenAI chat's `id`, `object`,
 //! `created`, `model` and `"choices":[{"index":0,"delta":{`; Anthropic's
@@ -7,15 +7,21 @@
 //! grows by one each event. A [`Preamble`] remembers those bytes from the last event, up to and
 //! including the quote of the first member whose effect depends on its value (text whose
 //! characters count, a usage to decode), together with what the members before it did. When the
-//! next event starts with the same bytes, only the rest is walked.
+//! next event starts with the same bytes, the walk resumes there.
 //!
-//! Numbers and booleans that no tracker reads (`sequence_number`, `created`, `index`) are
-//! remembered as holes that match any other number or boolean, so a counter does not break
-//! the match. The result is exactly what walking the whole event gives: the members of the
-//! preamble are decided by its bytes alone (see [`scan::walk`]), and the tracker's callback
-//! never sees a number's value.
+//! Most chunks close the same way too, after their text: chat's `},"finish_reason":null}]}`,
+//! Gemini's role, index, cumulative usage, `modelVersion` and `responseId`. When the first
+//! member after the preamble is a string, the bytes after it are the event's *postamble*; if
+//! none of its members' effects depends on their values, it is remembered with what they did,
+//! and an event that ends with the same bytes after its first string is not walked further.
+//!
+//! Numbers and booleans are remembered as holes that match any other number or boolean
+//! (`sequence_number`, `created`, `index`, Gemini's growing token counts), so a counter does
+//! not break the match: the tracker's callback never sees a number's value. The result is
+//! exactly what walking the whole event gives: the members of remembered bytes are decided by
+//! those bytes alone (see [`Members`]).
 
-use super::scan::{self, Value};
+use super::scan::{self, Member, Members, Value};
 
 /// What a member did to the tracker reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,24 +32,110 @@ pub(crate) enum Effect {
     /// in the tracker's state `S`): the same in every event that repeats its bytes.
     Constant,
     /// Something that depends on the value (characters counted, a decode asked for): the
-    /// preamble ends before this member. The callback must not change `S` for it.
+    /// preamble ends before this member, and no postamble holds it. The callback must not
+    /// change `S` for it.
     Varies,
+}
+
+/// The state the [`Effect::Constant`] members of an event build.
+pub(crate) trait State: Clone + Default {
+    /// Adds what the members that came `later` in the same event did.
+    fn then(&mut self, later: &Self);
+}
+
+impl State for () {
+    fn then(&mut self, _later: &Self) {}
+}
+
+/// Bytes remembered from an event with holes where its numbers and booleans were.
+#[derive(Debug, Default)]
+struct Pattern {
+    /// The bytes without the holes' values; empty when nothing is remembered.
+    bytes: Vec<u8>,
+    /// Where in `bytes` a number or boolean was left out, in order.
+    holes: Vec<usize>,
+    /// The last matching bytes as they were written, holes filled: most streams repeat their
+    /// numbers too, and one comparison with them is cheaper than the holes'.
+    last: Vec<u8>,
+}
+
+impl Pattern {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.holes.clear();
+        self.last.clear();
+    }
+
+    /// Remembers `json[from..to]`; `holes` are the ranges of `json` in it that are numbers or
+    /// booleans, in order.
+    fn remember(&mut self, json: &[u8], from: usize, to: usize, holes: &[(usize, usize)]) {
+        self.clear();
+        let mut at = from;
+        for &(start, end) in holes {
+            self.bytes.extend_from_slice(&json[at..start]);
+            self.holes.push(self.bytes.len());
+            at = end;
+        }
+        self.bytes.extend_from_slice(&json[at..to]);
+        self.last.extend_from_slice(&json[from..to]);
+    }
+
+    /// The length of the start of `json` that matches the remembered bytes; `whole` when all of
+    /// `json` must.
+    #[inline]
+    fn matches(&mut self, json: &[u8], whole: bool) -> Option<usize> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let exact = if whole {
+            json == self.last.as_slice()
+        } else {
+            json.starts_with(&self.last)
+        };
+        if exact {
+            return Some(self.last.len());
+        }
+        let len = self.through_holes(json)?;
+        if whole && len != json.len() {
+            return None;
+        }
+        self.last.clear();
+        self.last.extend_from_slice(&json[..len]);
+        Some(len)
+    }
+
+    /// [`matches`](Self::matches) through the holes.
+    fn through_holes(&self, json: &[u8]) -> Option<usize> {
+        let mut at = 0; // in `json`
+        let mut from = 0; // in `self.bytes`
+        for &hole in &self.holes {
+            let literal = &self.bytes[from..hole];
+            if !json.get(at..)?.starts_with(literal) {
+                return None;
+            }
+            at = scalar_end(json, at + literal.len())?;
+            from = hole;
+        }
+        let literal = &self.bytes[from..];
+        json.get(at..)?
+            .starts_with(literal)
+            .then(|| at + literal.len())
+    }
 }
 
 /// See the module docs. `S` is the state the [`Effect::Constant`] members build.
 #[derive(Debug, Default)]
 pub(crate) struct Preamble<S> {
-    /// The remembered bytes without the holes' values; empty when nothing is remembered.
-    bytes: Vec<u8>,
-    /// Where in `bytes` a number or boolean was left out, in order.
-    holes: Vec<usize>,
+    /// Up to and including the quote of the first member that varies.
+    pre: Pattern,
     /// The state the preamble's members built.
     state: S,
+    /// After the first string that follows the preamble, to the event's end.
+    post: Pattern,
+    /// The state the postamble's members built.
+    post_state: S,
     /// The holes of the event being walked, as ranges of it (kept for its allocation).
     scratch: Vec<(usize, usize)>,
-    /// The last matching event's preamble as it was written, holes filled: most streams
-    /// repeat their numbers too, and one comparison with it is cheaper than the holes'.
-    last: Vec<u8>,
 }
 
 /// Whether `c` can be part of a number or a boolean as it is written in JSON.
@@ -62,88 +154,90 @@ fn scalar_end(json: &[u8], at: usize) -> Option<usize> {
     Some(at + len)
 }
 
-impl<S: Clone + Default> Preamble<S> {
-    /// Calls `member(key, value, state)` for every member of `json`, as [`scan::visit`] does,
-    /// skipping the remembered preamble when `json` starts with it, and remembers this event's
-    /// preamble otherwise. Returns the state the [`Effect::Constant`] members built.
+/// The hole a member's value leaves, if it is a number or a boolean.
+fn hole(json: &[u8], m: &Member<'_>) -> Option<(usize, usize)> {
+    if m.value != Value::Scalar {
+        return None;
+    }
+    scalar_end(json, m.value_at).map(|end| (m.value_at, end))
+}
+
+impl<S: State> Preamble<S> {
+    /// Calls `member(key, value, state)` for every member of `json`, as a walk of the whole event does,
+    /// skipping the remembered preamble and postamble when `json` repeats them, and remembering
+    /// this event's otherwise. Returns the state the [`Effect::Constant`] members built.
     pub(crate) fn visit<'a>(
         &mut self,
         json: &'a [u8],
         mut member: impl FnMut(&[u8], Value<'a>, &mut S) -> Effect,
     ) -> S {
-        if let Some(resume) = self.resume_at(json) {
-            let mut state = self.state.clone();
-            scan::walk(json, resume, |m| {
-                member(m.key, m.value, &mut state);
-            });
-            return state;
-        }
-        let mut state = S::default();
-        let mut cut = None;
+        let (mut state, split, members) = match self.pre.matches(json, false) {
+            Some(len) => {
+                let mut state = self.state.clone();
+                let first = scan::quick_string_member(json, len - 1)
+                    .or_else(|| Members::new(json, len - 1).next());
+                let Some(first) = first else {
+                    return state;
+                };
+                let members = Members::new(json, first.next);
+                member(first.key, first.value, &mut state);
+                let split = matches!(first.value, Value::Str(_)).then_some(first.next);
+                if let Some(split) = split {
+                    if self.post.matches(&json[split..], true).is_some() {
+                        state.then(&self.post_state);
+                        return state;
+                    }
+                }
+                (state, split, members)
+            }
+            None => {
+                let mut holes = std::mem::take(&mut self.scratch);
+                holes.clear();
+                let mut state = S::default();
+                let mut members = Members::new(json, 0);
+                let mut cut = None;
+                for m in members.by_ref() {
+                    if member(m.key, m.value, &mut state) == Effect::Varies {
+                        cut = Some(m);
+                        break;
+                    }
+                    holes.extend(hole(json, &m));
+                }
+                let Some(cut) = cut else {
+                    self.pre.clear();
+                    self.post.clear();
+                    self.scratch = holes;
+                    return state;
+                };
+                self.pre.remember(json, 0, cut.key_at + 1, &holes);
+                self.scratch = holes;
+                self.state = state.clone();
+                let split = matches!(cut.value, Value::Str(_)).then_some(cut.next);
+                (state, split, members)
+            }
+        };
+        // The rest: what its members do is kept apart, to be remembered with its bytes.
         let mut holes = std::mem::take(&mut self.scratch);
         holes.clear();
-        scan::walk(json, 0, |m| {
-            let effect = member(m.key, m.value, &mut state);
-            if cut.is_some() {
-                return;
+        let mut post = S::default();
+        let mut quiet = true;
+        for m in members {
+            if member(m.key, m.value, &mut post) == Effect::Varies {
+                quiet = false;
+            } else {
+                holes.extend(hole(json, &m));
             }
-            if effect == Effect::Varies {
-                cut = Some((m.key_at, state.clone()));
-            } else if m.value == Value::Scalar {
-                if let Some(end) = scalar_end(json, m.value_at) {
-                    holes.push((m.value_at, end));
-                }
+        }
+        state.then(&post);
+        match split {
+            Some(split) if quiet => {
+                self.post.remember(json, split, json.len(), &holes);
+                self.post_state = post;
             }
-        });
-        self.bytes.clear();
-        self.holes.clear();
-        if let Some((at, prefix_state)) = cut {
-            let mut from = 0;
-            for &(start, end) in &holes {
-                self.bytes.extend_from_slice(&json[from..start]);
-                self.holes.push(self.bytes.len());
-                from = end;
-            }
-            self.bytes.extend_from_slice(&json[from..=at]);
-            self.last.clear();
-            self.last.extend_from_slice(&json[..=at]);
-            self.state = prefix_state;
+            _ => self.post.clear(),
         }
         self.scratch = holes;
         state
-    }
-
-    /// Where the walk resumes in `json` (the quote of the first member that varies) when
-    /// `json` starts with the remembered preamble.
-    fn resume_at(&mut self, json: &[u8]) -> Option<usize> {
-        if self.bytes.is_empty() {
-            return None;
-        }
-        if json.starts_with(&self.last) {
-            return Some(self.last.len() - 1);
-        }
-        let at = self.match_holes(json)?;
-        self.last.clear();
-        self.last.extend_from_slice(&json[..=at]);
-        Some(at)
-    }
-
-    /// [`resume_at`](Self::resume_at) through the holes.
-    fn match_holes(&self, json: &[u8]) -> Option<usize> {
-        let mut at = 0; // in `json`
-        let mut from = 0; // in `self.bytes`
-        for &hole in &self.holes {
-            let literal = &self.bytes[from..hole];
-            if !json.get(at..)?.starts_with(literal) {
-                return None;
-            }
-            at = scalar_end(json, at + literal.len())?;
-            from = hole;
-        }
-        let literal = &self.bytes[from..];
-        json.get(at..)?
-            .starts_with(literal)
-            .then(|| at + literal.len() - 1)
     }
 }
 
@@ -155,6 +249,13 @@ mod tests {
     /// What a tracker would take from an event: the constant members (the state) and the
     /// members that vary, with their string lengths.
     type Seen = (Vec<(Vec<u8>, u8)>, Vec<(Vec<u8>, Option<u64>)>);
+
+    /// The constant members in the order they came.
+    impl State for Vec<(Vec<u8>, u8)> {
+        fn then(&mut self, later: &Self) {
+            self.extend_from_slice(later);
+        }
+    }
 
     fn kind(v: Value<'_>) -> u8 {
         match v {
@@ -214,13 +315,13 @@ mod tests {
             );
             let seen = remembered(&mut p, event.as_bytes());
             assert_eq!(seen, whole(event.as_bytes()), "{event}");
-            assert_eq!(p.holes.len(), 1, "{event}");
+            assert_eq!(p.pre.holes.len(), 1, "{event}");
         }
-        assert_eq!(p.bytes, br#"{"k":"x","seq":,"b":[1],""#);
+        assert_eq!(p.pre.bytes, br#"{"k":"x","seq":,"b":[1],""#);
         // A hole matches numbers and booleans, never a string, null or an object.
         for other in [r#""7""#, "null", "{}", "[]"] {
             let event = format!(r#"{{"k":"x","seq":{other},"b":[1],"t":"z"}}"#);
-            assert_eq!(p.resume_at(event.as_bytes()), None, "{event}");
+            assert_eq!(p.pre.matches(event.as_bytes(), false), None, "{event}");
             assert_eq!(
                 remembered(&mut p, event.as_bytes()),
                 whole(event.as_bytes())
@@ -230,7 +331,7 @@ mod tests {
         }
         for other in ["true", "-1.5e3", "12"] {
             let event = format!(r#"{{"k":"x","seq":{other},"b":[1],"t":"z"}}"#);
-            assert!(p.resume_at(event.as_bytes()).is_some(), "{event}");
+            assert!(p.pre.matches(event.as_bytes(), false).is_some(), "{event}");
         }
     }
 
@@ -238,14 +339,50 @@ mod tests {
     fn nothing_is_remembered_without_a_member_that_varies() {
         let mut p = Preamble::<Vec<(Vec<u8>, u8)>>::default();
         remembered(&mut p, br#"{"a":1,"t":"x"}"#);
-        assert!(!p.bytes.is_empty());
+        assert!(!p.pre.bytes.is_empty());
         // The same opening: the rest is walked, the preamble kept.
         let seen = remembered(&mut p, br#"{"a":2,"b":2}"#);
         assert_eq!(seen.0, vec![(b"b".to_vec(), 4)]);
-        assert!(!p.bytes.is_empty());
+        assert!(!p.pre.bytes.is_empty());
         // Another opening and nothing that varies: nothing to remember.
         remembered(&mut p, br#"{"z":1,"b":2}"#);
-        assert!(p.bytes.is_empty());
+        assert!(p.pre.bytes.is_empty());
+    }
+
+    #[test]
+    fn a_quiet_postamble_is_skipped_with_what_its_members_did() {
+        let mut p = Preamble::default();
+        let event = |text: &str, count: u32| {
+            format!(r#"{{"k":"x","c":[{{"t":"{text}"}}],"n":{{"q":{count},"b":true}},"m":"s"}}"#)
+        };
+        for (i, text) in ["ab", "", r#"c\"d"#, r"\u00e9"].iter().enumerate() {
+            let e = event(text, i as u32 * 11);
+            assert_eq!(remembered(&mut p, e.as_bytes()), whole(e.as_bytes()), "{e}");
+        }
+        assert_eq!(p.post.bytes, br#"}],"n":{"q":,"b":},"m":"s"}"#);
+        assert_eq!(p.post_state, vec![(b"b".to_vec(), 4)]);
+        // Skipped: the members after the text are not called at all.
+        let e = event("zz", 7);
+        let mut calls = Vec::new();
+        p.visit(e.as_bytes(), |k, _, _| {
+            calls.push(k.to_vec());
+            Effect::Quiet
+        });
+        assert_eq!(calls, vec![b"t".to_vec()]);
+        // Another string after the text, or a member that varies: walked, and remembered
+        // only when nothing in it varies.
+        let other = r#"{"k":"x","c":[{"t":"a"}],"n":{"q":1,"b":true},"m":"S"}"#;
+        assert_eq!(
+            remembered(&mut p, other.as_bytes()),
+            whole(other.as_bytes())
+        );
+        assert_eq!(p.post.bytes, br#"}],"n":{"q":,"b":},"m":"S"}"#);
+        let loud = r#"{"k":"x","c":[{"t":"a"}],"n":{"q":1,"b":true},"u":"s"}"#;
+        assert_eq!(remembered(&mut p, loud.as_bytes()), whole(loud.as_bytes()));
+        assert!(p.post.bytes.is_empty());
+        // The text's member decides nothing about the rest: another key is walked the same way.
+        let e = event("ab", 1).replace(r#""t""#, r#""r""#);
+        assert_eq!(remembered(&mut p, e.as_bytes()), whole(e.as_bytes()));
     }
 
     /// Events that share their openings, as a stream's do: a template with bytes replaced.
@@ -254,6 +391,11 @@ mod tests {
             Just(br#"{"k":"c","n":12,"b":{"q":true},"t":"ab","u":{"x":1}}"#.to_vec()),
             Just(br#"{"id":"x","b":[{"k":0,"t":"\"h\u00e9\""}],"t":null}"#.to_vec()),
             Just(br#"{"a" : 1 , "b" : "s", "c":[ "t", "u" ], "t" : "z"}"#.to_vec()),
+            Just(br#"{"k":"c","n":12,"t":"ab","z":{"q":3,"b":true},"m":"s","k":[1,2]}"#.to_vec()),
+            Just(
+                br#"{"c": [{"p": [{"t": "x"}],"r": "m"},"i": 0}],"b": {"p": 1,"q": 20},"v": "g"}"#
+                    .to_vec()
+            ),
         ];
         let edit = (
             any::<prop::sample::Index>(),

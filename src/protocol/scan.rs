@@ -4,9 +4,9 @@
 //! Most events of a stream are text deltas that matter only for their length (the estimate
 //! when the provider reports no usage) and for being the first output (time to first token).
 //! Decoding each of them with serde would cost far more than the layer may add per event, so
-//! the trackers first [`walk`] the event: one forward pass that jumps from quote to quote with
-//! a word-at-a-time byte search, reports every `"key": value` member at any depth, and never allocates. Only the
-//! few events that carry something worth decoding (usage, a finish reason, an error, the model)
+//! the trackers first walk the event ([`Members`]): one forward pass that jumps from quote to
+//! quote with a word-at-a-time byte search, reports every `"key": value` member at any depth,
+//! and never allocates. Only the few events that carry something worth decoding (usage, a finish reason, an error, the model)
 //! are then decoded with serde.
 //!
 //! The pass trusts nothing: on malformed input it reports what it can and stops, it never
@@ -37,16 +37,44 @@ impl Text<'_> {
     /// for (`\n`, `\"`, `\u00e9`; a surrogate pair is two escapes and counts two, as UTF-16
     /// does), multi-byte UTF-8 as one.
     pub(crate) fn chars(self) -> u64 {
-        let raw = self.0;
-        let mut chars = 0;
-        let mut pos = 0;
-        while let Some(i) = find(raw, pos, b'\\', b'\\') {
-            chars += count_chars(&raw[pos..i]) + 1;
-            let escape = raw.get(i + 1).copied();
-            pos = (i + if escape == Some(b'u') { 6 } else { 2 }).min(raw.len());
+        if self.0.len() <= SHORT {
+            short_chars(self.0)
+        } else {
+            long_chars(self.0)
         }
-        chars + count_chars(&raw[pos..])
     }
+}
+
+/// Strings up to this length are counted byte by byte: a stream's deltas are mostly a word or
+/// two, shorter than a word-at-a-time search needs to pay off.
+const SHORT: usize = 24;
+
+/// [`Text::chars`] in one pass over the bytes.
+fn short_chars(raw: &[u8]) -> u64 {
+    let mut chars = 0;
+    let mut i = 0;
+    while let Some(&c) = raw.get(i) {
+        if c == b'\\' {
+            chars += 1;
+            i += if raw.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+        } else {
+            chars += u64::from((c as i8) >= -0x40);
+            i += 1;
+        }
+    }
+    chars
+}
+
+/// [`Text::chars`] with a word-at-a-time search for the escapes.
+fn long_chars(raw: &[u8]) -> u64 {
+    let mut chars = 0;
+    let mut pos = 0;
+    while let Some(i) = find(raw, pos, b'\\', b'\\') {
+        chars += count_chars(&raw[pos..i]) + 1;
+        let escape = raw.get(i + 1).copied();
+        pos = (i + if escape == Some(b'u') { 6 } else { 2 }).min(raw.len());
+    }
+    chars + count_chars(&raw[pos..])
 }
 
 /// Calls `member(key, value)` for every member of `json`, in order, at any depth. `key` is the
@@ -54,10 +82,10 @@ impl Text<'_> {
 /// through a [`Preamble`](super::preamble::Preamble), which skips what the last event repeated.
 #[cfg(test)]
 pub(crate) fn visit<'a>(json: &'a [u8], mut member: impl FnMut(&[u8], Value<'a>)) {
-    walk(json, 0, |m| member(m.key, m.value));
+    Members::new(json, 0).for_each(|m| member(m.key, m.value));
 }
 
-/// One member found by [`walk`], with where it is.
+/// One member found by [`Members`], with where it is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Member<'a> {
     /// The key's raw bytes.
@@ -68,51 +96,112 @@ pub(crate) struct Member<'a> {
     pub(crate) key_at: usize,
     /// The index of the value's first byte.
     pub(crate) value_at: usize,
+    /// Where the walk goes on after this member: just past a string value's closing quote,
+    /// else the value's first byte (an object's or array's members are walked next).
+    pub(crate) next: usize,
+}
+
+/// The member whose key opens at the quote `q`, when it is a string written `"key":"value"`
+/// (or `"key": "value"`) without escapes (a stream's text delta, after its preamble): the member
+/// [`Members`] would find there, for a fraction of the work. `None` for any other shape,
+/// which [`Members`] then walks.
+#[inline]
+pub(crate) fn quick_string_member(json: &[u8], q: usize) -> Option<Member<'_>> {
+    /// The closing quote of a string that opens at `from`, when no escape comes first.
+    #[inline]
+    fn plain_end(json: &[u8], from: usize) -> Option<usize> {
+        let rest = json.get(from..)?;
+        let i = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+        (rest[i] == b'"').then_some(from + i)
+    }
+    if json.get(q) != Some(&b'"') {
+        return None;
+    }
+    let end = plain_end(json, q + 1)?;
+    // At most one space on either side of the colon, as providers write it.
+    let space = |at: usize| at + usize::from(json.get(at) == Some(&b' '));
+    let colon = space(end + 1);
+    let v = space(colon + 1);
+    if json.get(colon) != Some(&b':') || json.get(v) != Some(&b'"') {
+        return None;
+    }
+    let value_end = plain_end(json, v + 1)?;
+    Some(Member {
+        key: &json[q + 1..end],
+        value: Value::Str(Text(&json[v + 1..value_end])),
+        key_at: q,
+        value_at: v,
+        next: value_end + 1,
+    })
 }
 
 /// Every member of `json` whose key opens at or after `start`, in order, at any depth, with its
 /// positions. Every decision about a member reads only bytes up to its key's opening quote and
-/// the member itself, so a walk resumed at a key's quote finds exactly the members a walk from
-/// the start finds from there (what [`Preamble`](super::preamble::Preamble) relies on).
-pub(crate) fn walk<'a>(json: &'a [u8], start: usize, mut member: impl FnMut(Member<'a>)) {
-    let mut pos = start;
-    while let Some(q) = find(json, pos, b'"', b'"') {
-        let start = q + 1;
-        let Some(end) = string_end(json, start) else {
-            return;
-        };
-        pos = end + 1;
-        let Some(colon) = skip_ws(json, pos) else {
-            return;
-        };
-        if json[colon] != b':' {
-            // A string that is not a key: an array element, or garbage.
-            continue;
-        }
-        let key = &json[start..end];
-        let Some(v) = skip_ws(json, colon + 1) else {
-            return;
-        };
-        pos = v;
-        let value = match json[v] {
-            b'"' => {
-                let Some(end) = string_end(json, v + 1) else {
-                    return;
-                };
-                pos = end + 1;
-                Value::Str(Text(&json[v + 1..end]))
+/// the member itself, so a walk resumed at a key's quote (or at a member's
+/// [`next`](Member::next)) finds exactly the members a walk from the start finds from there
+/// (what [`Preamble`](super::preamble::Preamble) relies on).
+#[derive(Debug, Clone)]
+pub(crate) struct Members<'a> {
+    json: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Members<'a> {
+    /// The members from `start` on.
+    pub(crate) fn new(json: &'a [u8], start: usize) -> Self {
+        Members { json, pos: start }
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = Member<'a>;
+
+    fn next(&mut self) -> Option<Member<'a>> {
+        let json = self.json;
+        loop {
+            let q = find(json, self.pos, b'"', b'"')?;
+            let start = q + 1;
+            let Some(end) = string_end(json, start) else {
+                self.pos = json.len();
+                return None;
+            };
+            self.pos = end + 1;
+            let Some(colon) = skip_ws(json, self.pos) else {
+                self.pos = json.len();
+                return None;
+            };
+            if json[colon] != b':' {
+                // A string that is not a key: an array element, or garbage.
+                continue;
             }
-            b'{' => Value::Object,
-            b'[' => Value::Array,
-            b'n' => Value::Null,
-            _ => Value::Scalar,
-        };
-        member(Member {
-            key,
-            value,
-            key_at: q,
-            value_at: v,
-        });
+            let key = &json[start..end];
+            let Some(v) = skip_ws(json, colon + 1) else {
+                self.pos = json.len();
+                return None;
+            };
+            self.pos = v;
+            let value = match json[v] {
+                b'"' => {
+                    let Some(end) = string_end(json, v + 1) else {
+                        self.pos = json.len();
+                        return None;
+                    };
+                    self.pos = end + 1;
+                    Value::Str(Text(&json[v + 1..end]))
+                }
+                b'{' => Value::Object,
+                b'[' => Value::Array,
+                b'n' => Value::Null,
+                _ => Value::Scalar,
+            };
+            return Some(Member {
+                key,
+                value,
+                key_at: q,
+                value_at: v,
+                next: self.pos,
+            });
+        }
     }
 }
 
@@ -250,12 +339,60 @@ mod tests {
     }
 
     #[test]
+    fn the_quick_member_is_the_walks_first() {
+        for json in [
+            r#""content":" word5"},"x":1}"#,
+            r#""content":"a\"b"}"#,
+            r#""content" : "a"}"#,
+            r#""content" :1"#,
+            r#""k\"":"a"}"#,
+            r#""content":1}"#,
+            r#""content":""#,
+            r#""content":"ab"#,
+            r#""content""#,
+            r#"x"a":"b""#,
+        ] {
+            let quick = quick_string_member(json.as_bytes(), 0);
+            let walked = Members::new(json.as_bytes(), 0).next();
+            if let Some(q) = quick {
+                let w = walked.expect(json);
+                assert_eq!(
+                    (q.key, q.value, q.key_at, q.value_at, q.next),
+                    (w.key, w.value, w.key_at, w.value_at, w.next),
+                    "{json}"
+                );
+            }
+        }
+        assert!(quick_string_member(br#""content":" word5"}"#, 0).is_some());
+    }
+
+    #[test]
     fn keys_inside_strings_are_not_members() {
         let args = br#"{"arguments":"{\"content\":\"not a member\"}","list":["content",":"]}"#;
         let found = members(args);
         assert_eq!(found[0], ("arguments".into(), Shape::Str(26)));
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[1], ("list".into(), Shape::Array));
+    }
+
+    #[test]
+    fn short_and_long_strings_count_alike() {
+        for text in [
+            r"",
+            "a",
+            r"\",
+            r"\u",
+            r"\u00e9x",
+            r#"h\u00e9 \"x\"\n"#,
+            "👋 héllo",
+            r"ab\",
+            r"\ud83d\udc4b",
+        ] {
+            for n in [1, 3, SHORT + 1] {
+                let t = text.repeat(n);
+                assert_eq!(short_chars(t.as_bytes()), long_chars(t.as_bytes()), "{t}");
+            }
+        }
     }
 
     #[test]
@@ -306,6 +443,29 @@ mod tests {
             want.sort();
             got.sort();
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn the_quick_member_agrees_with_the_walk(bytes in prop::collection::vec(prop_oneof![
+            Just(b'"'), Just(b'\\'), Just(b':'), Just(b' '), Just(b'a'), Just(b'}'), any::<u8>()
+        ], 0..24)) {
+            let json = [&b"\""[..], &bytes].concat();
+            if let Some(q) = quick_string_member(&json, 0) {
+                let w = Members::new(&json, 0).next();
+                prop_assert!(w.is_some());
+                let w = w.unwrap();
+                prop_assert_eq!(
+                    (q.key, q.value, q.key_at, q.value_at, q.next),
+                    (w.key, w.value, w.key_at, w.value_at, w.next)
+                );
+            }
+        }
+
+        #[test]
+        fn both_counts_agree_on_any_bytes(bytes in prop::collection::vec(prop_oneof![
+            Just(b'\\'), Just(b'u'), Just(b'a'), Just(0xC3), Just(0xA9), any::<u8>()
+        ], 0..64)) {
+            prop_assert_eq!(short_chars(&bytes), long_chars(&bytes));
         }
 
         #[test]
