@@ -63,6 +63,21 @@ async fn every_record_is_one_message_named_by_its_id() {
     }
 }
 
+/// A batch larger than the client's 5,000 unacknowledged publishes (each holds a permit until
+/// its acknowledgement is read) is written whole: the write reads acknowledgements as it
+/// publishes. Sent all before reading any, it waited forever for its own permits.
+#[tokio::test]
+async fn a_batch_past_the_clients_inflight_limit_is_written() {
+    let stream = TestStream::new();
+    let sink = sink(&stream).await;
+    let records = random_records(12_000);
+    let written = tokio::time::timeout(Duration::from_secs(300), sink.write(&records)).await;
+    written
+        .expect("the write finishes (it hung at 5,000 publishes)")
+        .unwrap();
+    assert_eq!(stream.messages().await, 12_000);
+}
+
 #[tokio::test]
 async fn a_retried_batch_lands_once() {
     let stream = TestStream::new();

@@ -14,8 +14,10 @@
 //! # Batches
 //!
 //! A batch's messages are published back to back (pipelined, without waiting for each
-//! acknowledgement), then their acknowledgements are awaited together. The batch is written
-//! when every one came back; a missing or negative acknowledgement (no stream, a timeout, a
+//! acknowledgement), at most 1,000 unacknowledged at a time: the client holds a permit
+//! for each until its acknowledgement is read, and it has 5,000, so a larger batch sent whole
+//! before reading any would wait forever for its own permits. The batch is written when every
+//! acknowledgement came back; a missing or negative acknowledgement (no stream, a timeout, a
 //! lost connection, a cluster electing a leader) is [`SinkError::Transient`], so the writer
 //! retries the batch with backoff and the duplicate window absorbs what had landed. A record
 //! larger than the server's `max_payload` is [`SinkError::Permanent`] (the writer isolates it).
@@ -29,6 +31,10 @@
 mod error;
 mod stream;
 
+/// The most publishes of one write awaiting their acknowledgement (the client allows 5,000
+/// in all: five writes at once never wait on each other).
+const PIPELINE: usize = 1_000;
+
 use std::fmt;
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -36,7 +42,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::future::join_all;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 
 use super::{ActivitySink, SinkError};
 use crate::record::ActivityRecord;
@@ -197,8 +204,20 @@ impl ActivitySink for NatsSink {
             .iter()
             .map(|r| encode(r, max_payload))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut acks = Vec::with_capacity(records.len());
+        let mut acks = FuturesUnordered::new();
+        let (mut failed, mut first) = (0, None);
+        let mut settle = |answer: Result<_, _>| {
+            if let Err(e) = answer {
+                failed += 1;
+                first.get_or_insert(e);
+            }
+        };
         for (record, payload) in records.iter().zip(payloads) {
+            if acks.len() >= PIPELINE {
+                if let Some(answer) = acks.next().await {
+                    settle(answer);
+                }
+            }
             let publish = PublishMessage::build()
                 .payload(payload)
                 .message_id(record.id.hyphenated().to_string());
@@ -209,9 +228,10 @@ impl ActivitySink for NatsSink {
                 .map_err(SinkError::transient)?;
             acks.push(ack.into_future());
         }
-        let answers = join_all(acks).await;
-        let failed = answers.iter().filter(|a| a.is_err()).count();
-        match answers.into_iter().find_map(Result::err) {
+        while let Some(answer) = acks.next().await {
+            settle(answer);
+        }
+        match first {
             None => Ok(()),
             Some(first) => Err(SinkError::transient(format!(
                 "{failed} of {} records not acknowledged by stream {} (first: {first})",
