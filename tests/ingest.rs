@@ -173,6 +173,24 @@ async fn what_a_dead_ingester_held_goes_to_another() {
     assert_eq!(sink.len(), 80);
 }
 
+/// Under a backlog the sink gets full batches (what makes `PostgresSink` take its `COPY`
+/// path, from 500 records), not one pull's trickle: a partial batch would have to wait the
+/// whole (long) `batch_wait`, and 3,000 records must arrive as three sink calls of 1,000.
+#[tokio::test]
+async fn a_backlog_is_written_in_full_batches() {
+    let stream = TestStream::new();
+    let records = random_records(3_000);
+    publish(&stream, &records).await;
+    let sink = ScriptedSink::ok();
+    let config = config(&stream)
+        .with_batch_size(1_000)
+        .with_batch_wait(Duration::from_secs(3_600));
+    let ingester = ingester(config).await;
+    let stats = run_until(&ingester, &sink, |s| s.written >= 3_000).await;
+    assert_eq!(sink.call_sizes(), [1_000, 1_000, 1_000]);
+    assert_eq!((stats.written, stats.batches), (3_000, 3));
+}
+
 /// Two ingesters on one durable consumer share the work and store every record once.
 #[tokio::test]
 async fn two_ingesters_share_one_consumer() {

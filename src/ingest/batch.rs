@@ -44,6 +44,7 @@ pub(super) async fn process<S: ActivitySink + ?Sized>(
     if records.is_empty() {
         return;
     }
+    Counters::add(&counters.batches, 1);
     match write(sink, &records, config).await {
         Ok(()) => {
             settle(&kept, AckKind::Ack, counters).await;

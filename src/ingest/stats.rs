@@ -15,6 +15,10 @@ pub struct IngestStats {
     pub received: u64,
     /// Records the sink stored (or already had) whose messages were then acknowledged.
     pub written: u64,
+    /// Batches handed to the sink (a batch written record by record after a refusal counts
+    /// once): `written / batches` is about the mean batch, what decides whether a sink takes its
+    /// bulk path (`PostgresSink`'s `COPY` from 500 records).
+    pub batches: u64,
     /// Received messages that JetStream had delivered before (a sink failure, an ingester
     /// that stopped or died before acknowledging, an acknowledgement that was lost).
     pub redelivered: u64,
@@ -39,6 +43,7 @@ pub struct IngestStats {
 pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
     pub(crate) written: AtomicU64,
+    pub(crate) batches: AtomicU64,
     pub(crate) redelivered: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) sink_failures: AtomicU64,
@@ -56,6 +61,7 @@ impl Counters {
         IngestStats {
             received: self.received.load(Relaxed),
             written: self.written.load(Relaxed),
+            batches: self.batches.load(Relaxed),
             redelivered: self.redelivered.load(Relaxed),
             retried: self.retried.load(Relaxed),
             sink_failures: self.sink_failures.load(Relaxed),

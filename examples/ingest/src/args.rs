@@ -20,6 +20,7 @@ usage: ingest [--nats-url URL[,URL…]] --database-url URL [options]
   --replicas N           replicas when the stream is created (default 1)
   --durable NAME         the shared durable consumer (default ingest)
   --batch-size N         records per database transaction at most (default 1000)
+  --batch-wait-ms MS     how long a partial batch waits for more records (default 50)
   --in-flight N          batches written at once (default 2)
   --metrics-addr ADDR    serve Prometheus text on http://ADDR/metrics (default: off)
   --log-every SECS       a progress line every SECS seconds (default 10)
@@ -62,6 +63,9 @@ impl Args {
                 "--replicas" => stream = stream.with_replicas(number(&flag, &value)?),
                 "--durable" => config = config.with_durable(value),
                 "--batch-size" => config = config.with_batch_size(number(&flag, &value)?),
+                "--batch-wait-ms" => {
+                    config = config.with_batch_wait(Duration::from_millis(number(&flag, &value)?))
+                }
                 "--in-flight" => config = config.with_in_flight(number(&flag, &value)?),
                 "--metrics-addr" => {
                     metrics_addr = Some(value.parse().map_err(|_| {
@@ -117,6 +121,8 @@ mod tests {
             "3",
             "--batch-size",
             "500",
+            "--batch-wait-ms",
+            "5",
             "--metrics-addr",
             "127.0.0.1:9464",
         ])
@@ -128,6 +134,7 @@ mod tests {
             ("S", 3)
         );
         assert_eq!(a.config.batch_size, 500);
+        assert_eq!(a.config.batch_wait, Duration::from_millis(5));
         assert_eq!(a.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
     }
 

@@ -71,6 +71,12 @@ pub fn render(s: &IngestStats, lag: Option<Lag>, rate: f64) -> String {
         n(s.written),
     );
     metric(
+        "ingest_batches_total",
+        "counter",
+        "Batches handed to the database (records written / batches = the mean batch).",
+        n(s.batches),
+    );
+    metric(
         "ingest_messages_redelivered_total",
         "counter",
         "Received messages JetStream had delivered before.",

@@ -85,6 +85,15 @@ async fn records_become_rows_and_metrics_count_them() {
     assert!(text.contains("ingest_records_written_total 250"), "{text}");
     assert!(text.contains("ingest_lag_pending_messages 0"), "{text}");
     assert!(text.contains("ingest_sink_failures_total 0"), "{text}");
+    let batches: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ingest_batches_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("ingest_batches_total is a number: {text}"));
+    assert!(
+        (1..=250).contains(&batches),
+        "{batches} batches for 250 records"
+    );
     assert!(
         text.contains("# TYPE ingest_records_per_second gauge"),
         "{text}"
