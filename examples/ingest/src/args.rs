@@ -22,6 +22,9 @@ usage: ingest [--nats-url URL[,URL…]] --database-url URL [options]
   --batch-size N         records per database transaction at most (default 1000)
   --batch-wait-ms MS     how long a partial batch waits for more records (default 50)
   --in-flight N          batches written at once (default 2)
+  --ack-wait-secs N      JetStream's redelivery wait for an unacknowledged message, set when the
+                         consumer is created (default 60; above --sink-timeout-secs)
+  --sink-timeout-secs N  the longest one database write may take (default 30)
   --metrics-addr ADDR    serve Prometheus text on http://ADDR/metrics (default: off)
   --log-every SECS       a progress line every SECS seconds (default 10)
 ";
@@ -65,6 +68,12 @@ impl Args {
                 "--batch-size" => config = config.with_batch_size(number(&flag, &value)?),
                 "--batch-wait-ms" => {
                     config = config.with_batch_wait(Duration::from_millis(number(&flag, &value)?))
+                }
+                "--ack-wait-secs" => {
+                    config = config.with_ack_wait(Duration::from_secs(number(&flag, &value)?))
+                }
+                "--sink-timeout-secs" => {
+                    config = config.with_sink_timeout(Duration::from_secs(number(&flag, &value)?))
                 }
                 "--in-flight" => config = config.with_in_flight(number(&flag, &value)?),
                 "--metrics-addr" => {
@@ -123,6 +132,10 @@ mod tests {
             "500",
             "--batch-wait-ms",
             "5",
+            "--ack-wait-secs",
+            "10",
+            "--sink-timeout-secs",
+            "5",
             "--metrics-addr",
             "127.0.0.1:9464",
         ])
@@ -135,6 +148,10 @@ mod tests {
         );
         assert_eq!(a.config.batch_size, 500);
         assert_eq!(a.config.batch_wait, Duration::from_millis(5));
+        assert_eq!(
+            (a.config.ack_wait, a.config.sink_timeout),
+            (Duration::from_secs(10), Duration::from_secs(5))
+        );
         assert_eq!(a.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
     }
 
@@ -148,6 +165,9 @@ mod tests {
         );
         let err = parse(&["--database-url", "postgres://h/db", "--batch-size", "0"]).unwrap_err();
         assert!(err.contains("batch_size"), "{err}");
+        let err =
+            parse(&["--database-url", "postgres://h/db", "--ack-wait-secs", "30"]).unwrap_err();
+        assert!(err.contains("ack_wait"), "{err}");
         let err = parse(&["--database-url", "postgres://h/db", "--nope", "1"]).unwrap_err();
         assert!(err.contains("--nope"), "{err}");
         assert_eq!(parse(&["--help"]).unwrap_err(), "");
