@@ -14,6 +14,7 @@
 //! | `gateway_llm_cost_usd_total` | counter | `model`, `provider`: the exact decimal sum, rounded once to a double |
 //! | `gateway_budget_refusals_total` | counter | `status` (`402`, `429`): requests a budget refused (counted from the `budget.refused` events) |
 //! | `activity_records_{enqueued,written,failed}_total`, `activity_records_dropped_total` (`reason`), `activity_sink_{retries,timeouts}_total`, `activity_batches_total`, `activity_batch_duration_seconds_total`, `activity_queue_depth`, `activity_last_batch_duration_seconds` | counters, gauges | `sink` (`database`, `metrics`, `otlp`): the writer's counters per sink |
+//! | `activity_spool_records_total`, `activity_spool_replayed_records_total`, `activity_spool_dropped_records_total`, `activity_spool_bytes` | counters, gauge | `sink`: the crash-safe spool (`ACTIVITY_SPOOL_DIR`): records synced to disk, replayed at start after a crash or restart, lost because the spool was at its disk bound; its size now (0 for a sink without a spool) |
 //!
 //! `route` is the request's path with a Gemini model folded into `*` (`/v1/chat/completions`,
 //! `/v1beta/models/*:generateContent` …).

@@ -1,5 +1,6 @@
 //! The activity writer's counters, one series per sink of its `FanOut` (`sink="database"`,
 //! `sink="metrics"`, `sink="otlp"`), read from [`ActivityWriter::sink_stats`] at each scrape.
+//! The spool's (`activity_spool_*`) are 0 for a sink without one.
 
 use std::fmt;
 
@@ -28,7 +29,7 @@ type Series = (
     fn(&WriterStats) -> Value,
 );
 
-const SERIES: [Series; 9] = [
+const SERIES: [Series; 13] = [
     (
         "activity_records_enqueued",
         "Activity records accepted into the sink's queue.",
@@ -82,6 +83,30 @@ const SERIES: [Series; 9] = [
         "Time the sink's last batch took to write.",
         MetricType::Gauge,
         |s| Value::Seconds(s.last_batch_micros as f64 / 1e6),
+    ),
+    (
+        "activity_spool_records",
+        "Activity records synced to the spool's disk (from then on a crash does not lose them).",
+        MetricType::Counter,
+        |s| Value::Count(s.spooled),
+    ),
+    (
+        "activity_spool_replayed_records",
+        "Activity records found in the spool at start (left by an earlier process) and written again.",
+        MetricType::Counter,
+        |s| Value::Count(s.replayed),
+    ),
+    (
+        "activity_spool_dropped_records",
+        "Activity records lost because the spool was at its disk bound (also counted as failed).",
+        MetricType::Counter,
+        |s| Value::Count(s.spool_full),
+    ),
+    (
+        "activity_spool_bytes",
+        "Bytes in the spool's files now.",
+        MetricType::Gauge,
+        |s| Value::Count(s.spool_bytes),
     ),
 ];
 

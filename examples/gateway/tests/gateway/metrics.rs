@@ -262,3 +262,95 @@ async fn models_past_the_cap_are_counted_as_other() {
     assert_eq!((refusals("402"), refusals("429")), (2.0, 1.0));
     writer.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A sink that fails (transiently) while `down` is set, storing into `inner` otherwise.
+#[derive(Clone, Default)]
+struct Switchable {
+    inner: tower_activity::sink::MemorySink,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl ActivitySink for Switchable {
+    async fn write(&self, records: &[ActivityRecord]) -> Result<(), tower_activity::SinkError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tower_activity::SinkError::transient("the sink is down"));
+        }
+        self.inner.write(records).await
+    }
+}
+
+/// Each of the spool's metrics is the writer's counter (and not zero: each is exercised): a
+/// sink outage fills the spool to its disk bound (records synced, bytes, records dropped),
+/// and the next writer on the same directory replays what was left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spool_counters_are_on_metrics() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tower_activity::SpoolConfig;
+
+    let dir = std::env::temp_dir().join(format!("gw-spool-metrics-{}", uuid::Uuid::now_v7()));
+    let spool = SpoolConfig::new(&dir)
+        .with_sync_interval(Duration::from_millis(10))
+        .with_segment_bytes(8_000)
+        .with_max_bytes(16_000);
+    let config = WriterConfig::default()
+        .with_batch_interval(Duration::from_millis(20))
+        .with_retry_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(20))
+        .with_queue_capacity(64)
+        .with_spool(spool);
+    let sink = Switchable::default();
+    sink.down.store(true, SeqCst);
+    let writer = ActivityWriter::try_start(sink.clone(), config.clone()).unwrap();
+    let metrics = Metrics::new(&RecordMetrics::new(), &writer);
+    let sent = 500;
+    for i in 0..sent {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.input_tokens = Some(i);
+        writer.record(r);
+        if i % 32 == 31 {
+            tokio::task::yield_now().await;
+        }
+    }
+    while {
+        let s = writer.stats();
+        s.spooled + s.spool_full + s.dropped_queue_full < sent
+    } {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stats = writer.stats();
+    let s = scrape(&metrics.render());
+    let of = |metric: &str| sum(&s, metric, &[("sink", "default")]);
+    assert!(
+        stats.spooled > 0 && stats.spool_full > 0 && stats.spool_bytes > 0,
+        "{stats:?}"
+    );
+    assert_eq!(of("activity_spool_records_total"), stats.spooled as f64);
+    assert_eq!(
+        of("activity_spool_dropped_records_total"),
+        stats.spool_full as f64
+    );
+    assert_eq!(of("activity_spool_bytes"), stats.spool_bytes as f64);
+    assert_eq!(of("activity_spool_replayed_records_total"), 0.0);
+    writer.shutdown(Duration::from_millis(100)).await;
+
+    // A restart: the next writer replays the spool into the sink, now up.
+    sink.down.store(false, SeqCst);
+    let writer = ActivityWriter::try_start(sink.clone(), config).unwrap();
+    let metrics = Metrics::new(&RecordMetrics::new(), &writer);
+    writer.flush().await;
+    let stats = writer.shutdown(Duration::from_secs(5)).await;
+    let s = scrape(&metrics.render());
+    let of = |metric: &str| sum(&s, metric, &[("sink", "default")]);
+    assert!(stats.replayed > 0, "{stats:?}");
+    assert_eq!(
+        of("activity_spool_replayed_records_total"),
+        stats.replayed as f64
+    );
+    assert_eq!(
+        sink.inner.len() as u64,
+        stats.replayed,
+        "what was spooled is written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
