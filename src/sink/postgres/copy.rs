@@ -181,6 +181,23 @@ pub(super) enum Bulk {
     Inexact,
 }
 
+/// `records` in about the order of the log's user index, `(user_id, timestamp DESC, id
+/// DESC)` (users by bytes, which is the order of a `C` collation):
+/// each user's rows of the batch then go into that index's leaf pages one after another
+/// (and onto neighbouring heap pages), instead of one row each across hundreds of users'
+/// pages in turn. Measured: 15–20 % less of PostgreSQL's CPU for the `COPY` of a batch of
+/// 5,000 rows of 500 users (BENCHMARKS.md, "Storage").
+fn in_index_order(records: &[ActivityRecord]) -> Vec<&ActivityRecord> {
+    let mut sorted: Vec<&ActivityRecord> = records.iter().collect();
+    sorted.sort_unstable_by(|a, b| {
+        a.user_id
+            .cmp(&b.user_id)
+            .then(b.timestamp.cmp(&a.timestamp))
+            .then(b.id.cmp(&a.id))
+    });
+    sorted
+}
+
 /// Writes `records` with `COPY` into the log and the rollup's upsert, in one transaction.
 pub(super) async fn write(
     pool: &PgPool,
@@ -197,10 +214,10 @@ pub(super) async fn write(
         .map_err(write_error)?;
     let mut data = CopyData::new();
     let mut rollup = Rollup::new();
-    for chunk in records.chunks(CHUNK) {
+    for chunk in in_index_order(records).chunks(CHUNK) {
         let encoded = chunk
             .iter()
-            .try_for_each(|record| -> Result<(), SinkError> {
+            .try_for_each(|&record| -> Result<(), SinkError> {
                 let e = EncodedRecord::new(record)?;
                 data.row(record, &e)?;
                 rollup.add(&e, record.cost_usd);
@@ -301,6 +318,29 @@ mod tests {
         assert!(
             row.windows(7).any(|w| w == metadata),
             "the metadata as JSONB"
+        );
+    }
+
+    #[test]
+    fn rows_are_sent_by_user_newest_first() {
+        let t = chrono::Utc::now();
+        let rows: Vec<ActivityRecord> = [("b", 0), ("a", 0), ("b", 2), ("a", 1)]
+            .iter()
+            .map(|&(user, ms)| {
+                let mut r = ActivityRecord::new(RecordKind::Request);
+                r.user_id = Some(user.into());
+                r.timestamp = t + chrono::TimeDelta::milliseconds(ms);
+                r
+            })
+            .collect();
+        let order: Vec<_> = in_index_order(&rows)
+            .iter()
+            .map(|r| (r.user_id.as_deref().unwrap(), r.timestamp))
+            .collect();
+        let at = |ms| t + chrono::TimeDelta::milliseconds(ms);
+        assert_eq!(
+            order,
+            [("a", at(1)), ("a", at(0)), ("b", at(2)), ("b", at(0))]
         );
     }
 
