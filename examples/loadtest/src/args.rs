@@ -89,6 +89,7 @@ pub struct Args {
     pub model: String,
     pub upstream_url: Option<String>,
     pub include_usage: bool,
+    pub callgrind: bool,
 }
 
 pub const USAGE: &str = "\
@@ -96,7 +97,8 @@ usage: loadtest [--rps N] [--duration SECS] [--warmup SECS] [--mode json|sse|mix
                 [--connections N] [--chunks N] [--database-url postgres://…]
                 [--variants direct,baseline,noop,sqlite,postgres,external]
                 [--restart-postgres-at SECS] [--target URL [--target-key KEY]]
-                [--model NAME] [--upstream-url URL] [--include-usage]
+                [--model NAME] [--upstream-url URL] [--include-usage] [--callgrind]
+       loadtest summarize FILE...
 
 Drives an open-loop load (requests are sent on a fixed schedule, and latency is measured from
 the scheduled instant, so a stall is never hidden by the load generator waiting) through the
@@ -119,6 +121,14 @@ example gateway in each configuration, then checks that every request has its ro
   --upstream-url URL     use this running mock upstream instead of starting one
   --include-usage        OpenAI chat streams ask for usage themselves (the layer then has
                          nothing to inject or strip)
+  --callgrind            run each gateway under `valgrind --tool=callgrind` and report the
+                         instructions it executed in all (`instructions`): the steady figure
+                         on a busy machine (two runs of different lengths give the
+                         instructions per request: scripts/gateway-instructions.sh)
+
+`summarize` reads the JSON lines of earlier runs (FILE...) and prints, per mode and variant,
+the median [min … max] of Δp50, Δp99, CPU and context switches per request (also minus the
+same run's baseline) and the runs whose parity held (scripts/loadtest-median.sh).
 ";
 
 impl Args {
@@ -138,6 +148,7 @@ impl Args {
             model: "gpt-4o-mini".into(),
             upstream_url: None,
             include_usage: false,
+            callgrind: false,
         };
         while let Some(flag) = argv.next() {
             if flag == "-h" || flag == "--help" {
@@ -145,6 +156,10 @@ impl Args {
             }
             if flag == "--include-usage" {
                 args.include_usage = true;
+                continue;
+            }
+            if flag == "--callgrind" {
+                args.callgrind = true;
                 continue;
             }
             let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;

@@ -26,7 +26,10 @@
 //! `p999_us`, `errors`; all but `direct`/`baseline` have `overhead_p50_us`/`overhead_p99_us`
 //! (variant − baseline; `external`: − direct) and `proxy_p50_us`/`proxy_p99_us` (variant −
 //! direct); streams add `ttfb_p50_us`/`ttfb_p99_us`; gateways add `rss_start_kib`/
-//! `rss_warm_kib` (after the warm-up and one second), `rss_end_kib` and `cpu_us_per_request` (the gateway's CPU time over the run, per request: the most stable figure on a noisy box); sinks add `records_expected`, `records_written`, `parity`. A variant that
+//! `rss_warm_kib` (after the warm-up and one second), `rss_end_kib`, `cpu_us_per_request` (the
+//! gateway's CPU time over the run, per request: the most stable figure on a noisy box) and
+//! `voluntary_switches_per_request`/`involuntary_switches_per_request` (the gateway's context
+//! switches, all threads, per request: a thread waking another shows here); sinks add `records_expected`, `records_written`, `parity`. A variant that
 //! was skipped is `null`, with the reason under `skipped`.
 
 mod args;
@@ -34,6 +37,7 @@ mod drive;
 mod parity;
 mod procs;
 mod report;
+mod summary;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,7 +49,20 @@ use report::Figures;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "summarize") {
+        return match summary::run(&argv[1..]) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("loadtest summarize: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let args = match Args::parse(argv.into_iter()) {
         Ok(args) => args,
         Err(e) if e.is_empty() => {
             print!("{USAGE}");
@@ -201,7 +218,27 @@ async fn gateway_run(
     if variant == Variant::Baseline {
         env.push(("GATEWAY_ACTIVITY", "off".to_owned()));
     }
-    let gateway = Proc::start(dir, "gateway", addr, &env).await?;
+    let mut wrapper = Vec::new();
+    let mut callgrind_out = None;
+    if args.callgrind {
+        let out = std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join("target/loadtest")
+            .join(format!(
+                "callgrind-{}-{}.out",
+                std::process::id(),
+                variant.as_str()
+            ));
+        std::fs::create_dir_all(out.parent().expect("a directory"))
+            .map_err(|e| format!("target/loadtest: {e}"))?;
+        wrapper = vec![
+            "valgrind".to_owned(),
+            "--tool=callgrind".to_owned(),
+            format!("--callgrind-out-file={}", out.display()),
+        ];
+        callgrind_out = Some(out);
+    }
+    let gateway = Proc::start_under(&wrapper, dir, "gateway", addr, &env).await?;
     let base = format!("http://{addr}");
     let (user_id, key) = parity::register(client, &base, variant.as_str()).await?;
     let rss_start = gateway.rss_kib();
@@ -220,13 +257,24 @@ async fn gateway_run(
         _ => None,
     };
     let cpu_start = procs::cpu_us(pid);
+    let switches_start = procs::ctx_switches(pid);
     let (shots, wall) = drive::run(client, &plan(base, Some(key))).await;
     let rss_end = gateway.rss_kib();
     let cpu_end = procs::cpu_us(pid);
+    let switches_end = procs::ctx_switches(pid);
     let clean = gateway.terminate(Duration::from_secs(60)).await;
     let mut f = report::figures(&shots, wall);
+    if let Some(out) = &callgrind_out {
+        f.instructions = procs::callgrind_total(out);
+        f.requests = Some(shots.len() as u64);
+    }
     if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
         f.cpu_us_per_request = Some((b.saturating_sub(a)) as f64 / shots.len().max(1) as f64);
+    }
+    if let (Some((v0, i0)), Some((v1, i1))) = (switches_start, switches_end) {
+        let n = shots.len().max(1) as f64;
+        f.voluntary_switches_per_request = Some(v1.saturating_sub(v0) as f64 / n);
+        f.involuntary_switches_per_request = Some(i1.saturating_sub(i0) as f64 / n);
     }
     f.rss_start_kib = rss_start;
     f.rss_warm_kib = rss_warm.await.ok().flatten();

@@ -63,7 +63,27 @@ impl Proc {
         addr: SocketAddr,
         env: &[(&str, String)],
     ) -> Result<Proc, String> {
-        let mut command = Command::new(dir.join(name));
+        Proc::start_under(&[], dir, name, addr, env).await
+    }
+
+    /// [`start`](Self::start), run by `wrapper` (a command and its arguments, e.g. valgrind)
+    /// when it is not empty; the wait for the listener is then longer.
+    pub async fn start_under(
+        wrapper: &[String],
+        dir: &std::path::Path,
+        name: &'static str,
+        addr: SocketAddr,
+        env: &[(&str, String)],
+    ) -> Result<Proc, String> {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(dir.join(name));
+                c
+            }
+            None => Command::new(dir.join(name)),
+        };
+        let wait = if wrapper.is_empty() { 30 } else { 300 };
         command
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
@@ -75,7 +95,7 @@ impl Proc {
             .spawn()
             .map_err(|e| format!("starting {name}: {e}"))?;
         let mut proc = Proc { child, name };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(wait);
         loop {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 return Ok(proc);
@@ -84,7 +104,7 @@ impl Proc {
                 return Err(format!("{name} exited at start: {status}"));
             }
             if Instant::now() > deadline {
-                return Err(format!("{name} did not listen on {addr} within 30 s"));
+                return Err(format!("{name} did not listen on {addr} within {wait} s"));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -136,6 +156,42 @@ pub fn cpu_us(pid: u32) -> Option<u64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(ticks * 10_000)
+}
+
+/// Context switches of process `pid` so far, summed over its threads (Linux
+/// `/proc/<pid>/task/*/status`): `(voluntary, involuntary)`. A thread that exited is no
+/// longer counted; the gateway's are its long-lived runtime workers and writer.
+pub fn ctx_switches(pid: u32) -> Option<(u64, u64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let (mut voluntary, mut involuntary) = (0, 0);
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            let count =
+                |prefix: &str| -> Option<u64> { line.strip_prefix(prefix)?.trim().parse().ok() };
+            if let Some(n) = count("voluntary_ctxt_switches:") {
+                voluntary += n;
+            } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
+                involuntary += n;
+            }
+        }
+    }
+    Some((voluntary, involuntary))
+}
+
+/// The total instructions (`Ir`) of a callgrind output file (its `totals:` or `summary:`
+/// line), if readable.
+pub fn callgrind_total(file: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 impl Drop for Proc {

@@ -27,6 +27,12 @@ pub struct Figures {
     pub parity: Option<bool>,
     pub rss_start_kib: Option<u64>,
     pub cpu_us_per_request: Option<f64>,
+    pub voluntary_switches_per_request: Option<f64>,
+    /// Instructions the gateway executed in all, start to exit (`--callgrind`).
+    pub instructions: Option<u64>,
+    /// Requests sent to the gateway, warm-up included (with `instructions`).
+    pub requests: Option<u64>,
+    pub involuntary_switches_per_request: Option<f64>,
     pub rss_warm_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
     pub note: Option<String>,
@@ -96,7 +102,7 @@ fn delta(f: &Figures, b: &Figures) -> (i64, i64) {
 /// The table, one line per variant.
 pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> String {
     let mut out = format!(
-        "{:<9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16} {:>10}\n",
+        "{:<9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16} {:>10} {:>8}\n",
         "variant",
         "rps",
         "p50 µs",
@@ -108,7 +114,8 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
         "ttfb p50",
         "errors",
         "rows",
-        "cpu µs/req"
+        "cpu µs/req",
+        "csw/req"
     );
     for (variant, f) in rows {
         let (d50, d99) = match reference(*variant, rows).map(|b| delta(f, b)) {
@@ -120,7 +127,7 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
             _ => "-".into(),
         };
         out.push_str(&format!(
-            "{:<9} {:>8.1} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16} {:>10}\n",
+            "{:<9} {:>8.1} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6} {:>16} {:>10} {:>8}\n",
             variant.as_str(),
             f.rps_achieved,
             f.p50_us,
@@ -134,6 +141,13 @@ pub fn table(rows: &[(Variant, Figures)], skipped: &[(Variant, String)]) -> Stri
             rows_text,
             f.cpu_us_per_request
                 .map_or("-".into(), |c| format!("{c:.1}")),
+            match (
+                f.voluntary_switches_per_request,
+                f.involuntary_switches_per_request
+            ) {
+                (Some(v), Some(i)) => format!("{:.2}", v + i),
+                _ => "-".into(),
+            },
         ));
     }
     for (variant, why) in skipped {
@@ -199,6 +213,24 @@ pub fn json_line(
                 "cpu_us_per_request".into(),
                 json!((cpu * 10.0).round() / 10.0),
             );
+        }
+        for (k, v) in [
+            (
+                "voluntary_switches_per_request",
+                f.voluntary_switches_per_request,
+            ),
+            (
+                "involuntary_switches_per_request",
+                f.involuntary_switches_per_request,
+            ),
+        ] {
+            if let Some(v) = v {
+                o.insert(k.into(), json!((v * 100.0).round() / 100.0));
+            }
+        }
+        if let (Some(i), Some(n)) = (f.instructions, f.requests) {
+            o.insert("instructions".into(), json!(i));
+            o.insert("requests".into(), json!(n));
         }
         if let Some(n) = &f.note {
             o.insert("note".into(), json!(n));
