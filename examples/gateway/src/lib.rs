@@ -56,6 +56,7 @@ pub mod paths;
 pub mod prices;
 pub mod proxy;
 pub mod ratelimit;
+pub mod repoll;
 pub mod routing;
 pub mod serve;
 pub mod sessions;

@@ -33,6 +33,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::repoll::Repoll;
+
 /// How [`serve_with`] serves.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -127,7 +129,9 @@ pub async fn serve_with(
                 let service = TowerToHyperService::new(service);
                 let mut stop = stop_rx.clone();
                 let header_timeout = options.header_timeout;
-                connections.spawn(async move {
+                // `Repoll`: the activity layer reads request bodies inside this task, and
+                // hyper's body channel then wakes the task that is running (see repoll.rs).
+                connections.spawn(Repoll::new(async move {
                     let _permit = permit;
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -140,7 +144,7 @@ pub async fn serve_with(
                     }
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
-                });
+                }));
             }
             // Reap finished connections so the set does not grow with every one served.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
