@@ -91,9 +91,30 @@ use ratelimit::RateLimiter;
 use routing::Routes;
 use store::AccountStore;
 
-/// What every handler shares.
+/// What every handler shares, behind one reference count: axum clones the state for every
+/// `from_fn_with_state` middleware and every handler of every request (five times per LLM
+/// request), and a clone of the fields themselves — a dozen reference counts, the HTTP
+/// client's connector — was ≈ 8 % of the gateway's CPU under load (BENCHMARKS.md, "Under
+/// load"). The fields are read through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+impl From<SharedState> for AppState {
+    fn from(fields: SharedState) -> Self {
+        AppState(Arc::new(fields))
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct SharedState {
     /// Users and chat sessions.
     pub accounts: Arc<dyn AccountStore>,
     /// The activity records, for `/user/activity/*`.
@@ -224,7 +245,7 @@ impl Gateway {
                 )
             })
             .transpose()?;
-        let state = AppState {
+        let state = AppState::from(SharedState {
             budget,
             accounts: storage.accounts.clone(),
             activity: storage.activity.clone(),
@@ -239,7 +260,7 @@ impl Gateway {
             registrations: Arc::new(RateLimiter::new(config.limits.register_per_minute)),
             metrics_token: config.metrics_token.as_deref().map(Arc::from),
             closing: closing_rx,
-        };
+        });
         Ok(Gateway {
             state,
             closing: Arc::new(closing),
