@@ -270,13 +270,22 @@ fn is_usage_only(data: &[u8]) -> bool {
         #[serde(default)]
         usage: Option<IgnoredAny>,
     }
-    if memmem::find(data, b"\"usage\"").is_none() {
+    // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
+    // not null is worth parsing the chunk for.
+    if memmem::find_iter(data, b"\"usage\"").all(|at| is_null_after(&data[at + 7..])) {
         return false;
     }
     match serde_json::from_slice::<Chunk>(data) {
         Ok(c) => c.usage.is_some() && c.choices.is_some_and(|c| c.is_empty()),
         Err(_) => false,
     }
+}
+
+/// Whether `rest` (what follows a `"usage"` key) is `: null`, whitespace allowed.
+fn is_null_after(rest: &[u8]) -> bool {
+    let rest = rest.trim_ascii_start();
+    rest.strip_prefix(b":")
+        .is_some_and(|r| r.trim_ascii_start().starts_with(NULL))
 }
 
 /// Removes the member `"usage":null` from the top-level object of a `data:` line, with the
@@ -377,6 +386,18 @@ impl NullUsage {
                     } else if !is_ws(b) {
                         self.at = Place::Off;
                     }
+                }
+                Place::Object if self.in_str && !self.escaped && self.step.is_none() => {
+                    // Inside a string, with no candidate held, only `"` and `\\` change the
+                    // state: the bytes before the next one go out as they are, in one copy
+                    // (byte by byte this pass was a fifth of a stream's instructions).
+                    let n = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                    if n > 0 {
+                        dest.extend_from_slice(&rest[..n]);
+                        rest = &rest[n..];
+                        continue;
+                    }
+                    self.object(b, dest);
                 }
                 Place::Object => self.object(b, dest),
             }

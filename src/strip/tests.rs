@@ -416,3 +416,48 @@ proptest! {
         prop_assert_eq!(framed, whole);
     }
 }
+
+#[test]
+fn strings_copied_in_runs_filter_as_byte_by_byte() {
+    // The filter copies a string's bytes up to the next `"` or `\` at once; fed one byte at
+    // a time every run is cut at every byte. Both must agree, escapes included.
+    for (line, want) in [
+        (
+            r#"data: {"id":"c\"usage\":null","usage":null,"x":"a\\","usage2":1}"#,
+            r#"data: {"id":"c\"usage\":null","x":"a\\","usage2":1}"#,
+        ),
+        (
+            r#"data: {"usage":null,"content":"say \"hi\" \\ \u00e9 {[,]}","n":[1,{"usage":null}]}"#,
+            r#"data: {"content":"say \"hi\" \\ \u00e9 {[,]}","n":[1,{"usage":null}]}"#,
+        ),
+    ] {
+        assert_eq!(null_usage(line), want);
+        let mut f = NullUsage::new();
+        let mut out = Vec::new();
+        for b in line.as_bytes() {
+            f.filter(std::slice::from_ref(b), &mut out);
+        }
+        f.end_line(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            want,
+            "byte by byte: {line}"
+        );
+    }
+}
+
+#[test]
+fn only_a_usage_that_is_not_null_makes_a_usage_only_chunk() {
+    assert!(is_usage_only(
+        br#"{"choices":[],"usage":{"prompt_tokens":1}}"#
+    ));
+    assert!(is_usage_only(
+        br#"{"choices":[],"x":{"usage":null},"usage" : {"total_tokens":2}}"#
+    ));
+    assert!(!is_usage_only(br#"{"choices":[],"usage" :  null}"#));
+    assert!(!is_usage_only(br#"{"choices":[{"i":0}],"usage":null}"#));
+    assert!(!is_usage_only(
+        br#"{"choices":[{"i":0}],"usage":{"prompt_tokens":1}}"#
+    ));
+    assert!(!is_usage_only(br#"{"choices":[]}"#));
+}
