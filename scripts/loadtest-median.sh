@@ -3,7 +3,7 @@
 #
 #   scripts/loadtest-median.sh [--runs 3] [--rps 1000] [--duration 10] [--warmup 2]
 #                              [--modes json,sse] [--variants baseline,noop,postgres]
-#                              [--database-url URL]
+#                              [--database-url URL] [--budget-store redis://…]
 #
 # Builds the release binaries it needs (the load test, the gateway, the mock upstream), then
 # runs `loadtest` RUNS times for each mode — every run measures all the variants back to back,
@@ -14,7 +14,12 @@
 # target/loadtest/median-<time>/.
 #
 # The postgres variant needs PostgreSQL: --database-url, else $DATABASE_URL, else
-# postgres://postgres@127.0.0.1:5432/postgres. Exits non-zero when a run failed or lost rows.
+# postgres://postgres@127.0.0.1:5432/postgres. The budget layer keeps its counters in that
+# database too, and on PostgreSQL each request waits for an admission commit (≈ 6 ms,
+# benches/budget.rs), all on the run's one user: at 1,000 rps that variant answered 503s
+# (budget store timeouts) on 2026-12-02. To measure the
+# PostgreSQL *sink*, give the budget its own store: --budget-store redis://127.0.0.1:6379.
+# Exits non-zero when a run failed or lost rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +30,7 @@ WARMUP=2
 MODES=json,sse
 VARIANTS=baseline,noop,postgres
 DB="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BUDGET=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -34,7 +40,8 @@ while [ $# -gt 0 ]; do
     --modes) MODES="$2"; shift 2 ;;
     --variants) VARIANTS="$2"; shift 2 ;;
     --database-url) DB="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --budget-store) BUDGET=(--budget-store "$2"); shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +51,7 @@ cargo build --release -p loadtest -p gateway -p mock-upstream
 
 out="target/loadtest/median-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-echo "== $RUNS runs × modes $MODES, $RPS rps, ${DURATION} s (+${WARMUP} s warm-up), variants $VARIANTS"
+echo "== $RUNS runs × modes $MODES, $RPS rps, ${DURATION} s (+${WARMUP} s warm-up), variants $VARIANTS ${BUDGET[*]}"
 echo "== load: $(uptime)"
 failed=0
 files=()
@@ -54,7 +61,7 @@ for mode in ${MODES//,/ }; do
     echo "== $mode, run $run of $RUNS"
     # The binary is run directly (not `cargo run`): it then uses the binaries built above.
     if ! target/release/loadtest --rps "$RPS" --duration "$DURATION" --warmup "$WARMUP" \
-        --mode "$mode" --variants "$VARIANTS" --database-url "$DB" \
+        --mode "$mode" --variants "$VARIANTS" --database-url "$DB" "${BUDGET[@]}" \
         >>"$out/$mode.jsonl" 2> >(tee -a "$out/$mode.log" >&2); then
       echo "== $mode run $run failed (or lost rows): see $out/$mode.log" >&2
       failed=1

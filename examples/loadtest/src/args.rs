@@ -90,6 +90,7 @@ pub struct Args {
     pub upstream_url: Option<String>,
     pub include_usage: bool,
     pub callgrind: bool,
+    pub budget_store: Option<String>,
 }
 
 pub const USAGE: &str = "\
@@ -98,6 +99,7 @@ usage: loadtest [--rps N] [--duration SECS] [--warmup SECS] [--mode json|sse|mix
                 [--variants direct,baseline,noop,sqlite,postgres,external]
                 [--restart-postgres-at SECS] [--target URL [--target-key KEY]]
                 [--model NAME] [--upstream-url URL] [--include-usage] [--callgrind]
+                [--budget-store redis://…]
        loadtest summarize FILE...
 
 Drives an open-loop load (requests are sent on a fixed schedule, and latency is measured from
@@ -121,6 +123,10 @@ example gateway in each configuration, then checks that every request has its ro
   --upstream-url URL     use this running mock upstream instead of starting one
   --include-usage        OpenAI chat streams ask for usage themselves (the layer then has
                          nothing to inject or strip)
+  --budget-store URL     the gateways' BUDGET_STORE (e.g. redis://127.0.0.1:6379): by default
+                         the budget layer keeps its counters in the variant's database, and
+                         on PostgreSQL every request then waits for an admission commit
+                         (≈ 6 ms, benches/budget.rs), all on the run's one user
   --callgrind            run each gateway under `valgrind --tool=callgrind` and report the
                          instructions it executed in all (`instructions`): the steady figure
                          on a busy machine (two runs of different lengths give the
@@ -149,6 +155,7 @@ impl Args {
             upstream_url: None,
             include_usage: false,
             callgrind: false,
+            budget_store: None,
         };
         while let Some(flag) = argv.next() {
             if flag == "-h" || flag == "--help" {
@@ -197,6 +204,7 @@ impl Args {
                 "--target" => args.target = Some(value.trim_end_matches('/').to_owned()),
                 "--target-key" => args.target_key = Some(value),
                 "--model" => args.model = value,
+                "--budget-store" => args.budget_store = Some(value),
                 "--upstream-url" => args.upstream_url = Some(value.trim_end_matches('/').to_owned()),
                 _ => return Err(format!("unknown flag {flag}")),
             }

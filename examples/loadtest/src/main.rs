@@ -218,6 +218,9 @@ async fn gateway_run(
     if variant == Variant::Baseline {
         env.push(("GATEWAY_ACTIVITY", "off".to_owned()));
     }
+    if let Some(store) = &args.budget_store {
+        env.push(("BUDGET_STORE", store.clone()));
+    }
     let mut wrapper = Vec::new();
     let mut callgrind_out = None;
     if args.callgrind {
