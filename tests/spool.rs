@@ -137,6 +137,49 @@ async fn records_go_through_the_spool_and_its_files_are_deleted_once_written() {
     );
 }
 
+/// A sink whose state lives in the process (like the gateway's `/metrics` counters).
+struct Counters(MemorySink);
+
+#[async_trait]
+impl ActivitySink for Counters {
+    async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
+        self.0.write(records).await
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_is_not_durable_gets_every_record_without_the_spool() {
+    let dir = TempDir::new("volatile");
+    let (database, counters) = (MemorySink::new(), MemorySink::new());
+    let sinks = tower_activity::sink::FanOut::new()
+        .sink("database", database.clone())
+        .sink("counters", Counters(counters.clone()));
+    let writer = ActivityWriter::try_start(sinks, config(&dir.0)).unwrap();
+    let records: Vec<ActivityRecord> = (0..300).map(record).collect();
+    for r in &records {
+        assert!(writer.record(r.clone()));
+    }
+    writer.flush().await;
+    assert_eq!(database.records(), records);
+    assert_eq!(counters.records(), records);
+    let per_sink = writer.sink_stats();
+    assert_eq!(
+        (per_sink[0].stats.spooled, per_sink[1].stats.spooled),
+        (300, 0),
+        "only the durable sink's records went through the spool"
+    );
+    assert!(dir.0.join("database").is_dir());
+    assert!(
+        !dir.0.join("counters").exists(),
+        "no spool directory for the counters"
+    );
+    writer.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_sink_outage_longer_than_the_queue_fills_the_spool_instead_of_dropping() {
     let dir = TempDir::new("outage");

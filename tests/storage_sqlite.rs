@@ -151,6 +151,36 @@ async fn a_batch_written_twice_is_stored_and_counted_once() {
     scenarios::idempotency(&memory().await).await;
 }
 
+/// Rows go 64 to an `INSERT` (then 32, 16 … for the rest): a batch of 200 spans four
+/// statements of three sizes; records already stored and a new id given twice within one
+/// statement are stored once and counted once in the rollup.
+#[tokio::test]
+async fn a_large_batch_with_stored_and_doubled_records_is_counted_once() {
+    let sink = memory().await;
+    let mut rows = data::log_rows("multi", 199);
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.cost_usd = Some(rust_decimal::Decimal::new(i as i64 + 1, 9));
+    }
+    sink.write(&rows[70..100]).await.unwrap();
+    let mut batch = rows.clone();
+    batch.insert(5, rows[3].clone()); // 200 records; rows[3] twice in the first statement
+    sink.write(&batch).await.unwrap();
+    let page = sink.log("multi", &LogQuery::default()).await.unwrap();
+    assert_eq!(page.total, 199);
+    let q = tower_activity::query::StatsQuery::parse([("days", "7")]).unwrap();
+    let stats = sink.stats("multi", &q).await.unwrap();
+    let requests = rows
+        .iter()
+        .filter(|r| r.kind == tower_activity::RecordKind::Request)
+        .count();
+    assert_eq!(
+        stats.total_requests, requests as u64,
+        "each request counted once"
+    );
+    let expected = scenarios::reference(&rows).await;
+    assert_eq!(stats, expected.stats("multi", &q).await.unwrap());
+}
+
 #[tokio::test]
 async fn retention_deletes_whole_days_with_their_rollup() {
     let sink = memory().await;

@@ -116,6 +116,32 @@ fn try_start_outside_a_runtime_is_an_error() {
     assert_eq!(err, WriterError::NoRuntime);
 }
 
+/// `own_thread`: the writer brings its runtime, so it starts outside one, and it keeps
+/// writing while the caller's thread does not poll it at all.
+#[test]
+fn a_writer_on_its_own_thread_needs_no_runtime_and_writes_everything() {
+    let sink = MemorySink::new();
+    let config = WriterConfig::default()
+        .with_own_thread(true)
+        .with_batch_interval(Duration::from_millis(5));
+    let writer = ActivityWriter::try_start(sink.clone(), config).unwrap();
+    for _ in 0..250 {
+        assert!(writer.record(record()));
+    }
+    while sink.len() < 250 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = caller.block_on(writer.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        (stats.written, stats.failed, stats.queue_depth),
+        (250, 0, 0)
+    );
+}
+
 #[test]
 #[should_panic(expected = "within a Tokio runtime")]
 fn start_outside_a_runtime_panics_with_a_clear_message() {

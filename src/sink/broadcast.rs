@@ -131,6 +131,11 @@ impl<S: ActivitySink> ActivitySink for BroadcastSink<S> {
         self.publish(records);
         Ok(())
     }
+
+    /// The inner sink's: the feed is published only after the inner sink has stored.
+    fn durable(&self) -> bool {
+        self.inner.durable()
+    }
 }
 
 #[async_trait]

@@ -144,6 +144,17 @@ impl SinkError {
 pub trait ActivitySink: Send + Sync + 'static {
     /// Writes a batch of records; idempotent on `record.id` (see the trait docs).
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError>;
+
+    /// Whether the sink keeps what it is given beyond the life of the process (a database, a
+    /// message stream, a collector): `true` unless overridden. A writer's
+    /// [spool](crate::SpoolConfig) stands only in front of durable sinks. A sink whose state
+    /// lives in the process (counters for `/metrics`, a feed to connected clients) answers
+    /// `false`: a crash loses its state anyway, so spooling its records would only cost a
+    /// serialization, a disk write and a sync per record, and replay a dead process's records
+    /// into the next one's counters.
+    fn durable(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
@@ -151,11 +162,19 @@ impl<T: ActivitySink + ?Sized> ActivitySink for Arc<T> {
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
         (**self).write(records).await
     }
+
+    fn durable(&self) -> bool {
+        (**self).durable()
+    }
 }
 
 #[async_trait]
 impl<T: ActivitySink + ?Sized> ActivitySink for Box<T> {
     async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
         (**self).write(records).await
+    }
+
+    fn durable(&self) -> bool {
+        (**self).durable()
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 /// | [`sink_timeout`](Self::sink_timeout) | 30 s | how long a sink call may take before it is abandoned and retried |
 /// | [`queue_bytes`](Self::queue_bytes) | 64 MiB | bytes of records waiting for the sink before new ones are dropped |
 /// | [`spool`](Self::spool) | none | a crash-safe file spool in front of the sink ([`SpoolConfig`]) |
+/// | [`own_thread`](Self::own_thread) | off | run the writer on a thread of its own instead of the caller's runtime |
 ///
 /// [`ActivityWriter::try_start`](crate::ActivityWriter::try_start) checks the values (see [`WriterConfig::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,14 @@ pub struct WriterConfig {
     /// A local append-only spool between the queue and the sink ([`SpoolConfig`]): records
     /// survive a crash and a sink outage longer than the queue absorbs. Default none.
     pub spool: Option<SpoolConfig>,
+    /// Runs the writer's tasks (batching, the spool's appends and syncs, the sink calls and
+    /// their encoding) on a thread of its own, with a single-threaded Tokio runtime, instead
+    /// of on the runtime that starts the writer. The request path then never waits behind a
+    /// writer task that holds one of its workers (a batch of a thousand records is encoded
+    /// in one poll), and the operating system shares the CPU between the requests and the
+    /// writer by time slices. Sinks whose connections were opened on the caller's runtime
+    /// keep working (Tokio drives them from there while that runtime lives). Default off.
+    pub own_thread: bool,
 }
 
 impl Default for WriterConfig {
@@ -64,6 +73,7 @@ impl Default for WriterConfig {
             sink_timeout: Duration::from_secs(30),
             queue_bytes: 64 << 20,
             spool: None,
+            own_thread: false,
         }
     }
 }
@@ -117,6 +127,12 @@ impl WriterConfig {
         self
     }
 
+    /// Sets [`own_thread`](Self::own_thread).
+    pub fn with_own_thread(mut self, own: bool) -> Self {
+        self.own_thread = own;
+        self
+    }
+
     /// Checks the values: `queue_capacity` between 1 and [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY),
     /// `batch_size` at least 1, `retry_backoff` not zero, `max_backoff` at least `retry_backoff`,
     /// `sink_timeout` not zero, `queue_bytes` at least 1.
@@ -164,7 +180,9 @@ impl WriterConfig {
 ///   [`spool_full`](crate::WriterStats::spool_full).
 ///
 /// One process per directory; a writer over a [`FanOut`](crate::sink::FanOut) keeps a
-/// subdirectory per sink. The records are JSON lines (`*.jsonl`, one file per 8 MiB).
+/// subdirectory per sink. Sinks that are not [durable](crate::ActivitySink::durable)
+/// (their state lives in the process) are written without the spool. The records are JSON
+/// lines (`*.jsonl`, one file per 8 MiB).
 ///
 /// | knob | default | meaning |
 /// |---|---|---|
@@ -266,4 +284,8 @@ pub enum WriterError {
         /// The system's answer.
         reason: String,
     },
+    /// The writer's own thread ([`WriterConfig::own_thread`]) or its runtime could not be
+    /// started; the system's answer.
+    #[error("the activity writer's thread cannot start: {0}")]
+    Thread(String),
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Lane, WriterConfig, WriterError, WriterStats};
+use super::{Lane, WriterConfig, WriterError, WriterStats, run_lanes};
 use crate::record::ActivityRecord;
 use crate::sink::FanOut;
 
@@ -69,15 +69,17 @@ impl fmt::Debug for ActivityWriter {
 }
 
 impl ActivityWriter {
-    /// Starts the writer's task(s) on the current Tokio runtime and returns its handle:
-    /// `sinks` is one [`ActivitySink`](crate::ActivitySink), or a [`FanOut`] of named sinks
-    /// (one queue and task each).
+    /// Starts the writer's task(s) on the current Tokio runtime (or on a thread of their own
+    /// with [`WriterConfig::own_thread`]) and returns its handle: `sinks` is one
+    /// [`ActivitySink`](crate::ActivitySink), or a [`FanOut`] of named sinks (one queue and
+    /// task each).
     ///
     /// # Panics
     ///
-    /// Outside a Tokio runtime ("ActivityWriter must be started from within a Tokio runtime"),
-    /// or when `config` is invalid (see [`WriterConfig::validate`]). Use
-    /// [`try_start`](Self::try_start) to get a [`WriterError`] instead.
+    /// Outside a Tokio runtime, unless `config` asks for a thread of its own ("ActivityWriter
+    /// must be started from within a Tokio runtime"), or when `config` is invalid (see
+    /// [`WriterConfig::validate`]). Use [`try_start`](Self::try_start) to get a
+    /// [`WriterError`] instead.
     #[track_caller]
     pub fn start(sinks: impl Into<FanOut>, config: WriterConfig) -> Self {
         match Self::try_start(sinks, config) {
@@ -87,7 +89,8 @@ impl ActivityWriter {
     }
 
     /// Like [`start`](Self::start), returning an error instead of panicking when there is no
-    /// current Tokio runtime, `config` is invalid, or the [`FanOut`] is empty.
+    /// current Tokio runtime (and `config` does not ask for a thread of its own), `config` is
+    /// invalid, the [`FanOut`] is empty, or the writer's own thread cannot start.
     pub fn try_start(sinks: impl Into<FanOut>, config: WriterConfig) -> Result<Self, WriterError> {
         config.validate()?;
         let sinks = sinks.into().into_sinks();
@@ -96,12 +99,19 @@ impl ActivityWriter {
                 "the FanOut has no sink: add one with FanOut::sink(name, sink)",
             ));
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?;
+        let runtime = match config.own_thread {
+            true => None,
+            false => {
+                Some(tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?)
+            }
+        };
         let subdir = sinks.len() > 1;
+        let mut tasks = Vec::new();
         let lanes = sinks
             .into_iter()
-            .map(|(name, sink)| Lane::start(name, sink, &config, &runtime, subdir))
+            .map(|(name, sink)| Lane::start(name, sink, &config, subdir, &mut tasks))
             .collect::<Result<_, _>>()?;
+        run_lanes(tasks, runtime)?;
         Ok(ActivityWriter { lanes })
     }
 

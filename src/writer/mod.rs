@@ -249,6 +249,9 @@ struct Shared {
     /// Wakes a collector that is waiting for its open batch to become due: sent when the
     /// queue holds a full batch, or a flush marker. Records do not wake it one by one.
     wake: Notify,
+    /// Wakes a spooler that waits for its next sync with records appended: sent when its
+    /// queue is half full or holds a flush marker. Records do not wake it one by one.
+    spool_wake: Notify,
     /// Records the sink has answered for (written or failed), in queue order: the spool
     /// deletes its files up to here.
     resolved: AtomicU64,
@@ -288,6 +291,42 @@ impl Shared {
     }
 }
 
+/// A lane's task (its collector and sink calls, or its spooler), not yet running.
+type LaneTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs `tasks` where [`WriterConfig::own_thread`] says: on `runtime`, or on a thread of
+/// their own with a single-threaded runtime, which ends when they all have.
+fn run_lanes(
+    tasks: Vec<LaneTask>,
+    runtime: Option<tokio::runtime::Handle>,
+) -> Result<(), WriterError> {
+    if let Some(runtime) = runtime {
+        for task in tasks {
+            runtime.spawn(task);
+        }
+        return Ok(());
+    }
+    let own = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("activity-writer")
+        .build()
+        .map_err(|e| WriterError::Thread(e.to_string()))?;
+    std::thread::Builder::new()
+        .name("activity-writer".to_owned())
+        .spawn(move || {
+            own.block_on(async move {
+                let mut running = tokio::task::JoinSet::new();
+                for task in tasks {
+                    running.spawn(task);
+                }
+                // A task that panicked has published its stats (`Finish`): wait for the rest.
+                while running.join_next().await.is_some() {}
+            });
+        })
+        .map_err(|e| WriterError::Thread(e.to_string()))?;
+    Ok(())
+}
+
 /// One sink's bounded queue and the handle to the task that writes it: a writer over one sink
 /// is one lane; a writer over a [`FanOut`](crate::sink::FanOut) has a lane per sink, so that each sink gets every
 /// record through its own queue, batches, retries and counters. [`ActivityWriter`] documents
@@ -296,19 +335,23 @@ impl Shared {
 struct Lane {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
+    /// Whether `tx` feeds a spooler (else the sink task).
+    spooled: bool,
 }
 
 impl Lane {
-    /// Starts the lane's task for `sink` on `runtime`, behind a spool if `config` has one
-    /// (in its own subdirectory `name` when `subdir`).
+    /// Makes the lane for `sink`, behind a spool if `config` has one and the sink is
+    /// [durable](ActivitySink::durable) (in its own subdirectory `name` when `subdir`); its
+    /// task(s) go into `tasks`, for the caller to run.
     fn start(
         name: Arc<str>,
         sink: Box<dyn ActivitySink>,
         config: &WriterConfig,
-        runtime: &tokio::runtime::Handle,
         subdir: bool,
+        tasks: &mut Vec<LaneTask>,
     ) -> Result<Lane, WriterError> {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let spool = config.spool.as_ref().filter(|_| sink.durable());
         let shared = Arc::new(Shared {
             name,
             counters: Counters::default(),
@@ -325,11 +368,15 @@ impl Lane {
             wake: Notify::new(),
             resolved: AtomicU64::new(0),
             batch_done: Notify::new(),
-            spooling: watch::Sender::new(config.spool.is_some()),
+            spool_wake: Notify::new(),
+            spooling: watch::Sender::new(spool.is_some()),
         });
-        match &config.spool {
+        let spooled = spool.is_some();
+        match spool {
             None => {
-                runtime.spawn(Task::new(sink, rx, Arc::clone(&shared), config.clone(), true).run());
+                tasks.push(Box::pin(
+                    Task::new(sink, rx, Arc::clone(&shared), config.clone(), true).run(),
+                ));
             }
             Some(spool) => {
                 let mut spool = spool.clone();
@@ -339,13 +386,17 @@ impl Lane {
                 // The sink's queue: what the spool has synced, a few batches at a time.
                 let (feed_tx, feed_rx) = mpsc::channel(config.batch_size.saturating_mul(2).max(2));
                 let spooler = Spooler::open(spool, Arc::clone(&shared))?;
-                runtime.spawn(spooler.run(rx, feed_tx));
-                runtime.spawn(
+                tasks.push(Box::pin(spooler.run(rx, feed_tx)));
+                tasks.push(Box::pin(
                     Task::new(sink, feed_rx, Arc::clone(&shared), config.clone(), false).run(),
-                );
+                ));
             }
         }
-        Ok(Lane { tx, shared })
+        Ok(Lane {
+            tx,
+            shared,
+            spooled,
+        })
     }
 
     /// Queues a record for this lane's sink; never blocks and never awaits. `false`: dropped
@@ -368,8 +419,15 @@ impl Lane {
         match self.tx.try_send(Msg::Record(record)) {
             Ok(()) => {
                 let queued = self.tx.max_capacity() - self.tx.capacity();
-                if queued >= self.shared.wake_at.load(SeqCst) {
-                    self.shared.wake.notify_one();
+                if !self.spooled {
+                    if queued >= self.shared.wake_at.load(SeqCst) {
+                        self.shared.wake.notify_one();
+                    }
+                } else if queued >= self.shared.queue_capacity.div_ceil(2)
+                    || self.shared.queued_bytes.load(Relaxed) >= self.shared.queue_bytes / 2
+                {
+                    // The spooler takes records at its next sync; half a queue is taken now.
+                    self.shared.spool_wake.notify_one();
                 }
                 true
             }
@@ -420,6 +478,7 @@ impl Lane {
             return;
         }
         self.shared.wake.notify_one();
+        self.shared.spool_wake.notify_one();
         // An error means the task dropped the marker while ending: nothing is left to wait for.
         let _ = done_rx.await;
     }

@@ -59,6 +59,9 @@ struct Reader {
 enum Wake {
     /// A message, or the queue's end.
     Msg(Option<Msg>),
+    /// A sync is due (or the queue is half full, or holds a flush marker): take what is
+    /// queued.
+    Drain,
     /// Appended records are due for a sync.
     Sync,
     /// The running sync ended.
@@ -516,12 +519,30 @@ impl Spooler {
                 break;
             }
             let mut syncing = self.syncing.take();
+            // While a sync runs, the next cannot start: draining on time would spin.
+            let drain_at = syncing
+                .is_none()
+                .then_some(self.last_sync + self.config.sync_interval);
             let wake = {
                 let next_sync = self.last_sync + self.config.sync_interval;
+                // Records wait for the next sync anyway: once one is appended, the rest are
+                // taken when the sync is due (or the queue is half full, or a flush asks),
+                // not one wake-up per record — a wake-up per request on the CPUs the
+                // requests need (and a futex when the writer has a thread of its own).
                 let message = async {
-                    match rx_open {
-                        true => Wake::Msg(rx.recv().await),
-                        false => std::future::pending().await,
+                    match (rx_open, self.unsynced) {
+                        (true, false) => Wake::Msg(rx.recv().await),
+                        (true, true) => {
+                            let due = async {
+                                match drain_at {
+                                    Some(at) => sleep_until(at).await,
+                                    None => std::future::pending().await,
+                                }
+                            };
+                            let _ = race(due, self.shared.spool_wake.notified()).await;
+                            Wake::Drain
+                        }
+                        (false, _) => std::future::pending().await,
                     }
                 };
                 let sync = async {
@@ -586,6 +607,16 @@ impl Spooler {
                 Wake::Msg(None) => {
                     rx_open = false;
                     self.urgent = true;
+                }
+                // What is queued now (not what keeps arriving meanwhile); the queue's end is
+                // seen by the next `recv`, after the sync.
+                Wake::Drain => {
+                    for _ in 0..rx.len() {
+                        match rx.try_recv() {
+                            Ok(msg) => self.take(msg),
+                            Err(_) => break,
+                        }
+                    }
                 }
                 Wake::Synced(result) => self.synced(result),
                 Wake::Sync | Wake::Room | Wake::Answered => {}

@@ -17,6 +17,7 @@
 //! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
 //! | `ACTIVITY_NATS_URL`, `ACTIVITY_NATS_*` | unset | fleet mode: activity through JetStream, written by ingesters ([`fleet`](crate::fleet)) |
 //! | `ACTIVITY_SPOOL_DIR` | `activity-spool` (none for `memory:` and `noop:`) | the writer's crash-safe spool, in a subdirectory per listen address (`activity-spool/127.0.0.1_8080`: one process each): every record is appended there and synced every `ACTIVITY_SPOOL_SYNC_MS` before the database write, kept through a database outage (up to 1 GiB) and written after a crash or restart; `off` turns it off |
+//! | `ACTIVITY_WRITER_THREAD` | `own` | `own`: the activity writer (batches, spool, database writes) runs on a thread of its own, so a batch never holds a worker the requests need (BENCHMARKS.md, "Closed loop, 8 connections"); `shared`: on the request runtime's workers |
 //! | `ACTIVITY_SPOOL_SYNC_MS` | `50` | how often the spool is synced to disk: a `kill -9` loses at most the records of one interval |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed
@@ -240,6 +241,15 @@ impl GatewayConfig {
         if let Some(spool) = spool(&database_url, addr)? {
             writer = writer.with_spool(spool);
         }
+        match var("ACTIVITY_WRITER_THREAD")?.as_deref() {
+            None | Some("own") => {}
+            Some("shared") => writer = writer.with_own_thread(false),
+            Some(v) => {
+                return Err(format!(
+                    "ACTIVITY_WRITER_THREAD must be `own` or `shared`, got {v:?}"
+                ));
+            }
+        }
         let metrics_token = var("METRICS_TOKEN")?;
         let prices_file = var("PRICES_FILE")?.map(PathBuf::from);
         Ok(GatewayConfig {
@@ -309,9 +319,12 @@ fn limits_from_env() -> Result<Limits, String> {
     Ok(l)
 }
 
-/// The gateway's writer tuning: the library's defaults with one-second batches.
+/// The gateway's writer tuning: the library's defaults with one-second batches, on a thread
+/// of its own.
 pub fn gateway_writer() -> WriterConfig {
-    WriterConfig::default().with_batch_interval(DEFAULT_BATCH_INTERVAL)
+    WriterConfig::default()
+        .with_batch_interval(DEFAULT_BATCH_INTERVAL)
+        .with_own_thread(true)
 }
 
 /// The default of `ACTIVITY_SPOOL_DIR`.

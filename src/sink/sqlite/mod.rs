@@ -64,10 +64,19 @@ pub struct SqliteSink {
     sql: Arc<Sql>,
 }
 
+/// The most records one `INSERT` statement carries. A batch is inserted in statements of
+/// [`INSERT_ROWS`] records, then of the powers of two below it for the rest (at most eight
+/// distinct statements, each prepared once per connection): one round trip to the
+/// connection's thread per statement instead of one per record. 64 rows are 2,176 bound
+/// values, far below SQLite's limit of 32,766.
+pub(crate) const INSERT_ROWS: usize = 64;
+
 /// The write statements of one set of table names, built once.
 #[derive(Debug)]
 struct Sql {
-    insert: String,
+    /// `insert[k]` inserts `2^k` records (up to [`INSERT_ROWS`]) and returns the ids of
+    /// those it inserted (`ON CONFLICT (id) DO NOTHING RETURNING id`).
+    insert: Vec<String>,
     rollup_get: String,
     rollup_update: String,
     rollup_insert: String,
@@ -76,13 +85,18 @@ struct Sql {
 impl Sql {
     fn new(names: &TableNames) -> Self {
         let (log, daily) = (names.log_table(), names.daily_table());
-        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("?{n}")).collect();
+        let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
+        let insert = (0..=INSERT_ROWS.trailing_zeros())
+            .map(|k| {
+                format!(
+                    "INSERT INTO {log} ({}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                    columns(None),
+                    vec![row.as_str(); 1 << k].join(", ")
+                )
+            })
+            .collect();
         Sql {
-            insert: format!(
-                "INSERT INTO {log} ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING",
-                columns(None),
-                placeholders.join(", ")
-            ),
+            insert,
             rollup_get: format!(
                 "SELECT rowid, requests, input_tokens, output_tokens, total_tokens, cost_usd \
                  FROM {daily} WHERE user_id IS ?1 AND day = ?2 AND kind = ?3 \

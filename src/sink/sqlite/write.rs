@@ -1,14 +1,21 @@
-//! A batch into SQLite: one transaction, one insert per record (a statement prepared once),
-//! then the rollup rows of the records actually inserted, their money added in Rust.
+//! A batch into SQLite: one transaction, multi-row inserts (statements prepared once) that
+//! return the ids they inserted, then the rollup rows of the records actually inserted,
+//! their money added in Rust.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and sends it one message per
+//! statement: an insert per record cost a round trip between threads (two context switches)
+//! per record, on the two cores the requests need. Rows go 64 to a statement instead
+//! (`scripts/peer-c8.sh`, BENCHMARKS.md "Closed loop, 8 connections").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use rust_decimal::Decimal;
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments};
 use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
 
-use super::Sql;
+use super::{INSERT_ROWS, Sql};
 use crate::record::ActivityRecord;
 use crate::sink::SinkError;
 use crate::sink::sql::{EncodedRecord, decimal, sink_error};
@@ -64,12 +71,26 @@ pub(super) async fn write(
     // busy database is waited for (busy_timeout), not failed.
     let mut tx = pool.begin().await.map_err(classify)?;
     let mut groups: BTreeMap<Key<'_>, Sums> = BTreeMap::new();
-    for e in &encoded {
-        let done = bind_record(sqlx::query(&sql.insert), e)
-            .execute(&mut *tx)
-            .await
+    let mut rest = &encoded[..];
+    while !rest.is_empty() {
+        // The largest power of two that fits: 64, 64 … then 32, 16 … for the rest.
+        let k = rest.len().min(INSERT_ROWS).ilog2();
+        let (chunk, tail) = rest.split_at(1 << k);
+        rest = tail;
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(&sql.insert[k as usize]), bind_record);
+        let inserted = query.fetch_all(&mut *tx).await.map_err(classify)?;
+        // Records already stored (a retried batch, a replayed spool) are not counted again,
+        // nor the second of two with one id (the first is the one inserted).
+        let mut fresh: Option<HashSet<Uuid>> = (inserted.len() < chunk.len())
+            .then(|| inserted.iter().map(|row| row.try_get(0)).collect())
+            .transpose()
             .map_err(classify)?;
-        if done.rows_affected() == 1 {
+        for e in chunk {
+            if fresh.as_mut().is_some_and(|ids| !ids.remove(&e.id)) {
+                continue;
+            }
             let key = (
                 e.user_id.as_deref(),
                 e.timestamp.date_naive().to_string(),

@@ -221,6 +221,12 @@ impl ActivitySink for RecordMetrics {
         }
         Ok(())
     }
+
+    /// Counters in the process: the spool does not stand in front of them (a restart
+    /// starts them at zero, as Prometheus expects).
+    fn durable(&self) -> bool {
+        false
+    }
 }
 
 /// The route of an LLM endpoint: the path, with a Gemini model folded into `*`

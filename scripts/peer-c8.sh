@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Closed loop, 8 connections: what the gateway adds over a static upstream under wrk.
+#
+#   scripts/peer-c8.sh [--runs N] [--duration SECS] [--modes "sse json"]
+#                      [--variants "direct baseline noop sqlite"] [--compare BIN]
+#
+# nginx (one worker) serves a static OpenAI chat stream (with its usage chunk) on one port
+# and the chat.completion JSON on another (scripts/peer-c8/); `wrk -c8 -t2` POSTs a chat
+# request (scripts/peer-c8/post.lua) to each variant in turn, `--runs` rounds of
+# `--duration` seconds after a 2 s warm-up per gateway, everything on this machine:
+#
+#   direct    nginx itself
+#   baseline  the gateway with GATEWAY_ACTIVITY=off (no ActivityLayer)
+#   noop      the gateway with DATABASE_URL=noop: (the layer, records discarded)
+#   sqlite    the gateway as deployed by default: its SQLite store (a file in a temporary
+#             directory) and the crash-safe spool on (ACTIVITY_SPOOL_DIR, synced every 50 ms)
+#   sqlite-nospool  the same without the spool (ACTIVITY_SPOOL_DIR=off): where the time goes
+#   compare   `sqlite` run from the gateway binary BIN (`--compare BIN`): an earlier build,
+#             measured back to back with this one
+#
+# Each gateway variant registers a user (the Bearer key of its runs) with credits no run uses
+# up. Prints, per mode and variant, the median of the rounds with the spread (min–max) of
+# p50, p99 and requests/s, and what each adds over `direct` (the median of the per-round
+# differences). After the runs the SQLite gateways are stopped with SIGTERM and their
+# records counted: every answered request must be in the database.
+#
+# Installs wrk and nginx with apt-get when missing (Debian/Ubuntu), builds the gateway with
+# `cargo build --release -p gateway`. Results: target/peer-c8/results.tsv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=3
+DURATION=10
+MODES="sse json"
+VARIANTS="direct baseline noop sqlite"
+COMPARE_BIN=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --modes) MODES="$2"; shift 2 ;;
+    --variants) VARIANTS="$2"; shift 2 ;;
+    --compare) COMPARE_BIN="$(realpath "$2")"; VARIANTS="$VARIANTS compare"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+for tool in wrk nginx; do
+  if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
+    echo "== installing $tool"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get install -y "$tool" >/dev/null
+  fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "== building the gateway (release)"
+cargo build --release -p gateway
+GATEWAY_BIN="$PWD/target/release/gateway"
+
+work="$PWD/target/peer-c8"
+rm -rf "$work/run"
+mkdir -p "$work/run/www"
+run="$work/run"
+cp scripts/peer-c8/chat-stream.sse scripts/peer-c8/chat.json "$run/www/"
+LUA="$PWD/scripts/peer-c8/post.lua"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SSE_PORT=$(free_port)
+JSON_PORT=$(free_port)
+sed -e "s|@WORK@|$run|g" -e "s|@SSE_PORT@|$SSE_PORT|g" -e "s|@JSON_PORT@|$JSON_PORT|g" \
+  scripts/peer-c8/nginx.conf.in >"$run/nginx.conf"
+mkdir -p "$run"/nginx-{body,proxy,fastcgi,uwsgi,scgi}
+chmod -R a+rX "$run"
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -f "$run/nginx.pid" ]; then kill "$(cat "$run/nginx.pid")" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+"$NGINX" -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
+for port in "$SSE_PORT" "$JSON_PORT"; do
+  for _ in $(seq 1 50); do
+    curl -fsS -X POST -d '{}' "http://127.0.0.1:$port/v1/chat/completions" -o /dev/null 2>/dev/null && break
+    sleep 0.1
+  done
+done
+curl -fsS -X POST -d '{}' "http://127.0.0.1:$SSE_PORT/v1/chat/completions" | grep -q '"usage":{"prompt_tokens"' || {
+  echo "nginx does not serve the stream; its log:" >&2; cat "$run/nginx-error.log" >&2; exit 1; }
+
+body_for() {
+  case "$1" in
+    sse) echo '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}' ;;
+    json) echo '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}' ;;
+  esac
+}
+
+# start_gateway NAME MODE: starts a gateway variant against MODE's nginx port; sets the
+# variables G_PORT_<NAME> G_KEY_<NAME> G_PID_<NAME> G_DB_<NAME>.
+start_gateway() {
+  local name=$1 mode=$2 port upstream bin=$GATEWAY_BIN dir="$run/$1-$2"
+  port=$(free_port)
+  upstream=$SSE_PORT; [ "$mode" = json ] && upstream=$JSON_PORT
+  mkdir -p "$dir"
+  local env=(GATEWAY_ADDR="127.0.0.1:$port" UPSTREAM_URL="http://127.0.0.1:$upstream"
+    INITIAL_CREDITS=1000000000 RUST_LOG=warn REGISTER_PER_MINUTE=1000)
+  case "$name" in
+    baseline) env+=(GATEWAY_ACTIVITY=off DATABASE_URL=noop:) ;;
+    noop) env+=(DATABASE_URL=noop:) ;;
+    sqlite|compare) env+=(DATABASE_URL="sqlite://$dir/activity.db" ACTIVITY_SPOOL_DIR="$dir/spool") ;;
+    sqlite-nospool) env+=(DATABASE_URL="sqlite://$dir/activity.db" ACTIVITY_SPOOL_DIR=off) ;;
+  esac
+  [ "$name" = compare ] && bin=$COMPARE_BIN
+  (cd "$dir" && exec env "${env[@]}" "$bin") >"$dir/gateway.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  local key
+  key=$(curl -fsS -X POST "http://127.0.0.1:$port/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"peer-$name-$mode@example.com\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])') || {
+    echo "gateway $name did not start; its log:" >&2; tail -20 "$dir/gateway.log" >&2; exit 1; }
+  printf -v "G_PORT_${name//-/_}" %s "$port"
+  printf -v "G_KEY_${name//-/_}" %s "$key"
+  printf -v "G_PID_${name//-/_}" %s "$pid"
+  printf -v "G_DB_${name//-/_}" %s "$dir/activity.db"
+  printf -v "G_ANSWERED_${name//-/_}" %s 0
+}
+
+# load VARIANT MODE SECS: one wrk run; prints its RESULT line's fields.
+load() {
+  local name=$1 mode=$2 secs=$3 url key=""
+  if [ "$name" = direct ]; then
+    url="http://127.0.0.1:$SSE_PORT"; [ "$mode" = json ] && url="http://127.0.0.1:$JSON_PORT"
+  else
+    local p="G_PORT_${name//-/_}" k="G_KEY_${name//-/_}"
+    url="http://127.0.0.1:${!p}"; key=${!k}
+  fi
+  local pid="" before=0 line
+  if [ "$name" != direct ]; then local p="G_PID_${name//-/_}"; pid=${!p}; before=$(cpu_ticks "$pid"); fi
+  line=$(PEER_BODY=$(body_for "$mode") PEER_KEY=$key \
+    wrk -c8 -t2 -d"${secs}s" --latency -s "$LUA" "$url/v1/chat/completions" | grep '^RESULT' | cut -d' ' -f2-)
+  # The gateway's CPU time (user + system, all threads) per answered request: the steadiest
+  # figure on a shared machine. Read 2 s after the run, so that it includes the writer
+  # storing its last batch (which must not fall into the next variant's run either).
+  local cpu=0
+  if [ -n "$pid" ]; then
+    sleep 2
+    local ticks=$(( $(cpu_ticks "$pid") - before )) requests
+    requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
+    cpu=$(( ticks * 1000000 / $(getconf CLK_TCK) / (requests > 0 ? requests : 1) ))
+  fi
+  echo "$line cpu_us=$cpu"
+}
+
+# cpu_ticks PID: user + system clock ticks of the process so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+results="$work/results.tsv"
+echo -e "mode\tvariant\tround\tp50_us\tp99_us\trps\trequests\tnon2xx\tsocket_errors\tcpu_us" >"$results"
+echo "== $(date -u +%FT%TZ), $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for mode in $MODES; do
+  gateways=()
+  for v in $VARIANTS; do
+    [ "$v" = direct ] || { start_gateway "$v" "$mode"; gateways+=("$v"); }
+  done
+  for v in $VARIANTS; do
+    line=$(load "$v" "$mode" 2)
+    if [ "$v" != direct ]; then
+      a="G_ANSWERED_${v//-/_}"; printf -v "G_ANSWERED_${v//-/_}" %s $(( ${!a} + $(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line") ))
+    fi
+  done
+  for round in $(seq 1 "$RUNS"); do
+    for v in $VARIANTS; do
+      line=$(load "$v" "$mode" "$DURATION")
+      echo "   $mode $v round $round: $line"
+      # shellcheck disable=SC2001
+      fields=$(sed 's/[a-z0-9_]*=//g' <<<"$line" | tr ' ' '\t')
+      echo -e "$mode\t$v\t$round\t$fields" >>"$results"
+      if [ "$v" != direct ]; then
+        a="G_ANSWERED_${v//-/_}"; printf -v "G_ANSWERED_${v//-/_}" %s $(( ${!a} + $(cut -f4 <<<"$fields") ))
+      fi
+    done
+  done
+  for v in "${gateways[@]}"; do
+    p="G_PID_${v//-/_}"; kill -TERM "${!p}"; wait "${!p}" || true
+    if [[ "$v" == sqlite* || "$v" == compare ]]; then
+      db="G_DB_${v//-/_}"; a="G_ANSWERED_${v//-/_}"
+      rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from activity_log where kind = '"'"'request'"'"'").fetchone()[0])' "${!db}")
+      verdict=ok; [ "$rows" -ge "${!a}" ] || verdict="MISSING $(( ${!a} - rows ))"
+      echo "   $mode $v: $rows records in SQLite for ${!a} answered requests ($verdict)"
+    fi
+  done
+done
+echo "== load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$results" "$RUNS" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def med(xs): return statistics.median(xs)
+def spread(xs): return f"{min(xs):,.0f}–{max(xs):,.0f}"
+modes = dict.fromkeys(r["mode"] for r in rows)
+print("\n| mode | variant | p50 µs | p99 µs | req/s | Δp50 µs | Δp99 µs | CPU µs/req | non-2xx |")
+print("|---|---|---|---|---|---|---|---|---|")
+for mode in modes:
+    by = {}
+    for r in rows:
+        if r["mode"] == mode:
+            by.setdefault(r["variant"], {})[r["round"]] = r
+    direct = by.get("direct", {})
+    for variant, rounds in by.items():
+        p50 = [int(r["p50_us"]) for r in rounds.values()]
+        p99 = [int(r["p99_us"]) for r in rounds.values()]
+        rps = [float(r["rps"]) for r in rounds.values()]
+        bad = sum(int(r["non2xx"]) + int(r["socket_errors"]) for r in rounds.values())
+        d50 = d99 = cpu = ""
+        if variant != "direct":
+            xs = [int(r["cpu_us"]) for r in rounds.values()]
+            cpu = f"{med(xs):,.0f} ({spread(xs)})"
+        if variant != "direct" and direct:
+            x50 = [int(r["p50_us"]) - int(direct[k]["p50_us"]) for k, r in rounds.items() if k in direct]
+            x99 = [int(r["p99_us"]) - int(direct[k]["p99_us"]) for k, r in rounds.items() if k in direct]
+            d50 = f"{med(x50):+,.0f} ({spread(x50)})"
+            d99 = f"{med(x99):+,.0f} ({spread(x99)})"
+        print(f"| {mode} | {variant} | {med(p50):,.0f} ({spread(p50)}) | {med(p99):,.0f} ({spread(p99)}) "
+              f"| {med(rps):,.0f} ({spread(rps)}) | {d50} | {d99} | {cpu} | {bad} |")
+PY
