@@ -18,6 +18,23 @@ impl SqliteAccounts {
     pub fn new(pool: SqlitePool) -> Self {
         SqliteAccounts { pool }
     }
+
+    /// The user the one-parameter `SELECT id, email …` statement `sql` finds for `value`:
+    /// the lookup by key and by id, written once.
+    async fn user_where(&self, sql: &'static str, value: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(User {
+                id: row.try_get("id").map_err(backend)?,
+                email: row.try_get("email").map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
 }
 
 const MIGRATE: [&str; 3] = [
@@ -85,33 +102,16 @@ impl AccountStore for SqliteAccounts {
     }
 
     async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, email FROM gateway_users WHERE key_hash = ?1")
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.map(|row| {
-            Ok(User {
-                id: row.try_get("id").map_err(backend)?,
-                email: row.try_get("email").map_err(backend)?,
-            })
-        })
-        .transpose()
+        self.user_where(
+            "SELECT id, email FROM gateway_users WHERE key_hash = ?1",
+            key_hash,
+        )
+        .await
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, email FROM gateway_users WHERE id = ?1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
+        self.user_where("SELECT id, email FROM gateway_users WHERE id = ?1", user_id)
             .await
-            .map_err(backend)?;
-        row.map(|row| {
-            Ok(User {
-                id: row.try_get("id").map_err(backend)?,
-                email: row.try_get("email").map_err(backend)?,
-            })
-        })
-        .transpose()
     }
 
     async fn create_session(&self, user_id: &str, session: &ChatSession) -> Result<(), StoreError> {
