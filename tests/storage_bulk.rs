@@ -4,11 +4,10 @@
 //! falling back to it; the shared scenarios through `COPY`.
 
 use std::str::FromStr;
-use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 use rust_decimal::Decimal;
 use tower_activity::query::{ActivityQuery, LogQuery, StatsQuery};
 use tower_activity::sink::{PostgresSink, TableNames};
@@ -50,36 +49,7 @@ async fn copy_path_log_pages_and_isolation_equal_the_reference() {
 
 #[test]
 fn copy_path_stats_equal_the_reference_for_random_data() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (db, pool) = rt.block_on(async {
-        let db = TestDb::create().await;
-        let pool = db.pool(4).await;
-        (db, pool)
-    });
-    let mut runner = TestRunner::new(Config {
-        cases: 8,
-        ..Config::default()
-    });
-    let case = std::sync::atomic::AtomicUsize::new(0);
-    runner
-        .run(
-            &prop::collection::vec(data::arb_record(), 0..80),
-            |records| {
-                let case = case.fetch_add(1, Ordering::Relaxed);
-                let names = TableNames::new().with_prefix(&format!("c{case}_")).unwrap();
-                rt.block_on(async {
-                    let sink = PostgresSink::from_pool(pool.clone(), names)
-                        .await
-                        .unwrap()
-                        .with_copy_threshold(1);
-                    scenarios::stats_match(&sink, &records).await;
-                });
-                Ok(())
-            },
-        )
-        .unwrap();
-    rt.block_on(pool.close());
-    drop(db);
+    testkit::storage::postgres::stats_match_for_random_data(|sink| sink.with_copy_threshold(1));
 }
 
 #[tokio::test]

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use tower_activity::query::{ActivityQuery, LogQuery, StatsQuery};
 use tower_activity::sink::{PostgresSink, SqlSink, TableNames};
 use tower_activity::{ActivitySink, ActivityWriter, StorageError, WriterConfig};
@@ -116,34 +114,7 @@ async fn every_field_survives_a_round_trip() {
 
 #[test]
 fn stats_equal_the_reference_for_random_data() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (db, pool) = rt.block_on(async {
-        let db = TestDb::create().await;
-        let pool = db.pool(4).await;
-        (db, pool)
-    });
-    let mut runner = TestRunner::new(Config {
-        cases: 8,
-        ..Config::default()
-    });
-    let case = std::sync::atomic::AtomicUsize::new(0);
-    runner
-        .run(
-            &prop::collection::vec(data::arb_record(), 0..80),
-            |records| {
-                let case = case.fetch_add(1, Ordering::Relaxed);
-                // A prefix per case: fresh tables in the same database.
-                let names = TableNames::new().with_prefix(&format!("c{case}_")).unwrap();
-                rt.block_on(async {
-                    let sink = PostgresSink::from_pool(pool.clone(), names).await.unwrap();
-                    scenarios::stats_match(&sink, &records).await;
-                });
-                Ok(())
-            },
-        )
-        .unwrap();
-    rt.block_on(pool.close());
-    drop(db);
+    testkit::storage::postgres::stats_match_for_random_data(|sink| sink);
 }
 
 #[tokio::test]

@@ -102,3 +102,43 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// [`scenarios::stats_match`](super::scenarios::stats_match) for eight random sets of up to 80
+/// records, each in fresh tables (a prefix per case) of one new database; `configure` picks
+/// the sink's write path (e.g. `|sink| sink.with_copy_threshold(1)` for the bulk path).
+pub fn stats_match_for_random_data(
+    configure: fn(tower_activity::sink::PostgresSink) -> tower_activity::sink::PostgresSink,
+) {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_activity::sink::{PostgresSink, TableNames};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, pool) = rt.block_on(async {
+        let db = TestDb::create().await;
+        let pool = db.pool(4).await;
+        (db, pool)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 8,
+        ..Config::default()
+    });
+    let case = AtomicUsize::new(0);
+    runner
+        .run(
+            &proptest::collection::vec(super::data::arb_record(), 0..80),
+            |records| {
+                let case = case.fetch_add(1, Ordering::Relaxed);
+                // A prefix per case: fresh tables in the same database.
+                let names = TableNames::new().with_prefix(&format!("c{case}_")).unwrap();
+                rt.block_on(async {
+                    let sink = PostgresSink::from_pool(pool.clone(), names).await.unwrap();
+                    super::scenarios::stats_match(&configure(sink), &records).await;
+                });
+                Ok(())
+            },
+        )
+        .unwrap();
+    rt.block_on(pool.close());
+    drop(db);
+}
