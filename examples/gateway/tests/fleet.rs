@@ -305,12 +305,13 @@ async fn every_answered_request_has_one_row_through_a_node_kill_and_a_database_r
                     &body,
                 )
                 .await;
+                // Every proxied answer names its record, an error's too (a 500 while
+                // PostgreSQL restarts is a request in the log like any other).
                 if status == StatusCode::OK {
-                    let id = id
-                        .expect("an answered request names its record")
-                        .parse()
-                        .unwrap();
-                    answered.lock().await.push(id);
+                    assert!(id.is_some(), "an answered request names its record");
+                }
+                if let Some(id) = id {
+                    answered.lock().await.push(id.parse().unwrap());
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -417,16 +418,14 @@ async fn every_answered_request_has_one_row_through_a_node_kill_and_a_database_r
         (answered.len(), answered.len()),
         "exactly one row each"
     );
-    let requests: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM activity_log WHERE kind = 'request'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        requests as usize,
-        answered.len(),
-        "no row without an answered request"
-    );
+    let unanswered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM activity_log WHERE kind = 'request' AND NOT (id = ANY($1))",
+    )
+    .bind(&answered)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unanswered, 0, "no request row without an answer naming it");
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT kind, count(*) FROM activity_log GROUP BY kind ORDER BY kind")
             .fetch_all(&pool)
