@@ -66,15 +66,17 @@ async fn each_record_is_priced_from_one_whole_table_while_tables_are_swapped() {
         .prices(prices.clone())
         .build();
     let done = Arc::new(AtomicBool::new(false));
+    // The swapper runs on a thread of its own: as a task it could be polled once while the
+    // two workers ran all 64 requests (seen in CI: one swap), which tested nothing.
     let swapper = {
         let done = done.clone();
         let tables = [Arc::new(table("A", 1)), Arc::new(table("B", 3))];
-        tokio::spawn(async move {
+        std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !done.load(Ordering::Relaxed) {
                 prices.replace(tables[(swaps % 2) as usize].clone());
                 swaps += 1;
-                tokio::task::yield_now().await;
+                std::thread::yield_now();
             }
             swaps
         })
@@ -92,7 +94,7 @@ async fn each_record_is_priced_from_one_whole_table_while_tables_are_swapped() {
         r.await.unwrap();
     }
     done.store(true, Ordering::Relaxed);
-    let swaps = swapper.await.unwrap();
+    let swaps = swapper.join().unwrap();
     assert!(swaps > 1, "the table was replaced while requests ran");
     layer.writer().flush().await;
     let records = sink.records();
