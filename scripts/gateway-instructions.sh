@@ -3,7 +3,7 @@
 # figure that stays put however busy the machine is (wall-clock and even CPU time do not).
 #
 #   scripts/gateway-instructions.sh [--rps 200] [--short 2] [--long 6] [--modes json,sse]
-#                                   [--variants baseline,noop]
+#                                   [--variants baseline,noop] [--budget-store redis://…|off]
 #
 # Needs valgrind. Builds the release binaries, then runs the load test with `--callgrind`
 # (each gateway under `valgrind --tool=callgrind`) twice per mode, for SHORT and LONG
@@ -20,6 +20,7 @@ SHORT=2
 LONG=6
 MODES=json,sse
 VARIANTS=baseline,noop
+BUDGET=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rps) RPS="$2"; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --long) LONG="$2"; shift 2 ;;
     --modes) MODES="$2"; shift 2 ;;
     --variants) VARIANTS="$2"; shift 2 ;;
+    --budget-store) BUDGET=(--budget-store "$2"); shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -44,7 +46,7 @@ for mode in ${MODES//,/ }; do
   for secs in "$SHORT" "$LONG"; do
     echo "== $mode, $secs s at $RPS rps under callgrind"
     target/release/loadtest --callgrind --rps "$RPS" --duration "$secs" --warmup 1 \
-      --mode "$mode" --variants "$VARIANTS" >>"$out/$mode.jsonl" 2>>"$out/$mode.log"
+      --mode "$mode" --variants "$VARIANTS" "${BUDGET[@]}" >>"$out/$mode.jsonl" 2>>"$out/$mode.log"
   done
 done
 target/release/loadtest summarize "${files[@]}" | tee "$out/summary.md"

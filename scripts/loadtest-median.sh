@@ -3,7 +3,7 @@
 #
 #   scripts/loadtest-median.sh [--runs 3] [--rps 1000] [--duration 10] [--warmup 2]
 #                              [--modes json,sse] [--variants baseline,noop,postgres]
-#                              [--database-url URL] [--budget-store redis://…]
+#                              [--database-url URL] [--budget-store redis://…|off]
 #
 # Builds the release binaries it needs (the load test, the gateway, the mock upstream), then
 # runs `loadtest` RUNS times for each mode — every run measures all the variants back to back,
@@ -18,7 +18,8 @@
 # database too, and on PostgreSQL each request waits for an admission commit (≈ 6 ms,
 # benches/budget.rs), all on the run's one user: at 1,000 rps that variant answered 503s
 # (budget store timeouts) on 2026-12-02. To measure the
-# PostgreSQL *sink*, give the budget its own store: --budget-store redis://127.0.0.1:6379.
+# PostgreSQL *sink*, give the budget its own store: --budget-store redis://127.0.0.1:6379,
+# or measure the activity layer and its sink alone: --budget-store off (GATEWAY_BUDGET=off).
 # Exits non-zero when a run failed or lost rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,7 +11,8 @@
 //! | `SHUTDOWN_GRACE_SECS` | `30` | how long in-flight requests may run on after SIGINT/SIGTERM |
 //! | `ACTIVITY_BATCH_INTERVAL_MS` | `1000` | how long the writer gathers records into one batch (fewer, larger transactions disturb the requests less: see BENCHMARKS.md; the activity API flushes before it reads, so reads stay fresh) |
 //! | `PRICES_FILE` | the embedded table | a LiteLLM price JSON to price requests with, reloaded on `SIGHUP` ([`prices`](crate::prices)) |
-//! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer`: the load test's baseline |
+//! | `GATEWAY_ACTIVITY` | `on` | `off` serves the LLM routes without `ActivityLayer` (and so without spend control): the load test's baseline |
+//! | `GATEWAY_BUDGET` | `on` | `off` serves without credits and limits (no `BudgetLayer`; every request is still accounted): a gateway that only records, and the load test's way to measure the activity layer apart from the budget store's round trips |
 //! | `LOG_FORMAT`, `RUST_LOG`, `NO_COLOR` | `text`, `info`, unset | the log on standard output: `json` for one JSON object per line; colours only on a terminal ([`logging`](crate::logging)) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other `OTEL_*` | off | every record also exported as an OpenTelemetry span, beside the database ([`telemetry`](crate::telemetry)) |
 //! | `INITIAL_CREDITS`, `ADMIN_TOKEN`, `BUDGET_STORE` | `1.00`, none, the database | spend control: see [`BudgetConfig`](crate::budget::BudgetConfig) |
@@ -71,6 +72,9 @@ pub struct GatewayConfig {
     /// Whether the LLM routes run through `ActivityLayer` (`GATEWAY_ACTIVITY=off` turns it
     /// off, to measure what the layer costs).
     pub activity: bool,
+    /// Whether spend control (credits and limits, [`budget`](crate::budget)) runs in front of
+    /// the LLM routes (`GATEWAY_BUDGET=off` turns it off; it needs `activity`).
+    pub budget_enabled: bool,
     /// The activity writer's tuning.
     pub writer: WriterConfig,
     /// Timeouts, caps and rates ([`Limits`]).
@@ -171,6 +175,7 @@ impl GatewayConfig {
             metrics_token: None,
             shutdown_grace: Duration::from_secs(30),
             activity: true,
+            budget_enabled: true,
             writer: gateway_writer(),
             limits: Limits::default(),
             prices_file: None,
@@ -226,11 +231,8 @@ impl GatewayConfig {
                 format!("SHUTDOWN_GRACE_SECS must be a whole number of seconds, got {v:?}")
             })?),
         };
-        let activity = match var("GATEWAY_ACTIVITY")?.as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(v) => return Err(format!("GATEWAY_ACTIVITY must be `on` or `off`, got {v:?}")),
-        };
+        let activity = on_off("GATEWAY_ACTIVITY")?;
+        let budget_enabled = on_off("GATEWAY_BUDGET")?;
         let mut writer = gateway_writer();
         if let Some(v) = var("ACTIVITY_BATCH_INTERVAL_MS")? {
             let ms: u64 = v.parse().ok().filter(|ms| *ms >= 1).ok_or_else(|| {
@@ -266,9 +268,19 @@ impl GatewayConfig {
             metrics_token,
             shutdown_grace,
             activity,
+            budget_enabled,
             limits: limits_from_env()?,
             otlp: OtlpConfig::from_env()?,
         })
+    }
+}
+
+/// A switch variable: unset or `on` is true, `off` false; anything else names the variable.
+fn on_off(name: &str) -> Result<bool, String> {
+    match var(name)?.as_deref() {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(v) => Err(format!("{name} must be `on` or `off`, got {v:?}")),
     }
 }
 

@@ -183,7 +183,12 @@ impl Gateway {
     /// `GATEWAY_CONFIG` names one).
     pub async fn start(config: &GatewayConfig) -> Result<Gateway, String> {
         let mut storage = Storage::open_with(&config.database_url, &config.budget).await?;
-        if let Some(url) = &config.budget.store_url {
+        if let Some(url) = config
+            .budget
+            .store_url
+            .as_ref()
+            .filter(|_| config.budget_enabled)
+        {
             storage.budget = budget::open_redis(url, config.budget.timeout).await?;
         }
         if let Some(fleet) = &config.fleet {
@@ -234,8 +239,7 @@ impl Gateway {
             .record_id_header(HeaderName::from_static(RECORD_ID_HEADER))
             .prices(price_table.clone())
             .build();
-        let budget = config
-            .activity
+        let budget = (config.activity && config.budget_enabled)
             .then(|| {
                 budget::Budget::new(
                     &config.budget,

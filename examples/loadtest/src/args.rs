@@ -99,7 +99,7 @@ usage: loadtest [--rps N] [--duration SECS] [--warmup SECS] [--mode json|sse|mix
                 [--variants direct,baseline,noop,sqlite,postgres,external]
                 [--restart-postgres-at SECS] [--target URL [--target-key KEY]]
                 [--model NAME] [--upstream-url URL] [--include-usage] [--callgrind]
-                [--budget-store redis://…]
+                [--budget-store redis://…|off]
        loadtest summarize FILE...
 
 Drives an open-loop load (requests are sent on a fixed schedule, and latency is measured from
@@ -126,7 +126,9 @@ example gateway in each configuration, then checks that every request has its ro
   --budget-store URL     the gateways' BUDGET_STORE (e.g. redis://127.0.0.1:6379): by default
                          the budget layer keeps its counters in the variant's database, and
                          on PostgreSQL every request then waits for an admission commit
-                         (≈ 6 ms, benches/budget.rs), all on the run's one user
+                         (≈ 6 ms, benches/budget.rs), all on the run's one user; `off` runs
+                         the gateways without spend control (GATEWAY_BUDGET=off): the
+                         activity layer and its sink alone against the baseline
   --callgrind            run each gateway under `valgrind --tool=callgrind` and report the
                          instructions it executed in all (`instructions`): the steady figure
                          on a busy machine (two runs of different lengths give the

@@ -218,8 +218,10 @@ async fn gateway_run(
     if variant == Variant::Baseline {
         env.push(("GATEWAY_ACTIVITY", "off".to_owned()));
     }
-    if let Some(store) = &args.budget_store {
-        env.push(("BUDGET_STORE", store.clone()));
+    match args.budget_store.as_deref() {
+        Some("off") => env.push(("GATEWAY_BUDGET", "off".to_owned())),
+        Some(store) => env.push(("BUDGET_STORE", store.to_owned())),
+        None => {}
     }
     let mut wrapper = Vec::new();
     let mut callgrind_out = None;

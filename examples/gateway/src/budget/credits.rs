@@ -20,10 +20,13 @@ use crate::error::ApiError;
 /// store before it answers (so a request made just before is counted).
 pub const READ_YOUR_SETTLEMENTS: Duration = Duration::from_millis(250);
 
-/// The budget, or a `404` when the gateway runs without one (`GATEWAY_ACTIVITY=off`).
+/// The budget, or a `404` when the gateway runs without one (`GATEWAY_BUDGET=off` or
+/// `GATEWAY_ACTIVITY=off`).
 pub fn enabled(state: &AppState) -> Result<&Budget, ApiError> {
     state.budget.as_ref().ok_or_else(|| {
-        ApiError::not_found("this gateway runs without spend control (GATEWAY_ACTIVITY=off)")
+        ApiError::not_found(
+            "this gateway runs without spend control (GATEWAY_BUDGET=off or GATEWAY_ACTIVITY=off)",
+        )
     })
 }
 

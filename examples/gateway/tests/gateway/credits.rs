@@ -521,3 +521,34 @@ async fn the_admin_api_answers_404_for_an_unknown_user() {
     }
     pg.drop_database().await;
 }
+
+#[tokio::test]
+async fn without_spend_control_requests_are_accounted_but_never_refused() {
+    let (mock, _task) = mock_upstream::spawn(mock_upstream::MockConfig::default())
+        .await
+        .expect("the mock upstream starts");
+    let mut config = gateway::GatewayConfig::for_upstream(UpstreamUrl::local(mock));
+    // No credits at all: with spend control on, every request would be a 402.
+    config.budget = budget("0");
+    config.budget_enabled = false;
+    let gw = Harness::with_config(Storage::memory(), &config).await;
+    let (_user, key) = gw.register("nb@example.com").await;
+    for _ in 0..3 {
+        let answer = chat(&gw, &key).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    gw.flush().await;
+    let log = gw.log(&key, "kind=request").await;
+    assert_eq!(
+        log["logs"].as_array().map(Vec::len),
+        Some(3),
+        "every request is still recorded: {log}"
+    );
+    let credits = gw.get("/user/credits", &key).await;
+    assert_eq!(credits.status, StatusCode::NOT_FOUND, "{}", credits.text());
+    assert!(
+        credits.text().contains("GATEWAY_BUDGET=off"),
+        "the 404 says why: {}",
+        credits.text()
+    );
+}
