@@ -209,6 +209,45 @@ async fn a_sink_outage_longer_than_the_queue_fills_the_spool_instead_of_dropping
     assert_eq!(spool_files(&dir.0), (0, 0));
 }
 
+/// Records kept in memory and records read back from the files (those that did not fit
+/// `memory_bytes` while the sink was down) reach the sink in order, each once — across many
+/// files, with new records arriving while the backlog drains.
+#[tokio::test(flavor = "current_thread")]
+async fn records_from_memory_and_from_the_files_reach_the_sink_in_order_once() {
+    let dir = TempDir::new("memory");
+    let memory = MemorySink::new();
+    let sink = Flaky::new(memory.clone());
+    sink.down.store(true, Ordering::SeqCst);
+    // About 40 records (a record's size is its struct plus its strings).
+    let one = std::mem::size_of::<ActivityRecord>() + 32;
+    let spool = SpoolConfig::new(&dir.0)
+        .with_sync_interval(Duration::from_millis(10))
+        .with_segment_bytes(20_000)
+        .with_memory_bytes(40 * one);
+    let config = config(&dir.0).with_queue_capacity(64).with_spool(spool);
+    let writer = ActivityWriter::try_start(sink.clone(), config).unwrap();
+    let records: Vec<ActivityRecord> = (0..3_000).map(record).collect();
+    for (i, r) in records[..1_500].iter().enumerate() {
+        assert!(writer.record(r.clone()));
+        if i % 32 == 31 {
+            tokio::task::yield_now().await;
+        }
+    }
+    until(&writer, |s| s.spooled == 1_500).await;
+    sink.down.store(false, Ordering::SeqCst);
+    for (i, r) in records[1_500..].iter().enumerate() {
+        assert!(writer.record(r.clone()));
+        if i % 16 == 15 {
+            tokio::task::yield_now().await;
+        }
+    }
+    writer.flush().await;
+    assert_eq!(memory.records(), records, "every record, in order, once");
+    let stats = writer.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((stats.written, stats.failed), (3_000, 0), "{stats:?}");
+    assert_eq!(spool_files(&dir.0), (0, 0));
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn past_its_disk_bound_the_spool_counts_what_it_refuses() {
     let dir = TempDir::new("bound");

@@ -220,6 +220,12 @@ pub struct SpoolConfig {
     /// The size at which a file is closed and the next one started (whole files are deleted
     /// once written). Default 8 MiB; at least 1.
     pub segment_bytes: u64,
+    /// How much of what was appended is also kept in memory (records' approximate size) and
+    /// handed to the sink from there once synced, instead of being read back from the file
+    /// and parsed: what does not fit (a sink slower than the requests, or down) is read from
+    /// the file when its turn comes. The files are the same either way. Default 8 MiB; `0`
+    /// reads every record back.
+    pub memory_bytes: usize,
 }
 
 impl SpoolConfig {
@@ -230,6 +236,7 @@ impl SpoolConfig {
             sync_interval: Duration::from_millis(50),
             max_bytes: 1 << 30,
             segment_bytes: 8 << 20,
+            memory_bytes: 8 << 20,
         }
     }
 
@@ -248,6 +255,12 @@ impl SpoolConfig {
     /// Sets [`segment_bytes`](Self::segment_bytes).
     pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
+        self
+    }
+
+    /// Sets [`memory_bytes`](Self::memory_bytes).
+    pub fn with_memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
         self
     }
 

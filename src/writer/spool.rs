@@ -10,6 +10,12 @@
 //! files a previous process left are read first: their records are handed on before any new
 //! one (the sinks are idempotent on `id`, so those the sink had stored are not doubled).
 //!
+//! The records this process appended are also kept in memory, as long as they fit
+//! [`SpoolConfig::memory_bytes`]: once synced they are handed on from there, and the file is read (and
+//! parsed) only for what did not fit — a sink slower than the requests, or down — and for
+//! what a previous process left. The file is the same either way; what memory saves is a
+//! read and a JSON parse per record.
+//!
 //! A line that does not parse (the torn end of a file after a power loss) is skipped with a
 //! warning; it was never counted. Flush markers wait for the records before them to be synced
 //! and handed on, then follow them.
@@ -44,6 +50,18 @@ struct SyncPoint {
     index: u64,
     bytes: u64,
     end: u64,
+}
+
+/// A record appended by this process, kept until it is handed on.
+struct Kept {
+    /// Its number (see [`Spooler::appended`]).
+    number: u64,
+    /// Its file, and where its line ends there.
+    index: u64,
+    end_offset: u64,
+    /// Its [`ActivityRecord::approx_size`].
+    size: usize,
+    record: ActivityRecord,
 }
 
 /// Where the next record to hand on is read.
@@ -109,6 +127,12 @@ pub(crate) struct Spooler {
     reader: Option<Reader>,
     /// Flush markers and the number of records that must be handed on before each.
     flushes: VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Appended records in number order (not always consecutive: one that did not fit
+    /// [`SpoolConfig::memory_bytes`] is read from its file), and their size.
+    kept: VecDeque<Kept>,
+    kept_bytes: usize,
+    /// Where the file reader must continue after records handed on from memory.
+    resume: Option<(u64, u64)>,
     line: Vec<u8>,
     /// Dropped with the spooler, even one never run (a runtime shut down first).
     _ended: Ended,
@@ -208,6 +232,9 @@ impl Spooler {
             fed: 0,
             reader: None,
             flushes: VecDeque::new(),
+            kept: VecDeque::new(),
+            kept_bytes: 0,
+            resume: None,
             line: Vec::with_capacity(1024),
             _ended: Ended(Arc::clone(&shared)),
             shared,
@@ -292,6 +319,17 @@ impl Spooler {
         let segment = self.current();
         segment.bytes += len;
         segment.end += 1;
+        let (index, end_offset) = (segment.index, segment.bytes);
+        if self.kept_bytes + size <= self.config.memory_bytes {
+            self.kept_bytes += size;
+            self.kept.push_back(Kept {
+                number: self.appended,
+                index,
+                end_offset,
+                size,
+                record,
+            });
+        }
         self.appended += 1;
         self.unsynced = true;
     }
@@ -376,12 +414,28 @@ impl Spooler {
         }
     }
 
-    /// The next synced record to hand on, read from its file.
+    /// The next synced record to hand on: from memory when it was kept, else read from its
+    /// file.
     fn read_next(&mut self) -> Option<ActivityRecord> {
         while self.fed < self.synced_end() {
+            // Kept records the file reader went past (only when a line of ours did not
+            // parse back, which a working disk never does) are not handed on twice.
+            while self.kept.front().is_some_and(|k| k.number < self.fed) {
+                let k = self.kept.pop_front().expect("checked");
+                self.kept_bytes -= k.size;
+            }
+            if self.kept.front().is_some_and(|k| k.number == self.fed) {
+                let k = self.kept.pop_front().expect("checked");
+                self.kept_bytes -= k.size;
+                self.fed += 1;
+                self.resume = Some((k.index, k.end_offset));
+                return Some(k.record);
+            }
             let segment = self.segments.iter().find(|s| s.end > self.fed)?;
             let (index, path, synced_bytes) =
                 (segment.index, segment.path.clone(), segment.synced_bytes);
+            // After records handed on from memory, continue where the last one's line ended.
+            let resume = self.resume.filter(|&(i, _)| i == index).map(|(_, o)| o);
             if self.reader.as_ref().is_none_or(|r| r.index != index) {
                 let file = File::open(&path).ok()?;
                 self.reader = Some(Reader {
@@ -391,6 +445,14 @@ impl Spooler {
                 });
             }
             let reader = self.reader.as_mut()?;
+            if let Some(offset) = resume.filter(|&o| o != reader.offset) {
+                if let Err(error) = reader.file.seek(SeekFrom::Start(offset)) {
+                    tracing::error!(sink = %self.shared.name, %error, "activity spool: seek failed");
+                    return None;
+                }
+                reader.offset = offset;
+            }
+            self.resume = None;
             if reader.offset >= synced_bytes {
                 // Only lines that did not parse were left: nothing more in this file.
                 self.fed = segment_end(&self.segments, index);
