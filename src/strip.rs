@@ -11,14 +11,18 @@
 //!   the usage-only event. Only the event being completed is held, and never more than the
 //!   line cap (`max_sse_line`): an event that grows past it cannot be the small usage-only
 //!   event, so what is held is released and the rest of the event passes as it streams.
-//! - `"usage":null` is removed only where it is a member of the top-level object of a `data:`
-//!   line (with the comma that separated it), by [`NullUsage`], a byte-level pass that holds
-//!   at most a few dozen bytes, so it works on lines that pass as they stream too. The same
-//!   text inside a string or a nested object stays.
+//! - `"usage":null` is removed only where it is a member of the top-level object of an event's
+//!   data (with the comma that separated it, on the same `data:` line), by [`NullUsage`], one
+//!   pass that skips to the few bytes that can matter and holds at most a few dozen bytes, so
+//!   it works on lines that pass as they stream too. The same text inside a string or a
+//!   nested object stays.
 //!
 //! The scanner ([`SseScanner`]) says where lines end and what they were; the strip follows the
 //! bytes. This is the one place the layer changes response bytes, so it is the one place it
-//! copies them; other streams are never copied.
+//! copies them (once: into one buffer that keeps what is released and what is held, then into
+//! the frame it returns); other streams are never copied.
+
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use memchr::memmem;
@@ -32,10 +36,12 @@ use crate::sse::{LineKind, SseEvent, SseScanner, Visit};
 pub(crate) struct Strip {
     /// The most a held event (or line between events) may hold.
     max: usize,
-    /// The bytes decided for the current frame.
-    out: Vec<u8>,
-    /// The open unit: the event being completed, or the line between events.
-    held: Vec<u8>,
+    /// The bytes decided for the current frame (`..held_at`), then the open unit: the event
+    /// being completed, or the line between events (`held_at..`). One buffer, so that
+    /// releasing what is held moves an index, not bytes, and dropping it truncates.
+    buf: Vec<u8>,
+    /// Where the open unit starts in `buf`.
+    held_at: usize,
     /// The open unit grew past `max`: its bytes go out as they come.
     passing: bool,
     /// A field line has been seen since the last blank line: an event is open.
@@ -55,6 +61,9 @@ pub(crate) struct Strip {
     bom: Option<usize>,
 }
 
+/// The buffer capacity a stream keeps between frames.
+const KEEP: usize = 16 * 1024;
+
 /// Where the bytes of a finished line went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
@@ -68,8 +77,8 @@ impl Strip {
     pub(crate) fn new(max: usize) -> Self {
         Strip {
             max,
-            out: Vec::new(),
-            held: Vec::new(),
+            buf: Vec::new(),
+            held_at: 0,
             passing: false,
             in_event: false,
             drop_event: false,
@@ -96,12 +105,16 @@ impl Strip {
                 // line it ends.
                 self.pos = 1;
                 match fate {
-                    Fate::Held if self.held.len() < self.max => self.held.push(b'\n'),
+                    Fate::Held if self.held_len() < self.max => self.buf.push(b'\n'),
                     Fate::Held => {
                         self.pass();
-                        self.out.push(b'\n');
+                        self.buf.push(b'\n');
+                        self.release();
                     }
-                    Fate::Out => self.out.push(b'\n'),
+                    Fate::Out => {
+                        self.buf.push(b'\n');
+                        self.release();
+                    }
                     Fate::Dropped => {}
                 }
             }
@@ -117,7 +130,7 @@ impl Strip {
         );
         let rest = &frame[self.pos..];
         self.route(rest);
-        Bytes::from(std::mem::take(&mut self.out))
+        self.take_released()
     }
 
     /// End of stream: the scanner's last event is read, and what is still held is sent, unless
@@ -132,17 +145,40 @@ impl Strip {
             frame: &[],
             on_event,
         });
-        let dest = if self.passing {
-            &mut self.out
+        self.line.end_line(&mut self.buf);
+        // Only an event that was held whole can be the one to drop.
+        if self.drop_event {
+            self.buf.truncate(self.held_at);
         } else {
-            &mut self.held
-        };
-        self.line.end_line(dest);
-        if !self.drop_event {
-            self.out.append(&mut self.held);
+            self.release();
         }
-        self.held.clear();
-        Bytes::from(std::mem::take(&mut self.out))
+        self.take_released()
+    }
+
+    /// How many bytes the open unit holds.
+    fn held_len(&self) -> usize {
+        self.buf.len() - self.held_at
+    }
+
+    /// What the open unit holds is decided: it goes out with the frame.
+    fn release(&mut self) {
+        self.held_at = self.buf.len();
+    }
+
+    /// The bytes decided for this frame, in one exact allocation; the buffer (and what it
+    /// holds) stays for the next frame, so a stream allocates it once.
+    fn take_released(&mut self) -> Bytes {
+        let at = std::mem::take(&mut self.held_at);
+        if at == 0 {
+            return Bytes::new();
+        }
+        let released = Bytes::copy_from_slice(&self.buf[..at]);
+        self.buf.drain(..at);
+        // One large frame should not keep its buffer for the rest of a long stream.
+        if self.buf.capacity() > KEEP && self.buf.len() <= KEEP {
+            self.buf.shrink_to(KEEP);
+        }
+        released
     }
 
     /// Sends a BOM opening the stream out on its own; bytes that only looked like one go the
@@ -155,7 +191,8 @@ impl Strip {
             if b == BOM[n] {
                 self.pos += 1;
                 if n + 1 == BOM.len() {
-                    self.out.extend_from_slice(BOM);
+                    self.buf.extend_from_slice(BOM);
+                    self.release();
                     self.bom = None;
                 } else {
                     self.bom = Some(n + 1);
@@ -175,26 +212,28 @@ impl Strip {
         }
         self.line_start.get_or_insert(bytes[0]);
         if self.passing {
-            self.line.filter(bytes, &mut self.out);
+            self.line.filter(bytes, &mut self.buf);
+            self.release();
             return;
         }
         // The filter may let out what it holds with these bytes: count it in.
         let room = self
             .max
-            .saturating_sub(self.held.len() + self.line.held.len());
+            .saturating_sub(self.held_len() + self.line.held.len());
         if bytes.len() <= room {
-            self.line.filter(bytes, &mut self.held);
+            self.line.filter(bytes, &mut self.buf);
             return;
         }
-        self.line.filter(&bytes[..room], &mut self.held);
+        self.line.filter(&bytes[..room], &mut self.buf);
         self.pass();
-        self.line.filter(&bytes[room..], &mut self.out);
+        self.line.filter(&bytes[room..], &mut self.buf);
+        self.release();
     }
 
     /// The open unit is over the cap: what it holds goes out, and the rest as it comes.
     fn pass(&mut self) {
         self.passing = true;
-        self.out.append(&mut self.held);
+        self.release();
     }
 
     /// A line of `frame` ended at `end`.
@@ -202,12 +241,10 @@ impl Strip {
         let start = self.pos.min(end);
         self.route(&frame[start..end]);
         self.pos = end;
-        let dest = if self.passing {
-            &mut self.out
-        } else {
-            &mut self.held
-        };
-        self.line.end_line(dest);
+        self.line.end_line(&mut self.buf);
+        if self.passing {
+            self.release();
+        }
         let comment = match kind {
             LineKind::Skipped => self.line_start == Some(b':'),
             k => k == LineKind::Comment,
@@ -215,18 +252,19 @@ impl Strip {
         let mut fate = Fate::Out;
         match kind {
             LineKind::Blank => {
+                self.line.end_event();
                 if self.in_event && self.drop_event && !self.passing {
-                    self.held.clear();
+                    self.buf.truncate(self.held_at);
                     fate = Fate::Dropped;
                 } else {
-                    self.out.append(&mut self.held);
+                    self.release();
                 }
                 self.in_event = false;
                 self.passing = false;
                 self.drop_event = false;
             }
             _ if comment && !self.in_event => {
-                self.out.append(&mut self.held);
+                self.release();
                 self.passing = false;
             }
             _ => {
@@ -261,6 +299,9 @@ impl<F: FnMut(&SseEvent<'_>)> Visit for Follow<'_, '_, F> {
     }
 }
 
+/// Finds `"usage"`; built once (a finder's set-up costs more than searching a chunk).
+static USAGE_KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(KEY));
+
 /// A chunk with no choices and a usage object: the one the rewrite asked for.
 fn is_usage_only(data: &[u8]) -> bool {
     #[derive(Deserialize)]
@@ -272,7 +313,10 @@ fn is_usage_only(data: &[u8]) -> bool {
     }
     // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
     // not null is worth parsing the chunk for.
-    if memmem::find_iter(data, b"\"usage\"").all(|at| is_null_after(&data[at + 7..])) {
+    if USAGE_KEY
+        .find_iter(data)
+        .all(|at| is_null_after(&data[at + KEY.len()..]))
+    {
         return false;
     }
     match serde_json::from_slice::<Chunk>(data) {
@@ -293,6 +337,10 @@ fn is_null_after(rest: &[u8]) -> bool {
 /// `{"a":1}`), whitespace around its parts allowed. One pass over the bytes as they come,
 /// across frames; it holds only a candidate member (at most [`NullUsage::MAX_CANDIDATE`]
 /// bytes) until it knows whether it is one.
+///
+/// An object left open at the end of a line continues on the event's next `data:` line (SSE
+/// joins them with a newline, whitespace to JSON), so a member is found on whichever data line
+/// it sits, as long as the member and its comma share a line.
 #[derive(Debug)]
 struct NullUsage {
     at: Place,
@@ -305,6 +353,16 @@ struct NullUsage {
     /// The candidate so far, and how far it matched.
     held: Vec<u8>,
     step: Option<(Step, bool)>,
+    /// The object the event's last data line left open, for its next data line.
+    open: Option<Open>,
+}
+
+/// Where an object left open at the end of a data line stood.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    depth: u32,
+    in_str: bool,
+    escaped: bool,
 }
 
 /// Where in its line the filter is.
@@ -314,6 +372,9 @@ enum Place {
     Prefix(usize),
     /// After `data:` (and its optional space): waiting for the `{`.
     Value,
+    /// After the `data:` of a line that continues an open object: a space here is the one SSE
+    /// takes off the value, anything else is the object's.
+    Resume,
     /// Inside the top-level object.
     Object,
     /// Not a JSON object line, or past its end: nothing more to remove.
@@ -348,6 +409,31 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t')
 }
 
+/// The bytes that change the filter's state outside a string.
+static STRUCTURE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 6 {
+        t[b"\"{}[],"[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Where the next `"` or `\\` of a string is. Most strings of a chunk are a few bytes (keys,
+/// one-word deltas): a byte loop finds their end before `memchr2` would have set up.
+fn find_in_string(bytes: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    let head = &bytes[..bytes.len().min(SHORT)];
+    match head.iter().position(|&b| b == b'"' || b == b'\\') {
+        Some(j) => Some(j),
+        None if bytes.len() > SHORT => {
+            memchr::memchr2(b'"', b'\\', &bytes[SHORT..]).map(|j| j + SHORT)
+        }
+        None => None,
+    }
+}
+
 impl NullUsage {
     /// The longest candidate held before it is given up (whitespace beyond it is unusual).
     const MAX_CANDIDATE: usize = 64;
@@ -361,24 +447,31 @@ impl NullUsage {
             first: false,
             held: Vec::new(),
             step: None,
+            open: None,
         }
     }
 
     /// Filters the next `bytes` of the line into `dest`.
+    ///
+    /// Only a few bytes can change the state: inside a string `"` and `\\`, outside one the
+    /// structure (`"{}[],`). The bytes before the next of them are skipped (a table lookup a
+    /// byte, or `memchr2` inside strings) and copied to `dest` in one run; only a candidate
+    /// member, the bytes right after the object's `{` and the line's prefix go byte by byte.
+    /// The state it ends in is the same as byte by byte, so a line cut anywhere filters the
+    /// same.
     fn filter(&mut self, bytes: &[u8], dest: &mut Vec<u8>) {
-        let mut rest = bytes;
-        while let Some((&b, tail)) = rest.split_first() {
+        // `bytes[run..i]` are decided unchanged and not yet copied.
+        let mut run = 0;
+        let mut i = 0;
+        while i < bytes.len() {
             match self.at {
-                Place::Off => {
-                    dest.extend_from_slice(rest);
-                    return;
-                }
+                Place::Off => break,
                 Place::Prefix(n) => {
-                    dest.push(b);
-                    self.at = self.prefix(n, b);
+                    self.at = self.prefix(n, bytes[i]);
+                    i += 1;
                 }
                 Place::Value => {
-                    dest.push(b);
+                    let b = bytes[i];
                     if b == b'{' {
                         self.at = Place::Object;
                         self.depth = 1;
@@ -386,33 +479,82 @@ impl NullUsage {
                     } else if !is_ws(b) {
                         self.at = Place::Off;
                     }
+                    i += 1;
                 }
-                Place::Object if self.in_str && !self.escaped && self.step.is_none() => {
-                    // Inside a string, with no candidate held, only `"` and `\\` change the
-                    // state: the bytes before the next one go out as they are, in one copy
-                    // (byte by byte this pass was a fifth of a stream's instructions).
-                    let n = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-                    if n > 0 {
-                        dest.extend_from_slice(&rest[..n]);
-                        rest = &rest[n..];
+                Place::Resume => {
+                    self.at = Place::Object;
+                    if bytes[i] == b' ' {
+                        i += 1;
+                    }
+                }
+                Place::Object if self.step.is_some() || self.first => {
+                    dest.extend_from_slice(&bytes[run..i]);
+                    self.object(bytes[i], dest);
+                    i += 1;
+                    run = i;
+                }
+                Place::Object if self.in_str => {
+                    if self.escaped {
+                        self.escaped = false;
+                        i += 1;
                         continue;
                     }
-                    self.object(b, dest);
+                    let Some(j) = find_in_string(&bytes[i..]) else {
+                        break;
+                    };
+                    i += j;
+                    if bytes[i] == b'"' {
+                        self.in_str = false;
+                    } else {
+                        self.escaped = true;
+                    }
+                    i += 1;
                 }
-                Place::Object => self.object(b, dest),
+                Place::Object => {
+                    let Some(j) = bytes[i..].iter().position(|&b| STRUCTURE[usize::from(b)]) else {
+                        break;
+                    };
+                    i += j;
+                    match bytes[i] {
+                        b'"' => self.in_str = true,
+                        b'{' | b'[' => self.depth += 1,
+                        b'}' | b']' => {
+                            self.depth = self.depth.saturating_sub(1);
+                            if self.depth == 0 {
+                                self.at = Place::Off;
+                            }
+                        }
+                        // A comma of the top-level object: a candidate starts.
+                        _ if self.depth == 1 => {
+                            dest.extend_from_slice(&bytes[run..i]);
+                            self.held.push(b',');
+                            self.step = Some((Step::Lead, false));
+                            run = i + 1;
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
             }
-            rest = tail;
         }
+        dest.extend_from_slice(&bytes[run..]);
     }
 
     /// The next prefix state after byte `b`, `n` bytes matched.
     fn prefix(&mut self, n: usize, b: u8) -> Place {
         if n < DATA.len() {
-            return if b == DATA[n] {
-                Place::Prefix(n + 1)
-            } else {
-                Place::Off
-            };
+            if b != DATA[n] {
+                return Place::Off;
+            }
+            if n + 1 == DATA.len() {
+                if let Some(open) = self.open.take() {
+                    self.depth = open.depth;
+                    self.in_str = open.in_str;
+                    self.escaped = open.escaped;
+                    return Place::Resume;
+                }
+            }
+            return Place::Prefix(n + 1);
         }
         // `data:` matched; `b` is the optional space or the value's first byte.
         if b == b' ' {
@@ -526,12 +668,29 @@ impl NullUsage {
     }
 
     /// The line ended: an unfinished candidate was not the member; start over.
+    ///
+    /// An object still open waits for the event's next data line (other lines between leave
+    /// it waiting); [`end_event`](Self::end_event) forgets it.
     fn end_line(&mut self, dest: &mut Vec<u8>) {
         dest.append(&mut self.held);
+        let open = match self.at {
+            Place::Object => Some(Open {
+                depth: self.depth,
+                in_str: self.in_str,
+                escaped: self.escaped,
+            }),
+            _ => self.open,
+        };
         *self = NullUsage {
             held: std::mem::take(&mut self.held),
+            open,
             ..NullUsage::new()
         };
+    }
+
+    /// The event ended: no later line continues its data.
+    fn end_event(&mut self) {
+        self.open = None;
     }
 }
 

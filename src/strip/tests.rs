@@ -10,9 +10,9 @@ fn strip_frames(frames: &[&[u8]], max: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
     for frame in frames {
         out.push(strip.feed(&mut scanner, frame, &mut |_| {}).to_vec());
         assert!(
-            strip.held.len() <= max,
+            strip.held_len() <= max,
             "held {} > cap {max}",
-            strip.held.len()
+            strip.held_len()
         );
         assert!(strip.line.held.len() <= NullUsage::MAX_CANDIDATE + 1);
     }
@@ -150,6 +150,23 @@ fn a_usage_only_event_cut_without_its_blank_line_is_still_removed() {
 }
 
 #[test]
+fn an_object_continued_on_the_next_data_line_is_filtered_there_and_not_past_its_event() {
+    let body = concat!(
+        "data: {\"a\":1\r\n: note\r\ndata: ,\"b\":{\"usage\":null},\"usage\":null}\r\n\r\n",
+        "data: {\"choices\":[],\ndata: \"usage\":{\"prompt_tokens\":1}}\n\n",
+        "data: {\"a\":1\n\ndata: ,\"usage\":null}\n\n",
+    );
+    let want = concat!(
+        "data: {\"a\":1\r\n: note\r\ndata: ,\"b\":{\"usage\":null}}\r\n\r\n",
+        "data: {\"a\":1\n\ndata: ,\"usage\":null}\n\n",
+    );
+    for size in 1..=body.len() {
+        let frames: Vec<&[u8]> = body.as_bytes().chunks(size).collect();
+        assert_eq!(strip_all(&frames, 1024), want, "{size}");
+    }
+}
+
+#[test]
 fn a_crlf_split_after_the_usage_event_is_removed_whole() {
     let frames: [&[u8]; 3] = [
         b"data: {\"choices\":[],\"usage\":{}}\r\n\r",
@@ -224,6 +241,8 @@ enum Part {
         nested: bool,
         named: bool,
         inner_comment: bool,
+        /// The object continues on a second `data:` line (the comment, if any, between).
+        multiline: bool,
     },
     UsageOnly,
     Done,
@@ -249,16 +268,26 @@ fn part() -> impl Strategy<Value = Part> {
     prop_oneof![
         2 => text.clone().prop_map(Part::Comment),
         1 => Just(Part::Blank),
-        6 => (text, 0u8..3, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(text, usage, spaced, nested, named, inner_comment)| Part::Chunk {
-                text,
-                usage,
-                spaced,
-                nested,
-                named,
-                inner_comment
-            }
-        ),
+        6 => (
+            text,
+            0u8..3,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            prop::bool::weighted(0.25),
+        )
+            .prop_map(
+                |(text, usage, spaced, nested, named, inner_comment, multiline)| Part::Chunk {
+                    text,
+                    usage,
+                    spaced,
+                    nested,
+                    named,
+                    inner_comment,
+                    multiline,
+                }
+            ),
         1 => Just(Part::UsageOnly),
         1 => Just(Part::Done),
     ]
@@ -284,6 +313,7 @@ fn build(parts: &[(Part, [u8; 4])], bom: bool, max: usize) -> Stream {
                 nested,
                 named,
                 inner_comment,
+                multiline,
             } => {
                 if *named {
                     s.push(b"event: chunk", true);
@@ -299,10 +329,16 @@ fn build(parts: &[(Part, [u8; 4])], bom: bool, max: usize) -> Stream {
                     s.push(member, false);
                     s.push(if *spaced { b", " } else { b"," }, false);
                 }
-                s.push(
-                    b"\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"",
-                    true,
-                );
+                s.push(b"\"id\":\"c\"", true);
+                if *multiline {
+                    s.term(t[1], false, true, false);
+                    if *inner_comment {
+                        s.push(b": between", true);
+                        s.term(t[3], false, true, false);
+                    }
+                    s.push(b"data: ", true);
+                }
+                s.push(b",\"choices\":[{\"delta\":{\"content\":\"", true);
                 s.push(text.as_bytes(), true);
                 s.push(b"\"}", true);
                 if *nested {
@@ -315,7 +351,7 @@ fn build(parts: &[(Part, [u8; 4])], bom: bool, max: usize) -> Stream {
                 }
                 s.push(b"}", true);
                 s.term(t[2], false, true, false);
-                if *inner_comment {
+                if *inner_comment && !*multiline {
                     s.push(b": inside", true);
                     s.term(t[3], false, true, false);
                 }
@@ -460,4 +496,83 @@ fn only_a_usage_that_is_not_null_makes_a_usage_only_chunk() {
         br#"{"choices":[{"i":0}],"usage":{"prompt_tokens":1}}"#
     ));
     assert!(!is_usage_only(br#"{"choices":[]}"#));
+}
+
+/// The filter as it was before it skipped runs, byte by byte: the reference the skipping one
+/// must equal, however its input is cut.
+fn byte_by_byte(f: &mut NullUsage, bytes: &[u8], dest: &mut Vec<u8>) {
+    for &b in bytes {
+        match f.at {
+            Place::Off => dest.push(b),
+            Place::Prefix(n) => {
+                dest.push(b);
+                f.at = f.prefix(n, b);
+            }
+            Place::Value => {
+                dest.push(b);
+                if b == b'{' {
+                    f.at = Place::Object;
+                    f.depth = 1;
+                    f.first = true;
+                } else if !is_ws(b) {
+                    f.at = Place::Off;
+                }
+            }
+            Place::Resume => {
+                f.at = Place::Object;
+                if b == b' ' {
+                    dest.push(b);
+                } else {
+                    f.object(b, dest);
+                }
+            }
+            Place::Object => f.object(b, dest),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Lines of JSON-ish tokens (candidates, escapes, nesting, strings left open, long
+    /// strings that reach `memchr2`), cut anywhere: the skipping filter gives what the
+    /// byte-by-byte one gives.
+    #[test]
+    fn the_skipping_filter_equals_the_byte_by_byte_one(
+        lines in prop::collection::vec(
+            prop::collection::vec(prop::sample::select(vec![
+                "data:", "data: ", "data:\t", " ", "\t", "{", "}", "[", "]", ",", ":", "\"",
+                "\\", "\\\"", "\"usage\"", "\"usag", "null", "nul", "\"a\"", "1", "x", "é",
+                "\"usage\":null", ",\"usage\":null", "\"usage\" : null ,", "{\"usage\":null}",
+                "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"", "                                  ",
+            ]), 0..32).prop_map(|t| t.concat()),
+            1..4,
+        ),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let mut reference = NullUsage::new();
+        let mut skipping = NullUsage::new();
+        for line in &lines {
+            let line = line.as_bytes();
+            let mut want = Vec::new();
+            byte_by_byte(&mut reference, line, &mut want);
+            reference.end_line(&mut want);
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(line.len() + 1)).collect();
+            at.push(line.len());
+            at.sort_unstable();
+            let mut got = Vec::new();
+            let mut last = 0;
+            for i in at {
+                skipping.filter(&line[last..i], &mut got);
+                last = i;
+            }
+            skipping.end_line(&mut got);
+            prop_assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
 }

@@ -107,11 +107,13 @@ where
 
 const PROMPT: &str = "Write a short poem about tower middleware.";
 
-/// Every workload: the JSON request, then the four streams.
+/// Every workload: the JSON request, then the streams (OpenAI chat twice: with the usage the
+/// client asked for, and stripped of the usage the layer asked for).
 pub fn all() -> Vec<Workload> {
     vec![
         json_openai_chat(),
         sse_openai_chat(),
+        sse_openai_chat_stripped(),
         sse_openai_responses(),
         sse_anthropic(),
         sse_gemini(),
@@ -172,6 +174,37 @@ pub fn sse_openai_chat() -> Workload {
         path: "/v1/chat/completions",
         request: Bytes::from(format!(
             r#"{{"model":"gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
+        )),
+        content_type: "text/event-stream",
+        units: frames.len(),
+        frames,
+    }
+}
+
+/// The OpenAI chat stream of a client that did not ask for usage: the layer asks for it
+/// (`stream_options.include_usage`), so the upstream adds `"usage":null` to each chunk and sends
+/// the usage chunk, and the layer strips both from what the client receives (`src/strip.rs`,
+/// the one path that rewrites response bytes). 100 events, as in [`sse_openai_chat`].
+pub fn sse_openai_chat_stripped() -> Workload {
+    let chunk = |delta: &str, finish: &str| {
+        data(format!(
+            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_1","choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null}}"#
+        ))
+    };
+    let mut frames = vec![chunk(r#"{"role":"assistant","content":""}"#, "null")];
+    for i in 0..96 {
+        frames.push(chunk(&format!(r#"{{"content":" word{i}"}}"#), "null"));
+    }
+    frames.push(chunk("{}", r#""stop""#));
+    frames.push(data(
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_1","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":97,"total_tokens":217}}"#.into(),
+    ));
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    Workload {
+        name: "sse_openai_chat_stripped",
+        path: "/v1/chat/completions",
+        request: Bytes::from(format!(
+            r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
         )),
         content_type: "text/event-stream",
         units: frames.len(),
@@ -353,7 +386,18 @@ mod tests {
             let sse = w.content_type == "text/event-stream";
             let ex = Exchange::new(w.path, Bytes::new(), sse).request(w.request.clone());
             let seen = run_frames(&layer, ex, w.frames.clone()).await;
-            let sent: Vec<u8> = w.frames.iter().flat_map(|f| f.to_vec()).collect();
+            let mut sent: Vec<u8> = w.frames.iter().flat_map(|f| f.to_vec()).collect();
+            if w.name == "sse_openai_chat_stripped" {
+                // What the layer asked for is not what the client receives.
+                let usage = &w.frames[w.frames.len() - 2];
+                let text = String::from_utf8(sent).unwrap();
+                let text = text.replace(std::str::from_utf8(usage).unwrap(), "");
+                sent = text.replace(r#","usage":null"#, "").into_bytes();
+                assert_eq!(
+                    sent.len() + usage.len() + 98 * 13,
+                    w.frames.iter().map(|f| f.len()).sum::<usize>()
+                );
+            }
             assert_eq!(&seen.received[..], &sent[..], "{}: passed through", w.name);
         }
         layer.writer().flush().await;
