@@ -3,6 +3,7 @@
 #
 #   scripts/peer-c8.sh [--runs N] [--duration SECS] [--modes "sse json"]
 #                      [--variants "direct baseline noop sqlite"] [--compare BIN]
+#                      [--with NAME:BASE:VAR=VALUE[,VAR=VALUE…]]… [--sched]
 #
 # nginx (one worker) serves a static OpenAI chat stream (with its usage chunk) on one port
 # and the chat.completion JSON on another (scripts/peer-c8/); `wrk -c8 -t2` POSTs a chat
@@ -17,6 +18,13 @@
 #   sqlite-nospool  the same without the spool (ACTIVITY_SPOOL_DIR=off): where the time goes
 #   compare   `sqlite` run from the gateway binary BIN (`--compare BIN`): an earlier build,
 #             measured back to back with this one
+#   NAME      (`--with NAME:BASE:VAR=VALUE,…`) the variant BASE with these environment
+#             variables added, e.g. `--with w1:sqlite:TOKIO_WORKER_THREADS=1`; added to the
+#             variants, measured in turn with the others
+#
+# `--sched` prints, after each run, every thread's time on a CPU and time waiting for one
+# (runnable, on a run queue) per answered request, from /proc/PID/task/*/schedstat
+# (scripts/peer-c8/schedstat.py): the gateway's threads, nginx's worker and wrk's threads.
 #
 # Each gateway variant registers a user (the Bearer key of its runs) with credits no run uses
 # up. Prints, per mode and variant, the median of the rounds with the spread (min–max) of
@@ -34,6 +42,8 @@ DURATION=10
 MODES="sse json"
 VARIANTS="direct baseline noop sqlite"
 COMPARE_BIN=""
+SCHED=0
+declare -A WITH_BASE WITH_ENV
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -41,6 +51,11 @@ while [ $# -gt 0 ]; do
     --modes) MODES="$2"; shift 2 ;;
     --variants) VARIANTS="$2"; shift 2 ;;
     --compare) COMPARE_BIN="$(realpath "$2")"; VARIANTS="$VARIANTS compare"; shift 2 ;;
+    --with)
+      IFS=: read -r name base vars <<<"$2"
+      [[ "$name" =~ ^[a-z][a-z0-9-]*$ ]] || { echo "--with: NAME must be [a-z][a-z0-9-]*" >&2; exit 2; }
+      WITH_BASE[$name]=$base; WITH_ENV[$name]=$vars; VARIANTS="$VARIANTS $name"; shift 2 ;;
+    --sched) SCHED=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -106,13 +121,20 @@ start_gateway() {
   mkdir -p "$dir"
   local env=(GATEWAY_ADDR="127.0.0.1:$port" UPSTREAM_URL="http://127.0.0.1:$upstream"
     INITIAL_CREDITS=1000000000 RUST_LOG=warn REGISTER_PER_MINUTE=1000)
-  case "$name" in
+  local base=$name extra=()
+  if [ -n "${WITH_BASE[$name]:-}" ]; then
+    base=${WITH_BASE[$name]}
+    IFS=, read -r -a extra <<<"${WITH_ENV[$name]}"
+  fi
+  case "$base" in
     baseline) env+=(GATEWAY_ACTIVITY=off DATABASE_URL=noop:) ;;
     noop) env+=(DATABASE_URL=noop:) ;;
     sqlite|compare) env+=(DATABASE_URL="sqlite://$dir/activity.db" ACTIVITY_SPOOL_DIR="$dir/spool") ;;
     sqlite-nospool) env+=(DATABASE_URL="sqlite://$dir/activity.db" ACTIVITY_SPOOL_DIR=off) ;;
+    *) echo "unknown variant $name" >&2; exit 2 ;;
   esac
-  [ "$name" = compare ] && bin=$COMPARE_BIN
+  env+=("${extra[@]}")
+  [ "$base" = compare ] && bin=$COMPARE_BIN
   (cd "$dir" && exec env "${env[@]}" "$bin") >"$dir/gateway.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
@@ -142,8 +164,29 @@ load() {
   fi
   local pid="" before=0 line
   if [ "$name" != direct ]; then local p="G_PID_${name//-/_}"; pid=${!p}; before=$(cpu_ticks "$pid"); fi
-  line=$(PEER_BODY=$(body_for "$mode") PEER_KEY=$key \
-    wrk -c8 -t2 -d"${secs}s" --latency -s "$LUA" "$url/v1/chat/completions" | grep '^RESULT' | cut -d' ' -f2-)
+  if [ "$SCHED" = 1 ] && [ "$secs" -gt 2 ]; then
+    # Snapshots at the start and 1 s before the end (wrk's threads live only as long as the
+    # run: they are read before it exits); the figures are per request of that window,
+    # counted as the run's requests × (SECS − 1) / SECS.
+    local nginx_workers sched_pids
+    nginx_workers=$(pgrep -P "$(cat "$run/nginx.pid")" | tr '\n' ' ')
+    sched_pids="$pid $nginx_workers"
+    python3 scripts/peer-c8/schedstat.py snapshot $sched_pids >"$run/sched-before.json"
+    PEER_BODY=$(body_for "$mode") PEER_KEY=$key \
+      wrk -c8 -t2 -d"${secs}s" --latency -s "$LUA" "$url/v1/chat/completions" >"$run/wrk.out" &
+    local wrk_pid=$!
+    sleep $((secs - 1))
+    python3 scripts/peer-c8/schedstat.py snapshot $sched_pids "$wrk_pid" >"$run/sched-after.json"
+    wait "$wrk_pid"
+    line=$(grep '^RESULT' "$run/wrk.out" | cut -d' ' -f2-)
+    local window
+    window=$(( $(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line") * (secs - 1) / secs ))
+    python3 scripts/peer-c8/schedstat.py diff "$run/sched-before.json" "$run/sched-after.json" \
+      "$window" "$mode $name" >&2
+  else
+    line=$(PEER_BODY=$(body_for "$mode") PEER_KEY=$key \
+      wrk -c8 -t2 -d"${secs}s" --latency -s "$LUA" "$url/v1/chat/completions" | grep '^RESULT' | cut -d' ' -f2-)
+  fi
   # The gateway's CPU time (user + system, all threads) per answered request: the steadiest
   # figure on a shared machine. Read 2 s after the run, so that it includes the writer
   # storing its last batch (which must not fall into the next variant's run either).
@@ -188,7 +231,8 @@ for mode in $MODES; do
   done
   for v in "${gateways[@]}"; do
     p="G_PID_${v//-/_}"; kill -TERM "${!p}"; wait "${!p}" || true
-    if [[ "$v" == sqlite* || "$v" == compare ]]; then
+    b=${WITH_BASE[$v]:-$v}
+    if [[ "$b" == sqlite* || "$b" == compare ]]; then
       db="G_DB_${v//-/_}"; a="G_ANSWERED_${v//-/_}"
       rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from activity_log where kind = '"'"'request'"'"'").fetchone()[0])' "${!db}")
       verdict=ok; [ "$rows" -ge "${!a}" ] || verdict="MISSING $(( ${!a} - rows ))"
