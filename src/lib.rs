@@ -84,6 +84,7 @@ pub mod query;
 mod reader;
 mod record;
 mod request;
+mod rfc3339;
 mod service;
 mod settings;
 mod settlement;

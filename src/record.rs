@@ -236,6 +236,7 @@ pub struct ActivityRecord {
     /// Request or application event.
     pub kind: RecordKind,
     /// When the request started (UTC, microsecond precision).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
     /// Who made it, from [`Attribution`](crate::Attribution).
     pub user_id: Option<String>,
