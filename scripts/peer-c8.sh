@@ -3,7 +3,8 @@
 #
 #   scripts/peer-c8.sh [--runs N] [--duration SECS] [--modes "sse json"]
 #                      [--variants "direct baseline noop sqlite"] [--compare BIN]
-#                      [--with NAME:BASE:VAR=VALUE[,VAR=VALUE…]]… [--sched]
+#                      [--with NAME:BASE:VAR=VALUE[,VAR=VALUE…]]… [--sched] [--perf-sched]
+#                      [--bin GATEWAY_BINARY]
 #
 # nginx (one worker) serves a static OpenAI chat stream (with its usage chunk) on one port
 # and the chat.completion JSON on another (scripts/peer-c8/); `wrk -c8 -t2` POSTs a chat
@@ -25,6 +26,10 @@
 # `--sched` prints, after each run, every thread's time on a CPU and time waiting for one
 # (runnable, on a run queue) per answered request, from /proc/PID/task/*/schedstat
 # (scripts/peer-c8/schedstat.py): the gateway's threads, nginx's worker and wrk's threads.
+# `--bin` runs that gateway binary instead of building one (e.g. when the machine must
+# stay quiet). `--perf-sched` records the first round of each variant with `perf sched record -a` and
+# prints each thread kind's waits for a CPU one by one (scripts/peer-c8/sched-delays.py):
+# how many waits over 1 ms and 3 ms per 100 requests — what a p99 is made of.
 #
 # Each gateway variant registers a user (the Bearer key of its runs) with credits no run uses
 # up. Prints, per mode and variant, the median of the rounds with the spread (min–max) of
@@ -42,7 +47,10 @@ DURATION=10
 MODES="sse json"
 VARIANTS="direct baseline noop sqlite"
 COMPARE_BIN=""
+GATEWAY_BIN=""
 SCHED=0
+PERF_SCHED=0
+CUR_ROUND=0
 declare -A WITH_BASE WITH_ENV
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,6 +64,8 @@ while [ $# -gt 0 ]; do
       [[ "$name" =~ ^[a-z][a-z0-9-]*$ ]] || { echo "--with: NAME must be [a-z][a-z0-9-]*" >&2; exit 2; }
       WITH_BASE[$name]=$base; WITH_ENV[$name]=$vars; VARIANTS="$VARIANTS $name"; shift 2 ;;
     --sched) SCHED=1; shift ;;
+    --perf-sched) PERF_SCHED=1; shift ;;
+    --bin) GATEWAY_BIN="$(realpath "$2")"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -69,9 +79,11 @@ for tool in wrk nginx; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "== building the gateway (release)"
-cargo build --release -p gateway
-GATEWAY_BIN="$PWD/target/release/gateway"
+if [ -z "$GATEWAY_BIN" ]; then
+  echo "== building the gateway (release)"
+  cargo build --release -p gateway
+  GATEWAY_BIN="$PWD/target/release/gateway"
+fi
 
 work="$PWD/target/peer-c8"
 rm -rf "$work/run"
@@ -164,6 +176,11 @@ load() {
   fi
   local pid="" before=0 line
   if [ "$name" != direct ]; then local p="G_PID_${name//-/_}"; pid=${!p}; before=$(cpu_ticks "$pid"); fi
+  local perf_pid=""
+  if [ "$PERF_SCHED" = 1 ] && [ "$CUR_ROUND" = 1 ]; then
+    perf sched record -a -o "$run/perf-$name-$mode.data" -- sleep "$secs" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   if [ "$SCHED" = 1 ] && [ "$secs" -gt 2 ]; then
     # Snapshots at the start and 1 s before the end (wrk's threads live only as long as the
     # run: they are read before it exits); the figures are per request of that window,
@@ -187,6 +204,12 @@ load() {
     line=$(PEER_BODY=$(body_for "$mode") PEER_KEY=$key \
       wrk -c8 -t2 -d"${secs}s" --latency -s "$LUA" "$url/v1/chat/completions" | grep '^RESULT' | cut -d' ' -f2-)
   fi
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    perf sched timehist -i "$run/perf-$name-$mode.data" >"$run/perf-$name-$mode.txt" 2>/dev/null || true
+    python3 scripts/peer-c8/sched-delays.py "$run/perf-$name-$mode.txt" \
+      "$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")" | sed "s/^/   $mode $name /" >&2
+  fi
   # The gateway's CPU time (user + system, all threads) per answered request: the steadiest
   # figure on a shared machine. Read 2 s after the run, so that it includes the writer
   # storing its last batch (which must not fall into the next variant's run either).
@@ -208,6 +231,7 @@ echo -e "mode\tvariant\tround\tp50_us\tp99_us\trps\trequests\tnon2xx\tsocket_err
 echo "== $(date -u +%FT%TZ), $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in $MODES; do
   gateways=()
+  CUR_ROUND=0
   for v in $VARIANTS; do
     [ "$v" = direct ] || { start_gateway "$v" "$mode"; gateways+=("$v"); }
   done
@@ -218,6 +242,7 @@ for mode in $MODES; do
     fi
   done
   for round in $(seq 1 "$RUNS"); do
+    CUR_ROUND=$round
     for v in $VARIANTS; do
       line=$(load "$v" "$mode" "$DURATION")
       echo "   $mode $v round $round: $line"
