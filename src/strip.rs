@@ -524,6 +524,16 @@ impl NullUsage {
                                 self.at = Place::Off;
                             }
                         }
+                        // A comma of the top-level object followed by a key that is not
+                        // `"u…`: the candidate would fail at its third byte, inside the
+                        // string that key opens; go there at once.
+                        _ if self.depth == 1
+                            && bytes.get(i + 1) == Some(&b'"')
+                            && bytes.get(i + 2).is_some_and(|&b| b != KEY[1]) =>
+                        {
+                            self.in_str = true;
+                            i += 1;
+                        }
                         // A comma of the top-level object: a candidate starts.
                         _ if self.depth == 1 => {
                             dest.extend_from_slice(&bytes[run..i]);
