@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::attribution::{Attribution, Upstream};
-use crate::bill::{self, RequestTerms};
+use crate::bill;
 use crate::reader::{Read, ResponseReader, is_sse};
 use crate::record::{ActivityRecord, FinishReason, Outcome, ProviderError, UsageSource};
 use crate::request::{RequestFacts, prompt_chars};
@@ -261,7 +261,7 @@ fn into_record(
         (Some(i), Some(o)) => Some(i.saturating_add(o)),
         _ => None,
     };
-    let terms = RequestTerms::read(facts.body.as_deref());
+    let terms = std::mem::take(&mut facts.terms);
     // The response's tier wins; the request's stands when the response is silent.
     r.service_tier = obs.service_tier.or(terms.service_tier.clone());
     if let Some(u) = &obs.usage {

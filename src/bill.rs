@@ -26,8 +26,9 @@ pub(crate) struct RequestTerms {
 }
 
 impl RequestTerms {
-    /// Reads the terms from a JSON request body. Only a body that names one of them is
-    /// decoded, so that most requests cost a substring search, not a second parse.
+    /// Reads the terms from a JSON request body with serde (what
+    /// [`RequestFacts::probe`](crate::request::RequestFacts::probe) does when its one-pass
+    /// reader gives up). Only a body that names one of them is decoded.
     pub(crate) fn read(body: Option<&[u8]>) -> RequestTerms {
         let Some(body) = body else {
             return RequestTerms::default();
@@ -53,10 +54,14 @@ impl RequestTerms {
                     })
                     .find_map(|t| t.search_context_size)
             });
+        RequestTerms::new(probe.service_tier.as_deref(), size.as_deref())
+    }
+
+    /// The terms of a request naming `service_tier` and a web search `search_context_size`.
+    pub(crate) fn new(service_tier: Option<&str>, search_context: Option<&str>) -> RequestTerms {
         RequestTerms {
-            service_tier: probe.service_tier.map(Cow::into_owned),
-            search_context: size
-                .as_deref()
+            service_tier: service_tier.map(str::to_owned),
+            search_context: search_context
                 .and_then(SearchContextSize::parse)
                 .unwrap_or_default(),
         }

@@ -12,7 +12,9 @@ use pin_project_lite::pin_project;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::bill::RequestTerms;
 use crate::buf::poll_bytes;
+use crate::protocol::json::{Reader, Seen};
 
 pin_project! {
     /// The request body handed to the inner service.
@@ -184,6 +186,8 @@ pub(crate) struct RequestFacts {
     /// `max_output_tokens`, Gemini's `generationConfig.maxOutputTokens`; the largest when
     /// several are given): the budget's upper estimate of the output.
     pub(crate) max_output: Option<u64>,
+    /// What the request asked for that changes its price (read in the same pass).
+    pub(crate) terms: RequestTerms,
     /// The body as read, kept (refcounted, not copied) to estimate input tokens if the provider
     /// reports none.
     pub(crate) body: Option<Bytes>,
@@ -238,36 +242,160 @@ struct StreamOptions {
 }
 
 impl RequestFacts {
-    /// Reads model and stream flags from a JSON request body; anything unreadable is `None`.
+    /// Reads model, stream flags, output limit and pricing terms from a JSON request body;
+    /// anything unreadable is `None` (or the default terms).
     pub(crate) fn probe(body: Bytes) -> Self {
-        match serde_json::from_slice::<Probe<'_>>(&body) {
-            Ok(p) => RequestFacts {
-                model: p.model.map(Cow::into_owned),
-                stream: p.stream.unwrap_or(false),
-                include_usage: p
-                    .stream_options
-                    .and_then(|o| o.include_usage)
-                    .unwrap_or(false),
-                max_output: [
-                    p.max_tokens.and_then(Lenient::ok),
-                    p.max_completion_tokens.and_then(Lenient::ok),
-                    p.max_output_tokens.and_then(Lenient::ok),
-                    p.generation_config
-                        .and_then(Lenient::ok)
-                        .and_then(|g| g.max_output_tokens)
-                        .and_then(Lenient::ok),
-                ]
-                .into_iter()
-                .flatten()
-                .max(),
-                body: Some(body),
-            },
-            Err(_) => RequestFacts {
-                body: Some(body),
-                ..RequestFacts::default()
-            },
-        }
+        let mut facts = plain_probe(&body).unwrap_or_else(|| serde_probe(&body));
+        facts.body = Some(body);
+        facts
     }
+}
+
+/// The probe with serde: what [`plain_probe`] gives up on.
+fn serde_probe(body: &[u8]) -> RequestFacts {
+    let terms = RequestTerms::read(Some(body));
+    match serde_json::from_slice::<Probe<'_>>(body) {
+        Ok(p) => RequestFacts {
+            model: p.model.map(Cow::into_owned),
+            stream: p.stream.unwrap_or(false),
+            include_usage: p
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            max_output: [
+                p.max_tokens.and_then(Lenient::ok),
+                p.max_completion_tokens.and_then(Lenient::ok),
+                p.max_output_tokens.and_then(Lenient::ok),
+                p.generation_config
+                    .and_then(Lenient::ok)
+                    .and_then(|g| g.max_output_tokens)
+                    .and_then(Lenient::ok),
+            ]
+            .into_iter()
+            .flatten()
+            .max(),
+            terms,
+            body: None,
+        },
+        Err(_) => RequestFacts {
+            terms,
+            ..RequestFacts::default()
+        },
+    }
+}
+
+/// The probe with the plain [`Reader`], in one pass, when every member it reads is written
+/// plainly and has the shape serde expects; `None` otherwise (then [`serde_probe`] decides,
+/// as before, so the two never disagree on a body the reader accepts).
+fn plain_probe(body: &[u8]) -> Option<RequestFacts> {
+    let mut facts = RequestFacts::default();
+    let mut max_output: Option<u64> = None;
+    let mut limit = |n: Option<u64>| max_output = max_output.max(n);
+    let (mut tier, mut option_size, mut tool_size) = (None, None, None);
+    let mut seen = Seen::default();
+    let mut r = Reader::new(body);
+    r.object(|r, key| {
+        match key {
+            b"model" => {
+                seen.first(0)?;
+                facts.model = r.opt_str()?.map(str::to_owned);
+            }
+            b"stream" => {
+                seen.first(1)?;
+                facts.stream = r.opt_bool()?.unwrap_or(false);
+            }
+            b"stream_options" => {
+                seen.first(2)?;
+                if !r.null() {
+                    let mut seen = Seen::default();
+                    r.object(|r, key| match key {
+                        b"include_usage" => {
+                            seen.first(0)?;
+                            facts.include_usage = r.opt_bool()?.unwrap_or(false);
+                            Some(())
+                        }
+                        _ => r.skip(),
+                    })?;
+                }
+            }
+            b"max_tokens" => {
+                seen.first(3)?;
+                limit(r.opt_u64()?);
+            }
+            b"max_completion_tokens" => {
+                seen.first(4)?;
+                limit(r.opt_u64()?);
+            }
+            b"max_output_tokens" => {
+                seen.first(5)?;
+                limit(r.opt_u64()?);
+            }
+            b"generationConfig" => {
+                seen.first(6)?;
+                if !r.null() {
+                    let mut seen = Seen::default();
+                    r.object(|r, key| match key {
+                        b"maxOutputTokens" => {
+                            seen.first(0)?;
+                            limit(r.opt_u64()?);
+                            Some(())
+                        }
+                        _ => r.skip(),
+                    })?;
+                }
+            }
+            b"service_tier" => {
+                seen.first(7)?;
+                tier = r.opt_str()?;
+            }
+            b"web_search_options" => {
+                seen.first(8)?;
+                if !r.null() {
+                    let mut seen = Seen::default();
+                    r.object(|r, key| match key {
+                        b"search_context_size" => {
+                            seen.first(0)?;
+                            option_size = r.opt_str()?;
+                            Some(())
+                        }
+                        _ => r.skip(),
+                    })?;
+                }
+            }
+            b"tools" => {
+                seen.first(9)?;
+                if !r.null() {
+                    r.array(|r| {
+                        let (mut kind, mut size) = (None, None);
+                        let mut seen = Seen::default();
+                        r.object(|r, key| match key {
+                            b"type" => {
+                                seen.first(0)?;
+                                kind = r.opt_str()?;
+                                Some(())
+                            }
+                            b"search_context_size" => {
+                                seen.first(1)?;
+                                size = r.opt_str()?;
+                                Some(())
+                            }
+                            _ => r.skip(),
+                        })?;
+                        if kind.is_some_and(|k| k.starts_with("web_search")) {
+                            tool_size = tool_size.or(size);
+                        }
+                        Some(())
+                    })?;
+                }
+            }
+            _ => r.skip()?,
+        }
+        Some(())
+    })?;
+    r.end()?;
+    facts.max_output = max_output;
+    facts.terms = RequestTerms::new(tier, option_size.or(tool_size));
+    Some(facts)
 }
 
 /// Characters of prompt text in a request body, for input-token estimates: every string value
@@ -359,6 +487,104 @@ mod tests {
         let f = RequestFacts::probe(Bytes::from_static(b"not json"));
         assert_eq!(f.model, None);
         assert!(!f.stream);
+    }
+
+    /// A member of a request body, as clients (and odd ones) write it.
+    fn member() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let value = prop::sample::select(vec![
+            "7",
+            "0",
+            "null",
+            "-1",
+            "2.5",
+            "\"10\"",
+            "true",
+            "false",
+            r#""m""#,
+            r#""w\"x""#,
+            r#""high""#,
+            r#""web_search""#,
+            "{}",
+            "[]",
+        ]);
+        let key = prop::sample::select(vec![
+            "model",
+            "stream",
+            "max_tokens",
+            "max_completion_tokens",
+            "max_output_tokens",
+            "service_tier",
+            "messages",
+            "mod\\u0065l",
+        ]);
+        let inner = prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "include_usage",
+                    "maxOutputTokens",
+                    "search_context_size",
+                    "type",
+                    "other",
+                ]),
+                value.clone(),
+            ),
+            0..3,
+        )
+        .prop_map(|m| {
+            let m: Vec<String> = m.iter().map(|(k, v)| format!(r#""{k}":{v}"#)).collect();
+            format!("{{{}}}", m.join(","))
+        });
+        prop_oneof![
+            (key, value).prop_map(|(k, v)| format!(r#""{k}":{v}"#)),
+            (
+                prop::sample::select(vec![
+                    "stream_options",
+                    "generationConfig",
+                    "web_search_options"
+                ]),
+                inner.clone()
+            )
+                .prop_map(|(k, v)| format!(r#""{k}" : {v}"#)),
+            prop::collection::vec(prop_oneof![inner, Just("5".to_owned())], 0..3)
+                .prop_map(|t| format!(r#""tools":[{}]"#, t.join(","))),
+            Just(r#""tools":null"#.to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        /// For every body the one-pass reader accepts, the facts are those serde's probe and
+        /// the terms' own decoding give.
+        #[test]
+        fn the_plain_probe_reads_what_serde_reads(
+            members in proptest::collection::vec(member(), 0..8),
+        ) {
+            let body = format!("{{{}}}", members.join(","));
+            let show = |f: RequestFacts| {
+                format!("{:?}", (f.model, f.stream, f.include_usage, f.max_output, f.terms))
+            };
+            if let Some(plain) = plain_probe(body.as_bytes()) {
+                proptest::prop_assert_eq!(show(plain), show(serde_probe(body.as_bytes())), "{}", body);
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_probe_takes_common_requests() {
+        for body in [
+            &br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi \"x\""}]}"#[..],
+            br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"service_tier":"flex","tools":[{"type":"web_search","search_context_size":"low"}],"max_tokens":9}"#,
+        ] {
+            assert!(plain_probe(body).is_some(), "{}", String::from_utf8_lossy(body));
+        }
+        let f = RequestFacts::probe(Bytes::from_static(
+            br#"{"service_tier":"priority","tools":[{"type":"web_search_preview","search_context_size":"high"}]}"#,
+        ));
+        assert_eq!(f.terms.service_tier.as_deref(), Some("priority"));
+        assert_eq!(
+            f.terms.search_context,
+            crate::pricing::SearchContextSize::High
+        );
     }
 
     #[test]

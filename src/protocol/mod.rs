@@ -14,6 +14,7 @@ use crate::sse::SseEvent;
 
 pub(crate) mod anthropic;
 pub(crate) mod gemini;
+pub(crate) mod json;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
 mod preamble;

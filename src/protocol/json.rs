@@ -1,0 +1,326 @@
+//! A forward reader for the few members the layer needs from a whole JSON body (a response,
+//! a request), without decoding the rest.
+//!
+//! serde_json reads every key of a body into a validated `str` and checks every byte of the
+//! values it ignores; for a 1 KB chat completion that is most of what the layer costs per
+//! request. [`Reader`] jumps over what it skips (strings with a vectorised search for the next
+//! quote or backslash), compares keys as raw bytes, and reads only plain values: strings
+//! without escapes, unsigned integers without sign, fraction or exponent, booleans, `null`.
+//! Anything else — an escape in a string it reads, a number of another shape, a member twice,
+//! too deep a nesting, malformed structure — makes it give up (`None`), and its callers then
+//! decode the body with serde as before. So for every body the reader accepts, the result is
+//! the one serde gives; the difference is only in bodies that are not JSON (a string it
+//! skips may hold a control character serde would refuse), which nothing depends on.
+//!
+//! It never panics and never reads out of bounds (every access goes through `get`).
+
+/// How deep the values [`Reader::skip`] walks may nest before the reader gives up (and serde,
+/// whose limit for what it decodes is 128, decides).
+const MAX_DEPTH: usize = 100;
+
+/// A position in a JSON text.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace; the next byte if it is `want` (consumed).
+    fn eat(&mut self, want: u8) -> Option<()> {
+        self.space();
+        (self.peek()? == want).then(|| self.at += 1)
+    }
+
+    /// Only whitespace is left.
+    pub(crate) fn end(mut self) -> Option<()> {
+        self.space();
+        (self.at == self.bytes.len()).then_some(())
+    }
+
+    /// The value is `null` (consumed); `false` leaves the reader where it was.
+    pub(crate) fn null(&mut self) -> bool {
+        self.space();
+        let is_null = self.bytes.get(self.at..self.at + 4) == Some(b"null");
+        if is_null {
+            self.at += 4;
+        }
+        is_null
+    }
+
+    /// The value is an object: calls `member` with each key's bytes and the reader at its
+    /// value, which `member` must consume. A key with an escape makes the reader give up.
+    pub(crate) fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            // A key with an escape may spell a known name another way: give up on it.
+            let key = self.plain_string()?;
+            self.eat(b':')?;
+            member(self, key)?;
+            self.space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value is an array: calls `item` with the reader at each element, which `item` must
+    /// consume.
+    pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value is a string: its raw bytes between the quotes, and whether it has an escape.
+    fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
+        self.space();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.at + 1;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            let rest = self.bytes.get(at..)?;
+            at += memchr::memchr2(b'"', b'\\', rest)?;
+            if self.bytes.get(at) == Some(&b'"') {
+                self.at = at + 1;
+                return Some((self.bytes.get(start..at)?, escaped));
+            }
+            // A backslash and the byte it escapes (a `\u` escape's hex digits are plain bytes).
+            escaped = true;
+            at += 2;
+        }
+    }
+
+    /// The value is a string without escapes: its raw bytes.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        self.raw_string()
+            .and_then(|(raw, escaped)| (!escaped).then_some(raw))
+    }
+
+    /// The value is a string without escapes: its text.
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_string()?).ok()
+    }
+
+    /// The value is `null` (`None`) or a string without escapes.
+    pub(crate) fn opt_str(&mut self) -> Option<Option<&'a str>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.str().map(Some)
+    }
+
+    /// The value is an unsigned integer written plainly (`0`, `42`; no sign, fraction,
+    /// exponent or leading zero) that fits in a `u64`.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.space();
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.at += 1;
+        }
+        let digits = self.at - start;
+        let leading_zero = digits > 1 && self.bytes.get(start) == Some(&b'0');
+        let continues = matches!(self.peek(), Some(b'.' | b'e' | b'E'));
+        (digits > 0 && !leading_zero && !continues).then_some(n)
+    }
+
+    /// The value is `null` (`None`) or a plain unsigned integer (see [`u64`](Self::u64)).
+    pub(crate) fn opt_u64(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.u64().map(Some)
+    }
+
+    /// The value is `true` or `false`.
+    pub(crate) fn bool(&mut self) -> Option<bool> {
+        self.space();
+        let rest = self.bytes.get(self.at..)?;
+        if rest.starts_with(b"true") {
+            self.at += 4;
+            Some(true)
+        } else if rest.starts_with(b"false") {
+            self.at += 5;
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The value is `null` (`None`) or a boolean.
+    pub(crate) fn opt_bool(&mut self) -> Option<Option<bool>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.bool().map(Some)
+    }
+
+    /// Skips one value of any kind.
+    pub(crate) fn skip(&mut self) -> Option<()> {
+        self.skip_at(0)
+    }
+
+    fn skip_at(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.space();
+        match self.peek()? {
+            b'"' => self.raw_string().map(drop),
+            b'{' => self.object(|r, _| r.skip_at(depth + 1)),
+            b'[' => self.array(|r| r.skip_at(depth + 1)),
+            b't' | b'f' => self.bool().map(drop),
+            b'n' => self.null().then_some(()),
+            b'-' | b'0'..=b'9' => {
+                let start = self.at;
+                while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
+                    self.at += 1;
+                }
+                (self.at > start).then_some(())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Which members of one object were read, to give up on a member written twice (serde refuses
+/// a duplicate field, so the reader must not pick one).
+#[derive(Debug, Default)]
+pub(crate) struct Seen(u64);
+
+impl Seen {
+    /// Marks member number `bit` (< 64) as read; `None` if it already was.
+    pub(crate) fn first(&mut self, bit: u32) -> Option<()> {
+        let mask = 1u64 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_plain_values_and_skips_the_rest() {
+        let body = br#" {"a" : "x", "skip": {"n": [1, -2.5e3, true, null, "q\"\\"]}, "b":42 ,"c":[true,false]} "#;
+        let mut r = Reader::new(body);
+        let (mut a, mut b, mut c) = (None, None, Vec::new());
+        r.object(|r, key| match key {
+            b"a" => r.str().map(|s| a = Some(s)),
+            b"b" => r.u64().map(|n| b = Some(n)),
+            b"c" => r.array(|r| r.bool().map(|v| c.push(v))),
+            _ => r.skip(),
+        })
+        .unwrap();
+        r.end().unwrap();
+        assert_eq!((a, b, c), (Some("x"), Some(42), vec![true, false]));
+        // Strings ending at, before and after the byte loop's reach, with escapes past it.
+        for len in [0, 15, 16, 17, 40] {
+            let text = "a".repeat(len);
+            let json = format!(r#"["{text}", "{text}\"{text}\\", "{text}"]"#);
+            let mut r = Reader::new(json.as_bytes());
+            let (mut got, mut item) = (Vec::new(), 0);
+            r.array(|r| {
+                item += 1;
+                if item == 2 {
+                    return r.skip();
+                }
+                got.push(r.str()?.len());
+                Some(())
+            })
+            .unwrap();
+            assert_eq!(got, [len, len], "{json}");
+        }
+    }
+
+    #[test]
+    fn gives_up_on_what_it_does_not_read_plainly() {
+        let one = |json: &[u8], read: fn(&mut Reader<'_>) -> Option<()>| {
+            let mut r = Reader::new(json);
+            read(&mut r).and_then(|()| r.end())
+        };
+        let str_ = |r: &mut Reader<'_>| r.str().map(drop);
+        let u64_ = |r: &mut Reader<'_>| r.u64().map(drop);
+        assert!(one(br#""plain""#, str_).is_some());
+        assert!(one(br#""esc\n""#, str_).is_none());
+        assert!(one(b"\"\xff\"", str_).is_none());
+        assert!(one(b"7", u64_).is_some());
+        for bad in [
+            &b"-1"[..],
+            b"1.0",
+            b"1e3",
+            b"01",
+            b"18446744073709551616",
+            b"\"7\"",
+            b"",
+        ] {
+            assert!(one(bad, u64_).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(Reader::new(b"18446744073709551615").u64(), Some(u64::MAX));
+        let skip = |r: &mut Reader<'_>| r.skip();
+        for bad in [
+            &br#"{"a":1"#[..],
+            br#"{"a" 1}"#,
+            br#"[1,]"#,
+            br#"{"a":1,}"#,
+            br#""open"#,
+            b"nul",
+            b"}",
+        ] {
+            assert!(one(bad, skip).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(one(deep.as_bytes(), skip).is_none());
+        assert!(one(b"[1] x", skip).is_none());
+        let mut seen = Seen::default();
+        assert!(seen.first(3).is_some() && seen.first(3).is_none());
+    }
+}
