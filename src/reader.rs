@@ -146,6 +146,10 @@ impl ResponseReader {
 
     /// One data frame. Returns the bytes to send instead when the stream is being stripped.
     pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
+        // Checked before `take`, which would move the whole decoder out and back per frame.
+        if self.decoder.is_none() {
+            return self.read(data);
+        }
         let Some(mut decoder) = self.decoder.take() else {
             return self.read(data);
         };

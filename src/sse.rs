@@ -12,7 +12,9 @@
 //! - a line longer than the cap is skipped (counted in [`SseScanner::overflowed`]) instead of
 //!   buffered without bound; the stream itself still passes through untouched.
 //!
-//! The scanner reuses its buffers, so steady-state scanning allocates nothing per event.
+//! An event whose lines all lie in one chunk is handed over in place; only an event that spans
+//! chunks is copied, into buffers the scanner reuses, so steady-state scanning allocates nothing
+//! per event.
 
 use memchr::memchr2;
 
@@ -113,11 +115,20 @@ impl SseScanner {
                 pos = 1;
             }
         }
-        while pos < chunk.len() {
+        let mut held = Held::default();
+        while let Some(&first) = chunk.get(pos) {
             let rest = &chunk[pos..];
-            let Some(i) = memchr2(b'\n', b'\r', rest) else {
-                self.carry_partial(rest);
-                return;
+            // A blank line (the end of every event) needs no search.
+            let i = if first == b'\n' || first == b'\r' {
+                0
+            } else {
+                match memchr2(b'\n', b'\r', rest) {
+                    Some(i) => i,
+                    None => {
+                        self.carry_partial(rest);
+                        break;
+                    }
+                }
             };
             let mut next = pos + i + 1;
             if rest[i] == b'\r' {
@@ -132,33 +143,55 @@ impl SseScanner {
                 self.carry.clear();
                 LineKind::Skipped
             } else if self.carry.is_empty() && i <= self.max_line {
-                self.line(&rest[..i], next, on_event)
+                let line = Line {
+                    bytes: &rest[..i],
+                    at: Some(pos),
+                };
+                self.line(line, chunk, &mut held, next, on_event)
             } else if self.carry.len() + i > self.max_line {
                 self.overflows += 1;
                 self.carry.clear();
                 LineKind::Skipped
             } else {
-                let mut line = std::mem::take(&mut self.carry);
-                line.extend_from_slice(&rest[..i]);
-                let kind = self.line(&line, next, on_event);
-                line.clear();
-                self.carry = line;
+                // Only the chunk's first line completes a carried one, so nothing is held yet.
+                let mut carried = std::mem::take(&mut self.carry);
+                carried.extend_from_slice(&rest[..i]);
+                let line = Line {
+                    bytes: &carried,
+                    at: None,
+                };
+                let kind = self.line(line, chunk, &mut held, next, on_event);
+                carried.clear();
+                self.carry = carried;
                 kind
             };
             on_event.line_end(kind, next);
             pos = next;
         }
+        // What the open event holds in this chunk is copied before the chunk goes.
+        if let Some(name) = held.name {
+            self.name.clear();
+            self.name.extend_from_slice(&chunk[name]);
+        }
+        if let Some(data) = held.data {
+            self.data.extend_from_slice(&chunk[data]);
+        }
     }
 
     /// Ends the stream: a carried line and a pending event are dispatched.
     pub(crate) fn finish(&mut self, on_event: &mut impl Visit) {
+        let mut held = Held::default();
         if !self.carry.is_empty() && !self.skipping {
-            let line = std::mem::take(&mut self.carry);
-            self.line(&line, 0, on_event);
+            let carried = std::mem::take(&mut self.carry);
+            let line = Line {
+                bytes: &carried,
+                at: None,
+            };
+            self.line(line, &[], &mut held, 0, on_event);
         }
         self.carry.clear();
         self.skipping = false;
-        self.dispatch(0, on_event);
+        self.dispatch(&[], &mut held, 0, on_event);
     }
 
     fn carry_partial(&mut self, part: &[u8]) {
@@ -174,54 +207,100 @@ impl SseScanner {
         }
     }
 
-    fn line(&mut self, mut line: &[u8], end: usize, on_event: &mut impl Visit) -> LineKind {
+    /// One complete line (without its terminator). `chunk` and `held` are the chunk being
+    /// scanned and what the open event holds of it.
+    fn line(
+        &mut self,
+        line: Line<'_>,
+        chunk: &[u8],
+        held: &mut Held,
+        end: usize,
+        on_event: &mut impl Visit,
+    ) -> LineKind {
+        let mut bytes = line.bytes;
         if self.first_line {
             self.first_line = false;
-            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         }
-        if line.is_empty() {
-            self.dispatch(end, on_event);
+        let Some(&first) = bytes.first() else {
+            self.dispatch(chunk, held, end, on_event);
             return LineKind::Blank;
-        }
-        if line[0] == b':' {
+        };
+        if first == b':' {
             return LineKind::Comment;
         }
-        let (field, value) = match memchr::memchr(b':', line) {
-            Some(c) => {
-                let v = &line[c + 1..];
-                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
+        // The two fields that matter, then any field (`id`, `retry`, unknown, or one without
+        // a colon).
+        let (field, value) = if let Some(v) = bytes.strip_prefix(b"data:") {
+            (Field::Data, v)
+        } else if let Some(v) = bytes.strip_prefix(b"event:") {
+            (Field::Event, v)
+        } else {
+            let (name, v) = match memchr::memchr(b':', bytes) {
+                Some(c) => (&bytes[..c], &bytes[c + 1..]),
+                None => (bytes, &b""[..]),
+            };
+            let field = match name {
+                b"data" => Field::Data,
+                b"event" => Field::Event,
+                _ => return LineKind::Field,
+            };
+            (field, v)
         };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        // Where `value` lies in the chunk, when the line is the chunk's own.
+        let span = line
+            .at
+            .map(|at| at + line.bytes.len() - value.len()..at + line.bytes.len());
         match field {
-            b"data" => {
-                if self.data.len() + value.len() + 1 > self.max_line {
+            Field::Data => {
+                let len = match &held.data {
+                    Some(r) => r.len(),
+                    None => self.data.len(),
+                };
+                if len + value.len() + 1 > self.max_line {
                     self.overflows += 1;
                     self.data.clear();
+                    held.data = None;
                     self.has_data = false;
                     return LineKind::Field;
                 }
-                if self.has_data {
-                    self.data.push(b'\n');
+                match span {
+                    // The event's first data line: held in the chunk, copied only if the event
+                    // outlives the chunk.
+                    Some(span) if !self.has_data => held.data = Some(span),
+                    _ => {
+                        if let Some(r) = held.data.take() {
+                            self.data.extend_from_slice(&chunk[r]);
+                        }
+                        if self.has_data {
+                            self.data.push(b'\n');
+                        }
+                        self.data.extend_from_slice(value);
+                    }
                 }
-                self.data.extend_from_slice(value);
                 self.has_data = true;
             }
-            b"event" => {
+            Field::Event => {
                 self.name.clear();
-                self.name.extend_from_slice(value);
+                held.name = None;
+                match span {
+                    Some(span) => held.name = Some(span),
+                    None => self.name.extend_from_slice(value),
+                }
             }
-            _ => {}
         }
         LineKind::Field
     }
 
-    fn dispatch(&mut self, end: usize, on_event: &mut impl Visit) {
+    fn dispatch(&mut self, chunk: &[u8], held: &mut Held, end: usize, on_event: &mut impl Visit) {
+        let name = held.name.take();
+        let data = held.data.take();
         if self.has_data {
             on_event.event(
                 &SseEvent {
-                    name: &self.name,
-                    data: &self.data,
+                    name: name.map_or(&self.name[..], |r| &chunk[r]),
+                    data: data.map_or(&self.data[..], |r| &chunk[r]),
                     complete: end != 0,
                 },
                 end,
@@ -231,6 +310,27 @@ impl SseScanner {
         self.data.clear();
         self.name.clear();
     }
+}
+
+/// A complete line: its bytes, and where they start in the chunk being scanned (`None` for a
+/// line joined from carried bytes).
+struct Line<'a> {
+    bytes: &'a [u8],
+    at: Option<usize>,
+}
+
+/// The fields the scanner keeps.
+enum Field {
+    Data,
+    Event,
+}
+
+/// What the open event holds in the chunk being scanned, as ranges of it, instead of copies:
+/// an event that starts and ends in one frame (most of them) is never copied.
+#[derive(Default)]
+struct Held {
+    name: Option<std::ops::Range<usize>>,
+    data: Option<std::ops::Range<usize>>,
 }
 
 #[cfg(test)]

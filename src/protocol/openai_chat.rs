@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use super::json::{Reader, Seen};
 use super::preamble::{Effect, Preamble, State};
-use super::scan::Value;
+use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
@@ -93,7 +93,19 @@ impl Tracker for OpenAiChat {
         // Chunks of one stream repeat the same preamble: only what follows it is walked.
         let mut chars = 0;
         let mut text_chars = 0;
-        let mut decode = obs.model.is_none() || event.name == b"error";
+        let mut decode = event.name == b"error";
+        if obs.model.is_none() {
+            // The first chunk is decoded only when its head does not name the model plainly.
+            match plain_head(data) {
+                Some((model, tier)) => {
+                    obs.model = Some(model.to_owned());
+                    if let Some(tier) = tier {
+                        obs.service_tier = Some(tier.to_owned());
+                    }
+                }
+                None => decode = true,
+            }
+        }
         let flags = self
             .preamble
             .visit(data, |key, value, flags| match (key, value) {
@@ -294,6 +306,34 @@ fn plain_usage<'a>(r: &mut Reader<'a>) -> Option<ChatUsage<'a>> {
         Some(())
     })?;
     Some(u)
+}
+
+/// The `model` and `service_tier` a decoded chunk would give, read from the members before its
+/// first object or array (which are top-level ones): `None` unless the model is there, both
+/// are plain strings, neither comes twice, and no `service_tier` follows further on — then the
+/// chunk is decoded.
+fn plain_head(data: &[u8]) -> Option<(&str, Option<&str>)> {
+    if data.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let (mut model, mut tier) = (None, None);
+    let mut nested = data.len();
+    for m in Members::new(data, 0) {
+        match (m.key, m.value) {
+            (_, Value::Object | Value::Array) => {
+                nested = m.value_at;
+                break;
+            }
+            (b"model", Value::Str(t)) if model.is_none() => model = Some(t.plain()?),
+            (b"service_tier", Value::Str(t)) if tier.is_none() => tier = Some(t.plain()?),
+            (b"model" | b"service_tier", _) => return None,
+            _ => {}
+        }
+    }
+    if memchr::memmem::find(&data[nested..], b"\"service_tier\"").is_some() {
+        return None;
+    }
+    Some((model?, tier))
 }
 
 /// A chunk of a stream, or a whole (non-streamed) response: both have these members.
@@ -525,6 +565,33 @@ mod tests {
             (u.input, u.output, u.cache_read),
             (Some(5), Some(2), Some(3))
         );
+    }
+
+    #[test]
+    fn the_model_and_tier_are_read_from_the_head_or_decoded() {
+        let obs = stream(&[
+            r#"{"id":"c","model":"gpt-4o","service_tier":"priority","choices":[{"delta":{"content":"a"}}]}"#,
+        ]);
+        assert_eq!(obs.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(obs.service_tier.as_deref(), Some("priority"));
+        assert_eq!(
+            plain_head(br#"{"model":"m","choices":[],"service_tier":"flex"}"#),
+            None
+        );
+        // After the choices, escaped, or a second time: the chunk is decoded, as before.
+        let obs = stream(&[r#"{"model":"m","choices":[],"service_tier":"flex"}"#]);
+        assert_eq!(
+            (obs.model.as_deref(), obs.service_tier.as_deref()),
+            (Some("m"), Some("flex"))
+        );
+        let obs = stream(&[r#"{"model":"a\/b","choices":[]}"#]);
+        assert_eq!(obs.model.as_deref(), Some("a/b"));
+        assert_eq!(
+            plain_head(br#"{"model":"a","model":"b","choices":[]}"#),
+            None
+        );
+        assert_eq!(plain_head(br#"{"choices":[],"model":"m"}"#), None);
+        assert_eq!(plain_head(br#"[{"model":"m"}]"#), None);
     }
 
     #[test]

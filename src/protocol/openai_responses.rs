@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::preamble::{Effect, Preamble};
-use super::scan::Value;
+use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, Tracker, Usage, UsageDetails};
 use crate::sse::SseEvent;
 
@@ -39,7 +39,9 @@ impl Tracker for OpenAiResponses {
         };
         match name {
             b"response.created" | b"response.in_progress" if obs.model.is_none() => {
-                if let Ok(e) = serde_json::from_slice::<ResponseEvent<'_>>(data) {
+                if let Some(model) = plain_model(data) {
+                    obs.model = Some(model.to_owned());
+                } else if let Ok(e) = serde_json::from_slice::<ResponseEvent<'_>>(data) {
                     obs.model = e.response.model.map(Cow::into_owned);
                 }
             }
@@ -77,6 +79,32 @@ impl Tracker for OpenAiResponses {
             response.absorb(obs);
         }
     }
+}
+
+/// The `response.model` of a lifecycle event, read without decoding it when it is a plain
+/// string among the members `response` opens with, and no object or array comes before it;
+/// `None` sends the event to the decoder.
+fn plain_model(data: &[u8]) -> Option<&str> {
+    if data.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let mut members = Members::new(data, 0);
+    loop {
+        let m = members.next()?;
+        match (m.key, m.value) {
+            (b"response", Value::Object) => break,
+            (b"response", _) | (_, Value::Object | Value::Array) => return None,
+            _ => {}
+        }
+    }
+    for m in members {
+        match (m.key, m.value) {
+            (b"model", Value::Str(t)) => return t.plain(),
+            (b"model", _) | (_, Value::Object | Value::Array) => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 #[derive(Deserialize)]
@@ -244,6 +272,23 @@ mod tests {
             FinishReason::Length
         );
         assert_eq!(obs.usage.unwrap().reasoning, Some(16));
+    }
+
+    #[test]
+    fn the_model_is_read_plainly_or_decoded() {
+        assert_eq!(
+            plain_model(br#"{"type":"response.created","sequence_number":0,"response":{"id":"r","model":"gpt-4o","output":[]}}"#),
+            Some("gpt-4o")
+        );
+        for nested in [
+            r#"{"type":"response.created","response":{"metadata":{"model":"x"},"model":"gpt-4o"}}"#,
+            r#"{"x":[],"response":{"model":"gpt-4o"}}"#,
+            r#"{"response":{"model":"gpt\u002d4o"}}"#,
+        ] {
+            assert_eq!(plain_model(nested.as_bytes()), None, "{nested}");
+            let obs = run(&[("response.created", nested)]);
+            assert_eq!(obs.model.as_deref(), Some("gpt-4o"), "{nested}");
+        }
     }
 
     #[test]

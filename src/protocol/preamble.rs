@@ -57,6 +57,9 @@ struct Pattern {
     /// The last matching bytes as they were written, holes filled: most streams repeat their
     /// numbers too, and one comparison with them is cheaper than the holes'.
     last: Vec<u8>,
+    /// A number in the holes changed since the bytes were remembered (a counter): the next
+    /// events are matched through the holes at once, and `last` is no longer kept.
+    varying: bool,
 }
 
 impl Pattern {
@@ -64,6 +67,7 @@ impl Pattern {
         self.bytes.clear();
         self.holes.clear();
         self.last.clear();
+        self.varying = false;
     }
 
     /// Remembers `json[from..to]`; `holes` are the ranges of `json` in it that are numbers or
@@ -87,20 +91,24 @@ impl Pattern {
         if self.bytes.is_empty() {
             return None;
         }
-        let exact = if whole {
-            json == self.last.as_slice()
-        } else {
-            json.starts_with(&self.last)
-        };
-        if exact {
-            return Some(self.last.len());
+        if !self.varying {
+            let exact = if whole {
+                json == self.last.as_slice()
+            } else {
+                json.starts_with(&self.last)
+            };
+            if exact {
+                return Some(self.last.len());
+            }
+            if self.holes.is_empty() {
+                return None;
+            }
         }
         let len = self.through_holes(json)?;
         if whole && len != json.len() {
             return None;
         }
-        self.last.clear();
-        self.last.extend_from_slice(&json[..len]);
+        self.varying = true;
         Some(len)
     }
 
@@ -136,12 +144,30 @@ pub(crate) struct Preamble<S> {
     post_state: S,
     /// The holes of the event being walked, as ranges of it (kept for its allocation).
     scratch: Vec<(usize, usize)>,
+    /// The first member after the preamble, when its value was a string: the bytes from the
+    /// key's opening quote through the value's (`"content":"`), and the key's length. Most
+    /// events name the same key there, so it is compared, not parsed.
+    head: Vec<u8>,
+    head_key: usize,
 }
 
 /// Whether `c` can be part of a number or a boolean as it is written in JSON.
+#[inline]
 fn scalar_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.')
+    SCALAR[usize::from(c)]
 }
+
+/// [`scalar_byte`] as a table: the holes of every event are read byte by byte.
+static SCALAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.');
+        c += 1;
+    }
+    table
+};
 
 /// The end of the number or boolean at `at`: the value's bytes, when it is one (a first byte
 /// other than `n`, which would be `null`).
@@ -163,6 +189,17 @@ fn hole(json: &[u8], m: &Member<'_>) -> Option<(usize, usize)> {
 }
 
 impl<S: State> Preamble<S> {
+    /// Remembers the head of `first`, the first member after the preamble, when its value is
+    /// a string.
+    fn remember_head(&mut self, json: &[u8], first: Option<&Member<'_>>) {
+        self.head.clear();
+        self.head_key = 0;
+        if let Some(m) = first.filter(|m| matches!(m.value, Value::Str(_))) {
+            self.head.extend_from_slice(&json[m.key_at..=m.value_at]);
+            self.head_key = m.key.len();
+        }
+    }
+
     /// Calls `member(key, value, state)` for every member of `json`, as a walk of the whole event does,
     /// skipping the remembered preamble and postamble when `json` repeats them, and remembering
     /// this event's otherwise. Returns the state the [`Effect::Constant`] members built.
@@ -174,8 +211,13 @@ impl<S: State> Preamble<S> {
         let (mut state, split, members) = match self.pre.matches(json, false) {
             Some(len) => {
                 let mut state = self.state.clone();
-                let first = scan::quick_string_member(json, len - 1)
-                    .or_else(|| Members::new(json, len - 1).next());
+                let first = scan::known_string_member(json, len - 1, &self.head, self.head_key)
+                    .or_else(|| {
+                        let first = scan::quick_string_member(json, len - 1)
+                            .or_else(|| Members::new(json, len - 1).next());
+                        self.remember_head(json, first.as_ref());
+                        first
+                    });
                 let Some(first) = first else {
                     return state;
                 };
@@ -210,6 +252,7 @@ impl<S: State> Preamble<S> {
                     return state;
                 };
                 self.pre.remember(json, 0, cut.key_at + 1, &holes);
+                self.remember_head(json, Some(&cut));
                 self.scratch = holes;
                 self.state = state.clone();
                 let split = matches!(cut.value, Value::Str(_)).then_some(cut.next);

@@ -32,17 +32,66 @@ pub(crate) enum Value<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Text<'a>(&'a [u8]);
 
-impl Text<'_> {
+impl<'a> Text<'a> {
+    /// The string, when it has no escapes and is UTF-8 (a model name as providers write it).
+    pub(crate) fn plain(self) -> Option<&'a str> {
+        if self.0.contains(&b'\\') {
+            return None;
+        }
+        std::str::from_utf8(self.0).ok()
+    }
+
     /// The number of characters the string holds: escapes count as the character they stand
     /// for (`\n`, `\"`, `\u00e9`; a surrogate pair is two escapes and counts two, as UTF-16
     /// does), multi-byte UTF-8 as one.
     pub(crate) fn chars(self) -> u64 {
-        if self.0.len() <= SHORT {
-            short_chars(self.0)
-        } else {
-            long_chars(self.0)
+        match plain_chars(self.0) {
+            Some(chars) => chars,
+            None if self.0.len() <= SHORT => short_chars(self.0),
+            None => long_chars(self.0),
         }
     }
+}
+
+/// [`Text::chars`] of a string without escapes, eight bytes at a time: its bytes less the
+/// bytes that continue a multi-byte character. `None` when it holds a backslash.
+fn plain_chars(raw: &[u8]) -> Option<u64> {
+    let mut words = raw.chunks_exact(8);
+    let mut continuations = 0;
+    for word in words.by_ref() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        continuations += plain_word(u64::from_le_bytes(bytes))?;
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        // Zero bytes pad the tail: neither a backslash nor a continuation.
+        let mut bytes = [0u8; 8];
+        bytes[..tail.len()].copy_from_slice(tail);
+        continuations += plain_word(u64::from_le_bytes(bytes))?;
+    }
+    Some(raw.len() as u64 - u64::from(continuations))
+}
+
+/// The continuation bytes (`0b10xx_xxxx`) of eight bytes; `None` when one is a backslash.
+#[inline]
+fn plain_word(word: u64) -> Option<u32> {
+    if has_byte(word, b'\\') {
+        return None;
+    }
+    Some((word & !(word << 1) & HI).count_ones())
+}
+
+/// One bit in every byte: the bytes' lowest and highest bits.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether one of the eight bytes of `word` is `byte` (exact: the borrow can only mark bytes
+/// above a real match).
+#[inline]
+fn has_byte(word: u64, byte: u8) -> bool {
+    let x = word ^ (LO * byte as u64);
+    x.wrapping_sub(LO) & !x & HI != 0
 }
 
 /// Strings up to this length are counted byte by byte: a stream's deltas are mostly a word or
@@ -107,13 +156,6 @@ pub(crate) struct Member<'a> {
 /// which [`Members`] then walks.
 #[inline]
 pub(crate) fn quick_string_member(json: &[u8], q: usize) -> Option<Member<'_>> {
-    /// The closing quote of a string that opens at `from`, when no escape comes first.
-    #[inline]
-    fn plain_end(json: &[u8], from: usize) -> Option<usize> {
-        let rest = json.get(from..)?;
-        let i = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
-        (rest[i] == b'"').then_some(from + i)
-    }
     if json.get(q) != Some(&b'"') {
         return None;
     }
@@ -131,6 +173,39 @@ pub(crate) fn quick_string_member(json: &[u8], q: usize) -> Option<Member<'_>> {
         value: Value::Str(Text(&json[v + 1..value_end])),
         key_at: q,
         value_at: v,
+        next: value_end + 1,
+    })
+}
+
+/// The closing quote of a string whose first byte is at `from`, when no escape comes first.
+#[inline]
+pub(crate) fn plain_end(json: &[u8], from: usize) -> Option<usize> {
+    let rest = json.get(from..)?;
+    let i = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+    (rest[i] == b'"').then_some(from + i)
+}
+
+/// The member whose key opens at the quote `q`, when `json` has there the bytes `head` (a key's
+/// opening quote through its string value's opening quote, as an earlier event wrote them,
+/// with `key_len` the key's length) and the value has no escapes: [`quick_string_member`] for
+/// a key known in advance.
+#[inline]
+pub(crate) fn known_string_member<'a>(
+    json: &'a [u8],
+    q: usize,
+    head: &[u8],
+    key_len: usize,
+) -> Option<Member<'a>> {
+    if head.is_empty() || !json.get(q..)?.starts_with(head) {
+        return None;
+    }
+    let v = q + head.len();
+    let value_end = plain_end(json, v)?;
+    Some(Member {
+        key: json.get(q + 1..q + 1 + key_len)?,
+        value: Value::Str(Text(&json[v..value_end])),
+        key_at: q,
+        value_at: v - 1,
         next: value_end + 1,
     })
 }
@@ -224,8 +299,6 @@ fn string_end(json: &[u8], start: usize) -> Option<usize> {
 /// off: `memchr` per string cost three times as much here (measured on chat chunks).
 #[inline]
 fn find(json: &[u8], pos: usize, a: u8, b: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     // The lowest set bit marks the first byte of `word` equal to `byte` (bits above it may be
     // false positives from the borrow; only the lowest is used).
     let matches = |word: u64, byte: u8| {
@@ -391,6 +464,7 @@ mod tests {
             for n in [1, 3, SHORT + 1] {
                 let t = text.repeat(n);
                 assert_eq!(short_chars(t.as_bytes()), long_chars(t.as_bytes()), "{t}");
+                assert_eq!(Text(t.as_bytes()).chars(), short_chars(t.as_bytes()), "{t}");
             }
         }
     }
@@ -466,6 +540,12 @@ mod tests {
             Just(b'\\'), Just(b'u'), Just(b'a'), Just(0xC3), Just(0xA9), any::<u8>()
         ], 0..64)) {
             prop_assert_eq!(short_chars(&bytes), long_chars(&bytes));
+            prop_assert_eq!(Text(&bytes).chars(), short_chars(&bytes));
+            if !bytes.contains(&b'\\') {
+                prop_assert_eq!(plain_chars(&bytes), Some(short_chars(&bytes)));
+            } else {
+                prop_assert_eq!(plain_chars(&bytes), None);
+            }
         }
 
         #[test]

@@ -3,6 +3,7 @@
 //! `benches/layer.rs` times them; `benches/instructions.rs` counts their instructions.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -43,10 +44,12 @@ impl Workload {
         Future = Answer,
     > + Clone
     + use<> {
-        let frames = self.frames.clone();
+        // Shared, so that cloning the service costs what a real client's clone does (an `Arc`),
+        // not a copy of every frame: the layer clones its inner service once per request.
+        let frames: Arc<[Bytes]> = self.frames.clone().into();
         let content_type = self.content_type;
         service_fn(move |_req: Request<ActivityRequestBody<Full<Bytes>>>| {
-            let body = FramedBody::from_frames(frames.clone(), Ending::Plain);
+            let body = FramedBody::from_frames(frames.to_vec(), Ending::Plain);
             std::future::ready(Ok(Response::builder()
                 .header("content-type", content_type)
                 .body(body)
