@@ -17,7 +17,7 @@ use crate::protocol::{StatedCost, Usage};
 use crate::record::ActivityRecord;
 
 /// What the request asked for that changes its price.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct RequestTerms {
     /// The request's `service_tier` (OpenAI; the response's own value wins).
     pub(crate) service_tier: Option<String>,

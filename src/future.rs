@@ -16,7 +16,7 @@ use crate::body::ActivityBody;
 use crate::buf::{concat, to_bytes};
 use crate::guard::ExchangeGuard;
 use crate::record::{LlmApi, ProviderError};
-use crate::request::{ActivityRequestBody, RequestFacts};
+use crate::request::{ActivityRequestBody, Probed, RequestFacts};
 use crate::splice::with_include_usage;
 
 pin_project! {
@@ -205,7 +205,11 @@ fn finish_reading<B: Body>(
 ) -> ActivityRequestBody<B> {
     body.take();
     let mut bytes = concat(std::mem::take(frames));
-    let facts = RequestFacts::probe(bytes.clone());
+    // The budget layer outside hands on what it probed of these very bytes.
+    let facts = parts
+        .as_mut()
+        .and_then(|p| Probed::take(p, &bytes))
+        .unwrap_or_else(|| RequestFacts::probe(bytes.clone()));
     let include_usage = guard.settings().include_usage;
     if let (Some(p), Some(parts)) = (guard.pending_mut(), parts.as_mut()) {
         if p.record.api == LlmApi::OpenAiChat

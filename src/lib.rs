@@ -78,6 +78,7 @@ mod guard;
 pub mod ingest;
 mod layer;
 pub mod pricing;
+mod prompt;
 mod protocol;
 mod provider;
 pub mod query;

@@ -10,10 +10,10 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::bill::RequestTerms;
 use crate::buf::poll_bytes;
+pub(crate) use crate::prompt::prompt_chars;
 use crate::protocol::json::{Reader, Seen};
 
 pin_project! {
@@ -174,7 +174,7 @@ impl<B: Body> std::fmt::Debug for ActivityRequestBody<B> {
 }
 
 /// What the layer learned from a request body.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RequestFacts {
     /// The request's `model`.
     pub(crate) model: Option<String>,
@@ -191,6 +191,24 @@ pub(crate) struct RequestFacts {
     /// The body as read, kept (refcounted, not copied) to estimate input tokens if the provider
     /// reports none.
     pub(crate) body: Option<Bytes>,
+}
+
+/// Facts an outer layer (the budget) already probed from the body it hands on, carried in
+/// the request extensions so that the activity layer does not probe the same bytes again.
+#[derive(Debug, Clone)]
+pub(crate) struct Probed(pub(crate) RequestFacts);
+
+impl Probed {
+    /// Takes the facts out of `parts`; `Some` only when they were probed from `body` itself
+    /// (the same bytes, not a copy: a layer in between may have changed the body).
+    pub(crate) fn take(parts: &mut http::request::Parts, body: &Bytes) -> Option<RequestFacts> {
+        let facts = parts.extensions.remove::<Probed>()?.0;
+        let same = facts
+            .body
+            .as_ref()
+            .is_some_and(|b| b.as_ptr() == body.as_ptr() && b.len() == body.len());
+        same.then_some(facts)
+    }
 }
 
 #[derive(Deserialize)]
@@ -398,59 +416,6 @@ fn plain_probe(body: &[u8]) -> Option<RequestFacts> {
     Some(facts)
 }
 
-/// Characters of prompt text in a request body, for input-token estimates: every string value
-/// in the JSON except those under keys that carry no prompt text (roles, types, ids, model
-/// and tuning parameters, and inline binary data such as base64 images).
-pub(crate) fn prompt_chars(body: &[u8]) -> u64 {
-    fn walk(v: &Value, total: &mut u64) {
-        match v {
-            Value::String(s) => *total += s.chars().count() as u64,
-            Value::Array(items) => items.iter().for_each(|i| walk(i, total)),
-            Value::Object(map) => {
-                for (k, v) in map {
-                    if !SKIP.contains(&k.as_str()) {
-                        walk(v, total);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    const SKIP: &[&str] = &[
-        "model",
-        "role",
-        "type",
-        "id",
-        "tool_call_id",
-        "stream",
-        "stream_options",
-        "user",
-        "metadata",
-        "image_url",
-        "input_image",
-        "inline_data",
-        "inlineData",
-        "file_data",
-        "fileData",
-        "source",
-        "data",
-        "mime_type",
-        "mimeType",
-        "cache_control",
-        "response_format",
-        "reasoning_effort",
-        "service_tier",
-        "generationConfig",
-        "safetySettings",
-    ];
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return 0;
-    };
-    let mut total = 0;
-    walk(&value, &mut total);
-    total
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,13 +550,6 @@ mod tests {
             f.terms.search_context,
             crate::pricing::SearchContextSize::High
         );
-    }
-
-    #[test]
-    fn prompt_chars_counts_text_not_structure() {
-        let body = br#"{"model":"gpt-4o","messages":[{"role":"system","content":"abcd"},{"role":"user","content":[{"type":"text","text":"h\u00e9"},{"type":"image_url","image_url":{"url":"data:xxxxxxxx"}}]}]}"#;
-        assert_eq!(prompt_chars(body), 6);
-        assert_eq!(prompt_chars(b"garbage"), 0);
     }
 
     #[tokio::test]

@@ -32,30 +32,38 @@ pub(super) struct Estimate {
     pub(super) stated: bool,
 }
 
-/// The estimate of a request to `api` whose body was `read` (`path_model`: a Gemini path's).
+impl Read {
+    /// What a probe of the body says (`None` unless the whole body was read).
+    pub(super) fn probe(&self) -> Option<RequestFacts> {
+        match self {
+            Read::Whole(body) => Some(RequestFacts::probe(body.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The estimate of a request to `api` whose body was `read` and probed into `facts`
+/// (`path_model`: a Gemini path's).
 pub(super) fn estimate(
     api: LlmApi,
     read: &Read,
+    facts: Option<&RequestFacts>,
     path_model: Option<String>,
     prices: &PriceTable,
     default_output: u64,
 ) -> Estimate {
-    let facts = match read {
-        Read::Whole(body) => Some(RequestFacts::probe(body.clone())),
-        _ => None,
-    };
     let chars = match read {
         Read::Whole(body) => prompt_chars(body),
         Read::Part(bytes) => *bytes,
         Read::Nothing => 0,
     };
     let input = chars.div_ceil(CHARS_PER_TOKEN);
-    let stated = facts.as_ref().and_then(|f| f.max_output);
+    let stated = facts.and_then(|f| f.max_output);
     let output = match api {
         LlmApi::OpenAiEmbeddings | LlmApi::Unknown => 0,
         _ => stated.unwrap_or(default_output),
     };
-    let model = facts.and_then(|f| f.model).or(path_model);
+    let model = facts.and_then(|f| f.model.clone()).or(path_model);
     let tokens = TokenUsage {
         input,
         output,
@@ -86,9 +94,11 @@ mod tests {
         let body = Bytes::from_static(
             br#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"12345678"}]}"#,
         );
+        let read = Read::Whole(body);
         let e = estimate(
             LlmApi::OpenAiChat,
-            &Read::Whole(body),
+            &read,
+            read.probe().as_ref(),
             None,
             PriceTable::embedded(),
             4096,
@@ -103,9 +113,11 @@ mod tests {
     #[test]
     fn defaults_and_unknowns() {
         let body = Bytes::from_static(br#"{"model":"no-such-model","messages":[]}"#);
+        let read = Read::Whole(body);
         let e = estimate(
             LlmApi::OpenAiChat,
-            &Read::Whole(body),
+            &read,
+            read.probe().as_ref(),
             None,
             PriceTable::embedded(),
             50,
@@ -117,6 +129,7 @@ mod tests {
         let e = estimate(
             LlmApi::GeminiGenerate,
             &Read::Part(4001),
+            None,
             Some("gemini-2.5-flash".into()),
             PriceTable::embedded(),
             0,
@@ -126,6 +139,7 @@ mod tests {
         let e = estimate(
             LlmApi::Unknown,
             &Read::Nothing,
+            None,
             None,
             PriceTable::embedded(),
             50,

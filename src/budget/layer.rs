@@ -14,6 +14,7 @@ use crate::pricing::SharedPrices;
 use crate::record::LlmApi;
 use crate::settings::AttributionHook;
 
+use super::batch::Queue;
 use super::scope::Scope;
 use super::service::BudgetService;
 use super::settle::{BudgetStats, Tracker};
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub(super) clock: Arc<Clock>,
     pub(super) fail_closed: bool,
     pub(super) tracker: Tracker,
+    /// Settlements on their way to a store that batches them.
+    pub(super) queue: Queue,
 }
 
 impl Shared {
@@ -101,7 +104,7 @@ impl Shared {
 /// a [`Settlement`](crate::Settlement). See the [module docs](super) for the whole story.
 #[derive(Clone)]
 pub struct BudgetLayer {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for BudgetLayer {
@@ -347,6 +350,7 @@ impl BudgetLayerBuilder {
             clock: self.clock,
             fail_closed: self.fail_closed,
             tracker: Tracker::default(),
+            queue: Queue::default(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(housekeeping(Arc::downgrade(&shared)));

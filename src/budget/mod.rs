@@ -83,6 +83,7 @@
 //! the lease. Without an activity layer inside, a reservation is released as soon as the
 //! request is gone (counting the request, nothing else).
 
+mod batch;
 mod body;
 mod estimate;
 mod events;

@@ -78,26 +78,39 @@ impl Scope {
         }
     }
 
-    /// The subject of a request in this scope, if it has one.
+    /// The subject of a request in this scope, if it has one (built in one allocation).
     pub(crate) fn subject(
         &self,
         parts: &Parts,
         who: Option<&Attribution>,
         model: Option<&str>,
     ) -> Option<String> {
-        let value = match self {
-            Scope::User => who?.user_id.clone()?,
-            Scope::ApiKey => parts.extensions.get::<ApiKeyId>()?.0.clone(),
+        Some(match self {
+            Scope::User => join(&["user", who?.user_id.as_deref()?]),
+            Scope::ApiKey => join(&["key", &parts.extensions.get::<ApiKeyId>()?.0]),
             Scope::Tag(tag) => match who?.tags.get(tag)? {
-                serde_json::Value::String(s) => s.clone(),
-                v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+                serde_json::Value::String(s) => join(&["tag", tag, s]),
+                v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                    join(&["tag", tag, &v.to_string()])
+                }
                 _ => return None,
             },
-            Scope::Model => model?.to_owned(),
-            Scope::Custom { derive, .. } => derive(parts)?,
-        };
-        Some(format!("{}:{value}", self.name()))
+            Scope::Model => join(&["model", model?]),
+            Scope::Custom { name, derive } => join(&[name, &derive(parts)?]),
+        })
     }
+}
+
+/// `parts` joined with `:`.
+fn join(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(part);
+    }
+    out
 }
 
 impl fmt::Debug for Scope {

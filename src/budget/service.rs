@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::buf::{concat, to_bytes};
 use crate::protocol::model_from_path;
 use crate::record::LlmApi;
-use crate::request::ActivityRequestBody;
+use crate::request::{ActivityRequestBody, Probed};
 use crate::settlement::Settlement;
 
 use super::body::BudgetBody;
@@ -132,13 +132,20 @@ where
         }
         _ => read_body(body, shared.max_request_body).await,
     };
+    let facts = read.probe();
     let estimate = estimate(
         api,
         &read,
+        facts.as_ref(),
         model_from_path(api, &path),
         &shared.prices.current(),
         shared.default_output_tokens,
     );
+    if let Some(facts) = facts {
+        // The activity layer inside reads the same bytes: it takes these facts instead of
+        // probing them again.
+        parts.extensions.insert(Probed(facts));
+    }
     let who = shared.who(&parts);
     let checks = shared.checks(
         &parts,

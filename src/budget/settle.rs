@@ -1,6 +1,7 @@
 //! Settlement: the [`Settle`] hook a budget puts on each admitted request, which hands the
-//! record's exact usage to the store on a task (with retries), records the thresholds it
-//! crossed, and is counted so that [`BudgetLayer::flush`](super::BudgetLayer::flush) can wait
+//! record's exact usage to the store — at once when the store keeps its counters in memory,
+//! to the layer's batching task ([`batch`](super::batch)) when the store batches, else on a
+//! task of its own (with retries) — records the thresholds it crossed, and is counted so that [`BudgetLayer::flush`](super::BudgetLayer::flush) can wait
 //! for it.
 
 use std::pin::pin;
@@ -91,11 +92,11 @@ impl Tracker {
         }
     }
 
-    fn begin(&self) {
+    pub(super) fn begin(&self) {
         self.pending.fetch_add(1, SeqCst);
     }
 
-    fn end(&self) {
+    pub(super) fn end(&self) {
         if self.pending.fetch_sub(1, SeqCst) == 1 {
             self.idle.notify_waiters();
         }
@@ -120,7 +121,7 @@ impl Settle for BudgetSettle {
                 .saturating_add(record.output_tokens.unwrap_or(0)),
             requests: 1,
         };
-        (*self).spawn(used, true);
+        (*self).finish(used, true);
     }
 
     fn release(self: Box<Self>) {
@@ -129,36 +130,79 @@ impl Settle for BudgetSettle {
             requests: 1,
             ..Usage::ZERO
         };
-        (*self).spawn(used, false);
+        (*self).finish(used, false);
     }
 }
 
 impl BudgetSettle {
-    fn spawn(self, used: Usage, with_record: bool) {
+    /// Settles at once when the store can
+    /// ([`BudgetStore::settle_now`](super::BudgetStore::settle_now)), else hands the
+    /// settlement to the layer's batching task (a store that
+    /// [batches](super::BudgetStore::batches_settlements)) or to a task of its own.
+    fn finish(self, used: Usage, with_record: bool) {
         let BudgetSettle {
             shared,
             admission,
             who,
             runtime,
         } = self;
+        let job = Job {
+            admission,
+            used,
+            who,
+            with_record,
+        };
+        if let Some(Ok(states)) = shared.store.settle_now(&job.admission, &job.used) {
+            job.done(&shared, &states);
+            return;
+        }
+        // Not at once (or the store failed at once: the retries take it from here).
         shared.tracker.begin();
+        let job = if shared.store.batches_settlements() {
+            match shared.queue.send(job, &shared, &runtime) {
+                None => return,
+                Some(job) => job,
+            }
+        } else {
+            job
+        };
+        job.spawn(shared, &runtime);
+    }
+}
+
+/// One settlement on its way to the store.
+pub(super) struct Job {
+    pub(super) admission: Admission,
+    pub(super) used: Usage,
+    pub(super) who: Option<Attribution>,
+    /// Settled from a record (else released without one).
+    pub(super) with_record: bool,
+}
+
+impl Job {
+    /// Settles on a task of its own, retrying while the store fails (the tracker has counted
+    /// it begun; the task ends it).
+    pub(super) fn spawn(self, shared: Arc<Shared>, runtime: &Handle) {
         runtime.spawn(async move {
-            match settle(&shared, &admission, &used).await {
-                Some(states) => {
-                    let counter = if with_record {
-                        &shared.tracker.settled
-                    } else {
-                        &shared.tracker.released
-                    };
-                    counter.fetch_add(1, Relaxed);
-                    crossings(&shared, who.as_ref(), &states, &used);
-                }
+            match settle(&shared, &self.admission, &self.used).await {
+                Some(states) => self.done(&shared, &states),
                 None => {
                     shared.tracker.settle_failed.fetch_add(1, Relaxed);
                 }
             }
             shared.tracker.end();
         });
+    }
+
+    /// Counts a settlement the store took, and records the thresholds it crossed.
+    pub(super) fn done(&self, shared: &Shared, states: &[CounterState]) {
+        let counter = if self.with_record {
+            &shared.tracker.settled
+        } else {
+            &shared.tracker.released
+        };
+        counter.fetch_add(1, Relaxed);
+        crossings(shared, self.who.as_ref(), states, &self.used);
     }
 }
 

@@ -195,6 +195,41 @@ pub trait BudgetStore: Send + Sync + 'static {
         used: &Usage,
     ) -> Result<Vec<CounterState>, BudgetError>;
 
+    /// Settles at once, on the caller's thread, when the store can without waiting on I/O
+    /// (its counters are in this process's memory, under a short lock): the layer then needs
+    /// no task per settlement. `None` (the default) when it cannot: the layer then calls
+    /// [`settle`](Self::settle) on a task. The same contract as `settle`.
+    fn settle_now(
+        &self,
+        admission: &Admission,
+        used: &Usage,
+    ) -> Option<Result<Vec<CounterState>, BudgetError>> {
+        let _ = (admission, used);
+        None
+    }
+
+    /// Settles several reservations, each as [`settle`](Self::settle) would, and answers
+    /// for each in order. The default settles them one after the other; a store that sends
+    /// them in one round trip (Redis: one pipeline) says so with
+    /// [`batches_settlements`](Self::batches_settlements).
+    async fn settle_many(
+        &self,
+        batch: &[(&Admission, &Usage)],
+    ) -> Vec<Result<Vec<CounterState>, BudgetError>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (admission, used) in batch {
+            out.push(self.settle(admission, used).await);
+        }
+        out
+    }
+
+    /// Whether [`settle_many`](Self::settle_many) is one round trip however many it settles:
+    /// the layer then hands its settlements to one long-lived task that sends whatever has
+    /// queued up as one batch, instead of starting a task per settlement. Default `false`.
+    fn batches_settlements(&self) -> bool {
+        false
+    }
+
     /// The current state of `counters` (each with its default caps); a counter that does not
     /// exist yet is empty.
     async fn counters(

@@ -1,5 +1,6 @@
 //! [`RedisBudgetStore`]: counters, holds and caps in Redis, one Lua script per admission.
 
+mod call;
 mod lua;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use redis::aio::ConnectionManager;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use self::call::Call;
 use self::lua::Scripts;
 use super::store::{
     Admission, BudgetError, BudgetStore, CounterKey, CounterState, DEFAULT_LEASE, DEFAULT_TIMEOUT,
@@ -151,70 +153,94 @@ impl RedisBudgetStore {
         format!("{}holders", self.prefix)
     }
 
-    /// Runs an invocation within the timeout.
-    async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, BudgetError> {
+    /// Runs a call within the timeout.
+    async fn invoke<T: redis::FromRedisValue>(&self, call: &Call<'_>) -> Result<T, BudgetError> {
         let mut conn = self.conn.clone();
+        let invocation = call.invocation();
         tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| BudgetError::store(format!("no answer within {:?}", self.timeout)))?
             .map_err(BudgetError::store)
     }
 
-    /// Adds the counters' keys and arguments of `checks` to `invocation`.
+    /// Adds the counters' keys and arguments of `checks` to `call`.
     fn checks<'a>(
         &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
+        call: &mut Call<'_>,
         checks: impl Iterator<Item = (&'a CounterKey, Usage, &'a Limits)> + Clone,
     ) -> Result<(), BudgetError> {
         for (key, ..) in checks.clone() {
-            invocation.key(self.counter_key(key));
+            call.key(self.counter_key(key));
         }
         for (key, ..) in checks.clone() {
-            invocation.key(self.limits_key(&key.subject, key.window));
+            call.key(self.limits_key(&key.subject, key.window));
         }
         for (key, estimate, defaults) in checks {
             let (h, l) = split(estimate.spend)?;
-            invocation
-                .arg(h.to_string())
-                .arg(l.to_string())
-                .arg(estimate.tokens.to_string())
-                .arg(estimate.requests.to_string());
+            call.arg(h)
+                .arg(l)
+                .arg(estimate.tokens)
+                .arg(estimate.requests);
             match defaults.spend {
                 Some(max) => {
                     let (h, l) = split(max)?;
-                    invocation.arg(h.to_string()).arg(l.to_string());
+                    call.arg(h).arg(l);
                 }
                 None => {
-                    invocation.arg("").arg("");
+                    call.arg("").arg("");
                 }
             }
             for metric in [Metric::Tokens, Metric::Requests] {
-                invocation.arg(
+                call.arg(
                     defaults
                         .get(metric)
                         .map(|m| m.to_string())
                         .unwrap_or_default(),
                 );
             }
-            invocation.arg(expiry(key).to_string());
+            call.arg(expiry(key));
         }
         Ok(())
     }
 
+    /// The settlement script's call for `admission`.
+    fn settle_call(&self, admission: &Admission, used: &Usage) -> Result<Call<'_>, BudgetError> {
+        let checks = admission
+            .checks
+            .iter()
+            .map(|c| (&c.counter, c.estimate, &c.defaults));
+        let (h, l) = split(used.spend)?;
+        let mut call = Call::new(&self.scripts.settle);
+        call.arg(admission.checks.len())
+            .arg(admission.id.simple())
+            .arg(h)
+            .arg(l)
+            .arg(used.tokens)
+            .arg(used.requests);
+        self.checks(&mut call, checks)?;
+        call.key(self.holds_key(self.holder));
+        Ok(call)
+    }
+
     /// Renews this process's lease and releases the holds of processes whose lease ran out.
     async fn reap(&self) -> Result<(), BudgetError> {
-        let mut invocation = self.scripts.reap.prepare_invoke();
-        invocation
-            .key(self.holders_key())
+        let mut call = Call::new(&self.scripts.reap);
+        call.key(self.holders_key())
             .arg(format!("{}h:", self.prefix))
-            .arg(self.holder.simple().to_string())
+            .arg(self.holder.simple())
             .arg(self.lease.as_millis() as u64);
-        let _released: i64 = self.invoke(&invocation).await?;
+        let _released: i64 = self.invoke(&call).await?;
         Ok(())
     }
+}
+
+/// The counters of `admission` with their default caps, as [`decode`] reads them.
+fn keys_of(admission: &Admission) -> Vec<(&CounterKey, &Limits)> {
+    admission
+        .checks
+        .iter()
+        .map(|c| (&c.counter, &c.defaults))
+        .collect()
 }
 
 /// A counter's expiry: when the window after it ends (Unix seconds); 0 (never) for a balance.
@@ -309,26 +335,19 @@ impl BudgetStore for RedisBudgetStore {
             .checks
             .iter()
             .map(|c| (&c.counter, c.estimate, &c.defaults));
-        let mut invocation = self.scripts.admit.prepare_invoke();
-        invocation
-            .arg(admission.checks.len())
-            .arg(admission.id.simple().to_string())
-            .arg(self.holder.simple().to_string())
+        let mut call = Call::new(&self.scripts.admit);
+        call.arg(admission.checks.len())
+            .arg(admission.id.simple())
+            .arg(self.holder.simple())
             .arg(self.lease.as_millis() as u64);
-        self.checks(&mut invocation, checks)?;
-        invocation
-            .key(self.holds_key(self.holder))
+        self.checks(&mut call, checks)?;
+        call.key(self.holds_key(self.holder))
             .key(self.holders_key());
-        let values: Vec<String> = self.invoke(&invocation).await?;
+        let values: Vec<String> = self.invoke(&call).await?;
         let Some((admitted, values)) = values.split_first() else {
             return Err(BudgetError::store("the admission script answered nothing"));
         };
-        let keys: Vec<(&CounterKey, &Limits)> = admission
-            .checks
-            .iter()
-            .map(|c| (&c.counter, &c.defaults))
-            .collect();
-        let mut states = decode(&keys, values)?;
+        let mut states = decode(&keys_of(admission), values)?;
         if admitted == "1" {
             for (state, check) in states.iter_mut().zip(&admission.checks) {
                 state.reserved = state.reserved.plus(&check.estimate);
@@ -344,41 +363,81 @@ impl BudgetStore for RedisBudgetStore {
         admission: &Admission,
         used: &Usage,
     ) -> Result<Vec<CounterState>, BudgetError> {
-        let checks = admission
-            .checks
+        let call = self.settle_call(admission, used)?;
+        let values: Vec<String> = self.invoke(&call).await?;
+        decode(&keys_of(admission), &values)
+    }
+
+    /// One pipeline: one round trip for the whole batch.
+    async fn settle_many(
+        &self,
+        batch: &[(&Admission, &Usage)],
+    ) -> Vec<Result<Vec<CounterState>, BudgetError>> {
+        let calls: Vec<Result<Call<'_>, BudgetError>> = batch
             .iter()
-            .map(|c| (&c.counter, c.estimate, &c.defaults));
-        let (h, l) = split(used.spend)?;
-        let mut invocation = self.scripts.settle.prepare_invoke();
-        invocation
-            .arg(admission.checks.len())
-            .arg(admission.id.simple().to_string())
-            .arg(h.to_string())
-            .arg(l.to_string())
-            .arg(used.tokens.to_string())
-            .arg(used.requests.to_string());
-        self.checks(&mut invocation, checks)?;
-        invocation.key(self.holds_key(self.holder));
-        let values: Vec<String> = self.invoke(&invocation).await?;
-        let keys: Vec<(&CounterKey, &Limits)> = admission
-            .checks
-            .iter()
-            .map(|c| (&c.counter, &c.defaults))
+            .map(|(admission, used)| self.settle_call(admission, used))
             .collect();
-        decode(&keys, &values)
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for call in calls.iter().flatten() {
+            pipe.add_command(call.command());
+        }
+        let answers: Result<Vec<redis::RedisResult<Vec<String>>>, String> = if pipe.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let mut conn = self.conn.clone();
+            match tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await {
+                Ok(Ok(answers)) => Ok(answers),
+                Ok(Err(e)) => Err(format!("budget settlement pipeline failed: {e}")),
+                Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            }
+        };
+        let mut answers = match answers {
+            Ok(answers) => answers.into_iter(),
+            Err(e) => {
+                return calls
+                    .into_iter()
+                    .map(|call| call.and_then(|_| Err(BudgetError::store(e.clone()))))
+                    .collect();
+            }
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for ((admission, _), call) in batch.iter().zip(calls) {
+            let values = match call {
+                Err(e) => Err(e),
+                Ok(call) => match answers.next() {
+                    Some(Ok(values)) => Ok(values),
+                    // The server lost its scripts (a restart): this one did not run. On its
+                    // own, the call loads the script first.
+                    Some(Err(e))
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        self.invoke(&call).await
+                    }
+                    Some(Err(e)) => Err(BudgetError::store(e)),
+                    None => Err(BudgetError::store(
+                        "the settlement pipeline answered fewer replies than it was sent",
+                    )),
+                },
+            };
+            out.push(values.and_then(|v| decode(&keys_of(admission), &v)));
+        }
+        out
+    }
+
+    fn batches_settlements(&self) -> bool {
+        true
     }
 
     async fn counters(
         &self,
         counters: &[(CounterKey, Limits)],
     ) -> Result<Vec<CounterState>, BudgetError> {
-        let mut invocation = self.scripts.read.prepare_invoke();
-        invocation.arg(counters.len());
-        self.checks(
-            &mut invocation,
-            counters.iter().map(|(k, d)| (k, Usage::ZERO, d)),
-        )?;
-        let values: Vec<String> = self.invoke(&invocation).await?;
+        let mut call = Call::new(&self.scripts.read);
+        call.arg(counters.len());
+        self.checks(&mut call, counters.iter().map(|(k, d)| (k, Usage::ZERO, d)))?;
+        let values: Vec<String> = self.invoke(&call).await?;
         let keys: Vec<(&CounterKey, &Limits)> = counters.iter().map(|(k, d)| (k, d)).collect();
         decode(&keys, &values)
     }
@@ -436,19 +495,18 @@ impl BudgetStore for RedisBudgetStore {
     ) -> Result<Decimal, BudgetError> {
         let sign = if amount.is_sign_negative() { "-" } else { "+" };
         let magnitude = amount.abs();
-        let mut invocation = self.scripts.raise.prepare_invoke();
-        invocation
-            .key(self.limits_key(subject, window))
+        let mut call = Call::new(&self.scripts.raise);
+        call.key(self.limits_key(subject, window))
             .arg(metric.as_str());
         if metric == Metric::Spend {
             let (h, l) = split(magnitude)?;
-            invocation.arg(h.to_string()).arg(l.to_string());
+            call.arg(h).arg(l);
         } else {
             validate_limit(window, metric, magnitude)?;
-            invocation.arg(magnitude.to_string()).arg("0");
+            call.arg(magnitude).arg("0");
         }
-        invocation.arg(sign);
-        let values: Result<Vec<String>, BudgetError> = self.invoke(&invocation).await;
+        call.arg(sign);
+        let values: Result<Vec<String>, BudgetError> = self.invoke(&call).await;
         let values = values.map_err(|e| match e {
             BudgetError::Store(cause) if cause.to_string().contains("below zero") => {
                 BudgetError::InvalidLimit {

@@ -208,6 +208,14 @@ impl BudgetStore for SqliteLedger {
         self.memory.settle(admission, used).await
     }
 
+    fn settle_now(
+        &self,
+        admission: &Admission,
+        used: &Usage,
+    ) -> Option<Result<Vec<CounterState>, BudgetError>> {
+        self.memory.settle_now(admission, used)
+    }
+
     async fn counters(
         &self,
         counters: &[(CounterKey, Limits)],
