@@ -112,6 +112,10 @@ impl<'a> Reader<'a> {
     }
 
     /// The value is a string: its raw bytes between the quotes, and whether it has an escape.
+    ///
+    /// Not [`scan`](super::scan)'s word-at-a-time search: a whole body's strings are long
+    /// enough for `memchr2` to win (the shared search measured +2,200 instructions per JSON
+    /// request, 2026-12-02), while an SSE chunk's short strings favour the other.
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.space();
         if self.peek()? != b'"' {
