@@ -82,7 +82,14 @@ impl Exchange {
     ) -> bool {
         self.record.status_code = Some(status.as_u16());
         self.record.stream = is_sse(headers);
-        let reader = ResponseReader::new(self.record.api, status, headers, self.injected, settings);
+        let reader = ResponseReader::new(
+            self.record.api,
+            status,
+            headers,
+            self.record.stream,
+            self.injected,
+            settings,
+        );
         let rewrites = reader.rewrites();
         self.reader = Some(reader);
         rewrites
@@ -93,15 +100,11 @@ impl Exchange {
         self.reader.as_mut().and_then(|r| r.on_data(data))
     }
 
-    /// The record of an exchange that ended without a response: the inner service failed
-    /// (`error`), or the caller dropped the future (`None`: the client went away before the
-    /// response head).
-    pub(crate) fn without_response(
-        self,
-        error: Option<ProviderError>,
-        settings: &Settings,
-    ) -> ActivityRecord {
-        let mut record = self.record;
+    /// Completes the record of an exchange that ended without a response: the inner service
+    /// failed (`error`), or the caller dropped the future (`None`: the client went away
+    /// before the response head).
+    pub(crate) fn without_response(&mut self, error: Option<ProviderError>, settings: &Settings) {
+        let record = &mut self.record;
         let cancelled = error.is_none();
         record.outcome = if cancelled {
             Outcome::Cancelled
@@ -115,53 +118,55 @@ impl Exchange {
         });
         record.error = error;
         if record.model.is_none() {
-            record.model = self.facts.model;
+            record.model = self.facts.model.take();
         }
         record.provider = record
             .model
             .as_deref()
             .map(|m| settings.providers.provider(m).to_owned());
         record.latency_ms = Some(millis(self.start.elapsed()));
-        record
     }
 
-    /// The response body ended: the record, and the bytes a stripped stream still holds
-    /// (which the body must send before it ends). Without a response, as
+    /// The response body ended: completes the record in place (the exchange is boxed: the
+    /// record, the reader and what it observed are not moved about, only the record leaves,
+    /// once, for the writer) and returns the bytes a stripped stream still holds (which the
+    /// body must send before it ends). Without a response, as
     /// [`without_response`](Self::without_response) with no error.
-    pub(crate) fn finish(
-        mut self,
-        end: End,
-        settings: &Settings,
-    ) -> (ActivityRecord, Option<Bytes>) {
-        let Some(reader) = self.reader.take() else {
-            return (self.without_response(None, settings), None);
-        };
+    pub(crate) fn finish(&mut self, end: End, settings: &Settings) -> Option<Bytes> {
         let now = Instant::now();
         let status_ok = self
             .record
             .status_code
             .is_some_and(|s| (200..300).contains(&s));
+        let Some(reader) = self.reader.as_mut() else {
+            self.without_response(None, settings);
+            return None;
+        };
         let mut read = reader.finish(matches!(end, End::Complete), status_ok);
         let tail = read.tail.take();
-        let record = into_record(self, read, end, now, settings);
-        (record, tail)
+        complete_record(
+            &mut self.record,
+            self.start,
+            &mut self.facts,
+            read,
+            end,
+            now,
+            settings,
+        );
+        tail
     }
 }
 
-/// The record from what was read: the heart of the accounting.
-fn into_record(
-    exchange: Exchange,
-    read: Read,
+/// Completes the record from what was read: the heart of the accounting.
+fn complete_record(
+    r: &mut ActivityRecord,
+    start: Instant,
+    facts: &mut RequestFacts,
+    read: Read<'_>,
     end: End,
     now: Instant,
     settings: &Settings,
-) -> ActivityRecord {
-    let Exchange {
-        record: mut r,
-        start,
-        mut facts,
-        ..
-    } = exchange;
+) {
     let Read {
         obs,
         tracked,
@@ -192,13 +197,13 @@ fn into_record(
             End::Complete => Outcome::Ok,
         }
     };
-    r.metadata.extend(notes);
+    r.metadata.append(notes);
     if let End::Failed(message) = &end {
         r.metadata
             .insert("body_error".into(), Value::String(message.clone()));
     }
 
-    r.native_finish_reason = obs.native_finish;
+    r.native_finish_reason = obs.native_finish.take();
     r.finish_reason = obs
         .finish
         .or_else(|| {
@@ -211,15 +216,15 @@ fn into_record(
             Outcome::Cancelled => Some(FinishReason::Cancelled),
             _ => None,
         });
-    r.error = obs.error;
-    if let Some(id) = obs.request_id {
+    r.error = obs.error.take();
+    if let Some(id) = obs.request_id.take() {
         r.metadata.insert("request_id".into(), Value::String(id));
     }
-    for (k, v) in obs.notes {
+    for (k, v) in std::mem::take(&mut obs.notes) {
         r.metadata.entry(k).or_insert(v);
     }
 
-    r.model = obs.model.or(r.model.take()).or(facts.model.take());
+    r.model = obs.model.take().or(r.model.take()).or(facts.model.take());
     r.provider = r
         .model
         .as_deref()
@@ -229,7 +234,7 @@ fn into_record(
     // A stream that stopped before its terminal marker may carry a usage that was only
     // true at its start (Anthropic's `message_start` says 1 output token).
     let partial = tracked && r.stream && !ended;
-    if let Some(u) = obs.usage {
+    if let Some(u) = &obs.usage {
         r.usage_source = UsageSource::Reported;
         r.input_tokens = u.input;
         r.output_tokens = u.output;
@@ -239,7 +244,7 @@ fn into_record(
         if partial && u.output.is_none_or(|o| o < streamed) {
             r.output_tokens = Some(streamed);
             r.usage_source = UsageSource::Estimated;
-            note_estimate(&mut r);
+            note_estimate(r);
         }
     } else if tracked
         && status_ok
@@ -255,7 +260,7 @@ fn into_record(
             .map(prompt_chars)
             .filter(|&chars| chars > 0)
             .map(|chars| chars.div_ceil(CHARS_PER_TOKEN));
-        note_estimate(&mut r);
+        note_estimate(r);
     }
     r.total_tokens = match (r.input_tokens, r.output_tokens) {
         (Some(i), Some(o)) => Some(i.saturating_add(o)),
@@ -263,22 +268,19 @@ fn into_record(
     };
     let terms = std::mem::take(&mut facts.terms);
     // The response's tier wins; the request's stands when the response is silent.
-    r.service_tier = obs.service_tier.or(terms.service_tier.clone());
+    r.service_tier = obs.service_tier.take().or(terms.service_tier.clone());
     if let Some(u) = &obs.usage {
-        bill::usage_details(&mut r, u);
+        bill::usage_details(r, u);
     }
     let stated = obs
         .stated_cost
         .as_ref()
-        .and_then(|s| bill::stated_charge(&mut r, s));
+        .and_then(|s| bill::stated_charge(r, s));
     // A cost from half the counts would be a made-up figure: both must be known (or the
     // provider stated its charge).
     if r.total_tokens.is_some() || stated.is_some() {
-        let usage = bill::token_usage(&r, obs.usage.as_ref(), &terms);
-        settings
-            .prices
-            .current()
-            .price_record(&mut r, &usage, stated);
+        let usage = bill::token_usage(r, obs.usage.as_ref(), &terms);
+        settings.prices.current().price_record(r, &usage, stated);
     }
 
     let latency = now.saturating_duration_since(start);
@@ -294,7 +296,6 @@ fn into_record(
         }
         _ => None,
     };
-    r
 }
 
 /// Says how an estimate was made.

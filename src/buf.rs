@@ -27,6 +27,43 @@ pub(crate) fn concat(frames: Vec<Bytes>) -> Bytes {
     }
 }
 
+/// Frames kept to be read whole: the first one inline, so that a body of one frame (nearly
+/// every request, and every small JSON response) costs no allocation.
+#[derive(Debug, Default)]
+pub(crate) struct Frames {
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+    len: usize,
+}
+
+impl Frames {
+    /// Keeps `frame`.
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        self.len += frame.len();
+        match self.first {
+            None => self.first = Some(frame),
+            Some(_) => self.more.push(frame),
+        }
+    }
+
+    /// The bytes kept so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// One buffer of every frame kept (no copy when there is one), leaving `self` empty.
+    pub(crate) fn take(&mut self) -> Bytes {
+        let first = self.first.take().unwrap_or_default();
+        self.len = 0;
+        if self.more.is_empty() {
+            return first;
+        }
+        let mut more = std::mem::take(&mut self.more);
+        more.insert(0, first);
+        concat(more)
+    }
+}
+
 /// Polls `body` for a frame with its data as [`Bytes`] (zero-copy for `Bytes` bodies): the
 /// pass-through of every body wrapper.
 pub(crate) fn poll_bytes<B>(
@@ -39,4 +76,27 @@ where
 {
     body.poll_frame(cx)
         .map(|f| f.map(|r| r.map(|f| f.map_data(to_bytes))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_give_back_their_bytes_in_order() {
+        let mut f = Frames::default();
+        assert_eq!(f.take(), Bytes::new());
+        let one = Bytes::from_static(b"one");
+        f.push(one.clone());
+        assert_eq!(f.len(), 3);
+        let whole = f.take();
+        assert_eq!(whole.as_ptr(), one.as_ptr(), "one frame is not copied");
+        assert_eq!(f.len(), 0);
+        for part in [&b"a"[..], b"bc", b"", b"def"] {
+            f.push(Bytes::copy_from_slice(part));
+        }
+        assert_eq!(f.len(), 6);
+        assert_eq!(&f.take()[..], b"abcdef");
+        assert_eq!(f.take(), Bytes::new());
+    }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body::Body;
@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::ActivityBody;
-use crate::buf::{concat, to_bytes};
+use crate::buf::{Frames, to_bytes};
 use crate::guard::ExchangeGuard;
 use crate::record::{LlmApi, ProviderError};
 use crate::request::{ActivityRequestBody, Probed, RequestFacts};
@@ -47,8 +47,7 @@ pin_project! {
             service: Option<S>,
             parts: Option<Parts>,
             body: Option<Pin<Box<B>>>,
-            frames: Vec<Bytes>,
-            len: usize,
+            frames: Frames,
         },
         Calling {
             #[pin]
@@ -69,8 +68,7 @@ where
                 service: Some(service),
                 parts: Some(parts),
                 body: Some(Box::pin(body)),
-                frames: Vec::new(),
-                len: 0,
+                frames: Frames::default(),
             },
             guard: Some(guard),
         }
@@ -108,7 +106,6 @@ where
                     parts,
                     body,
                     frames,
-                    len,
                 } => {
                     let Some(reading) = body.as_mut() else {
                         unreachable!("a reading future always holds its body")
@@ -116,18 +113,12 @@ where
                     let request_body = match ready!(reading.as_mut().poll_frame(cx)) {
                         Some(Ok(frame)) => match frame.into_data() {
                             Ok(data) => {
-                                let data = to_bytes(data);
-                                *len += data.len();
-                                frames.push(data);
-                                if *len <= guard.settings().max_request_body {
+                                frames.push(to_bytes(data));
+                                if frames.len() <= guard.settings().max_request_body {
                                     continue;
                                 }
                                 mark(guard, "over_cap");
-                                ActivityRequestBody::read(
-                                    concat(std::mem::take(frames)),
-                                    body.take(),
-                                    None,
-                                )
+                                ActivityRequestBody::read(frames.take(), body.take(), None)
                             }
                             Err(frame) => match frame.into_trailers() {
                                 Ok(t) => finish_reading(guard, parts, frames, Some(t), body),
@@ -136,7 +127,7 @@ where
                         },
                         Some(Err(error)) => {
                             mark(guard, "error");
-                            ActivityRequestBody::failed(concat(std::mem::take(frames)), error)
+                            ActivityRequestBody::failed(frames.take(), error)
                         }
                         None => finish_reading(guard, parts, frames, None, body),
                     };
@@ -199,12 +190,12 @@ fn mark(guard: &mut ExchangeGuard, what: &'static str) {
 fn finish_reading<B: Body>(
     guard: &mut ExchangeGuard,
     parts: &mut Option<Parts>,
-    frames: &mut Vec<Bytes>,
+    frames: &mut Frames,
     trailers: Option<HeaderMap>,
     body: &mut Option<Pin<Box<B>>>,
 ) -> ActivityRequestBody<B> {
     body.take();
-    let mut bytes = concat(std::mem::take(frames));
+    let mut bytes = frames.take();
     // The budget layer outside hands on what it probed of these very bytes.
     let facts = parts
         .as_mut()

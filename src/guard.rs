@@ -41,12 +41,12 @@ impl ExchangeGuard {
     /// extensions carried.
     pub(crate) fn new(
         settings: Arc<Settings>,
-        exchange: Exchange,
+        exchange: Box<Exchange>,
         settlement: Option<Settlement>,
     ) -> Self {
         ExchangeGuard {
             settings,
-            exchange: Some(Box::new(exchange)),
+            exchange: Some(exchange),
             settlement,
         }
     }
@@ -72,9 +72,9 @@ impl ExchangeGuard {
 
     /// The inner service failed instead of responding: an `error` record.
     pub(crate) fn fail(&mut self, error: ProviderError) {
-        if let Some(exchange) = self.exchange.take() {
-            let record = exchange.without_response(Some(error), &self.settings);
-            self.hand_over(record);
+        if let Some(mut exchange) = self.exchange.take() {
+            exchange.without_response(Some(error), &self.settings);
+            self.hand_over(exchange.record);
         }
     }
 
@@ -92,9 +92,9 @@ impl ExchangeGuard {
     /// The exchange ended: writes the record. Returns bytes still held by a stripped stream,
     /// which the body must send before it ends.
     pub(crate) fn end(&mut self, end: End) -> Option<Bytes> {
-        let exchange = self.exchange.take()?;
-        let (record, tail) = exchange.finish(end, &self.settings);
-        self.hand_over(record);
+        let mut exchange = self.exchange.take()?;
+        let tail = exchange.finish(end, &self.settings);
+        self.hand_over(exchange.record);
         tail
     }
 

@@ -149,15 +149,20 @@ impl ProviderRules {
     /// ```
     pub fn provider(&self, model: &str) -> &str {
         let name = model.as_bytes();
-        let user = self
-            .user
-            .iter()
-            .map(|r| (r.pattern.as_ref(), r.provider.as_ref()));
-        if let Some(found) = leftmost(name, user) {
-            return found;
+        // Without rules, `leftmost` would still walk every word start of the name.
+        if !self.user.is_empty() {
+            let user = self
+                .user
+                .iter()
+                .map(|r| (r.pattern.as_ref(), r.provider.as_ref()));
+            if let Some(found) = leftmost(name, user) {
+                return found;
+            }
         }
-        let builtin = BUILTIN.iter().filter(|_| self.builtin).copied();
-        leftmost(name, builtin).unwrap_or(Self::OTHER)
+        if !self.builtin {
+            return Self::OTHER;
+        }
+        leftmost(name, BUILTIN.iter().copied()).unwrap_or(Self::OTHER)
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
-use crate::buf::concat;
+use crate::buf::Frames;
 use crate::decode::Decoder;
 use crate::protocol::{self, Observation, Tracker};
 use crate::record::LlmApi;
@@ -23,26 +23,22 @@ enum Mode {
     /// An SSE stream, scanned frame by frame.
     Sse(SseScanner),
     /// A JSON body, kept up to `max` bytes.
-    Json {
-        frames: Vec<Bytes>,
-        len: usize,
-        max: usize,
-    },
+    Json { frames: Frames, max: usize },
     /// Nothing to read (unknown API, encoded body, over the cap).
     Off,
 }
 
-/// What reading a whole body gave.
+/// What reading a whole body gave (borrowed from the reader, which stays in place).
 #[derive(Debug)]
-pub(crate) struct Read {
+pub(crate) struct Read<'a> {
     /// What the tracker saw.
-    pub(crate) obs: Observation,
+    pub(crate) obs: &'a mut Observation,
     /// A wire format was tracked (the API is known and the body could be read).
     pub(crate) tracked: bool,
     /// When the first event carrying output arrived.
     pub(crate) first_output: Option<Instant>,
     /// The reader's own notes for the record's `metadata` (caps, encodings).
-    pub(crate) notes: Map<String, Value>,
+    pub(crate) notes: &'a mut Map<String, Value>,
     /// Bytes a stripped stream still holds, which the body must send before it ends.
     pub(crate) tail: Option<Bytes>,
 }
@@ -84,12 +80,14 @@ pub(crate) fn is_sse(headers: &HeaderMap) -> bool {
 }
 
 impl ResponseReader {
-    /// A reader for a response of `api` with `status` and `headers`; `injected` when the layer
-    /// asked for usage the client did not (the stream is stripped of it).
+    /// A reader for a response of `api` with `status` and `headers` (`sse`: they announce an
+    /// SSE stream, see [`is_sse`]); `injected` when the layer asked for usage the client did
+    /// not (the stream is stripped of it).
     pub(crate) fn new(
         api: LlmApi,
         status: StatusCode,
         headers: &HeaderMap,
+        sse: bool,
         injected: bool,
         settings: &Settings,
     ) -> Self {
@@ -113,12 +111,11 @@ impl ResponseReader {
         }
         let mode = if encoding.is_some() && decoder.is_none() {
             Mode::Off
-        } else if is_sse(headers) && tracker.is_some() {
+        } else if sse && tracker.is_some() {
             Mode::Sse(SseScanner::new(settings.max_sse_line))
         } else if tracker.is_some() || !status.is_success() {
             Mode::Json {
-                frames: Vec::new(),
-                len: 0,
+                frames: Frames::default(),
                 max: settings.max_response_body,
             }
         } else {
@@ -207,9 +204,8 @@ impl ResponseReader {
                     }
                 }
             }
-            Mode::Json { frames, len, max } => {
-                *len += data.len();
-                if *len > *max {
+            Mode::Json { frames, max } => {
+                if frames.len() + data.len() > *max {
                     self.notes
                         .insert("response_body".into(), Value::from("over_cap"));
                     self.mode = Mode::Off;
@@ -225,7 +221,7 @@ impl ResponseReader {
     /// The body ended. `complete` when it reached its end (not an error or a drop): then the
     /// scanner's last event, or the whole JSON body, is read. `status_ok` picks the 2xx reader
     /// or the error-body reader for JSON.
-    pub(crate) fn finish(mut self, complete: bool, status_ok: bool) -> Read {
+    pub(crate) fn finish(&mut self, complete: bool, status_ok: bool) -> Read<'_> {
         if let (true, Some(mut decoder)) = (complete, self.decoder.take()) {
             let done = decoder.finish(&mut |plain| {
                 self.read(&plain);
@@ -247,10 +243,10 @@ impl ResponseReader {
             }
         }
         Read {
-            obs: self.obs,
+            obs: &mut self.obs,
             tracked: self.tracker.is_some() && !self.unreadable,
             first_output: self.first_output,
-            notes: self.notes,
+            notes: &mut self.notes,
             tail: tail.filter(|t| !t.is_empty()),
         }
     }
@@ -281,8 +277,8 @@ impl ResponseReader {
                 }
                 tail
             }
-            Mode::Json { frames, .. } => {
-                let body = concat(frames);
+            Mode::Json { mut frames, .. } => {
+                let body = frames.take();
                 if status_ok {
                     if let Some(t) = self.tracker.as_deref_mut() {
                         t.on_json(&body, &mut self.obs);

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Buf;
-use http::{Method, Request, Response, header};
+use http::{HeaderName, Method, Request, Response, header};
 use http_body::Body;
 use tower_service::Service;
 
@@ -20,6 +20,9 @@ use crate::request::ActivityRequestBody;
 use crate::settings::Settings;
 use crate::settlement::Settlement;
 use crate::traceparent::{self, TraceParent};
+
+/// Looked up by a name made once: a `&str` name is parsed and hashed anew on every lookup.
+const TRACEPARENT: HeaderName = HeaderName::from_static(traceparent::HEADER);
 
 /// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
 ///
@@ -78,15 +81,21 @@ where
         let path = parts.uri.path();
         let api = self.settings.api_for(path);
 
-        let mut record = ActivityRecord::new(RecordKind::Request);
+        // Boxed at once and filled in place: the exchange is large, and moving it into the
+        // guard's box afterwards would copy it.
+        let mut exchange = Box::new(Exchange::new(
+            ActivityRecord::new(RecordKind::Request),
+            start,
+        ));
+        let record = &mut exchange.record;
         record.endpoint = path.to_owned();
         record.api = api;
         record.model = model_from_path(api, path);
         match parts.extensions.get::<Attribution>() {
-            Some(who) => who.apply(&mut record),
+            Some(who) => who.apply(record),
             None => {
                 if let Some(who) = self.settings.attribution.as_ref().and_then(|h| h(&parts)) {
-                    who.apply(&mut record);
+                    who.apply(record);
                 }
             }
         }
@@ -95,7 +104,7 @@ where
         // the caller's trace. Only a well-formed value is kept (it is the caller's bytes).
         if let Some(tp) = parts
             .headers
-            .get(traceparent::HEADER)
+            .get(TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .filter(|v| TraceParent::parse(v).is_some())
         {
@@ -111,7 +120,8 @@ where
             .and_then(|v| v.parse::<u64>().ok());
         let over_cap = length.is_some_and(|n| n > self.settings.max_request_body as u64);
         if over_cap {
-            record
+            exchange
+                .record
                 .metadata
                 .insert("request_body".into(), "over_cap".into());
         }
@@ -120,11 +130,7 @@ where
             && !over_cap
             && !body.is_end_stream();
         let settlement = parts.extensions.remove::<Settlement>();
-        let guard = ExchangeGuard::new(
-            self.settings.clone(),
-            Exchange::new(record, start),
-            settlement,
-        );
+        let guard = ExchangeGuard::new(self.settings.clone(), exchange, settlement);
         if read {
             // The clone takes the ready service's place; the ready one serves this request.
             let clone = self.inner.clone();

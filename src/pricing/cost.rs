@@ -52,6 +52,17 @@ impl ModelPrice {
     /// assert_eq!(b.total, b.parts.values().sum());
     /// ```
     pub fn cost_breakdown(&self, usage: &TokenUsage) -> Option<CostBreakdown> {
+        let parts = self.priced_parts(usage)?;
+        Some(CostBreakdown {
+            total: parts.total,
+            parts: parts.iter().collect(),
+            unpriced: parts.unpriced.into_iter().collect(),
+        })
+    }
+
+    /// [`cost_breakdown`](Self::cost_breakdown) without its map: what the layer prices every
+    /// record with (a map of `&'static str` keys is built, then dropped, for nothing there).
+    pub(crate) fn priced_parts(&self, usage: &TokenUsage) -> Option<PricedParts> {
         let u = usage;
         let uncached = u
             .input
@@ -101,15 +112,11 @@ impl ModelPrice {
             ("output_image", out_image, Rate::OutputImage),
             ("tool_use_input", u.tool_use_input, Rate::Input),
         ];
-        let mut breakdown = CostBreakdown {
-            total: Decimal::ZERO,
-            parts: BTreeMap::new(),
-            unpriced: Vec::new(),
-        };
+        let mut priced = PricedParts::default();
         for (name, tokens, rate) in parts {
             if tokens > 0 {
                 let price = self.rate(rate, u.tier, u.input);
-                breakdown.add(name, exact_mul(tokens, price)?)?;
+                priced.add(name, exact_mul(tokens, price)?)?;
             }
         }
         if u.web_searches > 0 {
@@ -118,20 +125,42 @@ impl ModelPrice {
                 .as_ref()
                 .and_then(|s| s.per_search(u.search_context))
             {
-                Some(price) => breakdown.add("web_search", exact_mul(u.web_searches, price)?)?,
-                None => breakdown.unpriced.push("web_search"),
+                Some(price) => priced.add("web_search", exact_mul(u.web_searches, price)?)?,
+                None => priced.unpriced = Some("web_search"),
             }
         }
-        breakdown.total = breakdown.total.normalize();
-        Some(breakdown)
+        priced.total = priced.total.normalize();
+        Some(priced)
     }
 }
 
-impl CostBreakdown {
+/// The priced parts of a cost in a fixed array (a part appears at most once, and there are
+/// [`PART_NAMES`] of them), and their exact sum.
+#[derive(Debug, Default)]
+pub(crate) struct PricedParts {
+    /// The sum of the parts, in USD.
+    pub(crate) total: Decimal,
+    parts: [(&'static str, Decimal); PART_NAMES],
+    len: usize,
+    /// The one part that can go unpriced (`web_search`, without a search price).
+    pub(crate) unpriced: Option<&'static str>,
+}
+
+/// How many parts a cost can have: 14 per-token parts and `web_search`.
+const PART_NAMES: usize = 15;
+
+impl PricedParts {
     fn add(&mut self, name: &'static str, amount: Decimal) -> Option<()> {
         self.total = exact_add(self.total, amount)?;
-        self.parts.insert(name, amount.normalize());
+        // Each part name is added at most once, so the array never overflows.
+        *self.parts.get_mut(self.len)? = (name, amount.normalize());
+        self.len += 1;
         Some(())
+    }
+
+    /// Each part and its amount, in the order they were priced.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, Decimal)> + '_ {
+        self.parts[..self.len].iter().copied()
     }
 }
 

@@ -34,6 +34,7 @@ use std::sync::LazyLock;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 /// Per-token USD prices of models, keyed by lowercase model name.
 ///
 /// [`PriceTable::lookup`] resolves a model name case-insensitively. It first forms the name's
@@ -65,6 +66,8 @@ use serde_json::value::RawValue;
 pub struct PriceTable {
     models: HashMap<String, ModelPrice>,
     source: TableSource,
+    /// `source` as every priced record's `metadata.price_table`, made once per name.
+    source_json: Value,
 }
 
 static EMBEDDED: LazyLock<PriceTable> = LazyLock::new(|| {
@@ -72,7 +75,7 @@ static EMBEDDED: LazyLock<PriceTable> = LazyLock::new(|| {
     // The file is generated, checked in and loaded by the tests, so this cannot fail at run time.
     let mut table = PriceTable::from_litellm_json(json)
         .expect("data/prices.json is a valid LiteLLM price table");
-    table.source = TableSource::of_generated(json);
+    table.set_source(TableSource::of_generated(json));
     table
 });
 
@@ -99,10 +102,13 @@ impl PriceTable {
     /// assert!(tower_activity::pricing::PriceTable::empty().is_empty());
     /// ```
     pub fn empty() -> Self {
-        Self {
+        let mut table = Self {
             models: HashMap::new(),
             source: TableSource::unnamed(),
-        }
+            source_json: Value::Null,
+        };
+        table.set_source(TableSource::unnamed());
+        table
     }
 
     /// The table under a name (`source`: a file path, a URL …; `date`: as of when), which
@@ -122,11 +128,21 @@ impl PriceTable {
     /// # Ok::<(), tower_activity::PriceError>(())
     /// ```
     pub fn named(mut self, source: impl Into<String>, date: Option<&str>) -> Self {
-        self.source = TableSource {
+        self.set_source(TableSource {
             source: source.into(),
             date: date.map(str::to_owned),
-        };
+        });
         self
+    }
+
+    fn set_source(&mut self, source: TableSource) {
+        self.source_json = json!({ "source": source.source, "date": source.date });
+        self.source = source;
+    }
+
+    /// [`source`](Self::source) as JSON, the value of `metadata.price_table`.
+    pub(crate) fn source_json(&self) -> &Value {
+        &self.source_json
     }
 
     /// Where the prices come from (see [`named`](Self::named)).
@@ -400,6 +416,26 @@ mod tests {
 
     fn load_err(json: &str) -> PriceError {
         PriceTable::from_litellm_json(json).unwrap_err()
+    }
+
+    #[test]
+    fn the_record_stamp_follows_the_name() {
+        let stamp = |t: &PriceTable| t.source_json().clone();
+        let e = PriceTable::embedded();
+        assert_eq!(
+            stamp(e),
+            json!({ "source": e.source().source, "date": e.source().date })
+        );
+        assert_eq!(
+            stamp(&PriceTable::empty()),
+            json!({ "source": "unnamed", "date": null })
+        );
+        let named = PriceTable::default().named("prices.json", Some("2026-12-02"));
+        assert_eq!(
+            stamp(&named),
+            json!({ "source": "prices.json", "date": "2026-12-02" })
+        );
+        assert_eq!(named.clone(), named, "a stamp does not break equality");
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct ModelPrice {
     pub web_search: Option<SearchPrice>,
     /// Every other listed per-token price.
     rates: BTreeMap<RateKey, Decimal>,
+    /// Whether a price in `rates` has a long-context threshold: most models have none, and
+    /// then pricing a request looks for no threshold (a range walk of `rates` per part).
+    long_context: bool,
 }
 
 impl ModelPrice {
@@ -83,6 +86,7 @@ impl ModelPrice {
             output,
             web_search: None,
             rates: BTreeMap::new(),
+            long_context: false,
         }
     }
 
@@ -111,7 +115,11 @@ impl ModelPrice {
             k if k == RateKey::base(Rate::Output) => {
                 Some(std::mem::replace(&mut self.output, price))
             }
-            k => self.rates.insert(k, price),
+            k => {
+                // Keys are never removed, so the flag never has to be cleared.
+                self.long_context |= k.above.is_some();
+                self.rates.insert(k, price)
+            }
         }
     }
 
@@ -218,6 +226,9 @@ impl ModelPrice {
 
     /// The highest long-context threshold of `rate` (any tier) that `prompt_tokens` exceeds.
     fn threshold(&self, rate: Rate, prompt_tokens: u64) -> Option<u64> {
+        if !self.long_context {
+            return None;
+        }
         let from = RateKey {
             rate,
             above: Some(0),

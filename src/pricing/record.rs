@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{PriceTable, TokenUsage};
 use crate::record::{ActivityRecord, CostSource};
@@ -28,7 +28,7 @@ impl PriceTable {
         let computed = r
             .model
             .as_deref()
-            .and_then(|m| self.cost_breakdown(m, usage));
+            .and_then(|m| self.lookup(m)?.1.priced_parts(usage));
         let Some(computed) = computed else {
             r.metadata
                 .insert("pricing".into(), Value::from("unknown_model"));
@@ -38,20 +38,17 @@ impl PriceTable {
             }
             return;
         };
-        let table = self.source();
-        r.metadata.insert(
-            "price_table".into(),
-            json!({ "source": table.source, "date": table.date }),
-        );
-        if !computed.unpriced.is_empty() {
+        r.metadata
+            .insert("price_table".into(), self.source_json().clone());
+        if let Some(part) = computed.unpriced {
             r.metadata
-                .insert("unpriced".into(), Value::from(computed.unpriced.clone()));
+                .insert("unpriced".into(), Value::from(vec![part]));
         }
-        let mut details: BTreeMap<String, Decimal> = computed
-            .parts
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect();
+        // Inserted one by one: collecting would sort the entries in a vector of its own first.
+        let mut details = BTreeMap::new();
+        for (name, amount) in computed.iter() {
+            details.insert(name.to_owned(), amount);
+        }
         match reported {
             Some(cost) => {
                 details.insert("computed".into(), computed.total);
