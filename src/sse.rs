@@ -117,6 +117,13 @@ impl SseScanner {
         }
         let mut held = Held::default();
         while let Some(&first) = chunk.get(pos) {
+            // Between events, an event that lies whole in the chunk takes the short way.
+            if self.between_events() && held.name.is_none() {
+                if let Some(next) = self.whole_event(chunk, pos, on_event) {
+                    pos = next;
+                    continue;
+                }
+            }
             let rest = &chunk[pos..];
             // A blank line (the end of every event) needs no search.
             let i = if first == b'\n' || first == b'\r' {
@@ -176,6 +183,61 @@ impl SseScanner {
         if let Some(data) = held.data {
             self.data.extend_from_slice(&chunk[data]);
         }
+    }
+
+    /// No event is open and no line is carried or skipped: the next line starts afresh (and
+    /// it is not the stream's first, which may open with a BOM).
+    #[inline]
+    fn between_events(&self) -> bool {
+        !self.has_data
+            && !self.skipping
+            && !self.first_line
+            && self.carry.is_empty()
+            && self.name.is_empty()
+    }
+
+    /// The common shape of an event, whole in `chunk` at `pos`: an optional `event:` line, one
+    /// `data:` line and the blank line, none over the cap, each ending in `\n` or `\r\n` (or
+    /// a lone `\r` that is not the chunk's last byte). It is dispatched (and its line ends
+    /// reported) exactly as the line-by-line path would, and the offset past its blank line
+    /// returned; `None` (nothing done) for any other shape, which that path then reads.
+    #[inline]
+    fn whole_event(&self, chunk: &[u8], pos: usize, on_event: &mut impl Visit) -> Option<usize> {
+        let (mut line, mut end) = self.line_at(chunk, pos)?;
+        let mut named = None;
+        if let Some(value) = line.strip_prefix(b"event:") {
+            named = Some((value.strip_prefix(b" ").unwrap_or(value), end));
+            (line, end) = self.line_at(chunk, end)?;
+        }
+        let data = line.strip_prefix(b"data:")?;
+        // Within the line's cap, the data is within its own (`data:` is longer than the `\n`
+        // the cap counts for joining lines).
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        let blank_end = terminated(chunk, end)?;
+        if let Some((_, name_end)) = named {
+            on_event.line_end(LineKind::Field, name_end);
+        }
+        on_event.line_end(LineKind::Field, end);
+        let event = SseEvent {
+            name: named.map_or(&[][..], |(name, _)| name),
+            data,
+            complete: true,
+        };
+        on_event.event(&event, blank_end);
+        on_event.line_end(LineKind::Blank, blank_end);
+        Some(blank_end)
+    }
+
+    /// The line at `pos`, when its terminator lies in `chunk` (see [`terminated`]) and it is
+    /// within the cap: its bytes and the offset past its terminator.
+    #[inline]
+    fn line_at<'c>(&self, chunk: &'c [u8], pos: usize) -> Option<(&'c [u8], usize)> {
+        let rest = chunk.get(pos..)?;
+        let i = memchr2(b'\n', b'\r', rest)?;
+        if i > self.max_line {
+            return None;
+        }
+        Some((&rest[..i], terminated(chunk, pos + i)?))
     }
 
     /// Ends the stream: a carried line and a pending event are dispatched.
@@ -309,6 +371,19 @@ impl SseScanner {
         self.has_data = false;
         self.data.clear();
         self.name.clear();
+    }
+}
+
+/// The offset past the line terminator at `at`: `\n`, `\r\n`, or a `\r` followed by another
+/// byte of the chunk; `None` when there is none, or a `\r` ends the chunk (its `\n` may open
+/// the next one).
+#[inline]
+fn terminated(chunk: &[u8], at: usize) -> Option<usize> {
+    match chunk.get(at..)? {
+        [b'\n', ..] => Some(at + 1),
+        [b'\r', b'\n', ..] => Some(at + 2),
+        [b'\r', _, ..] => Some(at + 1),
+        _ => None,
     }
 }
 
@@ -454,6 +529,108 @@ mod tests {
             chunks.push(&body[last..]);
             prop_assert_eq!(scan_raw(&chunks, max), scan_raw(&[&body], max));
         }
+    }
+
+    /// Everything a scan reports, at offsets in the whole body: events (name, data, whether
+    /// complete, end) and line ends (kind, end), in order, and the overflow count.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Report {
+        Event(Vec<u8>, Vec<u8>, bool, usize),
+        Line(LineKind, usize),
+    }
+
+    fn reports(chunks: &[&[u8]], max: usize) -> (Vec<Report>, u64) {
+        struct Log {
+            base: usize,
+            out: Vec<Report>,
+        }
+        impl Visit for Log {
+            fn event(&mut self, e: &SseEvent<'_>, end: usize) {
+                let end = if end == 0 { 0 } else { self.base + end };
+                let ev = Report::Event(e.name.to_vec(), e.data.to_vec(), e.complete, end);
+                self.out.push(ev);
+            }
+            fn line_end(&mut self, kind: LineKind, end: usize) {
+                self.out.push(Report::Line(kind, self.base + end));
+            }
+        }
+        let mut s = SseScanner::new(max);
+        let mut log = Log {
+            base: 0,
+            out: Vec::new(),
+        };
+        for c in chunks {
+            s.feed(c, &mut log);
+            log.base += c.len();
+        }
+        s.finish(&mut log);
+        (log.out, s.overflowed())
+    }
+
+    proptest! {
+        /// Whole events in one chunk take the short way; fed a byte at a time, no event is
+        /// whole in a chunk: both report the same events and line ends.
+        #[test]
+        fn the_short_way_reports_what_the_line_by_line_path_does(
+            lines in proptest::collection::vec(prop_oneof![
+                "data: \\{[a-z\\\\:\\r]{0,12}\\}\n".prop_map(String::into_bytes),
+                "data:[a-z ]{0,6}\n".prop_map(String::into_bytes),
+                "event: ?[a-z_]{0,8}\n".prop_map(String::into_bytes),
+                Just(b"\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"\r".to_vec()),
+                Just(b": keep-alive\n".to_vec()),
+                Just(b"id: 1\n".to_vec()),
+                Just(b"data".to_vec()),
+                Just(b"\xEF\xBB\xBF".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..4),
+            ], 0..24),
+            max in prop_oneof![Just(DEFAULT_MAX_LINE), 4usize..24],
+        ) {
+            let body = lines.concat();
+            prop_assert_eq!(reports(&[&body], max), reports(&bytewise(&body), max));
+        }
+    }
+
+    /// `body` a byte at a time, but a CRLF in one piece (a CRLF split across chunks reports its
+    /// line's end after the `\r`).
+    fn bytewise(body: &[u8]) -> Vec<&[u8]> {
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for i in 1..=body.len() {
+            if i == body.len() || !(body[i - 1] == b'\r' && body[i] == b'\n') {
+                pieces.push(&body[from..i]);
+                from = i;
+            }
+        }
+        pieces
+    }
+
+    #[test]
+    fn the_short_way_takes_the_common_events() {
+        let body = b"data: {}\n\nevent: e\ndata: {\"a\":1}\n\n: c\ndata: x\n\ndata: y\r\n\r\n";
+        let (whole, _) = reports(&[body], 64);
+        assert_eq!(whole, reports(&bytewise(body), 64).0);
+        use LineKind::*;
+        assert_eq!(
+            whole,
+            vec![
+                Report::Line(Field, 9),
+                Report::Event(vec![], b"{}".to_vec(), true, 10),
+                Report::Line(Blank, 10),
+                Report::Line(Field, 19),
+                Report::Line(Field, 33),
+                Report::Event(b"e".to_vec(), br#"{"a":1}"#.to_vec(), true, 34),
+                Report::Line(Blank, 34),
+                Report::Line(Comment, 38),
+                Report::Line(Field, 46),
+                Report::Event(vec![], b"x".to_vec(), true, 47),
+                Report::Line(Blank, 47),
+                Report::Line(Field, 56),
+                Report::Event(vec![], b"y".to_vec(), true, 58),
+                Report::Line(Blank, 58),
+            ]
+        );
     }
 
     /// Every event as `(name, data)` bytes, and the overflow count.

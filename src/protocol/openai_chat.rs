@@ -144,7 +144,7 @@ impl Tracker for OpenAiChat {
         obs.output_chars += chars;
         obs.output_started |= chars > 0 || tool_call;
         if decode {
-            if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) {
+            if let Some(chunk) = decode_chunk(data) {
                 self.absorb(chunk, obs);
             }
             if event.name == b"error" && obs.error.is_none() {
@@ -154,14 +154,18 @@ impl Tracker for OpenAiChat {
     }
 
     fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
-        let chunk = plain_chunk(body).or_else(|| serde_json::from_slice::<Chunk<'_>>(body).ok());
-        if let Some(chunk) = chunk {
+        if let Some(chunk) = decode_chunk(body) {
             self.absorb(chunk, obs);
         }
     }
 }
 
-/// A whole response read with [`Reader`] when it is written plainly: the chunk serde would
+/// A stream's chunk or a whole response: read plainly when it can be, else by serde.
+fn decode_chunk(json: &[u8]) -> Option<Chunk<'_>> {
+    plain_chunk(json).or_else(|| serde_json::from_slice::<Chunk<'_>>(json).ok())
+}
+
+/// A chunk or a whole response read with [`Reader`] when it is written plainly: the chunk serde would
 /// decode, for a fraction of the work. `None` for anything else, which serde then decodes —
 /// among them OpenRouter's stated cost, Groq's `x_groq` and an in-band error, which the
 /// reader leaves to serde rather than repeat its rules.

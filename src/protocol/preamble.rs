@@ -88,10 +88,7 @@ impl Pattern {
     /// `json` must.
     #[inline]
     fn matches(&mut self, json: &[u8], whole: bool) -> Option<usize> {
-        if self.bytes.is_empty() {
-            return None;
-        }
-        if !self.varying {
+        if !self.varying && !self.bytes.is_empty() {
             let exact = if whole {
                 json == self.last.as_slice()
             } else {
@@ -100,9 +97,18 @@ impl Pattern {
             if exact {
                 return Some(self.last.len());
             }
-            if self.holes.is_empty() {
-                return None;
-            }
+        }
+        self.matches_through_holes(json, whole)
+    }
+
+    /// [`matches`](Self::matches) when the bytes as last written do not repeat: out of line, so
+    /// that the common case is a comparison at the call site.
+    #[inline(never)]
+    fn matches_through_holes(&mut self, json: &[u8], whole: bool) -> Option<usize> {
+        // Without holes only the exact comparison could match (and `varying` is only ever set
+        // with holes).
+        if self.bytes.is_empty() || self.holes.is_empty() {
+            return None;
         }
         let len = self.through_holes(json)?;
         if whole && len != json.len() {

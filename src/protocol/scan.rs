@@ -65,10 +65,14 @@ fn plain_chars(raw: &[u8]) -> Option<u64> {
     }
     let tail = words.remainder();
     if !tail.is_empty() {
-        // Zero bytes pad the tail: neither a backslash nor a continuation.
-        let mut bytes = [0u8; 8];
-        bytes[..tail.len()].copy_from_slice(tail);
-        continuations += plain_word(u64::from_le_bytes(bytes))?;
+        // Zero bytes pad the tail: neither a backslash nor a continuation. Assembled byte by
+        // byte: a copy of a variable length is a call to `memcpy`, which cost more than the
+        // count itself on a stream's short deltas.
+        let word = tail
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+        continuations += plain_word(word)?;
     }
     Some(raw.len() as u64 - u64::from(continuations))
 }
