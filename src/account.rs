@@ -15,7 +15,7 @@ use crate::attribution::{Attribution, Upstream};
 use crate::bill;
 use crate::reader::{Read, ResponseReader, is_sse};
 use crate::record::{ActivityRecord, FinishReason, Outcome, ProviderError, UsageSource};
-use crate::request::{RequestFacts, prompt_chars};
+use crate::request::{ModelName, RequestFacts, prompt_chars};
 use crate::settings::Settings;
 
 /// Characters per token for estimates (the rule of thumb OpenAI documents for English text).
@@ -118,7 +118,7 @@ impl Exchange {
         });
         record.error = error;
         if record.model.is_none() {
-            record.model = self.facts.model.take();
+            record.model = self.facts.model.take().map(ModelName::into_string);
         }
         record.provider = record
             .model
@@ -224,7 +224,11 @@ fn complete_record(
         r.metadata.entry(k).or_insert(v);
     }
 
-    r.model = obs.model.take().or(r.model.take()).or(facts.model.take());
+    r.model = obs
+        .model
+        .take()
+        .or(r.model.take())
+        .or_else(|| facts.model.take().map(ModelName::into_string));
     r.provider = r
         .model
         .as_deref()

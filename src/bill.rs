@@ -95,12 +95,13 @@ struct SearchOptions<'a> {
 /// Sets the record's `usage_details` from a reported usage: every count the provider
 /// reported beyond the token fields; `None` when there is none.
 pub(crate) fn usage_details(r: &mut ActivityRecord, usage: &Usage) {
-    let details: BTreeMap<String, u64> = usage
-        .details
-        .entries()
-        .into_iter()
-        .filter_map(|(name, n)| n.map(|n| (name.to_owned(), n)))
-        .collect();
+    let mut details = BTreeMap::new();
+    // Inserted one by one: collecting sorts the entries in a vector of its own first.
+    for (name, n) in usage.details.entries() {
+        if let Some(n) = n {
+            details.insert(name.to_owned(), n);
+        }
+    }
     r.usage_details = (!details.is_empty()).then_some(details);
 }
 

@@ -99,6 +99,7 @@ impl ExchangeGuard {
     }
 
     /// The one place a record leaves the guard: the settlement first, then the writer.
+    #[inline]
     fn hand_over(&mut self, record: ActivityRecord) {
         if let Some(settlement) = self.settlement.take() {
             settlement.settle(&record);

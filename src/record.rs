@@ -318,8 +318,7 @@ impl ActivityRecord {
         ActivityRecord {
             id: Uuid::now_v7(),
             kind,
-            // Microseconds: what PostgreSQL's timestamptz keeps, so a round trip is exact.
-            timestamp: Utc::now().trunc_subsecs(6),
+            timestamp: now_micros(),
             user_id: None,
             session_id: None,
             app: "API".to_owned(),
@@ -354,9 +353,35 @@ impl ActivityRecord {
     }
 }
 
+/// Now, cut to microseconds: what PostgreSQL's timestamptz keeps, so a round trip is exact.
+/// Read from the system clock's duration since the epoch, which is cut without the date
+/// arithmetic of [`SubsecRound::trunc_subsecs`] (that only serves a clock set before 1970).
+fn now_micros() -> DateTime<Utc> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| {
+            let secs = i64::try_from(d.as_secs()).ok()?;
+            DateTime::from_timestamp(secs, d.subsec_micros() * 1_000)
+        })
+        .unwrap_or_else(|| Utc::now().trunc_subsecs(6))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_stamped_now_to_the_microsecond() {
+        let before = Utc::now().trunc_subsecs(6);
+        let stamp = ActivityRecord::new(RecordKind::Request).timestamp;
+        let after = Utc::now();
+        assert!(
+            before <= stamp && stamp <= after,
+            "{before} {stamp} {after}"
+        );
+        assert_eq!(stamp, stamp.trunc_subsecs(6));
+    }
 
     #[test]
     fn json_names_follow_the_contract() {

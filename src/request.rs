@@ -173,11 +173,55 @@ impl<B: Body> std::fmt::Debug for ActivityRequestBody<B> {
     }
 }
 
+/// A request's `model`: a slice of the body's own bytes when it is written plainly (no copy:
+/// most records take the response's model, and this one is then never needed), else the
+/// decoded string.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum ModelName {
+    /// UTF-8 bytes of the body (checked when read).
+    Body(Bytes),
+    /// Decoded from escapes.
+    Decoded(String),
+}
+
+impl ModelName {
+    /// The name.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Only made from a `&str` of the body, so always UTF-8.
+            ModelName::Body(b) => std::str::from_utf8(b).unwrap_or_default(),
+            ModelName::Decoded(s) => s,
+        }
+    }
+
+    /// The name as an owned string (the record's `model`).
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            ModelName::Body(_) => self.as_str().to_owned(),
+            ModelName::Decoded(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for ModelName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for ModelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
 /// What the layer learned from a request body.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RequestFacts {
     /// The request's `model`.
-    pub(crate) model: Option<String>,
+    pub(crate) model: Option<ModelName>,
     /// The request asked for a stream.
     pub(crate) stream: bool,
     /// The client asked for `stream_options.include_usage` itself.
@@ -274,7 +318,7 @@ fn serde_probe(body: &[u8]) -> RequestFacts {
     let terms = RequestTerms::read(Some(body));
     match serde_json::from_slice::<Probe<'_>>(body) {
         Ok(p) => RequestFacts {
-            model: p.model.map(Cow::into_owned),
+            model: p.model.map(|m| ModelName::Decoded(m.into_owned())),
             stream: p.stream.unwrap_or(false),
             include_usage: p
                 .stream_options
@@ -305,7 +349,7 @@ fn serde_probe(body: &[u8]) -> RequestFacts {
 /// The probe with the plain [`Reader`], in one pass, when every member it reads is written
 /// plainly and has the shape serde expects; `None` otherwise (then [`serde_probe`] decides,
 /// as before, so the two never disagree on a body the reader accepts).
-fn plain_probe(body: &[u8]) -> Option<RequestFacts> {
+fn plain_probe(body: &Bytes) -> Option<RequestFacts> {
     let mut facts = RequestFacts::default();
     let mut max_output: Option<u64> = None;
     let mut limit = |n: Option<u64>| max_output = max_output.max(n);
@@ -316,7 +360,9 @@ fn plain_probe(body: &[u8]) -> Option<RequestFacts> {
         match key {
             b"model" => {
                 seen.first(0)?;
-                facts.model = r.opt_str()?.map(str::to_owned);
+                facts.model = r
+                    .opt_str()?
+                    .map(|m| ModelName::Body(body.slice_ref(m.as_bytes())));
             }
             b"stream" => {
                 seen.first(1)?;
@@ -528,7 +574,7 @@ mod tests {
             let show = |f: RequestFacts| {
                 format!("{:?}", (f.model, f.stream, f.include_usage, f.max_output, f.terms))
             };
-            if let Some(plain) = plain_probe(body.as_bytes()) {
+            if let Some(plain) = plain_probe(&Bytes::from(body.clone())) {
                 proptest::prop_assert_eq!(show(plain), show(serde_probe(body.as_bytes())), "{}", body);
             }
         }
@@ -540,7 +586,11 @@ mod tests {
             &br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi \"x\""}]}"#[..],
             br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"service_tier":"flex","tools":[{"type":"web_search","search_context_size":"low"}],"max_tokens":9}"#,
         ] {
-            assert!(plain_probe(body).is_some(), "{}", String::from_utf8_lossy(body));
+            assert!(
+                plain_probe(&Bytes::from_static(body)).is_some(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
         let f = RequestFacts::probe(Bytes::from_static(
             br#"{"service_tier":"priority","tools":[{"type":"web_search_preview","search_context_size":"high"}]}"#,

@@ -63,7 +63,9 @@ pub(super) fn estimate(
         LlmApi::OpenAiEmbeddings | LlmApi::Unknown => 0,
         _ => stated.unwrap_or(default_output),
     };
-    let model = facts.and_then(|f| f.model.clone()).or(path_model);
+    let model = facts
+        .and_then(|f| f.model.as_deref().map(str::to_owned))
+        .or(path_model);
     let tokens = TokenUsage {
         input,
         output,

@@ -125,6 +125,7 @@ impl ActivityWriter {
     ///
     /// Strings over their caps ([`ActivityRecord::MAX_NAME`] …) are cut first, and the fields
     /// cut are named in `metadata.truncated`.
+    #[inline]
     pub fn record(&self, mut record: ActivityRecord) -> bool {
         record.cap_fields();
         let Some((last, others)) = self.lanes.split_last() else {

@@ -401,6 +401,7 @@ impl Lane {
 
     /// Queues a record for this lane's sink; never blocks and never awaits. `false`: dropped
     /// and counted.
+    #[inline]
     fn record(&self, record: ActivityRecord) -> bool {
         let c = &self.shared.counters;
         if self.shared.closed.load(Relaxed) {
