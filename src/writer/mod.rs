@@ -127,7 +127,9 @@ pub struct WriterStats {
 // Records are nearly every message: boxing them would cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    Record(ActivityRecord),
+    /// A record and its [`ActivityRecord::approx_size`], counted once when it is queued (the
+    /// task gives the same figure back when the record is written).
+    Record(ActivityRecord, usize),
     Flush(oneshot::Sender<()>),
 }
 
@@ -417,7 +419,7 @@ impl Lane {
         }
         // Counted before the send so that the task never writes a record not yet enqueued.
         c.enqueued.fetch_add(1, Relaxed);
-        match self.tx.try_send(Msg::Record(record)) {
+        match self.tx.try_send(Msg::Record(record, size)) {
             Ok(()) => {
                 let queued = self.tx.max_capacity() - self.tx.capacity();
                 if !self.spooled {

@@ -289,9 +289,8 @@ impl Spooler {
             .map_or(0, |s| s.synced_end)
     }
 
-    /// Appends a record (or counts it failed when the spool is full).
-    fn append(&mut self, record: ActivityRecord) {
-        let size = record.approx_size();
+    /// Appends a record of `size` queued bytes (or counts it failed when the spool is full).
+    fn append(&mut self, record: ActivityRecord, size: usize) {
         self.shared.queued_bytes.fetch_sub(size, Relaxed);
         self.line.clear();
         let ok = serde_json::to_writer(&mut self.line, &record).is_ok();
@@ -504,10 +503,9 @@ impl Spooler {
             let Some(record) = self.read_next() else {
                 break;
             };
-            self.shared
-                .queued_bytes
-                .fetch_add(record.approx_size(), Relaxed);
-            permit.send(Msg::Record(record));
+            let size = record.approx_size();
+            self.shared.queued_bytes.fetch_add(size, Relaxed);
+            permit.send(Msg::Record(record, size));
             let queued = tx.max_capacity() - tx.capacity();
             if queued >= self.shared.wake_at.load(SeqCst) {
                 self.shared.wake.notify_one();
@@ -704,7 +702,7 @@ impl Spooler {
     /// once and waits for the records before it to be handed on.
     fn take(&mut self, msg: Msg) {
         match msg {
-            Msg::Record(record) => self.append(record),
+            Msg::Record(record, size) => self.append(record, size),
             Msg::Flush(flush) => {
                 self.urgent = true;
                 self.flushes.push_back((self.appended, flush));

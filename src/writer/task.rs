@@ -147,12 +147,15 @@ impl<S: ActivitySink> Task<S> {
         let _finish = Finish(Arc::clone(&self.shared));
         let mut batch = Vec::with_capacity(self.config.batch_size.min(4_096));
         let mut flushes = Vec::new();
+        // The queued bytes of the records in `batch`, as counted when they were queued.
+        let mut bytes = 0;
         loop {
-            let next = self.collect(&mut batch, &mut flushes).await;
+            let next = self.collect(&mut batch, &mut bytes, &mut flushes).await;
             if !batch.is_empty() {
                 self.write_batch(&batch).await;
-                let bytes = batch.iter().map(ActivityRecord::approx_size).sum();
-                self.shared.queued_bytes.fetch_sub(bytes, Relaxed);
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(std::mem::take(&mut bytes), Relaxed);
                 // Records given up at the deadline are not answered for: a spool keeps them
                 // (and everything after them) for the next start.
                 if self.abandoned == 0 {
@@ -185,6 +188,7 @@ impl<S: ActivitySink> Task<S> {
     async fn collect(
         &mut self,
         batch: &mut Vec<ActivityRecord>,
+        bytes: &mut usize,
         flushes: &mut Vec<oneshot::Sender<()>>,
     ) -> Next {
         let mut due: Option<Instant> = None;
@@ -237,11 +241,12 @@ impl<S: ActivitySink> Task<S> {
                 }
             };
             match msg {
-                Some(Msg::Record(record)) => {
+                Some(Msg::Record(record, size)) => {
                     if batch.is_empty() {
                         due = Some(Instant::now() + self.config.batch_interval);
                     }
                     batch.push(record);
+                    *bytes += size;
                 }
                 Some(Msg::Flush(flush)) => {
                     flushes.push(flush);
