@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::json::{Reader, Seen};
 use super::preamble::{Effect, Preamble};
 use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, Tracker, Usage, UsageDetails};
@@ -47,8 +48,8 @@ impl Tracker for OpenAiResponses {
             }
             b"response.completed" | b"response.incomplete" | b"response.failed" => {
                 obs.terminal = true;
-                if let Ok(e) = serde_json::from_slice::<ResponseEvent<'_>>(data) {
-                    e.response.absorb(obs);
+                if let Some(response) = decode_event(data) {
+                    response.absorb(obs);
                 }
             }
             b"error" => {
@@ -75,10 +76,201 @@ impl Tracker for OpenAiResponses {
     }
 
     fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
-        if let Ok(response) = serde_json::from_slice::<Response<'_>>(body) {
+        let mut r = Reader::new(body);
+        let plain = plain_response(&mut r).filter(|_| r.end().is_some());
+        if let Some(response) = plain.or_else(|| serde_json::from_slice(body).ok()) {
             response.absorb(obs);
         }
     }
+}
+
+/// The `response` of a lifecycle event: read plainly when it can be, else by serde.
+fn decode_event(data: &[u8]) -> Option<Response<'_>> {
+    plain_event(data).or_else(|| {
+        serde_json::from_slice::<ResponseEvent<'_>>(data)
+            .ok()
+            .map(|e| e.response)
+    })
+}
+
+/// A lifecycle event's `response`, read with [`Reader`] when it is written plainly: what
+/// serde would decode, for a fraction of the work. `None` for anything else (an escape where a
+/// value is read, a number of another shape, a member twice, an `error` that is not `null`
+/// …), which serde then decodes.
+fn plain_event(data: &[u8]) -> Option<Response<'_>> {
+    let mut response = None;
+    let mut r = Reader::new(data);
+    r.object(|r, key| match key {
+        b"response" if response.is_none() => plain_response(r).map(|p| response = Some(p)),
+        b"response" => None,
+        _ => r.skip(),
+    })?;
+    r.end()?;
+    response
+}
+
+/// The `response` object at the reader (see [`plain_event`]).
+fn plain_response<'a>(r: &mut Reader<'a>) -> Option<Response<'a>> {
+    let mut p = Response {
+        model: None,
+        status: None,
+        incomplete_details: None,
+        usage: None,
+        error: None,
+        service_tier: None,
+        output: Vec::new(),
+    };
+    let mut seen = Seen::default();
+    r.object(|r, key| {
+        let str_slot = match key {
+            b"model" => Some((0, &mut p.model)),
+            b"status" => Some((1, &mut p.status)),
+            b"service_tier" => Some((2, &mut p.service_tier)),
+            _ => None,
+        };
+        if let Some((bit, slot)) = str_slot {
+            seen.first(bit)?;
+            *slot = r.opt_str()?.map(Cow::Borrowed);
+            return Some(());
+        }
+        match key {
+            b"incomplete_details" => {
+                seen.first(3)?;
+                if !r.null() {
+                    let mut reason = None;
+                    let mut seen = Seen::default();
+                    r.object(|r, key| match key {
+                        b"reason" => {
+                            seen.first(0)?;
+                            reason = r.opt_str()?.map(Cow::Borrowed);
+                            Some(())
+                        }
+                        _ => r.skip(),
+                    })?;
+                    p.incomplete_details = Some(IncompleteDetails { reason });
+                }
+                Some(())
+            }
+            b"usage" => {
+                seen.first(4)?;
+                if !r.null() {
+                    p.usage = Some(plain_usage(r)?);
+                }
+                Some(())
+            }
+            // An error is left to serde; `null` says there is none.
+            b"error" => {
+                seen.first(5)?;
+                r.null().then_some(())
+            }
+            b"output" => {
+                seen.first(6)?;
+                if r.null() {
+                    return Some(());
+                }
+                r.array(|r| {
+                    let mut kind = None;
+                    let mut seen = Seen::default();
+                    r.object(|r, key| match key {
+                        b"type" => {
+                            seen.first(0)?;
+                            kind = r.opt_str()?.map(Cow::Borrowed);
+                            Some(())
+                        }
+                        _ => r.skip(),
+                    })?;
+                    p.output.push(OutputItem { kind });
+                    Some(())
+                })
+            }
+            _ => r.skip(),
+        }
+    })?;
+    Some(p)
+}
+
+/// A `usage` object at the reader, its counts written plainly.
+fn plain_usage(r: &mut Reader<'_>) -> Option<ResponsesUsage> {
+    let mut u = ResponsesUsage {
+        input_tokens: None,
+        input_tokens_details: None,
+        output_tokens: None,
+        output_tokens_details: None,
+    };
+    let mut seen = Seen::default();
+    r.object(|r, key| match key {
+        b"input_tokens" => {
+            seen.first(0)?;
+            u.input_tokens = r.opt_u64()?;
+            Some(())
+        }
+        b"output_tokens" => {
+            seen.first(1)?;
+            u.output_tokens = r.opt_u64()?;
+            Some(())
+        }
+        b"input_tokens_details" => {
+            seen.first(2)?;
+            if !r.null() {
+                let [cached, text, audio, image] = plain_counts(
+                    r,
+                    [
+                        b"cached_tokens",
+                        b"text_tokens",
+                        b"audio_tokens",
+                        b"image_tokens",
+                    ],
+                )?;
+                let d = InputDetails {
+                    cached_tokens: cached,
+                    text_tokens: text,
+                    audio_tokens: audio,
+                    image_tokens: image,
+                };
+                u.input_tokens_details = Some(d);
+            }
+            Some(())
+        }
+        b"output_tokens_details" => {
+            seen.first(3)?;
+            if !r.null() {
+                let [reasoning, text, audio, image] = plain_counts(
+                    r,
+                    [
+                        b"reasoning_tokens",
+                        b"text_tokens",
+                        b"audio_tokens",
+                        b"image_tokens",
+                    ],
+                )?;
+                let d = OutputDetails {
+                    reasoning_tokens: reasoning,
+                    text_tokens: text,
+                    audio_tokens: audio,
+                    image_tokens: image,
+                };
+                u.output_tokens_details = Some(d);
+            }
+            Some(())
+        }
+        _ => r.skip(),
+    })?;
+    Some(u)
+}
+
+/// An object of counts at the reader: the count of each of `names` (others are skipped).
+fn plain_counts<const N: usize>(r: &mut Reader<'_>, names: [&[u8]; N]) -> Option<[Option<u64>; N]> {
+    let mut counts = [None; N];
+    let mut seen = Seen::default();
+    r.object(|r, key| match names.iter().position(|n| *n == key) {
+        Some(i) => {
+            seen.first(i as u32)?;
+            counts[i] = r.opt_u64()?;
+            Some(())
+        }
+        None => r.skip(),
+    })?;
+    Some(counts)
 }
 
 /// The `response.model` of a lifecycle event, read without decoding it when it is a plain
@@ -247,6 +439,7 @@ mod tests {
     use super::*;
     use crate::protocol::testing::feed;
     use crate::record::FinishReason;
+    use proptest::prelude::*;
 
     fn run(events: &[(&str, &str)]) -> Observation {
         feed(&mut OpenAiResponses::default(), events)
@@ -349,5 +542,139 @@ mod tests {
         let d = obs.usage.unwrap().details;
         assert_eq!(d.web_search_requests, Some(2));
         assert_eq!(d.input.audio, None);
+    }
+
+    /// A member of a `response` object, as providers (and odd ones) write it.
+    fn member() -> impl Strategy<Value = String> {
+        let count = prop_oneof![
+            Just("7"),
+            Just("0"),
+            Just("null"),
+            Just("-1"),
+            Just("2.0"),
+            Just("\"3\""),
+            Just("18446744073709551616"),
+        ];
+        let text = prop_oneof![
+            Just(r#""gpt-4o""#),
+            Just(r#""completed""#),
+            Just(r#""in_progress""#),
+            Just(r#""a\"b""#),
+            Just(r#""\u0041""#),
+            Just("null"),
+            Just("5"),
+        ];
+        let details = prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "cached_tokens",
+                    "reasoning_tokens",
+                    "text_tokens",
+                    "audio_tokens",
+                    "image_tokens",
+                    "other",
+                ]),
+                count.clone(),
+            ),
+            0..4,
+        )
+        .prop_map(|m| {
+            let m: Vec<String> = m.iter().map(|(k, v)| format!(r#""{k}": {v}"#)).collect();
+            format!("{{{}}}", m.join(","))
+        });
+        let usage_member = prop_oneof![
+            (
+                prop::sample::select(vec!["input_tokens", "output_tokens", "total_tokens"]),
+                count
+            )
+                .prop_map(|(k, v)| format!(r#""{k}":{v}"#)),
+            (
+                prop::sample::select(vec!["input_tokens_details", "output_tokens_details"]),
+                prop_oneof![details, Just("null".to_owned())]
+            )
+                .prop_map(|(k, v)| format!(r#""{k}":{v}"#)),
+        ];
+        let usage = prop::collection::vec(usage_member, 0..5)
+            .prop_map(|m| format!(r#""usage":{{{}}}"#, m.join(",")));
+        let item = text
+            .clone()
+            .prop_map(|t| format!(r#"{{"type":{t},"id":"x","content":[{{"text":"q\"r"}}]}}"#));
+        prop_oneof![
+            (
+                prop::sample::select(vec!["model", "status", "service_tier"]),
+                text.clone()
+            )
+                .prop_map(|(k, t)| format!(r#""{k}" : {t}"#)),
+            text.prop_map(|t| format!(r#""incomplete_details":{{"reason":{t}}}"#)),
+            Just(r#""incomplete_details":null"#.to_owned()),
+            usage,
+            Just(r#""usage":null"#.to_owned()),
+            prop::collection::vec(item, 0..3)
+                .prop_map(|c| format!(r#""output":[{}]"#, c.join(","))),
+            Just(r#""output":null"#.to_owned()),
+            Just(r#""output":{}"#.to_owned()),
+            Just(r#""error":null"#.to_owned()),
+            Just(r#""error":{"code":"server_error","message":"m"}"#.to_owned()),
+            Just(r#""id":"resp_1","created_at":1,"tools":[1,{"a":[true,false,null]}]"#.to_owned()),
+            Just(r#""mod\u0065l":"escaped-key""#.to_owned()),
+        ]
+    }
+
+    proptest! {
+        /// For every event (and body) the plain reader accepts, the observation is the one
+        /// serde's decoding gives; the ones it gives up on are decoded by serde.
+        #[test]
+        fn the_plain_reader_reads_what_serde_reads(
+            members in prop::collection::vec(member(), 0..7),
+            spaced in any::<bool>(),
+            wrap in prop_oneof![
+                Just(r#"{"type":"response.completed","response":"#),
+                Just(r#"{"response":"#),
+                Just(r#"{"sequence_number":1, "response" :"#),
+            ],
+            tail in prop_oneof![Just("}"), Just(r#","response":{}}"#), Just("} x"), Just("")],
+        ) {
+            let sep = if spaced { " ,\n " } else { "," };
+            let response = format!("{{{}}}", members.join(sep));
+            let event = format!("{wrap}{response}{tail}");
+            let observe = |r: Option<Response<'_>>| {
+                let mut obs = Observation::default();
+                if let Some(r) = r {
+                    r.absorb(&mut obs);
+                }
+                format!("{obs:?}")
+            };
+            let serde = serde_json::from_slice::<ResponseEvent<'_>>(event.as_bytes()).ok();
+            let serde_read = serde.is_some();
+            let serde = observe(serde.map(|e| e.response));
+            if let Some(plain) = plain_event(event.as_bytes()) {
+                prop_assert!(serde_read, "serde refused {}", event);
+                prop_assert_eq!(observe(Some(plain)), serde, "{}", event);
+            }
+            // The body reader takes the `response` object alone.
+            let serde = serde_json::from_slice::<Response<'_>>(response.as_bytes()).ok();
+            let serde_read = serde.is_some();
+            let serde = observe(serde);
+            let mut r = Reader::new(response.as_bytes());
+            if let Some(plain) = plain_response(&mut r).filter(|_| r.end().is_some()) {
+                prop_assert!(serde_read, "serde refused {}", response);
+                prop_assert_eq!(observe(Some(plain)), serde, "{}", response);
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_reader_takes_the_common_terminal_event() {
+        let event = br#"{"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","object":"response","created_at":1,"status":"completed","error":null,"incomplete_details":null,"model":"gpt-4o-2024-08-06","output":[{"type":"message","id":"m","content":[{"type":"output_text","text":"Hi \"x\""}]}],"service_tier":"default","usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":3,"output_tokens_details":{"reasoning_tokens":1},"total_tokens":15}}}"#;
+        let plain = plain_event(event).expect("read plainly");
+        let mut obs = Observation::default();
+        plain.absorb(&mut obs);
+        let u = obs.usage.unwrap();
+        assert_eq!(
+            (u.input, u.output, u.cache_read, u.reasoning),
+            (Some(12), Some(3), Some(4), Some(1))
+        );
+        assert_eq!(obs.native_finish.as_deref(), Some("completed"));
+        assert_eq!(obs.service_tier.as_deref(), Some("default"));
     }
 }
