@@ -454,9 +454,11 @@ impl NullUsage {
     /// Filters the next `bytes` of the line into `dest`.
     ///
     /// Only a few bytes can change the state: inside a string `"` and `\\`, outside one the
-    /// structure (`"{}[],`). The bytes before the next of them are skipped (a table lookup a
-    /// byte, or `memchr2` inside strings) and copied to `dest` in one run; only a candidate
-    /// member, the bytes right after the object's `{` and the line's prefix go byte by byte.
+    /// structure (`"{}[],`). [`walk`](Self::walk) skips the bytes before the next of them (a
+    /// table lookup a byte, or `memchr2` inside long strings) and everything up to the next
+    /// comma that may open the member; what it walked is copied to `dest` in one run. Only a
+    /// candidate member, the bytes right after the object's `{` and the line's prefix go byte
+    /// by byte.
     /// The state it ends in is the same as byte by byte, so a line cut anywhere filters the
     /// same.
     fn filter(&mut self, bytes: &[u8], dest: &mut Vec<u8>) {
@@ -493,61 +495,89 @@ impl NullUsage {
                     i += 1;
                     run = i;
                 }
-                Place::Object if self.in_str => {
-                    if self.escaped {
-                        self.escaped = false;
-                        i += 1;
-                        continue;
-                    }
-                    let Some(j) = find_in_string(&bytes[i..]) else {
-                        break;
-                    };
-                    i += j;
-                    if bytes[i] == b'"' {
-                        self.in_str = false;
-                    } else {
-                        self.escaped = true;
-                    }
-                    i += 1;
-                }
                 Place::Object => {
-                    let Some(j) = bytes[i..].iter().position(|&b| STRUCTURE[usize::from(b)]) else {
-                        break;
-                    };
-                    i += j;
-                    match bytes[i] {
-                        b'"' => self.in_str = true,
-                        b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' => {
-                            self.depth = self.depth.saturating_sub(1);
-                            if self.depth == 0 {
-                                self.at = Place::Off;
-                            }
-                        }
-                        // A comma of the top-level object followed by a key that is not
-                        // `"u…`: the candidate would fail at its third byte, inside the
-                        // string that key opens; go there at once.
-                        _ if self.depth == 1
-                            && bytes.get(i + 1) == Some(&b'"')
-                            && bytes.get(i + 2).is_some_and(|&b| b != KEY[1]) =>
-                        {
-                            self.in_str = true;
-                            i += 1;
-                        }
-                        // A comma of the top-level object: a candidate starts.
-                        _ if self.depth == 1 => {
-                            dest.extend_from_slice(&bytes[run..i]);
-                            self.held.push(b',');
-                            self.step = Some((Step::Lead, false));
-                            run = i + 1;
-                        }
-                        _ => {}
+                    let (next, candidate) = self.walk(bytes, i);
+                    i = next;
+                    if candidate {
+                        // A comma of the top-level object that may open the member: the
+                        // candidate starts, held instead of copied.
+                        dest.extend_from_slice(&bytes[run..i]);
+                        self.held.push(b',');
+                        self.step = Some((Step::Lead, false));
+                        i += 1;
+                        run = i;
                     }
-                    i += 1;
                 }
             }
         }
         dest.extend_from_slice(&bytes[run..]);
+    }
+
+    /// Follows the top-level object from `bytes[i]` over everything that cannot start a
+    /// candidate: strings, nesting, and commas that open a key other than `"u…` (such a
+    /// candidate would fail at its third byte, inside the string that key opens). Stops at
+    /// the end of `bytes`, just past the object's closing brace (then [`Place::Off`]), or at a
+    /// top-level comma that may open the member: then it returns that comma's index and
+    /// `true`, without taking it.
+    ///
+    /// The state stays in locals for the walk: [`filter`](Self::filter)'s `match` runs once
+    /// per walk, not once per string or bracket.
+    fn walk(&mut self, bytes: &[u8], mut i: usize) -> (usize, bool) {
+        let (mut depth, mut in_str, mut escaped) = (self.depth, self.in_str, self.escaped);
+        let mut candidate = false;
+        while i < bytes.len() {
+            if in_str {
+                if escaped {
+                    escaped = false;
+                    i += 1;
+                    continue;
+                }
+                let Some(j) = find_in_string(&bytes[i..]) else {
+                    i = bytes.len();
+                    break;
+                };
+                i += j;
+                if bytes[i] == b'"' {
+                    in_str = false;
+                } else {
+                    escaped = true;
+                }
+                i += 1;
+                continue;
+            }
+            let b = bytes[i];
+            if !STRUCTURE[usize::from(b)] {
+                i += 1;
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        self.at = Place::Off;
+                        i += 1;
+                        break;
+                    }
+                }
+                _ if depth == 1
+                    && bytes.get(i + 1) == Some(&b'"')
+                    && bytes.get(i + 2).is_some_and(|&b| b != KEY[1]) =>
+                {
+                    in_str = true;
+                    i += 1;
+                }
+                _ if depth == 1 => {
+                    candidate = true;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        (self.depth, self.in_str, self.escaped) = (depth, in_str, escaped);
+        (i, candidate)
     }
 
     /// The next prefix state after byte `b`, `n` bytes matched.
