@@ -81,6 +81,10 @@ pub(crate) struct SseScanner {
     skipping: bool,
     max_line: usize,
     overflows: u64,
+    /// The last `event:` line [`whole_event`](Self::whole_event) searched, with its terminator
+    /// (`\n` or `\r\n`): streams repeat a few names, and a comparison costs less than the
+    /// search.
+    event_line: Vec<u8>,
 }
 
 impl SseScanner {
@@ -95,6 +99,7 @@ impl SseScanner {
             skipping: false,
             max_line,
             overflows: 0,
+            event_line: Vec::new(),
         }
     }
 
@@ -202,8 +207,32 @@ impl SseScanner {
     /// reported) exactly as the line-by-line path would, and the offset past its blank line
     /// returned; `None` (nothing done) for any other shape, which that path then reads.
     #[inline]
-    fn whole_event(&self, chunk: &[u8], pos: usize, on_event: &mut impl Visit) -> Option<usize> {
-        let (mut line, mut end) = self.line_at(chunk, pos)?;
+    fn whole_event(
+        &mut self,
+        chunk: &[u8],
+        pos: usize,
+        on_event: &mut impl Visit,
+    ) -> Option<usize> {
+        let rest = chunk.get(pos..)?;
+        let (mut line, mut end) =
+            if !self.event_line.is_empty() && rest.starts_with(&self.event_line) {
+                // The last event's `event:` line again, terminator included: it ends where that
+                // one did (it holds no other terminator), found without a search.
+                let len = self.event_line.len();
+                let terminator = if self.event_line.ends_with(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
+                (&rest[..len - terminator], pos + len)
+            } else {
+                let (line, end) = self.line_at(chunk, pos)?;
+                if line.starts_with(b"event:") && chunk[end - 1] == b'\n' {
+                    self.event_line.clear();
+                    self.event_line.extend_from_slice(&chunk[pos..end]);
+                }
+                (line, end)
+            };
         let mut named = None;
         if let Some(value) = line.strip_prefix(b"event:") {
             named = Some((value.strip_prefix(b" ").unwrap_or(value), end));
@@ -576,6 +605,11 @@ mod tests {
                 "data: \\{[a-z\\\\:\\r]{0,12}\\}\n".prop_map(String::into_bytes),
                 "data:[a-z ]{0,6}\n".prop_map(String::into_bytes),
                 "event: ?[a-z_]{0,8}\n".prop_map(String::into_bytes),
+                Just(b"event: e\r\ndata: {}\r\n\r\n".to_vec()),
+                Just(b"event: e\ndata: {}\n\n".to_vec()),
+                Just(b"event: e\n".to_vec()),
+                Just(b"event: e\r\n".to_vec()),
+                Just(b"event: e\r".to_vec()),
                 Just(b"\n".to_vec()),
                 Just(b"\r\n".to_vec()),
                 Just(b"\r".to_vec()),
@@ -586,9 +620,26 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..4),
             ], 0..24),
             max in prop_oneof![Just(DEFAULT_MAX_LINE), 4usize..24],
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
         ) {
             let body = lines.concat();
-            prop_assert_eq!(reports(&[&body], max), reports(&bytewise(&body), max));
+            let reference = reports(&bytewise(&body), max);
+            prop_assert_eq!(&reports(&[&body], max), &reference);
+            // In frames cut anywhere but inside a CRLF (see `bytewise`).
+            let mut idx: Vec<usize> = cuts
+                .iter()
+                .map(|c| c % (body.len() + 1))
+                .filter(|&i| !(i > 0 && i < body.len() && body[i - 1] == b'\r' && body[i] == b'\n'))
+                .collect();
+            idx.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for i in idx {
+                chunks.push(&body[last..i]);
+                last = i;
+            }
+            chunks.push(&body[last..]);
+            prop_assert_eq!(&reports(&chunks, max), &reference);
         }
     }
 
@@ -604,6 +655,28 @@ mod tests {
             }
         }
         pieces
+    }
+
+    #[test]
+    fn a_repeated_event_line_ends_where_it_did() {
+        // The first line of a stream takes the long way: the second event is searched, the
+        // third found by comparison.
+        let body = b"event: e\r\ndata: 1\r\n\r\nevent: e\r\ndata: 2\r\n\r\n\
+                     event: e\r\ndata: 3\r\n\r\nevent: e\ndata: 4\n\nevent: e\ndata: 5\n\n\
+                     event: e\rdata: 6\r\revent: e\rdata: 7\r\r";
+        let (whole, _) = reports(&[body], 64);
+        assert_eq!(whole, reports(&bytewise(body), 64).0);
+        let events: Vec<_> = whole
+            .iter()
+            .filter_map(|r| match r {
+                Report::Event(name, data, ..) => Some((name.clone(), data.clone())),
+                Report::Line(..) => None,
+            })
+            .collect();
+        let want: Vec<_> = (1..=7)
+            .map(|i| (b"e".to_vec(), i.to_string().into_bytes()))
+            .collect();
+        assert_eq!(events, want);
     }
 
     #[test]
