@@ -203,6 +203,22 @@ impl<'a> Reader<'a> {
         self.bool().map(Some)
     }
 
+    /// An object of counts: the count under each of `names` (`null` or absent: `None`); other
+    /// members are skipped. `None` when a count is not one or a name comes twice.
+    pub(crate) fn counts<const N: usize>(&mut self, names: [&[u8]; N]) -> Option<[Option<u64>; N]> {
+        let mut counts = [None; N];
+        let mut seen = Seen::default();
+        self.object(|r, key| match names.iter().position(|n| *n == key) {
+            Some(i) => {
+                seen.first(i as u32)?;
+                counts[i] = r.opt_u64()?;
+                Some(())
+            }
+            None => r.skip(),
+        })?;
+        Some(counts)
+    }
+
     /// Skips one value of any kind.
     pub(crate) fn skip(&mut self) -> Option<()> {
         self.skip_at(0)

@@ -265,43 +265,39 @@ fn plain_usage<'a>(r: &mut Reader<'a>) -> Option<ChatUsage<'a>> {
             b"prompt_tokens_details" => {
                 seen.first(3)?;
                 if !r.null() {
-                    let mut d = PromptDetails::default();
-                    let mut seen = Seen::default();
-                    r.object(|r, key| {
-                        let (bit, slot) = match key {
-                            b"cached_tokens" => (0, &mut d.cached_tokens),
-                            b"cache_write_tokens" => (1, &mut d.cache_write_tokens),
-                            b"text_tokens" => (2, &mut d.text_tokens),
-                            b"audio_tokens" => (3, &mut d.audio_tokens),
-                            b"image_tokens" => (4, &mut d.image_tokens),
-                            b"video_tokens" => (5, &mut d.video_tokens),
-                            _ => return r.skip(),
-                        };
-                        seen.first(bit)?;
-                        *slot = r.opt_u64()?;
-                        Some(())
-                    })?;
-                    u.prompt_tokens_details = Some(d);
+                    let [cached, cache_write, text, audio, image, video] = r.counts([
+                        b"cached_tokens",
+                        b"cache_write_tokens",
+                        b"text_tokens",
+                        b"audio_tokens",
+                        b"image_tokens",
+                        b"video_tokens",
+                    ])?;
+                    u.prompt_tokens_details = Some(PromptDetails {
+                        cached_tokens: cached,
+                        cache_write_tokens: cache_write,
+                        text_tokens: text,
+                        audio_tokens: audio,
+                        image_tokens: image,
+                        video_tokens: video,
+                    });
                 }
             }
             b"completion_tokens_details" => {
                 seen.first(4)?;
                 if !r.null() {
-                    let mut d = CompletionDetails::default();
-                    let mut seen = Seen::default();
-                    r.object(|r, key| {
-                        let (bit, slot) = match key {
-                            b"reasoning_tokens" => (0, &mut d.reasoning_tokens),
-                            b"text_tokens" => (1, &mut d.text_tokens),
-                            b"audio_tokens" => (2, &mut d.audio_tokens),
-                            b"image_tokens" => (3, &mut d.image_tokens),
-                            _ => return r.skip(),
-                        };
-                        seen.first(bit)?;
-                        *slot = r.opt_u64()?;
-                        Some(())
-                    })?;
-                    u.completion_tokens_details = Some(d);
+                    let [reasoning, text, audio, image] = r.counts([
+                        b"reasoning_tokens",
+                        b"text_tokens",
+                        b"audio_tokens",
+                        b"image_tokens",
+                    ])?;
+                    u.completion_tokens_details = Some(CompletionDetails {
+                        reasoning_tokens: reasoning,
+                        text_tokens: text,
+                        audio_tokens: audio,
+                        image_tokens: image,
+                    });
                 }
             }
             b"cost" | b"is_byok" | b"cost_details" => return None,

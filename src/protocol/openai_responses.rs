@@ -137,16 +137,7 @@ fn plain_response<'a>(r: &mut Reader<'a>) -> Option<Response<'a>> {
             b"incomplete_details" => {
                 seen.first(3)?;
                 if !r.null() {
-                    let mut reason = None;
-                    let mut seen = Seen::default();
-                    r.object(|r, key| match key {
-                        b"reason" => {
-                            seen.first(0)?;
-                            reason = r.opt_str()?.map(Cow::Borrowed);
-                            Some(())
-                        }
-                        _ => r.skip(),
-                    })?;
+                    let reason = plain_member_str(r, b"reason")?;
                     p.incomplete_details = Some(IncompleteDetails { reason });
                 }
                 Some(())
@@ -169,16 +160,7 @@ fn plain_response<'a>(r: &mut Reader<'a>) -> Option<Response<'a>> {
                     return Some(());
                 }
                 r.array(|r| {
-                    let mut kind = None;
-                    let mut seen = Seen::default();
-                    r.object(|r, key| match key {
-                        b"type" => {
-                            seen.first(0)?;
-                            kind = r.opt_str()?.map(Cow::Borrowed);
-                            Some(())
-                        }
-                        _ => r.skip(),
-                    })?;
+                    let kind = plain_member_str(r, b"type")?;
                     p.output.push(OutputItem { kind });
                     Some(())
                 })
@@ -187,6 +169,21 @@ fn plain_response<'a>(r: &mut Reader<'a>) -> Option<Response<'a>> {
         }
     })?;
     Some(p)
+}
+
+/// The string (or `null`) under `name` in the object at the reader, its other members skipped.
+fn plain_member_str<'a>(r: &mut Reader<'a>, name: &[u8]) -> Option<Option<Cow<'a, str>>> {
+    let mut value = None;
+    let mut seen = Seen::default();
+    r.object(|r, key| {
+        if key != name {
+            return r.skip();
+        }
+        seen.first(0)?;
+        value = r.opt_str()?.map(Cow::Borrowed);
+        Some(())
+    })?;
+    Some(value)
 }
 
 /// A `usage` object at the reader, its counts written plainly.
@@ -212,15 +209,12 @@ fn plain_usage(r: &mut Reader<'_>) -> Option<ResponsesUsage> {
         b"input_tokens_details" => {
             seen.first(2)?;
             if !r.null() {
-                let [cached, text, audio, image] = plain_counts(
-                    r,
-                    [
-                        b"cached_tokens",
-                        b"text_tokens",
-                        b"audio_tokens",
-                        b"image_tokens",
-                    ],
-                )?;
+                let [cached, text, audio, image] = r.counts([
+                    b"cached_tokens",
+                    b"text_tokens",
+                    b"audio_tokens",
+                    b"image_tokens",
+                ])?;
                 let d = InputDetails {
                     cached_tokens: cached,
                     text_tokens: text,
@@ -234,15 +228,12 @@ fn plain_usage(r: &mut Reader<'_>) -> Option<ResponsesUsage> {
         b"output_tokens_details" => {
             seen.first(3)?;
             if !r.null() {
-                let [reasoning, text, audio, image] = plain_counts(
-                    r,
-                    [
-                        b"reasoning_tokens",
-                        b"text_tokens",
-                        b"audio_tokens",
-                        b"image_tokens",
-                    ],
-                )?;
+                let [reasoning, text, audio, image] = r.counts([
+                    b"reasoning_tokens",
+                    b"text_tokens",
+                    b"audio_tokens",
+                    b"image_tokens",
+                ])?;
                 let d = OutputDetails {
                     reasoning_tokens: reasoning,
                     text_tokens: text,
@@ -256,21 +247,6 @@ fn plain_usage(r: &mut Reader<'_>) -> Option<ResponsesUsage> {
         _ => r.skip(),
     })?;
     Some(u)
-}
-
-/// An object of counts at the reader: the count of each of `names` (others are skipped).
-fn plain_counts<const N: usize>(r: &mut Reader<'_>, names: [&[u8]; N]) -> Option<[Option<u64>; N]> {
-    let mut counts = [None; N];
-    let mut seen = Seen::default();
-    r.object(|r, key| match names.iter().position(|n| *n == key) {
-        Some(i) => {
-            seen.first(i as u32)?;
-            counts[i] = r.opt_u64()?;
-            Some(())
-        }
-        None => r.skip(),
-    })?;
-    Some(counts)
 }
 
 /// The `response.model` of a lifecycle event, read without decoding it when it is a plain
