@@ -8,8 +8,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use uuid::Uuid;
+
+mod cost_details;
+mod metadata;
+
+pub use self::cost_details::CostDetails;
+pub use self::metadata::{Iter as MetadataIter, Metadata};
 
 /// Whether a record is an API call seen by the layer or an event the application recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -290,7 +295,7 @@ pub struct ActivityRecord {
     /// `cost_usd`. Beside a reported cost: the price table's parts and their sum under
     /// `computed`, for comparison. `None` when nothing was priced.
     #[serde(default)]
-    pub cost_details: Option<BTreeMap<String, Decimal>>,
+    pub cost_details: Option<CostDetails>,
     /// The service tier the provider says served the request (`priority`, `flex`,
     /// `default`, `standard` …); `None` when it said nothing.
     #[serde(default)]
@@ -308,7 +313,7 @@ pub struct ActivityRecord {
     /// The provider's error, if any.
     pub error: Option<ProviderError>,
     /// The application's tags, the provider's `request_id`, and endpoint-specific notes.
-    pub metadata: Map<String, Value>,
+    pub metadata: Metadata,
 }
 
 impl ActivityRecord {
@@ -348,7 +353,7 @@ impl ActivityRecord {
             latency_ms: None,
             speed: None,
             error: None,
-            metadata: Map::new(),
+            metadata: Metadata::new(),
         }
     }
 }

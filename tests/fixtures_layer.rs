@@ -170,7 +170,7 @@ fn check(name: &str, r: &ActivityRecord, w: Want) {
             expected.map(|_| source),
             "{name}: cost_source"
         );
-        let parts_sum = |details: &std::collections::BTreeMap<String, Decimal>| {
+        let parts_sum = |details: &tower_activity::CostDetails| {
             details
                 .iter()
                 .filter(|(k, _)| *k != "computed")

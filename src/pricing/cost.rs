@@ -158,6 +158,11 @@ impl PricedParts {
         Some(())
     }
 
+    /// How many parts were priced.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Each part and its amount, in the order they were priced.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, Decimal)> + '_ {
         self.parts[..self.len].iter().copied()

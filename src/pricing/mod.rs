@@ -29,7 +29,7 @@ pub use self::usage::TokenUsage;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -66,8 +66,9 @@ use serde_json::{Value, json};
 pub struct PriceTable {
     models: HashMap<String, ModelPrice>,
     source: TableSource,
-    /// `source` as every priced record's `metadata.price_table`, made once per name.
-    source_json: Value,
+    /// `source` as every priced record's `metadata.price_table`, made once per name and
+    /// shared with the records (see [`Metadata`](crate::Metadata)).
+    source_json: Arc<Value>,
 }
 
 static EMBEDDED: LazyLock<PriceTable> = LazyLock::new(|| {
@@ -105,7 +106,7 @@ impl PriceTable {
         let mut table = Self {
             models: HashMap::new(),
             source: TableSource::unnamed(),
-            source_json: Value::Null,
+            source_json: Arc::new(Value::Null),
         };
         table.set_source(TableSource::unnamed());
         table
@@ -136,12 +137,12 @@ impl PriceTable {
     }
 
     fn set_source(&mut self, source: TableSource) {
-        self.source_json = json!({ "source": source.source, "date": source.date });
+        self.source_json = Arc::new(json!({ "source": source.source, "date": source.date }));
         self.source = source;
     }
 
     /// [`source`](Self::source) as JSON, the value of `metadata.price_table`.
-    pub(crate) fn source_json(&self) -> &Value {
+    pub(crate) fn source_json(&self) -> &Arc<Value> {
         &self.source_json
     }
 
@@ -420,7 +421,7 @@ mod tests {
 
     #[test]
     fn the_record_stamp_follows_the_name() {
-        let stamp = |t: &PriceTable| t.source_json().clone();
+        let stamp = |t: &PriceTable| Value::clone(t.source_json());
         let e = PriceTable::embedded();
         assert_eq!(
             stamp(e),

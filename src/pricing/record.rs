@@ -1,12 +1,10 @@
 //! Pricing a finished record: the layer's one use of the table.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::{PriceTable, TokenUsage};
-use crate::record::{ActivityRecord, CostSource};
+use crate::record::{ActivityRecord, CostDetails, CostSource};
 
 impl PriceTable {
     /// Sets `r.cost_usd`, `r.cost_source` and `r.cost_details` for `usage`.
@@ -38,20 +36,19 @@ impl PriceTable {
             }
             return;
         };
-        r.metadata
-            .insert("price_table".into(), self.source_json().clone());
+        r.metadata.share_price_table(self.source_json().clone());
         if let Some(part) = computed.unpriced {
             r.metadata
                 .insert("unpriced".into(), Value::from(vec![part]));
         }
-        // Inserted one by one: collecting would sort the entries in a vector of its own first.
-        let mut details = BTreeMap::new();
+        // Room for `computed` beside the parts.
+        let mut details = CostDetails::with_capacity(computed.len() + 1);
         for (name, amount) in computed.iter() {
-            details.insert(name.to_owned(), amount);
+            details.insert(name, amount);
         }
         match reported {
             Some(cost) => {
-                details.insert("computed".into(), computed.total);
+                details.insert("computed", computed.total);
                 r.cost_usd = Some(cost);
                 r.cost_source = Some(CostSource::Reported);
             }

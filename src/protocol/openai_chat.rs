@@ -62,7 +62,7 @@ impl OpenAiChat {
         if let Some(tier) = chunk.service_tier {
             obs.service_tier = Some(tier.into_owned());
         }
-        for choice in &chunk.choices {
+        for choice in chunk.first_choice.iter().chain(&chunk.choices) {
             let Some(reason) = &choice.finish_reason else {
                 continue;
             };
@@ -173,6 +173,7 @@ fn plain_chunk(body: &[u8]) -> Option<Chunk<'_>> {
     let mut chunk = Chunk {
         model: None,
         service_tier: None,
+        first_choice: None,
         choices: Vec::new(),
         usage: None,
         x_groq: None,
@@ -196,7 +197,15 @@ fn plain_chunk(body: &[u8]) -> Option<Chunk<'_>> {
             if r.null() {
                 return Some(());
             }
-            r.array(|r| plain_choice(r).map(|c| chunk.choices.push(c)))
+            // The first choice (most responses' only one) is kept without a vector.
+            r.array(|r| {
+                let choice = plain_choice(r)?;
+                match chunk.first_choice {
+                    None => chunk.first_choice = Some(choice),
+                    Some(_) => chunk.choices.push(choice),
+                }
+                Some(())
+            })
         }
         b"usage" => {
             seen.first(3)?;
@@ -343,6 +352,10 @@ struct Chunk<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     service_tier: Option<Cow<'a, str>>,
+    /// The first of the choices, when [`plain_chunk`] read them (serde puts them all in
+    /// `choices`): they are `first_choice`, then `choices`.
+    #[serde(skip)]
+    first_choice: Option<Choice<'a>>,
     #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     choices: Vec<Choice<'a>>,
     #[serde(borrow, default)]

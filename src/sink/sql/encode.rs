@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::record::ActivityRecord;
+use crate::record::{ActivityRecord, Metadata};
 use crate::sink::SinkError;
 
 /// Replaces each NUL character with U+FFFD (�).
@@ -126,8 +126,13 @@ impl<'a> EncodedRecord<'a> {
             metadata: metadata_json(&record.metadata)?,
             service_tier: sanitise_opt(&record.service_tier),
             cost_source: record.cost_source.map(|s| s.as_str()),
-            cost_details: details_json(&record.cost_details)?,
-            usage_details: details_json(&record.usage_details)?,
+            cost_details: details_json(record.cost_details.as_ref().map(|d| d.iter()))?,
+            usage_details: details_json(
+                record
+                    .usage_details
+                    .as_ref()
+                    .map(|d| d.iter().map(|(k, v)| (k.as_str(), v))),
+            )?,
         })
     }
 
@@ -143,24 +148,24 @@ impl<'a> EncodedRecord<'a> {
 
 /// The metadata as JSON text, NUL characters in keys and strings replaced (serde_json writes
 /// them as `\u0000`, which `JSONB` rejects).
-fn metadata_json(metadata: &Map<String, Value>) -> Result<String, SinkError> {
+fn metadata_json(metadata: &Metadata) -> Result<String, SinkError> {
     let json = serde_json::to_string(metadata).map_err(SinkError::permanent)?;
     if !json.contains("\\u0000") {
         return Ok(json);
     }
-    let clean = clean_object(metadata);
+    let clean = clean_object(&metadata.to_map());
     serde_json::to_string(&clean).map_err(SinkError::permanent)
 }
 
 /// A details map as JSON text, its keys without NUL characters (the layer's own keys have
 /// none; a record made by hand might).
-fn details_json<V: serde::Serialize>(
-    details: &Option<BTreeMap<String, V>>,
+fn details_json<'a, V: serde::Serialize + 'a>(
+    details: Option<impl Iterator<Item = (&'a str, &'a V)>>,
 ) -> Result<Option<String>, SinkError> {
     let Some(details) = details else {
         return Ok(None);
     };
-    let clean: BTreeMap<Cow<'_, str>, &V> = details.iter().map(|(k, v)| (sanitise(k), v)).collect();
+    let clean: BTreeMap<Cow<'_, str>, &V> = details.map(|(k, v)| (sanitise(k), v)).collect();
     serde_json::to_string(&clean)
         .map(Some)
         .map_err(SinkError::permanent)
@@ -194,7 +199,8 @@ mod tests {
         r.metadata = json!({"k\0": ["a\0", {"b": "\0"}], "n": 1, "lit": "\\u0000"})
             .as_object()
             .unwrap()
-            .clone();
+            .clone()
+            .into();
         let e = EncodedRecord::new(&r).unwrap();
         assert_eq!(e.model.as_deref(), Some("gpt\u{FFFD}x"));
         let back: Value = serde_json::from_str(&e.metadata).unwrap();

@@ -6,14 +6,13 @@
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
 use super::{DecodeError, StorageError};
 use crate::query::{QueryError, Stats, StatsBuilder};
 use crate::record::{
-    ActivityRecord, CostSource, FinishReason, LlmApi, Outcome, ProviderError, RecordKind,
+    ActivityRecord, CostSource, FinishReason, LlmApi, Metadata, Outcome, ProviderError, RecordKind,
     UsageSource,
 };
 
@@ -219,7 +218,7 @@ where
             kind: error_type,
             message,
         }),
-        metadata: serde_json::from_str::<Map<String, Value>>(metadata)?,
+        metadata: serde_json::from_str::<Metadata>(metadata)?,
         service_tier: row.try_get(30)?,
         cost_source: row
             .try_get::<Option<&str>, _>(31)?

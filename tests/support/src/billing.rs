@@ -3,10 +3,8 @@
 //! `.source.txt`), and the cost the layer recorded before it priced that dimension. Shared by
 //! the layer's fixture tests, the `replay` tests and the gateway's.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
-use tower_activity::{ActivityRecord, CostSource};
+use tower_activity::{ActivityRecord, CostDetails, CostSource};
 
 /// One fixture and what its record must say.
 #[derive(Debug, Clone, Copy)]
@@ -392,10 +390,10 @@ pub fn check(case: &Case, r: &ActivityRecord, how: &str) {
         case.service_tier,
         "{at}: service_tier"
     );
-    let want: BTreeMap<String, Decimal> = case
+    let want: CostDetails = case
         .parts
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.parse().unwrap()))
+        .map(|(k, v)| (*k, v.parse::<Decimal>().unwrap()))
         .collect();
     assert_eq!(r.cost_details.as_ref(), Some(&want), "{at}: cost_details");
     let parts: Decimal = want

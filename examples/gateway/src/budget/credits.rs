@@ -41,7 +41,7 @@ pub fn event(name: &str, user_id: &str, app: &str, metadata: Value) -> ActivityR
     record.user_id = Some(user_id.to_owned());
     record.app = app.to_owned();
     if let Value::Object(map) = metadata {
-        record.metadata = map;
+        record.metadata = map.into();
     }
     record
 }

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
 use tower_activity::{
-    ActivityRecord, CostSource, FinishReason, LlmApi, Outcome, ProviderError, RecordKind,
-    UsageSource,
+    ActivityRecord, CostDetails, CostSource, FinishReason, LlmApi, Outcome, ProviderError,
+    RecordKind, UsageSource,
 };
 use uuid::Uuid;
 
@@ -57,17 +57,14 @@ pub fn full_record(user: &str) -> ActivityRecord {
     r.cost_usd = Some(Decimal::from_str("12.345678901234567890123456").unwrap());
     r.cost_source = Some(CostSource::Reported);
     r.service_tier = Some("priority".into());
-    r.cost_details = Some(BTreeMap::from([
+    r.cost_details = Some(CostDetails::from_iter([
         (
-            "input".to_owned(),
+            "input",
             Decimal::from_str("0.000000000000000000000000001").unwrap(),
         ),
+        ("cache_write_1h", Decimal::from_str("7.5").unwrap()),
         (
-            "cache_write_1h".to_owned(),
-            Decimal::from_str("7.5").unwrap(),
-        ),
-        (
-            "computed".to_owned(),
+            "computed",
             Decimal::from_str("12.345678901234567890123457").unwrap(),
         ),
     ]));
@@ -90,7 +87,8 @@ pub fn full_record(user: &str) -> ActivityRecord {
     })
     .as_object()
     .unwrap()
-    .clone();
+    .clone()
+    .into();
     r
 }
 

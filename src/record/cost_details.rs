@@ -1,0 +1,241 @@
+//! [`CostDetails`]: the exact amount of each priced part of a record's cost.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Index;
+
+use rust_decimal::Decimal;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A record's `cost_details`: USD per priced part (`input`, `cache_read`, `output`, …,
+/// `computed`), in the order of the part names — a JSON object of exact decimal strings.
+///
+/// A small map: a record has a handful of parts (at most sixteen), kept sorted in one vector
+/// instead of a B-tree, whose node is larger than the record's other fields together and was a
+/// twentieth of the layer's cost per JSON request to allocate and free. The layer's keys are
+/// the fixed part names, borrowed; a map read back from storage owns its keys. It reads as a
+/// map (`get`, indexing, `iter` in key order), serialises as a JSON object in the order a
+/// `BTreeMap` gives, and a key inserted twice keeps the last value, as a map does.
+///
+/// ```
+/// use rust_decimal::Decimal;
+/// use tower_activity::CostDetails;
+///
+/// let d: CostDetails = [("output", Decimal::new(2, 6)), ("input", Decimal::new(1, 6))]
+///     .into_iter()
+///     .collect();
+/// assert_eq!(d["input"], Decimal::new(1, 6));
+/// assert_eq!(d.keys().collect::<Vec<_>>(), ["input", "output"]);
+/// assert_eq!(serde_json::to_string(&d)?, r#"{"input":"0.000001","output":"0.000002"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CostDetails {
+    /// Sorted by key (as `str`s compare), each key once.
+    parts: Vec<(Cow<'static, str>, Decimal)>,
+}
+
+impl CostDetails {
+    /// An empty map.
+    pub fn new() -> Self {
+        CostDetails::default()
+    }
+
+    /// An empty map with room for `n` parts.
+    pub fn with_capacity(n: usize) -> Self {
+        CostDetails {
+            parts: Vec::with_capacity(n),
+        }
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.parts.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    /// Sets `key` to `amount`, returning the amount it replaces.
+    pub fn insert(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        amount: Decimal,
+    ) -> Option<Decimal> {
+        let key = key.into();
+        match self.position(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.parts[i].1, amount)),
+            Err(i) => {
+                self.parts.insert(i, (key, amount));
+                None
+            }
+        }
+    }
+
+    /// The amount of part `key`.
+    pub fn get(&self, key: &str) -> Option<&Decimal> {
+        self.position(key).ok().map(|i| &self.parts[i].1)
+    }
+
+    /// Whether there is a part `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Removes part `key`, returning its amount.
+    pub fn remove(&mut self, key: &str) -> Option<Decimal> {
+        self.position(key).ok().map(|i| self.parts.remove(i).1)
+    }
+
+    /// The number of parts.
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Whether there are no parts.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Every part and its amount, in the order of the keys.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Decimal)> + '_ {
+        self.parts.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// The part names, in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.parts.iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// The amounts, in the order of their keys.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Decimal> + '_ {
+        self.parts.iter().map(|(_, v)| v)
+    }
+}
+
+/// The amount of a part; panics when there is none, as a map's indexing does.
+impl Index<&str> for CostDetails {
+    type Output = Decimal;
+
+    fn index(&self, key: &str) -> &Decimal {
+        match self.get(key) {
+            Some(amount) => amount,
+            None => panic!("no cost part {key:?}"),
+        }
+    }
+}
+
+impl<K: Into<Cow<'static, str>>> FromIterator<(K, Decimal)> for CostDetails {
+    fn from_iter<I: IntoIterator<Item = (K, Decimal)>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut details = CostDetails::with_capacity(iter.size_hint().0);
+        for (key, amount) in iter {
+            details.insert(key, amount);
+        }
+        details
+    }
+}
+
+impl<'a> IntoIterator for &'a CostDetails {
+    type Item = (&'a str, &'a Decimal);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Cow<'static, str>, Decimal)>,
+        fn(&'a (Cow<'static, str>, Decimal)) -> (&'a str, &'a Decimal),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.parts.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+}
+
+/// As a JSON object, its keys in order.
+impl Serialize for CostDetails {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (key, amount) in self.iter() {
+            map.serialize_entry(key, amount)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CostDetails {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Parts;
+
+        impl<'de> Visitor<'de> for Parts {
+            type Value = CostDetails;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of decimal amounts")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CostDetails, A::Error> {
+                let mut details = CostDetails::with_capacity(map.size_hint().unwrap_or(0).min(16));
+                while let Some((key, amount)) = map.next_entry::<String, Decimal>()? {
+                    details.insert(key, amount);
+                }
+                Ok(details)
+            }
+        }
+
+        deserializer.deserialize_map(Parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the order of insertion, and with keys inserted twice, it reads and
+        /// serialises as the `BTreeMap` of the same insertions, and reads back equal.
+        #[test]
+        fn behaves_as_a_btree_map(
+            entries in prop::collection::vec(("[a-d_]{0,3}", any::<i64>(), 0u32..10), 0..12),
+        ) {
+            let mut want = BTreeMap::new();
+            let mut got = CostDetails::new();
+            for (key, n, scale) in &entries {
+                let amount = Decimal::new(*n, *scale);
+                prop_assert_eq!(got.insert(key.clone(), amount), want.insert(key.clone(), amount));
+            }
+            prop_assert_eq!(got.len(), want.len());
+            prop_assert!(got.iter().eq(want.iter().map(|(k, v)| (k.as_str(), v))));
+            for key in want.keys().map(String::as_str).chain(["", "zz"]) {
+                prop_assert_eq!(got.get(key), want.get(key));
+                prop_assert_eq!(got.contains_key(key), want.contains_key(key));
+            }
+            let json = serde_json::to_string(&got).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&want).unwrap());
+            let back: CostDetails = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, &got);
+            let collected: CostDetails = entries
+                .iter()
+                .map(|(k, n, s)| (k.clone(), Decimal::new(*n, *s)))
+                .collect();
+            prop_assert_eq!(&collected, &got);
+            if let Some(key) = want.keys().next().cloned() {
+                prop_assert_eq!(got.remove(&key), want.remove(&key));
+                prop_assert!(got.keys().eq(want.keys().map(String::as_str)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_json_object_with_a_key_twice_keeps_the_last_amount() {
+        let d: CostDetails =
+            serde_json::from_str(r#"{"output":"1","input":"2","output":"3"}"#).unwrap();
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["input", "output"]);
+        assert_eq!(d["output"], Decimal::from(3));
+        assert!(serde_json::from_str::<CostDetails>(r#"["input"]"#).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "no cost part")]
+    fn indexing_a_missing_part_panics_as_a_map_does() {
+        let _ = CostDetails::new()["input"];
+    }
+}
