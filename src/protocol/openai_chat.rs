@@ -55,11 +55,13 @@ impl OpenAiChat {
         }
     }
 
-    fn absorb(&mut self, chunk: Chunk<'_>, obs: &mut Observation) {
-        if let Some(model) = chunk.model {
+    /// What a chunk says, taken out of it (a chunk is large: it is read and absorbed in
+    /// place, not moved).
+    fn absorb(&mut self, chunk: &mut Chunk<'_>, obs: &mut Observation) {
+        if let Some(model) = chunk.model.take() {
             obs.model = Some(model.into_owned());
         }
-        if let Some(tier) = chunk.service_tier {
+        if let Some(tier) = chunk.service_tier.take() {
             obs.service_tier = Some(tier.into_owned());
         }
         for choice in chunk.first_choice.iter().chain(&chunk.choices) {
@@ -73,11 +75,15 @@ impl OpenAiChat {
                 self.finish_of_first |= first;
             }
         }
-        if let Some(usage) = chunk.usage.or_else(|| chunk.x_groq.and_then(|g| g.usage)) {
+        let usage = chunk
+            .usage
+            .as_ref()
+            .or_else(|| chunk.x_groq.as_ref().and_then(|g| g.usage.as_ref()));
+        if let Some(usage) = usage {
             usage.state_cost(obs);
             obs.usage = Some(usage.normalise(self.embeddings));
         }
-        if let Some(error) = chunk.error {
+        if let Some(error) = chunk.error.take() {
             obs.error = Some(error.into_error());
         }
     }
@@ -144,8 +150,9 @@ impl Tracker for OpenAiChat {
         obs.output_chars += chars;
         obs.output_started |= chars > 0 || tool_call;
         if decode {
-            if let Some(chunk) = decode_chunk(data) {
-                self.absorb(chunk, obs);
+            let mut chunk = Chunk::default();
+            if decode_chunk(data, &mut chunk) {
+                self.absorb(&mut chunk, obs);
             }
             if event.name == b"error" && obs.error.is_none() {
                 obs.error = Some(super::error_event(data));
@@ -154,31 +161,34 @@ impl Tracker for OpenAiChat {
     }
 
     fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
-        if let Some(chunk) = decode_chunk(body) {
-            self.absorb(chunk, obs);
+        let mut chunk = Chunk::default();
+        if decode_chunk(body, &mut chunk) {
+            self.absorb(&mut chunk, obs);
         }
     }
 }
 
-/// A stream's chunk or a whole response: read plainly when it can be, else by serde.
-fn decode_chunk(json: &[u8]) -> Option<Chunk<'_>> {
-    plain_chunk(json).or_else(|| serde_json::from_slice::<Chunk<'_>>(json).ok())
+/// A stream's chunk or a whole response, read into `chunk` (empty): plainly when it can be,
+/// else by serde. `false` when neither reads it (`chunk` then says nothing).
+fn decode_chunk<'a>(json: &'a [u8], chunk: &mut Chunk<'a>) -> bool {
+    if plain_chunk(json, chunk).is_some() {
+        return true;
+    }
+    match serde_json::from_slice::<Chunk<'_>>(json) {
+        Ok(decoded) => {
+            *chunk = decoded;
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// A chunk or a whole response read with [`Reader`] when it is written plainly: the chunk serde would
 /// decode, for a fraction of the work. `None` for anything else, which serde then decodes —
 /// among them OpenRouter's stated cost, Groq's `x_groq` and an in-band error, which the
-/// reader leaves to serde rather than repeat its rules.
-fn plain_chunk(body: &[u8]) -> Option<Chunk<'_>> {
-    let mut chunk = Chunk {
-        model: None,
-        service_tier: None,
-        first_choice: None,
-        choices: Vec::new(),
-        usage: None,
-        x_groq: None,
-        error: None,
-    };
+/// reader leaves to serde rather than repeat its rules. Read into `chunk`, which must be
+/// empty (what it holds after a `None` is to be dropped).
+fn plain_chunk<'a>(body: &'a [u8], chunk: &mut Chunk<'a>) -> Option<()> {
     let mut seen = Seen::default();
     let mut r = Reader::new(body);
     r.object(|r, key| match key {
@@ -210,15 +220,14 @@ fn plain_chunk(body: &[u8]) -> Option<Chunk<'_>> {
         b"usage" => {
             seen.first(3)?;
             if !r.null() {
-                chunk.usage = Some(plain_usage(r)?);
+                plain_usage(r, chunk.usage.insert(ChatUsage::default()))?;
             }
             Some(())
         }
         b"x_groq" | b"error" => None,
         _ => r.skip(),
     })?;
-    r.end()?;
-    Some(chunk)
+    r.end()
 }
 
 fn plain_choice<'a>(r: &mut Reader<'a>) -> Option<Choice<'a>> {
@@ -245,17 +254,7 @@ fn plain_choice<'a>(r: &mut Reader<'a>) -> Option<Choice<'a>> {
 
 /// A `usage` of token counts only; a stated cost (`cost`, `is_byok`, `cost_details`) is left
 /// to serde.
-fn plain_usage<'a>(r: &mut Reader<'a>) -> Option<ChatUsage<'a>> {
-    let mut u = ChatUsage {
-        prompt_tokens: None,
-        completion_tokens: None,
-        prompt_tokens_details: None,
-        completion_tokens_details: None,
-        prompt_cache_hit_tokens: None,
-        cost: None,
-        is_byok: None,
-        cost_details: None,
-    };
+fn plain_usage<'a>(r: &mut Reader<'a>, u: &mut ChatUsage<'a>) -> Option<()> {
     let mut seen = Seen::default();
     r.object(|r, key| {
         match key {
@@ -313,8 +312,7 @@ fn plain_usage<'a>(r: &mut Reader<'a>) -> Option<ChatUsage<'a>> {
             _ => return r.skip(),
         }
         Some(())
-    })?;
-    Some(u)
+    })
 }
 
 /// The `model` and `service_tier` a decoded chunk would give, read from the members before its
@@ -346,7 +344,7 @@ fn plain_head(data: &[u8]) -> Option<(&str, Option<&str>)> {
 }
 
 /// A chunk of a stream, or a whole (non-streamed) response: both have these members.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct Chunk<'a> {
     #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
@@ -380,7 +378,7 @@ struct XGroq<'a> {
     usage: Option<ChatUsage<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct ChatUsage<'a> {
     #[serde(default)]
     prompt_tokens: Option<u64>,

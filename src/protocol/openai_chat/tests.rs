@@ -236,17 +236,28 @@ proptest! {
         let body = format!("{{{}}}{tail}", members.join(sep));
         let observe = |chunk: Option<Chunk<'_>>| {
             let mut obs = Observation::default();
-            if let Some(chunk) = chunk {
-                OpenAiChat::default().absorb(chunk, &mut obs);
+            if let Some(mut chunk) = chunk {
+                OpenAiChat::default().absorb(&mut chunk, &mut obs);
             }
             format!("{obs:?}")
         };
         let serde = serde_json::from_slice::<Chunk<'_>>(body.as_bytes()).ok();
         let serde_read = serde.is_some();
         let serde = observe(serde);
-        if let Some(plain) = plain_chunk(body.as_bytes()) {
+        let mut plain = Chunk::default();
+        if plain_chunk(body.as_bytes(), &mut plain).is_some() {
             prop_assert!(serde_read, "serde refused {}", body);
-            prop_assert_eq!(observe(Some(plain)), serde, "{}", body);
+            prop_assert_eq!(&observe(Some(plain)), &serde, "{}", body);
+            // What `decode_chunk` makes of it, read in place.
+            let mut decoded = Chunk::default();
+            prop_assert!(decode_chunk(body.as_bytes(), &mut decoded));
+            prop_assert_eq!(&observe(Some(decoded)), &serde, "{}", body);
+        } else {
+            let mut decoded = Chunk::default();
+            prop_assert_eq!(decode_chunk(body.as_bytes(), &mut decoded), serde_read, "{}", body);
+            if serde_read {
+                prop_assert_eq!(&observe(Some(decoded)), &serde, "{}", body);
+            }
         }
     }
 }
@@ -254,7 +265,7 @@ proptest! {
 #[test]
 fn the_plain_reader_takes_the_common_response() {
     let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\""},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}},"system_fingerprint":null}"#;
-    assert!(plain_chunk(body).is_some());
+    assert!(plain_chunk(body, &mut Chunk::default()).is_some());
 }
 
 #[test]
