@@ -31,6 +31,12 @@ use serde::de::IgnoredAny;
 
 use crate::sse::{LineKind, SseEvent, SseScanner, Visit};
 
+mod null_usage;
+mod repeat;
+
+use null_usage::{DATA, KEY, NULL, NullUsage};
+use repeat::Repeat;
+
 /// The state of a stripped stream.
 #[derive(Debug)]
 pub(crate) struct Strip {
@@ -52,6 +58,8 @@ pub(crate) struct Strip {
     line_start: Option<u8>,
     /// Removes `"usage":null` from the current line.
     line: NullUsage,
+    /// The stream's repeating `data:` lines, filtered without walking them again.
+    repeat: Repeat,
     /// The last frame ended with a line's `\r`: where a `\n` opening the next frame goes.
     cr: Option<Fate>,
     /// Bytes of the current frame already routed.
@@ -63,6 +71,9 @@ pub(crate) struct Strip {
 
 /// The buffer capacity a stream keeps between frames.
 const KEEP: usize = 16 * 1024;
+
+/// The byte order mark a stream may open with.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Where the bytes of a finished line went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +95,7 @@ impl Strip {
             drop_event: false,
             line_start: None,
             line: NullUsage::new(),
+            repeat: Repeat::default(),
             cr: None,
             pos: 0,
             bom: Some(0),
@@ -230,6 +242,28 @@ impl Strip {
         self.release();
     }
 
+    /// Routes a line that ends with `bytes`. One that lies whole in them and fits under the
+    /// cap skips the filter's walk: a `data:` line goes through [`Repeat`], which gives what
+    /// the filter would, and any other line is one the filter lets through unchanged (it
+    /// removes nothing outside `data:` lines, and keeps an object left open by an earlier
+    /// data line waiting).
+    fn route_line(&mut self, bytes: &[u8]) {
+        let whole = self.line_start.is_none()
+            && !self.passing
+            && !bytes.is_empty()
+            && bytes.len() <= self.max.saturating_sub(self.held_len());
+        if whole && !bytes.starts_with(DATA) && self.line.is_unread() {
+            self.line_start = Some(bytes[0]);
+            self.buf.extend_from_slice(bytes);
+        } else if whole && self.line.is_fresh() {
+            self.line_start = Some(bytes[0]);
+            self.repeat
+                .filter_line(&mut self.line, bytes, &mut self.buf);
+        } else {
+            self.route(bytes);
+        }
+    }
+
     /// The open unit is over the cap: what it holds goes out, and the rest as it comes.
     fn pass(&mut self) {
         self.passing = true;
@@ -239,7 +273,7 @@ impl Strip {
     /// A line of `frame` ended at `end`.
     fn line_end(&mut self, frame: &[u8], kind: LineKind, end: usize) {
         let start = self.pos.min(end);
-        self.route(&frame[start..end]);
+        self.route_line(&frame[start..end]);
         self.pos = end;
         self.line.end_line(&mut self.buf);
         if self.passing {
@@ -330,408 +364,6 @@ fn is_null_after(rest: &[u8]) -> bool {
     let rest = rest.trim_ascii_start();
     rest.strip_prefix(b":")
         .is_some_and(|r| r.trim_ascii_start().starts_with(NULL))
-}
-
-/// Removes the member `"usage":null` from the top-level object of a `data:` line, with the
-/// comma that separated it (`{"a":1,"usage":null}` → `{"a":1}`, `{"usage":null,"a":1}` →
-/// `{"a":1}`), whitespace around its parts allowed. One pass over the bytes as they come,
-/// across frames; it holds only a candidate member (at most [`NullUsage::MAX_CANDIDATE`]
-/// bytes) until it knows whether it is one.
-///
-/// An object left open at the end of a line continues on the event's next `data:` line (SSE
-/// joins them with a newline, whitespace to JSON), so a member is found on whichever data line
-/// it sits, as long as the member and its comma share a line.
-#[derive(Debug)]
-struct NullUsage {
-    at: Place,
-    /// Inside the top-level object: nesting depth, in a string, after a backslash.
-    depth: u32,
-    in_str: bool,
-    escaped: bool,
-    /// Right after the top-level `{`: the first member may be the one.
-    first: bool,
-    /// The candidate so far, and how far it matched.
-    held: Vec<u8>,
-    step: Option<(Step, bool)>,
-    /// The object the event's last data line left open, for its next data line.
-    open: Option<Open>,
-}
-
-/// Where an object left open at the end of a data line stood.
-#[derive(Debug, Clone, Copy)]
-struct Open {
-    depth: u32,
-    in_str: bool,
-    escaped: bool,
-}
-
-/// Where in its line the filter is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// Matching `data:` (this many bytes so far).
-    Prefix(usize),
-    /// After `data:` (and its optional space): waiting for the `{`.
-    Value,
-    /// After the `data:` of a line that continues an open object: a space here is the one SSE
-    /// takes off the value, anything else is the object's.
-    Resume,
-    /// Inside the top-level object.
-    Object,
-    /// Not a JSON object line, or past its end: nothing more to remove.
-    Off,
-}
-
-/// How far a candidate matched: before the key, in `"usage"`, before `:`, before `null`, in
-/// `null`, after it, after the comma that follows a first member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Lead,
-    Key(usize),
-    Colon,
-    Value,
-    Null(usize),
-    Tail,
-    AfterComma,
-}
-
-const KEY: &[u8] = b"\"usage\"";
-const NULL: &[u8] = b"null";
-const DATA: &[u8] = b"data:";
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-enum Verdict {
-    Hold,
-    Confirm,
-    Mismatch,
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t')
-}
-
-/// The bytes that change the filter's state outside a string.
-static STRUCTURE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 6 {
-        t[b"\"{}[],"[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// Where the next `"` or `\\` of a string is. Most strings of a chunk are a few bytes (keys,
-/// one-word deltas): a byte loop finds their end before `memchr2` would have set up.
-fn find_in_string(bytes: &[u8]) -> Option<usize> {
-    const SHORT: usize = 16;
-    let head = &bytes[..bytes.len().min(SHORT)];
-    match head.iter().position(|&b| b == b'"' || b == b'\\') {
-        Some(j) => Some(j),
-        None if bytes.len() > SHORT => {
-            memchr::memchr2(b'"', b'\\', &bytes[SHORT..]).map(|j| j + SHORT)
-        }
-        None => None,
-    }
-}
-
-impl NullUsage {
-    /// The longest candidate held before it is given up (whitespace beyond it is unusual).
-    const MAX_CANDIDATE: usize = 64;
-
-    fn new() -> Self {
-        NullUsage {
-            at: Place::Prefix(0),
-            depth: 0,
-            in_str: false,
-            escaped: false,
-            first: false,
-            held: Vec::new(),
-            step: None,
-            open: None,
-        }
-    }
-
-    /// Filters the next `bytes` of the line into `dest`.
-    ///
-    /// Only a few bytes can change the state: inside a string `"` and `\\`, outside one the
-    /// structure (`"{}[],`). [`walk`](Self::walk) skips the bytes before the next of them (a
-    /// table lookup a byte, or `memchr2` inside long strings) and everything up to the next
-    /// comma that may open the member; what it walked is copied to `dest` in one run. Only a
-    /// candidate member, the bytes right after the object's `{` and the line's prefix go byte
-    /// by byte.
-    /// The state it ends in is the same as byte by byte, so a line cut anywhere filters the
-    /// same.
-    fn filter(&mut self, bytes: &[u8], dest: &mut Vec<u8>) {
-        // `bytes[run..i]` are decided unchanged and not yet copied.
-        let mut run = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            match self.at {
-                Place::Off => break,
-                Place::Prefix(n) => {
-                    self.at = self.prefix(n, bytes[i]);
-                    i += 1;
-                }
-                Place::Value => {
-                    let b = bytes[i];
-                    if b == b'{' {
-                        self.at = Place::Object;
-                        self.depth = 1;
-                        self.first = true;
-                    } else if !is_ws(b) {
-                        self.at = Place::Off;
-                    }
-                    i += 1;
-                }
-                Place::Resume => {
-                    self.at = Place::Object;
-                    if bytes[i] == b' ' {
-                        i += 1;
-                    }
-                }
-                Place::Object if self.step.is_some() || self.first => {
-                    dest.extend_from_slice(&bytes[run..i]);
-                    self.object(bytes[i], dest);
-                    i += 1;
-                    run = i;
-                }
-                Place::Object => {
-                    let (next, candidate) = self.walk(bytes, i);
-                    i = next;
-                    if candidate {
-                        // A comma of the top-level object that may open the member: the
-                        // candidate starts, held instead of copied.
-                        dest.extend_from_slice(&bytes[run..i]);
-                        self.held.push(b',');
-                        self.step = Some((Step::Lead, false));
-                        i += 1;
-                        run = i;
-                    }
-                }
-            }
-        }
-        dest.extend_from_slice(&bytes[run..]);
-    }
-
-    /// Follows the top-level object from `bytes[i]` over everything that cannot start a
-    /// candidate: strings, nesting, and commas that open a key other than `"u…` (such a
-    /// candidate would fail at its third byte, inside the string that key opens). Stops at
-    /// the end of `bytes`, just past the object's closing brace (then [`Place::Off`]), or at a
-    /// top-level comma that may open the member: then it returns that comma's index and
-    /// `true`, without taking it.
-    ///
-    /// The state stays in locals for the walk: [`filter`](Self::filter)'s `match` runs once
-    /// per walk, not once per string or bracket.
-    fn walk(&mut self, bytes: &[u8], mut i: usize) -> (usize, bool) {
-        let (mut depth, mut in_str, mut escaped) = (self.depth, self.in_str, self.escaped);
-        let mut candidate = false;
-        while i < bytes.len() {
-            if in_str {
-                if escaped {
-                    escaped = false;
-                    i += 1;
-                    continue;
-                }
-                let Some(j) = find_in_string(&bytes[i..]) else {
-                    i = bytes.len();
-                    break;
-                };
-                i += j;
-                if bytes[i] == b'"' {
-                    in_str = false;
-                } else {
-                    escaped = true;
-                }
-                i += 1;
-                continue;
-            }
-            let b = bytes[i];
-            if !STRUCTURE[usize::from(b)] {
-                i += 1;
-                continue;
-            }
-            match b {
-                b'"' => in_str = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth = depth.saturating_sub(1);
-                    if depth == 0 {
-                        self.at = Place::Off;
-                        i += 1;
-                        break;
-                    }
-                }
-                _ if depth == 1
-                    && bytes.get(i + 1) == Some(&b'"')
-                    && bytes.get(i + 2).is_some_and(|&b| b != KEY[1]) =>
-                {
-                    in_str = true;
-                    i += 1;
-                }
-                _ if depth == 1 => {
-                    candidate = true;
-                    break;
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        (self.depth, self.in_str, self.escaped) = (depth, in_str, escaped);
-        (i, candidate)
-    }
-
-    /// The next prefix state after byte `b`, `n` bytes matched.
-    fn prefix(&mut self, n: usize, b: u8) -> Place {
-        if n < DATA.len() {
-            if b != DATA[n] {
-                return Place::Off;
-            }
-            if n + 1 == DATA.len() {
-                if let Some(open) = self.open.take() {
-                    self.depth = open.depth;
-                    self.in_str = open.in_str;
-                    self.escaped = open.escaped;
-                    return Place::Resume;
-                }
-            }
-            return Place::Prefix(n + 1);
-        }
-        // `data:` matched; `b` is the optional space or the value's first byte.
-        if b == b' ' {
-            return Place::Value;
-        }
-        // `b` is the value's first byte (it is already in `dest`).
-        if b == b'{' {
-            self.depth = 1;
-            self.first = true;
-            Place::Object
-        } else if is_ws(b) {
-            Place::Value
-        } else {
-            Place::Off
-        }
-    }
-
-    /// One byte inside the top-level object.
-    fn object(&mut self, b: u8, dest: &mut Vec<u8>) {
-        let top = self.depth == 1 && !self.in_str;
-        if let Some((step, first)) = self.step {
-            match self.advance(step, first, b) {
-                Verdict::Hold => {
-                    self.held.push(b);
-                    self.track(b);
-                    if self.held.len() > Self::MAX_CANDIDATE {
-                        dest.append(&mut self.held);
-                        self.step = None;
-                    }
-                    return;
-                }
-                Verdict::Confirm => self.held.clear(),
-                Verdict::Mismatch => dest.append(&mut self.held),
-            }
-            self.step = None;
-        }
-        let first = std::mem::take(&mut self.first);
-        if top && b == b',' {
-            self.step = Some((Step::Lead, false));
-            self.held.push(b);
-        } else if top && first && is_ws(b) {
-            self.first = true;
-            dest.push(b);
-        } else if top && first && b == b'"' {
-            self.step = Some((Step::Key(1), true));
-            self.held.push(b);
-        } else {
-            dest.push(b);
-        }
-        self.track(b);
-    }
-
-    /// Matches byte `b` of a candidate at `step`; `first` when it is the object's first member.
-    fn advance(&mut self, step: Step, first: bool, b: u8) -> Verdict {
-        let next = match step {
-            Step::Lead if is_ws(b) => Step::Lead,
-            Step::Lead if b == b'"' => Step::Key(1),
-            Step::Key(i) if b == KEY[i] => {
-                if i + 1 == KEY.len() {
-                    Step::Colon
-                } else {
-                    Step::Key(i + 1)
-                }
-            }
-            Step::Colon if is_ws(b) => Step::Colon,
-            Step::Colon if b == b':' => Step::Value,
-            Step::Value if is_ws(b) => Step::Value,
-            Step::Value if b == b'n' => Step::Null(1),
-            Step::Null(i) if b == NULL[i] => {
-                if i + 1 == NULL.len() {
-                    Step::Tail
-                } else {
-                    Step::Null(i + 1)
-                }
-            }
-            Step::Tail if is_ws(b) => Step::Tail,
-            Step::Tail if b == b'}' => return Verdict::Confirm,
-            Step::Tail if b == b',' && !first => return Verdict::Confirm,
-            Step::Tail if b == b',' => Step::AfterComma,
-            Step::AfterComma if is_ws(b) => Step::AfterComma,
-            Step::AfterComma => return Verdict::Confirm,
-            _ => return Verdict::Mismatch,
-        };
-        self.step = Some((next, first));
-        Verdict::Hold
-    }
-
-    /// Follows strings and nesting.
-    fn track(&mut self, b: u8) {
-        if self.in_str {
-            if self.escaped {
-                self.escaped = false;
-            } else if b == b'\\' {
-                self.escaped = true;
-            } else if b == b'"' {
-                self.in_str = false;
-            }
-            return;
-        }
-        match b {
-            b'"' => self.in_str = true,
-            b'{' | b'[' => self.depth += 1,
-            b'}' | b']' => {
-                self.depth = self.depth.saturating_sub(1);
-                if self.depth == 0 {
-                    self.at = Place::Off;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The line ended: an unfinished candidate was not the member; start over.
-    ///
-    /// An object still open waits for the event's next data line (other lines between leave
-    /// it waiting); [`end_event`](Self::end_event) forgets it.
-    fn end_line(&mut self, dest: &mut Vec<u8>) {
-        dest.append(&mut self.held);
-        let open = match self.at {
-            Place::Object => Some(Open {
-                depth: self.depth,
-                in_str: self.in_str,
-                escaped: self.escaped,
-            }),
-            _ => self.open,
-        };
-        *self = NullUsage {
-            held: std::mem::take(&mut self.held),
-            open,
-            ..NullUsage::new()
-        };
-    }
-
-    /// The event ended: no later line continues its data.
-    fn end_event(&mut self) {
-        self.open = None;
-    }
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+use super::null_usage::*;
 use super::*;
 use proptest::prelude::*;
 

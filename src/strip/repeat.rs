@@ -1,0 +1,274 @@
+//! The `data:` lines of one stream repeat their bytes but for the contents of a few strings.
+//!
+//! A chat stream's chunks differ from one another in the text of their delta (and, in some
+//! API versions, a random `obfuscation` string); the `id`, `object`, `model`, the structure,
+//! and where `"usage":null` stands repeat. [`Repeat`] learns a line's *pattern* once, by
+//! filtering it in pieces with [`NullUsage`] and checking its state between them: the line's
+//! bytes cut into *literals* and *holes*, where a hole is the contents of a string the filter
+//! was inside of with nothing held (see [`NullUsage::in_plain_string`]). From that state any
+//! string contents, up to the first quote not escaped, go out unchanged and leave the state as
+//! it was. So a later line made of the same literals around any string contents filters to the
+//! same literal outputs around the same contents: what the filter would give, without walking
+//! the line's structure again. A line that does not fit is filtered in full and its pattern
+//! learned instead.
+//!
+//! Most holes repeat too (`id`, `model`): after a line fits the learned pattern, the holes that
+//! held the same contents in both lines are merged into the literals around them, and that
+//! shorter pattern is tried first.
+//!
+//! A line that fits only the start of the pattern (the role chunk, the finish chunk and the
+//! usage chunk share the `id`, `object`, `model` and `system_fingerprint` of the text chunks)
+//! is filtered from after the last hole it fits, from the filter state that hole stood in,
+//! and the pattern learned from there.
+
+use super::null_usage::{NullUsage, find_in_string};
+
+/// The learned patterns of one stream.
+#[derive(Debug, Default)]
+pub(super) struct Repeat {
+    /// Every hole of the line it was learned from.
+    full: Pattern,
+    /// [`full`](Self::full) with the holes that held the same contents in the last two lines
+    /// that fit it merged into literals (empty until a line fits `full`).
+    fast: Pattern,
+    /// The holes' contents in the line `full` was learned from, one after another, and where
+    /// each ends.
+    learned: Vec<u8>,
+    learned_ends: Vec<usize>,
+    /// The holes of the line being matched, as ranges of it (kept for its allocation).
+    holes: Vec<(usize, usize)>,
+}
+
+/// Literals with a hole between each two.
+#[derive(Debug, Default)]
+struct Pattern {
+    /// The literals' bytes as the line has them, one after another.
+    input: Vec<u8>,
+    /// The literals' bytes as the filter lets them out, one after another.
+    output: Vec<u8>,
+    /// Where each literal ends in `input` and in `output`.
+    ends: Vec<(usize, usize)>,
+    /// The filter's depth in each hole (see [`NullUsage::in_plain_string`]); kept for `full`
+    /// only.
+    depths: Vec<u32>,
+}
+
+/// How much of a line fits a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// All of it.
+    Whole,
+    /// The first `holes` literals and the holes after them (at least one), up to `at` in the
+    /// line: the filter stood in a plain string at the depth of the last of them.
+    Start { holes: usize, at: usize },
+    /// Not even the first literal and hole.
+    None,
+}
+
+impl Pattern {
+    fn clear(&mut self) {
+        self.input.clear();
+        self.output.clear();
+        self.ends.clear();
+        self.depths.clear();
+    }
+
+    /// Keeps the first `literals` literals and the holes after them.
+    fn truncate(&mut self, literals: usize) {
+        match literals.checked_sub(1).and_then(|k| self.ends.get(k)) {
+            Some(&(i, o)) => {
+                self.input.truncate(i);
+                self.output.truncate(o);
+                self.ends.truncate(literals);
+                self.depths.truncate(literals);
+            }
+            None => self.clear(),
+        }
+    }
+
+    /// Ends the literal being built.
+    fn cut(&mut self) {
+        self.ends.push((self.input.len(), self.output.len()));
+    }
+
+    /// How much of `line` is this pattern's literals around string contents; the outputs of
+    /// what fits and the contents are appended to `dest`, and `holes` says where the contents
+    /// were.
+    fn fit(&self, line: &[u8], dest: &mut Vec<u8>, holes: &mut Vec<(usize, usize)>) -> Fit {
+        let Some((&last, body)) = self.ends.split_last() else {
+            return Fit::None;
+        };
+        holes.clear();
+        let (mut at, mut i, mut o) = (0, 0, 0);
+        for &(i_end, o_end) in body {
+            let literal = &self.input[i..i_end];
+            let Some(end) = line
+                .get(at..)
+                .filter(|rest| rest.starts_with(literal))
+                .and_then(|rest| string_end(&rest[literal.len()..]))
+            else {
+                return self.start(holes.len(), at);
+            };
+            at += literal.len();
+            dest.extend_from_slice(&self.output[o..o_end]);
+            dest.extend_from_slice(&line[at..at + end]);
+            holes.push((at, at + end));
+            at += end;
+            (i, o) = (i_end, o_end);
+        }
+        if line.get(at..) != Some(&self.input[i..last.0]) {
+            return self.start(holes.len(), at);
+        }
+        dest.extend_from_slice(&self.output[o..last.1]);
+        Fit::Whole
+    }
+
+    fn start(&self, holes: usize, at: usize) -> Fit {
+        if holes == 0 {
+            Fit::None
+        } else {
+            Fit::Start { holes, at }
+        }
+    }
+}
+
+/// Where the string whose contents start `bytes` ends: its first quote that no backslash
+/// escapes, as the filter reads strings.
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let at = i + find_in_string(bytes.get(i..)?)?;
+        if bytes[at] == b'"' {
+            return Some(at);
+        }
+        // A backslash: the byte after it is taken whatever it is.
+        i = at + 2;
+    }
+}
+
+impl Repeat {
+    /// Filters `line`, a whole `data:` line with its terminator, into `dest` as `filter` would
+    /// (followed by [`NullUsage::end_line`]); `filter` must be [fresh](NullUsage::is_fresh).
+    pub(super) fn filter_line(&mut self, filter: &mut NullUsage, line: &[u8], dest: &mut Vec<u8>) {
+        let start = dest.len();
+        if self.fast.fit(line, dest, &mut self.holes) == Fit::Whole {
+            filter.done();
+            return;
+        }
+        dest.truncate(start);
+        match self.full.fit(line, dest, &mut self.holes) {
+            Fit::Whole => {
+                filter.done();
+                self.refine(line);
+            }
+            Fit::Start { holes, at } => {
+                filter.resume_in_string(self.full.depths[holes - 1]);
+                self.learn(filter, line, holes, at, dest);
+            }
+            Fit::None => {
+                dest.truncate(start);
+                self.learn(filter, line, 0, 0, dest);
+            }
+        }
+    }
+
+    /// `line` fitted `full`: the holes that held what they held in the line `full` was learned
+    /// from become literal in `fast`.
+    fn refine(&mut self, line: &[u8]) {
+        let full = &self.full;
+        let fast = &mut self.fast;
+        fast.clear();
+        let (mut i, mut o, mut l) = (0, 0, 0);
+        for (k, &(i_end, o_end)) in full.ends.iter().enumerate() {
+            fast.input.extend_from_slice(&full.input[i..i_end]);
+            fast.output.extend_from_slice(&full.output[o..o_end]);
+            (i, o) = (i_end, o_end);
+            let Some(&(from, to)) = self.holes.get(k) else {
+                break;
+            };
+            let l_end = self.learned_ends[k];
+            let contents = &line[from..to];
+            if contents == &self.learned[l..l_end] {
+                fast.input.extend_from_slice(contents);
+                fast.output.extend_from_slice(contents);
+            } else {
+                fast.cut();
+            }
+            l = l_end;
+        }
+        fast.cut();
+    }
+
+    /// Filters `line` from `at` on, in pieces, and learns its pattern: `line[..at]` fitted the
+    /// first `holes` literals and holes of `full` (and `dest` has their output), and `filter`
+    /// stands where they left it. Cuts are made before and after the contents of each string
+    /// value written `":"` (where most of a chunk's strings are); those that the filter reads
+    /// as a plain string become holes.
+    fn learn(
+        &mut self,
+        filter: &mut NullUsage,
+        line: &[u8],
+        holes: usize,
+        at: usize,
+        dest: &mut Vec<u8>,
+    ) {
+        self.fast.clear();
+        let full = &mut self.full;
+        full.truncate(holes);
+        self.learned.clear();
+        self.learned_ends.clear();
+        for &(from, to) in &self.holes[..holes] {
+            self.learned.extend_from_slice(&line[from..to]);
+            self.learned_ends.push(self.learned.len());
+        }
+        // `line[..done]` is filtered, `dest[out..]` is the output of the literal being built
+        // (from `line[lit..]`).
+        let (mut done, mut lit, mut out) = (at, at, dest.len());
+        let mut search = at;
+        let mut valid = true;
+        while let Some(colon) = memchr::memchr(b':', &line[search..]) {
+            let colon = search + colon;
+            search = colon + 1;
+            if colon == 0 || line[colon - 1] != b'"' || line.get(colon + 1) != Some(&b'"') {
+                continue;
+            }
+            let from = colon + 2;
+            let Some(len) = string_end(&line[from..]) else {
+                break;
+            };
+            let to = from + len;
+            filter.filter(&line[done..from], dest);
+            done = from;
+            if !filter.in_plain_string() {
+                continue;
+            }
+            let depth = filter.depth();
+            let literal_out = dest.len();
+            filter.filter(&line[from..to], dest);
+            done = to;
+            // Holds by how the filter reads strings; checked, as the pattern's soundness rests
+            // on it.
+            valid &= filter.in_plain_string()
+                && filter.depth() == depth
+                && dest.len() - literal_out == len;
+            full.input.extend_from_slice(&line[lit..from]);
+            full.output.extend_from_slice(&dest[out..literal_out]);
+            full.cut();
+            full.depths.push(depth);
+            self.learned.extend_from_slice(&line[from..to]);
+            self.learned_ends.push(self.learned.len());
+            (lit, out) = (to, dest.len());
+            search = to;
+        }
+        filter.filter(&line[done..], dest);
+        full.input.extend_from_slice(&line[lit..]);
+        full.output.extend_from_slice(&dest[out..]);
+        full.cut();
+        if !valid || !filter.is_done() || self.learned_ends.is_empty() {
+            full.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+use super::super::null_usage::NullUsage;
+use super::*;
+use proptest::prelude::*;
+
+/// What the filter alone gives for one whole line.
+fn walked(line: &[u8]) -> Vec<u8> {
+    let mut f = NullUsage::new();
+    let mut out = Vec::new();
+    f.filter(line, &mut out);
+    f.end_line(&mut out);
+    out
+}
+
+/// What the repeat gives for one whole line, after the lines it has seen.
+fn repeated(repeat: &mut Repeat, line: &[u8]) -> Vec<u8> {
+    let mut f = NullUsage::new();
+    let mut out = b"before".to_vec();
+    repeat.filter_line(&mut f, line, &mut out);
+    f.end_line(&mut out);
+    out.split_off(6)
+}
+
+fn chunk(delta: &str, finish: &str) -> String {
+    format!(
+        "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}],\"usage\":null}}\n"
+    )
+}
+
+#[test]
+fn a_chat_stream_is_learned_once_then_fits_a_pattern_with_one_hole() {
+    let mut repeat = Repeat::default();
+    let mut lines = vec![chunk(r#"{"role":"assistant","content":""}"#, "null")];
+    for word in [
+        " Hello",
+        " \\\"usage\\\":null",
+        " wor\\\\",
+        "ld",
+        "",
+        " é\\n",
+    ] {
+        lines.push(chunk(&format!(r#"{{"content":"{word}"}}"#), "null"));
+    }
+    lines.push(chunk("{}", r#""stop""#));
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.as_bytes();
+        let want = walked(line);
+        assert!(!want.ends_with(b",\"usage\":null}\n") && want.len() + 13 == line.len());
+        assert_eq!(repeated(&mut repeat, line), want, "line {i}");
+        // The role line and the first content line are learned (`id`, `object`, `model` and
+        // the text are holes); the second fits that and leaves the text the one hole.
+        let holes = match i {
+            0 | 1 | 7 => None,
+            _ => Some(1),
+        };
+        assert_eq!(
+            repeat.fast.ends.len().checked_sub(1),
+            holes,
+            "line {i}: {:?}",
+            repeat.fast
+        );
+    }
+    assert_eq!(repeat.full.ends.len(), 5, "the finish line's holes");
+}
+
+#[test]
+fn bytes_that_only_look_like_the_pattern_are_walked() {
+    let mut repeat = Repeat::default();
+    let learned = br#"data: {"a":"x","b":{"c":"y"},"usage":null}
+"#;
+    let twice = br#"data: {"a":"z","b":{"c":"w"},"usage":null}
+"#;
+    for line in [&learned[..], twice] {
+        assert_eq!(repeated(&mut repeat, line), walked(line));
+    }
+    assert_eq!(repeat.fast.ends.len(), 3);
+    for line in [
+        // A quote that is not escaped ends the hole where the learned one did not.
+        &br#"data: {"a":"x","usage":null,"q":"","b":{"c":"y"},"usage":null}
+"#[..],
+        // The same text nested deeper, or inside a string.
+        br#"data: {"a":"x","b":{"c":"y"},"d":{"usage":null}}
+"#,
+        br#"data: {"a":"x\","b":{"c":"y"},"usage":null}
+"#,
+        br#"data: {"a":"x\\","b":{"c":"y\"},\"usage\":null}
+"#,
+        // Whitespace the learned line did not have.
+        br#"data: {"a":"x","b":{"c":"y"}, "usage" : null }
+"#,
+        // Cut short.
+        br#"data: {"a":"x","b":{"c":"y"},"usage":null
+"#,
+        br#"data: {"a":"x","b":{"c":"y"},"usage":null"#,
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&repeated(&mut repeat, line)),
+            String::from_utf8_lossy(&walked(line)),
+        );
+    }
+}
+
+#[test]
+fn a_line_that_leaves_its_object_open_is_not_learned() {
+    let mut repeat = Repeat::default();
+    let line = br#"data: {"a":"x","usage":null,"b":"y""#;
+    assert_eq!(repeated(&mut repeat, line), walked(line));
+    assert!(repeat.full.ends.is_empty());
+    let mut f = NullUsage::new();
+    let mut out = Vec::new();
+    repeat.filter_line(&mut f, line, &mut out);
+    assert!(
+        !f.is_done(),
+        "the filter's own state is kept for the next data line"
+    );
+}
+
+#[test]
+fn string_end_skips_what_a_backslash_escapes() {
+    assert_eq!(string_end(br#"ab"c"#), Some(2));
+    assert_eq!(string_end(br#"a\"b"c"#), Some(4));
+    assert_eq!(string_end(br#"a\\"c"#), Some(3));
+    assert_eq!(string_end(br#"a\"#), None);
+    assert_eq!(string_end(br#"a\""#), None);
+    assert_eq!(string_end(b""), None);
+    let long = format!("{}\\\"{}\"", "x".repeat(20), "y".repeat(30));
+    assert_eq!(string_end(long.as_bytes()), Some(52));
+}
+
+/// String contents drawn from tokens that matter to the filter: escapes, quotes that end the
+/// string early, `"usage":null` as text, structure.
+fn contents() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "a",
+            "chatcmpl-1",
+            " ",
+            "é",
+            "\\\"",
+            "\\\\",
+            "\\",
+            "\"",
+            "\\\"usage\\\":null",
+            "\"usage\":null",
+            ",\"usage\":null",
+            "{",
+            "}",
+            "\":\"",
+            "\\\":",
+            ":",
+            ",",
+        ]),
+        0..6,
+    )
+    .prop_map(|t| t.concat())
+}
+
+/// Lines of a few shapes (the member at the end, first, nested, spaced; strings after it;
+/// objects left open; not an object), with `{0}` and `{1}` to fill.
+const SHAPES: [&str; 8] = [
+    "data: {\"id\":\"{0}\",\"choices\":[{\"delta\":{\"content\":\"{1}\"}}],\"usage\":null}\n",
+    "data: {\"usage\":null,\"id\":\"{0}\",\"x\":{\"usage\":null,\"s\":\"{1}\"}}\n",
+    "data: {\"id\":\"{0}\" , \"usage\" : null , \"t\":\"{1}\"}\r\n",
+    "data:{\"a\":\"{0}\",\"b\":\"{1}\"}\n",
+    "data: {\"a\":\"{0}\",\"b\":{\"usage\":null},\"c\":\"{1}\",\"usage\":null}\n",
+    "data: {\"a\":\"{0}\",\"usage\":null,\"b\":\"{1}\"",
+    "data: [\"{0}\",\"usage\":null,\"{1}\"]\n",
+    "data: {\"a\":\"{0}\",\"usage\":null,\"o\":\"{1}\"}\r",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A stream's lines share their shapes and most of their contents, as chunks do, and
+    /// differ in the rest (what would break a pattern included): each line filters through the
+    /// repeat as through the walk, whether it is learned, fitted to the full or the merged
+    /// pattern, or walked again.
+    #[test]
+    fn the_repeat_filters_every_line_as_the_walk(
+        shapes in prop::collection::vec(prop::sample::select(SHAPES.to_vec()), 1..3),
+        firsts in prop::collection::vec(prop_oneof![Just("c1".to_string()), contents()], 1..3),
+        seconds in prop::collection::vec(contents(), 1..5),
+        picks in prop::collection::vec(any::<(prop::sample::Index, prop::sample::Index, prop::sample::Index)>(), 1..24),
+    ) {
+        let mut repeat = Repeat::default();
+        for (shape, first, second) in &picks {
+            let line = shape
+                .get(&shapes)
+                .replace("{0}", first.get::<String>(&firsts).as_str())
+                .replace("{1}", second.get::<String>(&seconds).as_str());
+            let line = line.as_bytes();
+            let (got, want) = (repeated(&mut repeat, line), walked(line));
+            prop_assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+}
