@@ -23,6 +23,7 @@
 //! provider counts as `unknown`.
 
 mod records;
+mod series;
 mod writer;
 
 use std::sync::Arc;

@@ -18,6 +18,8 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tower_activity::{ActivityRecord, ActivitySink, RecordKind, SinkError};
 
+use super::series::{Series, TOKEN_TYPES};
+
 /// The most models (and providers) the per-model metrics keep apart; the records of later
 /// ones are counted under `model="other"` (`provider="other"`), so a client sending made-up
 /// model names cannot grow the scrape without bound.
@@ -53,6 +55,13 @@ struct RouteLabels {
 struct ModelLabels {
     model: String,
     provider: String,
+}
+
+/// A model's labels and its key in the cost sums, built once per kept series.
+#[derive(Debug)]
+struct ModelEntry {
+    labels: ModelLabels,
+    cost: (String, String),
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +103,8 @@ pub struct RecordMetrics {
     routes: Arc<Bounded>,
     models: Arc<Bounded>,
     providers: Arc<Bounded>,
+    /// The series each recent route and model counts into.
+    series: Arc<Mutex<Series<RouteLabels, ModelEntry>>>,
 }
 
 impl Default for RecordMetrics {
@@ -109,6 +120,7 @@ impl Default for RecordMetrics {
             routes: Arc::new(Bounded::new(MAX_ROUTES)),
             models: Arc::new(Bounded::new(MAX_MODELS)),
             providers: Arc::new(Bounded::new(MAX_PROVIDERS)),
+            series: Arc::default(),
         }
     }
 }
@@ -164,44 +176,75 @@ impl RecordMetrics {
 
     /// Counts one request record.
     fn observe(&self, r: &ActivityRecord) {
-        let by_route = RouteLabels {
-            route: self.routes.label(&route(&r.endpoint)),
-            outcome: r.outcome.as_str(),
-        };
-        self.requests.get_or_create(&by_route).inc();
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let by_route = series.route(&r.endpoint, r.outcome.as_str(), || {
+            let labels = RouteLabels {
+                route: self.routes.label(&route(&r.endpoint)),
+                outcome: r.outcome.as_str(),
+            };
+            let requests = self.requests.get_or_create(&labels).clone();
+            (labels, requests)
+        });
+        by_route.requests.inc();
         if let Some(ms) = r.latency_ms {
-            self.duration.get_or_create(&by_route).observe(ms / 1000.0);
+            let labels = &by_route.labels;
+            by_route
+                .duration
+                .get_or_insert_with(|| self.duration.get_or_create(labels).clone())
+                .observe(ms / 1000.0);
         }
-        let by_model = ModelLabels {
-            model: self.models.label(r.model.as_deref().unwrap_or(UNKNOWN)),
-            provider: self
-                .providers
-                .label(r.provider.as_deref().unwrap_or(UNKNOWN)),
-        };
-        self.model_requests.get_or_create(&by_model).inc();
+        let by_model = series.model(r.model.as_deref(), r.provider.as_deref(), || {
+            let labels = ModelLabels {
+                model: self.models.label(r.model.as_deref().unwrap_or(UNKNOWN)),
+                provider: self
+                    .providers
+                    .label(r.provider.as_deref().unwrap_or(UNKNOWN)),
+            };
+            let requests = self.model_requests.get_or_create(&labels).clone();
+            let cost = (labels.model.clone(), labels.provider.clone());
+            (ModelEntry { labels, cost }, requests)
+        });
+        by_model.requests.inc();
+        let labels = &by_model.labels.labels;
         if let Some(ms) = r.ttft_ms {
-            self.ttft.get_or_create(&by_model).observe(ms / 1000.0);
+            by_model
+                .ttft
+                .get_or_insert_with(|| self.ttft.get_or_create(labels).clone())
+                .observe(ms / 1000.0);
         }
         let counts = [
-            ("input", r.input_tokens),
-            ("output", r.output_tokens),
-            ("cache_read", r.cache_read_tokens),
-            ("cache_write", r.cache_write_tokens),
-            ("reasoning", r.reasoning_tokens),
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens,
+            r.reasoning_tokens,
         ];
-        for (kind, n) in counts {
+        for ((n, slot), kind) in counts
+            .into_iter()
+            .zip(&mut by_model.tokens)
+            .zip(TOKEN_TYPES)
+        {
             if let Some(n) = n {
-                let labels = TokenLabels {
-                    model: by_model.model.clone(),
-                    provider: by_model.provider.clone(),
-                    r#type: kind,
-                };
-                self.tokens.get_or_create(&labels).inc_by(n);
+                slot.get_or_insert_with(|| {
+                    let labels = TokenLabels {
+                        model: labels.model.clone(),
+                        provider: labels.provider.clone(),
+                        r#type: kind,
+                    };
+                    self.tokens.get_or_create(&labels).clone()
+                })
+                .inc_by(n);
             }
         }
         if let Some(cost) = r.cost_usd {
             let mut sums = self.cost.lock().unwrap_or_else(|e| e.into_inner());
-            *sums.entry((by_model.model, by_model.provider)).or_default() += cost;
+            let key = &by_model.labels.cost;
+            match sums.get_mut(key) {
+                Some(sum) => *sum += cost,
+                None => {
+                    sums.insert(key.clone(), cost);
+                }
+            }
         }
     }
 }
