@@ -23,6 +23,9 @@
 
 use super::null_usage::{NullUsage, find_in_string};
 
+/// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
+const HOLES: usize = 8;
+
 /// The learned patterns of one stream.
 #[derive(Debug, Default)]
 pub(super) struct Repeat {
@@ -178,6 +181,9 @@ impl Repeat {
         let full = &self.full;
         let fast = &mut self.fast;
         fast.clear();
+        fast.input.reserve(full.input.len() + line.len());
+        fast.output.reserve(full.output.len() + line.len());
+        fast.ends.reserve(full.ends.len());
         let (mut i, mut o, mut l) = (0, 0, 0);
         for (k, &(i_end, o_end)) in full.ends.iter().enumerate() {
             fast.input.extend_from_slice(&full.input[i..i_end]);
@@ -221,6 +227,16 @@ impl Repeat {
             self.learned.extend_from_slice(&line[from..to]);
             self.learned_ends.push(self.learned.len());
         }
+        // Once per stream, room for a chunk's pattern, instead of growing each vector step by
+        // step (a stream's strip is new, and its first lines are learned).
+        let rest = line.len() - at;
+        full.input.reserve(rest);
+        full.output.reserve(rest);
+        full.ends.reserve(HOLES);
+        full.depths.reserve(HOLES);
+        self.learned.reserve(rest);
+        self.learned_ends.reserve(HOLES);
+        self.holes.reserve(HOLES);
         // `line[..done]` is filtered, `dest[out..]` is the output of the literal being built
         // (from `line[lit..]`).
         let (mut done, mut lit, mut out) = (at, at, dest.len());
