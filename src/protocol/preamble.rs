@@ -67,6 +67,8 @@ struct Pattern {
     /// compared through the holes at once. Until then, most streams repeat the bytes exactly,
     /// which `memcmp` confirms faster than the loop that looks for the differences.
     varying: bool,
+    /// Every hole of `last` holds a [`plain_count`].
+    plain: bool,
 }
 
 impl Pattern {
@@ -87,12 +89,15 @@ impl Pattern {
         self.last.extend_from_slice(&json[from..to]);
         self.holes
             .extend(holes.iter().map(|&(start, end)| (start - from, end - from)));
+        self.plain = holes
+            .iter()
+            .all(|&(start, end)| plain_count(&json[start..end]));
     }
 
     /// The length of the start of `json` that matches the remembered bytes; `whole` when all of
-    /// `json` must.
+    /// `json` must. With it, whether every hole of `json` holds a [`plain_count`].
     #[inline]
-    fn matches(&mut self, json: &[u8], whole: bool) -> Option<usize> {
+    fn matches(&mut self, json: &[u8], whole: bool) -> Option<(usize, bool)> {
         if !self.varying && !self.last.is_empty() {
             let exact = if whole {
                 json == self.last.as_slice()
@@ -100,7 +105,7 @@ impl Pattern {
                 json.starts_with(&self.last)
             };
             if exact {
-                return Some(self.last.len());
+                return Some((self.last.len(), self.plain));
             }
         }
         self.matches_through_holes(json, whole)
@@ -109,30 +114,32 @@ impl Pattern {
     /// [`matches`](Self::matches) when the bytes as last written do not repeat: out of line, so
     /// that the common case is a comparison at the call site.
     #[inline(never)]
-    fn matches_through_holes(&mut self, json: &[u8], whole: bool) -> Option<usize> {
+    fn matches_through_holes(&mut self, json: &[u8], whole: bool) -> Option<(usize, bool)> {
         // Without holes only the exact comparison could match.
         if self.last.is_empty() || self.holes.is_empty() {
             return None;
         }
-        let len = self.through_holes(json)?;
+        let (len, plain) = self.through_holes(json)?;
         if whole && len != json.len() {
             return None;
         }
         self.varying = true;
-        Some(len)
+        Some((len, plain))
     }
 
-    /// [`matches`](Self::matches) without `whole`: the end of the match in `json`.
-    fn through_holes(&self, json: &[u8]) -> Option<usize> {
+    /// [`matches`](Self::matches) without `whole`: the end of the match in `json`, and whether
+    /// its holes hold plain counts.
+    fn through_holes(&self, json: &[u8]) -> Option<(usize, bool)> {
         let last = self.last.as_slice();
         let (mut at, mut from) = (0, 0); // in `json`, in `last`
         let mut holes = self.holes.iter();
+        let mut plain = self.plain;
         loop {
             let same = common_prefix(json.get(at..)?, last.get(from..)?);
             at += same;
             from += same;
             if from == last.len() {
-                return Some(at);
+                return Some((at, plain));
             }
             // They differ at `from` (or `json` ended): in a hole, or no match. A hole that
             // ends before `from` held the same value in both.
@@ -141,7 +148,11 @@ impl Pattern {
                 return None;
             }
             // The event's value starts where the remembered one did.
-            at = scalar_end(json, at.checked_sub(from - start)?)?;
+            let value = at.checked_sub(from - start)?;
+            let digits;
+            (at, digits) = scalar_digits(json, value)?;
+            // A count serde reads as a `u64`: one to nineteen digits, no leading zero.
+            plain &= digits && at - value <= 19 && (json[value] != b'0' || at - value == 1);
             from = end;
         }
     }
@@ -177,6 +188,15 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         .count()
 }
 
+/// Whether a number is written as serde reads any `u64` from it: one to nineteen digits, no
+/// leading zero.
+#[inline]
+fn plain_count(value: &[u8]) -> bool {
+    matches!(value.len(), 1..=19)
+        && (value[0] != b'0' || value.len() == 1)
+        && value.iter().all(u8::is_ascii_digit)
+}
+
 #[inline]
 fn u128_of(bytes: &[u8]) -> u128 {
     let mut word = [0u8; 16];
@@ -209,6 +229,23 @@ pub(crate) struct Preamble<S> {
     /// events name the same key there, so it is compared, not parsed.
     head: Vec<u8>,
     head_key: usize,
+    /// What the last [`visit`](Preamble::visit) found.
+    shape: Shape,
+}
+
+/// What the last [`Preamble::visit`] found of the event's shape.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// The event repeated the preamble, the head and the postamble: it was not walked past its
+    /// first varying member.
+    pub(crate) repeated: bool,
+    /// When it `repeated`: every number or boolean in the remembered bytes is, in this event, a
+    /// count serde reads as a `u64` (one to nineteen digits, no leading zero).
+    pub(crate) plain: bool,
+    /// Counts the visits that remembered or forgot anything: two events with the same
+    /// generation, the later one `repeated`, have the same bytes outside their numbers and the
+    /// string of their first varying member.
+    pub(crate) generation: u64,
 }
 
 /// Whether `c` can be part of a number or a boolean as it is written in JSON.
@@ -228,6 +265,25 @@ static SCALAR: [bool; 256] = {
     }
     table
 };
+
+/// [`scalar_end`], and whether the value is all digits, in one pass.
+#[inline]
+fn scalar_digits(json: &[u8], at: usize) -> Option<(usize, bool)> {
+    let first = *json.get(at)?;
+    if first == b'n' || !scalar_byte(first) {
+        return None;
+    }
+    let mut digits = true;
+    let mut end = at;
+    while let Some(&c) = json.get(end) {
+        if !scalar_byte(c) {
+            break;
+        }
+        digits &= c.is_ascii_digit();
+        end += 1;
+    }
+    Some((end, digits))
+}
 
 /// The end of the number or boolean at `at`: the value's bytes, when it is one (a first byte
 /// other than `n`, which would be `null`).
@@ -260,6 +316,11 @@ impl<S: State> Preamble<S> {
         }
     }
 
+    /// What the last [`visit`](Self::visit) found of its event's shape.
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
+    }
+
     /// Calls `member(key, value, state)` for every member of `json`, as a walk of the whole event does,
     /// skipping the remembered preamble and postamble when `json` repeats them, and remembering
     /// this event's otherwise. Returns the state the [`Effect::Constant`] members built.
@@ -268,16 +329,23 @@ impl<S: State> Preamble<S> {
         json: &'a [u8],
         mut member: impl FnMut(&[u8], Value<'a>, &mut S) -> Effect,
     ) -> S {
+        let generation = self.shape.generation;
+        self.shape = Shape {
+            repeated: false,
+            plain: false,
+            generation: generation + 1,
+        };
         let (mut state, split, members) = match self.pre.matches(json, false) {
-            Some(len) => {
+            Some((len, pre_plain)) => {
                 let mut state = self.state.clone();
-                let first = scan::known_string_member(json, len - 1, &self.head, self.head_key)
-                    .or_else(|| {
-                        let first = scan::quick_string_member(json, len - 1)
-                            .or_else(|| Members::new(json, len - 1).next());
-                        self.remember_head(json, first.as_ref());
-                        first
-                    });
+                let known = scan::known_string_member(json, len - 1, &self.head, self.head_key);
+                let first = known.or_else(|| {
+                    let first = scan::quick_string_member(json, len - 1)
+                        .or_else(|| Members::new(json, len - 1).next());
+                    self.remember_head(json, first.as_ref());
+                    first
+                });
+                let known = known.is_some();
                 let Some(first) = first else {
                     return state;
                 };
@@ -285,7 +353,15 @@ impl<S: State> Preamble<S> {
                 member(first.key, first.value, &mut state);
                 let split = matches!(first.value, Value::Str(_)).then_some(first.next);
                 if let Some(split) = split {
-                    if self.post.matches(&json[split..], true).is_some() {
+                    if let Some((_, post_plain)) = self.post.matches(&json[split..], true) {
+                        // Nothing remembered or forgotten: the generation stands.
+                        if known {
+                            self.shape = Shape {
+                                repeated: true,
+                                plain: pre_plain && post_plain,
+                                generation,
+                            };
+                        }
                         state.then(&self.post_state);
                         return state;
                     }
@@ -622,7 +698,7 @@ mod tests {
             pattern.remember(first, 0, to, &holes);
             for event in &events {
                 prop_assert_eq!(
-                    pattern.matches(event, whole),
+                    pattern.matches(event, whole).map(|(len, _)| len),
                     pattern.reference(event, whole),
                     "{:?} against {:?}", String::from_utf8_lossy(event),
                     String::from_utf8_lossy(&pattern.last)

@@ -41,6 +41,13 @@ impl<'a> Text<'a> {
         std::str::from_utf8(self.0).ok()
     }
 
+    /// [`chars`](Self::chars) of a string with neither escapes nor control characters, which
+    /// serde reads as it is whatever else it holds (an ignored string's UTF-8 is not checked);
+    /// `None` for any other.
+    pub(crate) fn printable_chars(self) -> Option<u64> {
+        plain_chars(self.0)
+    }
+
     /// The number of characters the string holds: escapes count as the character they stand
     /// for (`\n`, `\"`, `\u00e9`; a surrogate pair is two escapes and counts two, as UTF-16
     /// does), multi-byte UTF-8 as one.
@@ -53,8 +60,9 @@ impl<'a> Text<'a> {
     }
 }
 
-/// [`Text::chars`] of a string without escapes, eight bytes at a time: its bytes less the
-/// bytes that continue a multi-byte character. `None` when it holds a backslash.
+/// [`Text::chars`] of a string without escapes or control characters, eight bytes at a time:
+/// its bytes less the bytes that continue a multi-byte character. `None` when it holds a
+/// backslash or a byte below 0x20.
 fn plain_chars(raw: &[u8]) -> Option<u64> {
     let mut words = raw.chunks_exact(8);
     let mut continuations = 0;
@@ -65,22 +73,26 @@ fn plain_chars(raw: &[u8]) -> Option<u64> {
     }
     let tail = words.remainder();
     if !tail.is_empty() {
-        // Zero bytes pad the tail: neither a backslash nor a continuation. Assembled byte by
-        // byte: a copy of a variable length is a call to `memcpy`, which cost more than the
+        // Assembled byte by byte: a copy of a variable length is a call to `memcpy`, which cost more than the
         // count itself on a stream's short deltas.
+        // Spaces pad the tail: neither a backslash, a control character nor a continuation.
         let word = tail
             .iter()
             .rev()
-            .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+            .fold(LO * 0x20, |word, &b| (word << 8) | u64::from(b));
         continuations += plain_word(word)?;
     }
     Some(raw.len() as u64 - u64::from(continuations))
 }
 
-/// The continuation bytes (`0b10xx_xxxx`) of eight bytes; `None` when one is a backslash.
+/// The continuation bytes (`0b10xx_xxxx`) of eight bytes; `None` when one is a backslash or
+/// below 0x20.
 #[inline]
 fn plain_word(word: u64) -> Option<u32> {
-    if has_byte(word, b'\\') {
+    // A byte below 0x20 borrows in the subtraction and has its top bit clear (exact: a
+    // borrow only marks bytes above one that is below 0x20, and only the test for any is used).
+    let control = word.wrapping_sub(LO * 0x20) & !word & HI;
+    if has_byte(word, b'\\') || control != 0 {
         return None;
     }
     // One bit per continuation byte, moved to the byte's lowest bit and summed into the top
@@ -597,11 +609,11 @@ mod tests {
 
         #[test]
         fn both_counts_agree_on_any_bytes(bytes in prop::collection::vec(prop_oneof![
-            Just(b'\\'), Just(b'u'), Just(b'a'), Just(0xC3), Just(0xA9), any::<u8>()
+            Just(b'\\'), Just(b'u'), Just(b'a'), Just(0xC3), Just(0xA9), Just(0x1F), Just(0x20), Just(0x00), any::<u8>()
         ], 0..64)) {
             prop_assert_eq!(short_chars(&bytes), long_chars(&bytes));
             prop_assert_eq!(Text(&bytes).chars(), short_chars(&bytes));
-            if !bytes.contains(&b'\\') {
+            if !bytes.iter().any(|&c| c == b'\\' || c < 0x20) {
                 prop_assert_eq!(plain_chars(&bytes), Some(short_chars(&bytes)));
             } else {
                 prop_assert_eq!(plain_chars(&bytes), None);
