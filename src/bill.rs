@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::pricing::{PricingTier, SearchContextSize, TokenUsage, parse_exact};
-use crate::protocol::{StatedCost, Usage};
+use crate::protocol::{StatedCost, Usage, UsageDetails};
 use crate::record::ActivityRecord;
 
 /// What the request asked for that changes its price.
@@ -95,6 +95,11 @@ struct SearchOptions<'a> {
 /// Sets the record's `usage_details` from a reported usage: every count the provider
 /// reported beyond the token fields; `None` when there is none.
 pub(crate) fn usage_details(r: &mut ActivityRecord, usage: &Usage) {
+    // Most responses report none: no need to list the sixteen names to find that out.
+    if usage.details == UsageDetails::default() {
+        r.usage_details = None;
+        return;
+    }
     let mut details = BTreeMap::new();
     // Inserted one by one: collecting sorts the entries in a vector of its own first.
     for (name, n) in usage.details.entries() {
@@ -181,6 +186,30 @@ mod tests {
         assert_eq!(t.search_context, SearchContextSize::Medium);
         assert_eq!(read("not json service_tier"), RequestTerms::default());
         assert_eq!(RequestTerms::read(None), RequestTerms::default());
+    }
+
+    #[test]
+    fn usage_details_are_the_reported_counts_and_none_without_one() {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.usage_details = Some(BTreeMap::from([("stale".to_owned(), 1)]));
+        usage_details(&mut r, &Usage::default());
+        assert_eq!(r.usage_details, None);
+        // A count with no `usage_details` name (output video) is none either.
+        let mut u = Usage::default();
+        u.details.output.video = Some(3);
+        r.usage_details = Some(BTreeMap::new());
+        usage_details(&mut r, &u);
+        assert_eq!(r.usage_details, None);
+        u.details.cache_write_1h = Some(0);
+        u.details.input.audio = Some(7);
+        usage_details(&mut r, &u);
+        assert_eq!(
+            r.usage_details,
+            Some(BTreeMap::from([
+                ("cache_write_1h_tokens".to_owned(), 0),
+                ("input_audio_tokens".to_owned(), 7),
+            ]))
+        );
     }
 
     #[test]

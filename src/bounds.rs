@@ -54,9 +54,13 @@ impl ActivityRecord {
                 ProviderError::MAX_MESSAGE,
             );
         }
-        for (key, value) in self.metadata.iter_mut() {
-            if cap_strings(value, Self::MAX_METADATA_STRING) {
-                cut.push(format!("metadata.{key}"));
+        // Read first: changing goes through `DerefMut`, which copies a shared `price_table`.
+        let max = Self::MAX_METADATA_STRING;
+        if self.metadata.values().any(|value| !within(value, max)) {
+            for (key, value) in self.metadata.iter_mut() {
+                if cap_strings(value, max) {
+                    cut.push(format!("metadata.{key}"));
+                }
             }
         }
         if cut.is_empty() {
@@ -133,6 +137,16 @@ fn cap_strings(value: &mut Value, max: usize) -> bool {
     }
 }
 
+/// Whether every string in `value` (at any depth) is at most `max` bytes.
+fn within(value: &Value, max: usize) -> bool {
+    match value {
+        Value::String(s) => s.len() <= max,
+        Value::Array(items) => items.iter().all(|v| within(v, max)),
+        Value::Object(map) => map.values().all(|v| within(v, max)),
+        _ => true,
+    }
+}
+
 /// About how many bytes a JSON value holds.
 fn value_size(value: &Value) -> usize {
     size_of::<Value>()
@@ -199,6 +213,26 @@ mod tests {
         let before = r.clone();
         assert!(!r.cap_fields());
         assert_eq!(r, before);
+    }
+
+    #[test]
+    fn a_shared_price_table_is_capped_and_otherwise_left_shared() {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.metadata
+            .share_price_table(std::sync::Arc::new(json!({"source": "table", "date": "d"})));
+        r.metadata.insert("short".into(), json!("s"));
+        assert!(!r.cap_fields());
+        assert!(r.metadata.shares_price_table());
+        let long = std::sync::Arc::new(json!({"source": "t".repeat(5000)}));
+        r.metadata.share_price_table(long.clone());
+        assert!(r.cap_fields());
+        assert_eq!(
+            r.metadata["price_table"]["source"].as_str().map(str::len),
+            Some(4096)
+        );
+        assert_eq!(r.metadata["truncated"], json!(["metadata.price_table"]));
+        // The table's own value is untouched.
+        assert_eq!(long["source"].as_str().map(str::len), Some(5000));
     }
 
     #[test]

@@ -29,9 +29,9 @@ pub use self::usage::TokenUsage;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, LazyLock};
 
+use fnv::FnvBuildHasher;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -65,38 +65,15 @@ use serde_json::{Value, json};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceTable {
-    models: HashMap<String, ModelPrice, BuildHasherDefault<ModelHasher>>,
+    /// Hashed with FNV-1a (a multiply per byte), not `HashMap`'s SipHash: the keys are the
+    /// table's own, fixed when it is loaded, and a request's model name is only looked up,
+    /// never inserted, so it cannot pile keys into one bucket and the hash need not resist
+    /// chosen keys. SipHash cost ≈ 200 instructions per lookup of a 22-byte name.
+    models: HashMap<String, ModelPrice, FnvBuildHasher>,
     source: TableSource,
     /// `source` as every priced record's `metadata.price_table`, made once per name and
     /// shared with the records (see [`Metadata`](crate::Metadata)).
     source_json: Arc<Value>,
-}
-
-/// The hash of the table's model names: FNV-1a, a multiply per byte.
-///
-/// The keys are the table's own, fixed when it is loaded; a request's model name is only looked
-/// up, never inserted, so it cannot pile keys into one bucket and the hash need not resist
-/// chosen keys. SipHash, `HashMap`'s default, cost ≈ 200 instructions per lookup of a 22-byte
-/// name, a tenth of pricing a record.
-#[derive(Debug, Clone, Copy)]
-struct ModelHasher(u64);
-
-impl Default for ModelHasher {
-    fn default() -> Self {
-        ModelHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for ModelHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 static EMBEDDED: LazyLock<PriceTable> = LazyLock::new(|| {

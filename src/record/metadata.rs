@@ -23,11 +23,14 @@ const PRICE_TABLE: &str = "price_table";
 /// value, shared by every record priced from that table, instead of a copy per record
 /// (copying and freeing it was a fifth of the layer's cost per JSON request). Every way of
 /// reading an entry — [`get`](Self::get), indexing, [`iter`](Self::iter), [`len`](Self::len),
-/// equality, serialisation — sees the shared entry where the map would hold it; so does every
-/// way of changing one by key ([`insert`](Self::insert), [`remove`](Self::remove),
-/// [`entry`](Self::entry), [`get_mut`](Self::get_mut), which first make it the map's own).
-/// Methods of the map reached through `Deref` (`keys`, `values`, `iter_mut` …) see only the
-/// map's own entries; [`to_map`](Self::to_map) gives the whole object as a map.
+/// equality, serialisation, [`keys`](Self::keys), [`values`](Self::values) — sees the
+/// shared entry where the map would hold it. Every way of changing the object — by key
+/// ([`insert`](Self::insert), [`remove`](Self::remove), [`entry`](Self::entry),
+/// [`get_mut`](Self::get_mut), [`append`](Self::append)) or through `DerefMut` (`iter_mut`,
+/// `values_mut`, `retain`, `clear`, `extend` …) — first makes the shared entry the map's own
+/// (a copy), so it changes the one object the record serialises as. Only an explicit
+/// `&*metadata` (or a `&Map` reached by deref coercion) is the map alone, without the shared
+/// entry; [`to_map`](Self::to_map) gives the whole object as a map.
 ///
 /// ```
 /// use serde_json::json;
@@ -56,6 +59,12 @@ impl Metadata {
     pub(crate) fn share_price_table(&mut self, value: Arc<Value>) {
         self.map.remove(PRICE_TABLE);
         self.price_table = Some(value);
+    }
+
+    /// Whether `price_table` is the table's shared value (not a copy).
+    #[cfg(test)]
+    pub(crate) fn shares_price_table(&self) -> bool {
+        self.price_table.is_some()
     }
 
     /// Makes a shared `price_table` the map's own (a copy), before it is changed in place.
@@ -117,6 +126,33 @@ impl Metadata {
         self.len() == 0
     }
 
+    /// Every key, in order (as serialised).
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.iter().map(|(key, _)| key)
+    }
+
+    /// Every value, in the order of the keys (as serialised).
+    pub fn values(&self) -> impl Iterator<Item = &Value> + '_ {
+        self.iter().map(|(_, value)| value)
+    }
+
+    /// The key and the value under `key`.
+    pub fn get_key_value(&self, key: &str) -> Option<(&str, &Value)> {
+        match &self.price_table {
+            Some(shared) if key == PRICE_TABLE => Some((PRICE_TABLE, shared)),
+            _ => self.map.get_key_value(key).map(|(k, v)| (k.as_str(), v)),
+        }
+    }
+
+    /// Moves every entry of `other` into this object (replacing its values of the same keys),
+    /// leaving `other` empty. The shared entry stays shared unless `other` has one.
+    pub fn append(&mut self, other: &mut Map<String, Value>) {
+        if other.contains_key(PRICE_TABLE) {
+            self.own(PRICE_TABLE);
+        }
+        self.map.append(other);
+    }
+
     /// Every entry, in the order of the keys (as serialised).
     pub fn iter(&self) -> Iter<'_> {
         Iter {
@@ -146,9 +182,11 @@ impl Deref for Metadata {
     }
 }
 
-/// The map's own entries, to change (see [`Metadata`]).
+/// The whole object as a map, to change: a shared `price_table` is first made the map's own
+/// (a copy), so `iter_mut`, `values_mut`, `retain`, `clear` … reach it too (see [`Metadata`]).
 impl DerefMut for Metadata {
     fn deref_mut(&mut self) -> &mut Map<String, Value> {
+        self.own(PRICE_TABLE);
         &mut self.map
     }
 }

@@ -61,8 +61,11 @@ proptest! {
         let entries: Vec<(&str, &Value)> = m.iter().collect();
         let want_entries: Vec<(&str, &Value)> = want.iter().map(|(k, v)| (k.as_str(), v)).collect();
         prop_assert_eq!(entries, want_entries);
+        prop_assert!(m.keys().eq(want.keys().map(String::as_str)));
+        prop_assert!(m.values().eq(want.values()));
         for k in want.keys().map(String::as_str).chain(["absent", PRICE_TABLE]) {
             prop_assert_eq!(m.get(k), want.get(k));
+            prop_assert_eq!(m.get_key_value(k), want.get_key_value(k).map(|(k, v)| (k.as_str(), v)));
             prop_assert_eq!(m.contains_key(k), want.contains_key(k));
         }
         prop_assert_eq!(&m.to_map(), &want);
@@ -96,6 +99,57 @@ proptest! {
         *want.entry(k.clone()).or_insert(json!(1)) = json!(2);
         prop_assert_eq!(m.to_map(), want);
     }
+
+    /// The map's own methods reached through `DerefMut` change the whole object, the shared
+    /// entry too; `append` as well.
+    #[test]
+    fn changes_through_the_map_act_on_the_shared_entry(
+        own in map(), shared in any::<bool>(), k in key(), other in map(),
+    ) {
+        let (mut want, mut m) = (expected(&own, shared), metadata(&own, shared));
+        for (_, v) in m.iter_mut() {
+            *v = json!("changed");
+        }
+        for (_, v) in want.iter_mut() {
+            *v = json!("changed");
+        }
+        prop_assert_eq!(m.to_map(), want.clone());
+        prop_assert_eq!(m.len(), want.len());
+
+        let (mut want, mut m) = (expected(&own, shared), metadata(&own, shared));
+        m.values_mut().for_each(|v| *v = json!(0));
+        want.values_mut().for_each(|v| *v = json!(0));
+        prop_assert_eq!(m.to_map(), want.clone());
+
+        let (mut want, mut m) = (expected(&own, shared), metadata(&own, shared));
+        m.retain(|key, _| *key != k);
+        want.retain(|key, _| *key != k);
+        prop_assert_eq!(m.to_map(), want.clone());
+        prop_assert_eq!(m.get(&k), None);
+
+        let (_, mut m) = (expected(&own, shared), metadata(&own, shared));
+        m.clear();
+        prop_assert!(m.is_empty());
+        prop_assert_eq!(serde_json::to_string(&m).unwrap(), "{}");
+
+        let (mut want, mut m) = (expected(&own, shared), metadata(&own, shared));
+        let (mut a, mut b) = (other.clone(), other.clone());
+        m.append(&mut a);
+        want.append(&mut b);
+        prop_assert!(a.is_empty());
+        prop_assert_eq!(m.to_map(), want.clone());
+        prop_assert_eq!(m.get(PRICE_TABLE), want.get(PRICE_TABLE));
+    }
+}
+
+#[test]
+fn appending_without_the_shared_key_keeps_it_shared() {
+    let value = table();
+    let mut m = Metadata::new();
+    m.share_price_table(value.clone());
+    m.append(&mut Map::from_iter([("notes".to_owned(), json!(1))]));
+    assert!(Arc::ptr_eq(m.price_table.as_ref().unwrap(), &value));
+    assert_eq!(m.len(), 2);
 }
 
 #[test]
