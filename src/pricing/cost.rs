@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
+use super::exact::{exact_add, exact_mul, normalized};
 use super::{ModelPrice, Rate, TokenUsage};
 
 /// The cost of one request: its priced parts, which add up exactly to `total`.
@@ -129,7 +130,7 @@ impl ModelPrice {
                 None => priced.unpriced = Some("web_search"),
             }
         }
-        priced.total = priced.total.normalize();
+        priced.total = normalized(priced.total);
         Some(priced)
     }
 }
@@ -153,7 +154,7 @@ impl PricedParts {
     fn add(&mut self, name: &'static str, amount: Decimal) -> Option<()> {
         self.total = exact_add(self.total, amount)?;
         // Each part name is added at most once, so the array never overflows.
-        *self.parts.get_mut(self.len)? = (name, amount.normalize());
+        *self.parts.get_mut(self.len)? = (name, normalized(amount));
         self.len += 1;
         Some(())
     }
@@ -167,24 +168,4 @@ impl PricedParts {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, Decimal)> + '_ {
         self.parts[..self.len].iter().copied()
     }
-}
-
-/// `tokens · price`, `None` if `rust_decimal` would have to drop digits (it rounds silently
-/// when a product needs more than 96 bits; a cost must never be rounded).
-pub(super) fn exact_mul(tokens: u64, price: Decimal) -> Option<Decimal> {
-    // A zero product loses its scale (`0.000000 · 1` is `0`), which is no rounding.
-    if tokens == 0 || price.is_zero() {
-        return Some(Decimal::ZERO);
-    }
-    let product = Decimal::from(tokens).checked_mul(price)?;
-    (product.scale() == price.scale()).then_some(product)
-}
-
-/// `a + b`, `None` if the sum would lose digits (same reason as [`exact_mul`]).
-pub(super) fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
-    if a.is_zero() || b.is_zero() {
-        return Some(a + b);
-    }
-    let sum = a.checked_add(b)?;
-    (sum.scale() == a.scale().max(b.scale())).then_some(sum)
 }

@@ -9,6 +9,7 @@
 //! exactly `0.0000025`, and costs are computed with checked [`Decimal`] arithmetic, never rounded.
 
 mod cost;
+mod exact;
 mod parse;
 mod price;
 mod rate;
@@ -413,7 +414,7 @@ fn dots_between_digits_to_dashes(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::cost::exact_mul;
+    use super::exact::exact_mul;
     use super::*;
 
     fn dec(s: &str) -> Decimal {
