@@ -43,6 +43,11 @@ impl<'a> Reader<'a> {
 
     /// Skips whitespace; the next byte if it is `want` (consumed).
     fn eat(&mut self, want: u8) -> Option<()> {
+        // Most separators follow their token directly: no whitespace loop for them.
+        if self.peek() == Some(want) {
+            self.at += 1;
+            return Some(());
+        }
         self.space();
         (self.peek()? == want).then(|| self.at += 1)
     }
@@ -56,6 +61,11 @@ impl<'a> Reader<'a> {
     /// The value is `null` (consumed); `false` leaves the reader where it was.
     pub(crate) fn null(&mut self) -> bool {
         self.space();
+        self.null_here()
+    }
+
+    /// The bytes at the reader (no whitespace first) are `null` (consumed).
+    fn null_here(&mut self) -> bool {
         let is_null = self.bytes.get(self.at..self.at + 4) == Some(b"null");
         if is_null {
             self.at += 4;
@@ -145,16 +155,17 @@ impl<'a> Reader<'a> {
 
     /// The value is `null` (`None`) or a string without escapes.
     pub(crate) fn opt_str(&mut self) -> Option<Option<&'a str>> {
-        if self.null() {
-            return Some(None);
+        self.space();
+        match self.peek()? {
+            b'"' => self.str().map(Some),
+            b'n' => self.null_here().then_some(None),
+            _ => None,
         }
-        self.str().map(Some)
     }
 
-    /// The value is an unsigned integer written plainly (`0`, `42`; no sign, fraction,
-    /// exponent or leading zero) that fits in a `u64`.
-    pub(crate) fn u64(&mut self) -> Option<u64> {
-        self.space();
+    /// The bytes at the reader (no whitespace first) are an unsigned integer written plainly
+    /// (`0`, `42`; no sign, fraction, exponent or leading zero) that fits in a `u64`.
+    fn digits(&mut self) -> Option<u64> {
         let start = self.at;
         let mut n: u64 = 0;
         while let Some(d @ b'0'..=b'9') = self.peek() {
@@ -167,12 +178,16 @@ impl<'a> Reader<'a> {
         (digits > 0 && !leading_zero && !continues).then_some(n)
     }
 
-    /// The value is `null` (`None`) or a plain unsigned integer (see [`u64`](Self::u64)).
+    /// The value is `null` (`None`) or a plain unsigned integer (see [`digits`](Self::digits)).
     pub(crate) fn opt_u64(&mut self) -> Option<Option<u64>> {
-        if self.null() {
-            return Some(None);
+        // One look at the first byte decides: a count is read straight away, without first
+        // trying `null` (and skipping whitespace) as a separate step.
+        self.space();
+        match self.peek()? {
+            b'0'..=b'9' => self.digits().map(Some),
+            b'n' => self.null_here().then_some(None),
+            _ => None,
         }
-        self.u64().map(Some)
     }
 
     /// The value is `true` or `false`.
@@ -203,7 +218,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn counts<const N: usize>(&mut self, names: [&[u8]; N]) -> Option<[Option<u64>; N]> {
         let mut counts = [None; N];
         let mut seen = Seen::default();
-        self.object(|r, key| match names.iter().position(|n| *n == key) {
+        // Length and first byte rule out most names before the bytes are compared.
+        let is =
+            |n: &[u8], key: &[u8]| n.len() == key.len() && n.first() == key.first() && n == key;
+        self.object(|r, key| match names.iter().position(|n| is(n, key)) {
             Some(i) => {
                 seen.first(i as u32)?;
                 counts[i] = r.opt_u64()?;
@@ -212,6 +230,19 @@ impl<'a> Reader<'a> {
             None => r.skip(),
         })?;
         Some(counts)
+    }
+
+    /// The value is `null` (`None`) or an object of counts (see [`counts`](Self::counts)).
+    pub(crate) fn opt_counts<const N: usize>(
+        &mut self,
+        names: [&[u8]; N],
+    ) -> Option<Option<[Option<u64>; N]>> {
+        self.space();
+        match self.peek()? {
+            b'{' => self.counts(names).map(Some),
+            b'n' => self.null_here().then_some(None),
+            _ => None,
+        }
     }
 
     /// Skips one value of any kind.
@@ -304,7 +335,7 @@ mod tests {
         let (mut a, mut b, mut c) = (None, None, Vec::new());
         r.object(|r, key| match key {
             b"a" => r.str().map(|s| a = Some(s)),
-            b"b" => r.u64().map(|n| b = Some(n)),
+            b"b" => r.opt_u64().map(|n| b = n),
             b"c" => r.array(|r| r.bool().map(|v| c.push(v))),
             _ => r.skip(),
         })
@@ -362,7 +393,7 @@ mod tests {
             read(&mut r).and_then(|()| r.end())
         };
         let str_ = |r: &mut Reader<'_>| r.str().map(drop);
-        let u64_ = |r: &mut Reader<'_>| r.u64().map(drop);
+        let u64_ = |r: &mut Reader<'_>| r.opt_u64().map(drop);
         assert!(one(br#""plain""#, str_).is_some());
         assert!(one(br#""esc\n""#, str_).is_none());
         assert!(one(b"\"\xff\"", str_).is_none());
@@ -378,7 +409,10 @@ mod tests {
         ] {
             assert!(one(bad, u64_).is_none(), "{}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(Reader::new(b"18446744073709551615").u64(), Some(u64::MAX));
+        assert_eq!(
+            Reader::new(b"18446744073709551615").opt_u64(),
+            Some(Some(u64::MAX))
+        );
         let skip = |r: &mut Reader<'_>| r.skip();
         for bad in [
             &br#"{"a":1"#[..],

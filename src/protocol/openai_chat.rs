@@ -272,15 +272,14 @@ fn plain_usage<'a>(r: &mut Reader<'a>, u: &mut ChatUsage<'a>) -> Option<()> {
             }
             b"prompt_tokens_details" => {
                 seen.first(3)?;
-                if !r.null() {
-                    let [cached, cache_write, text, audio, image, video] = r.counts([
-                        b"cached_tokens",
-                        b"cache_write_tokens",
-                        b"text_tokens",
-                        b"audio_tokens",
-                        b"image_tokens",
-                        b"video_tokens",
-                    ])?;
+                if let Some([cached, cache_write, text, audio, image, video]) = r.opt_counts([
+                    b"cached_tokens",
+                    b"cache_write_tokens",
+                    b"text_tokens",
+                    b"audio_tokens",
+                    b"image_tokens",
+                    b"video_tokens",
+                ])? {
                     u.prompt_tokens_details = Some(PromptDetails {
                         cached_tokens: cached,
                         cache_write_tokens: cache_write,
@@ -293,13 +292,12 @@ fn plain_usage<'a>(r: &mut Reader<'a>, u: &mut ChatUsage<'a>) -> Option<()> {
             }
             b"completion_tokens_details" => {
                 seen.first(4)?;
-                if !r.null() {
-                    let [reasoning, text, audio, image] = r.counts([
-                        b"reasoning_tokens",
-                        b"text_tokens",
-                        b"audio_tokens",
-                        b"image_tokens",
-                    ])?;
+                if let Some([reasoning, text, audio, image]) = r.opt_counts([
+                    b"reasoning_tokens",
+                    b"text_tokens",
+                    b"audio_tokens",
+                    b"image_tokens",
+                ])? {
                     u.completion_tokens_details = Some(CompletionDetails {
                         reasoning_tokens: reasoning,
                         text_tokens: text,

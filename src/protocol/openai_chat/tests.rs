@@ -151,6 +151,13 @@ fn member() -> impl Strategy<Value = String> {
         Just("1e2".to_owned()),
         Just("\"3\"".to_owned()),
         Just("18446744073709551616".to_owned()),
+        // What the reader's first-byte dispatch sees: whitespace, a leading zero, a broken
+        // `null`, a value that is no count at all.
+        Just(" \n 7".to_owned()),
+        Just("\tnull".to_owned()),
+        Just("01".to_owned()),
+        Just("nul".to_owned()),
+        Just("{}".to_owned()),
     ];
     let text = prop_oneof![
         Just(r#""gpt-4o""#),
@@ -193,7 +200,13 @@ fn member() -> impl Strategy<Value = String> {
             .prop_map(|(k, v)| format!(r#""{k}":{v}"#)),
         (
             prop::sample::select(vec!["prompt_tokens_details", "completion_tokens_details"]),
-            prop_oneof![details, Just("null".to_owned())]
+            prop_oneof![
+                details,
+                Just("null".to_owned()),
+                Just(" null".to_owned()),
+                Just("7".to_owned()),
+                Just("[]".to_owned()),
+            ]
         )
             .prop_map(|(k, v)| format!(r#""{k}":{v}"#)),
         Just(r#""cost":0.5"#.to_owned()),
