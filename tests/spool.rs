@@ -36,13 +36,20 @@ impl Drop for TempDir {
     }
 }
 
-/// The spool files in `dir` and their total size.
+/// The spool files in `dir` and their total size. The writer deletes files while this reads
+/// the directory: a file gone between the listing and its size is not counted (it was a
+/// `NotFound` panic here, now and then, under load).
 fn spool_files(dir: &Path) -> (usize, u64) {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-        .fold((0, 0), |(n, b), e| (n + 1, b + e.metadata().unwrap().len()))
+        .filter_map(|e| match e.metadata() {
+            Ok(m) => Some(m.len()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => panic!("spool file {}: {err}", e.path().display()),
+        })
+        .fold((0, 0), |(n, b), len| (n + 1, b + len))
 }
 
 /// A `MemorySink` that fails transiently while `down`, and after `accept` more batches.
