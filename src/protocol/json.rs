@@ -14,6 +14,8 @@
 //!
 //! It never panics and never reads out of bounds (every access goes through `get`).
 
+use super::swar::byte_matches;
+
 /// How deep the values [`Reader::skip`] walks may nest before the reader gives up (and serde,
 /// whose limit for what it decodes is 128, decides).
 const MAX_DEPTH: usize = 100;
@@ -284,11 +286,6 @@ const WORDS_BEFORE_MEMCHR: usize = 2;
 /// which a word-at-a-time search loses to on long strings (+2,200 instructions per JSON
 /// request when it searched everything, 2026-12-02).
 fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
-    const LO: u64 = u64::from_le_bytes([0x01; 8]);
-    const HI: u64 = u64::from_le_bytes([0x80; 8]);
-    // The lowest set bit of `zero(x)` marks the first zero byte of `x` (the borrow can only
-    // mark bytes above a zero one).
-    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let mut at = from;
     for _ in 0..WORDS_BEFORE_MEMCHR {
         let Some(word) = bytes
@@ -298,7 +295,7 @@ fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
             break;
         };
         let word = u64::from_le_bytes(word);
-        let hit = zero(word ^ (LO * u64::from(b'"'))) | zero(word ^ (LO * u64::from(b'\\')));
+        let hit = byte_matches(word, b'"') | byte_matches(word, b'\\');
         if hit != 0 {
             return Some(at + (hit.trailing_zeros() / 8) as usize);
         }

@@ -13,6 +13,8 @@
 //! panics and never reads out of bounds. serde_json offers no cheaper partial scan (its
 //! `IgnoredAny` still validates every byte), hence this small lexer.
 
+use super::swar::{HI, LO, byte_matches, u64_of};
+
 /// The value of a visited member, as far as a quick look can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Value<'a> {
@@ -92,7 +94,7 @@ fn plain_word(word: u64) -> Option<u32> {
     // A byte below 0x20 borrows in the subtraction and has its top bit clear (exact: a
     // borrow only marks bytes above one that is below 0x20, and only the test for any is used).
     let control = word.wrapping_sub(LO * 0x20) & !word & HI;
-    if has_byte(word, b'\\') || control != 0 {
+    if byte_matches(word, b'\\') != 0 || control != 0 {
         return None;
     }
     // One bit per continuation byte, moved to the byte's lowest bit and summed into the top
@@ -145,25 +147,6 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
-}
-
-#[inline]
-fn u64_of(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(word)
-}
-
-/// One bit in every byte: the bytes' lowest and highest bits.
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Whether one of the eight bytes of `word` is `byte` (exact: the borrow can only mark bytes
-/// above a real match).
-#[inline]
-fn has_byte(word: u64, byte: u8) -> bool {
-    let x = word ^ (LO * byte as u64);
-    x.wrapping_sub(LO) & !x & HI != 0
 }
 
 /// Strings up to this length are counted byte by byte: a stream's deltas are mostly a word or
@@ -371,12 +354,6 @@ fn string_end(json: &[u8], start: usize) -> Option<usize> {
 /// off: `memchr` per string cost three times as much here (measured on chat chunks).
 #[inline]
 fn find(json: &[u8], pos: usize, a: u8, b: u8) -> Option<usize> {
-    // The lowest set bit marks the first byte of `word` equal to `byte` (bits above it may be
-    // false positives from the borrow; only the lowest is used).
-    let matches = |word: u64, byte: u8| {
-        let x = word ^ (LO * byte as u64);
-        x.wrapping_sub(LO) & !x & HI
-    };
     let rest = json.get(pos..)?;
     let mut words = rest.chunks_exact(8);
     let mut at = pos;
@@ -384,7 +361,7 @@ fn find(json: &[u8], pos: usize, a: u8, b: u8) -> Option<usize> {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
         let word = u64::from_le_bytes(bytes);
-        let hit = matches(word, a) | matches(word, b);
+        let hit = byte_matches(word, a) | byte_matches(word, b);
         if hit != 0 {
             return Some(at + (hit.trailing_zeros() / 8) as usize);
         }
