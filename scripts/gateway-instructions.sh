@@ -11,7 +11,10 @@
 # slope between the two runs, so what a run pays once (start-up, registration, the drain)
 # drops out; the layer's share is the variant's slope minus the baseline's. Kernel time
 # (system calls, context switches) is not counted: that is what the load test's CPU and
-# context-switch figures are for. Output is kept under target/loadtest/instructions-<time>/.
+# context-switch figures are for. Output is kept under target/loadtest/instructions-<time>/,
+# with each gateway's callgrind file and request count (`<mode>-<secs>-<variant>.out`,
+# `.requests`): `scripts/callgrind-slope.py DIR --mode json` turns them into instructions per
+# request function by function, and the layer's share of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +50,14 @@ for mode in ${MODES//,/ }; do
     echo "== $mode, $secs s at $RPS rps under callgrind"
     target/release/loadtest --callgrind --rps "$RPS" --duration "$secs" --warmup 1 \
       --mode "$mode" --variants "$VARIANTS" "${BUDGET[@]}" >>"$out/$mode.jsonl" 2>>"$out/$mode.log"
+    for variant in ${VARIANTS//,/ }; do
+      kept=$(ls -t target/loadtest/callgrind-*-"$variant".out 2>/dev/null | head -1)
+      [ -n "$kept" ] || continue
+      mv "$kept" "$out/$mode-$secs-$variant.out"
+      tail -1 "$out/$mode.jsonl" | python3 -c \
+        'import json,sys; print(json.load(sys.stdin)[sys.argv[1]]["requests"])' "$variant" \
+        >"$out/$mode-$secs-$variant.requests"
+    done
   done
 done
 target/release/loadtest summarize "${files[@]}" | tee "$out/summary.md"

@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::store::{
-    Admission, BudgetError, BudgetStore, CounterKey, CounterState, Verdict, expired, validate_limit,
+    Admission, BudgetError, BudgetStore, Check, CounterKey, CounterState, Verdict, validate_limit,
+    window_expired,
 };
 use super::usage::{Limits, Usage};
 use super::window::{Metric, Window};
@@ -18,6 +19,11 @@ use super::window::{Metric, Window};
 /// Budgets for one process: every admission and settlement takes one short lock, so they
 /// are exact under any concurrency. Nothing survives the process (nor needs a lease: the
 /// reservations die with it).
+///
+/// The state is one entry per subject (its own caps and its counters, a few windows each),
+/// so an admission looks its subject up once however many windows it is charged to (the
+/// gateway's four: the balance, day, month and minute), not once per counter and again per
+/// cap.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -36,11 +42,17 @@ pub struct MemoryBudgetStore {
 
 #[derive(Debug, Default)]
 struct State {
-    counters: HashMap<CounterKey, Counter>,
-    /// Each subject's own caps, per window ([`slot`]); looked up by `&str`, no key is built.
-    limits: HashMap<String, [Limits; Window::ALL.len()]>,
+    /// Each subject's caps and counters; looked up by `&str`, no key is built.
+    subjects: HashMap<String, Subject>,
     /// The admissions not settled yet (settlement takes each check's estimate back).
     reservations: HashSet<Uuid>,
+}
+
+/// One subject's own caps, per window ([`slot`]), and its counters (one per window start).
+#[derive(Debug, Default)]
+struct Subject {
+    limits: [Limits; Window::ALL.len()],
+    counters: Vec<(Window, DateTime<Utc>, Counter)>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,6 +72,55 @@ fn slot(window: Window) -> usize {
     }
 }
 
+impl Subject {
+    fn counter(&self, key: &CounterKey) -> Counter {
+        self.counters
+            .iter()
+            .find(|(w, start, _)| *w == key.window && *start == key.start)
+            .map(|(_, _, c)| *c)
+            .unwrap_or_default()
+    }
+
+    /// The counter of `key`, made empty first when missing.
+    fn counter_mut(&mut self, key: &CounterKey) -> &mut Counter {
+        let at = self
+            .counters
+            .iter()
+            .position(|(w, start, _)| *w == key.window && *start == key.start);
+        let at = at.unwrap_or_else(|| {
+            self.counters
+                .push((key.window, key.start, Counter::default()));
+            self.counters.len() - 1
+        });
+        &mut self.counters[at].2
+    }
+
+    /// Nothing left to remember: no caps of its own, no counters.
+    fn is_empty(&self) -> bool {
+        self.counters.is_empty() && self.limits.iter().all(Limits::is_empty)
+    }
+}
+
+/// `key`'s state in `subject` (absent: an empty counter under the defaults).
+fn state_of(subject: Option<&Subject>, key: &CounterKey, defaults: &Limits) -> CounterState {
+    let (counter, stored) = match subject {
+        Some(s) => (s.counter(key), s.limits[slot(key.window)]),
+        None => (Counter::default(), Limits::none()),
+    };
+    CounterState {
+        counter: key.clone(),
+        used: counter.used,
+        reserved: counter.reserved,
+        limits: defaults.overridden_by(&stored),
+    }
+}
+
+/// The checks in runs of one subject each (an admission's checks of one subject are
+/// usually next to each other: the layer makes them scope by scope).
+fn runs(checks: &[Check]) -> impl Iterator<Item = &[Check]> {
+    checks.chunk_by(|a, b| a.counter.subject == b.counter.subject)
+}
+
 impl MemoryBudgetStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -77,14 +138,16 @@ impl MemoryBudgetStore {
         let mut state = self.lock();
         let held = state.reservations.remove(&admission.id);
         let mut out = Vec::with_capacity(admission.checks.len());
-        for check in &admission.checks {
-            state.update(&check.counter, |counter| {
+        for run in runs(&admission.checks) {
+            let subject = state.subject_mut(&run[0].counter.subject);
+            for check in run {
+                let counter = subject.counter_mut(&check.counter);
                 if held {
                     counter.reserved = counter.reserved.minus(&check.estimate);
                 }
                 counter.used = counter.used.plus(used);
-            });
-            out.push(state.state(&check.counter, &check.defaults));
+                out.push(state_of(Some(subject), &check.counter, &check.defaults));
+            }
         }
         out
     }
@@ -92,27 +155,18 @@ impl MemoryBudgetStore {
 
 impl State {
     fn state(&self, key: &CounterKey, defaults: &Limits) -> CounterState {
-        let counter = self.counters.get(key).copied().unwrap_or_default();
-        let stored = self
-            .limits
-            .get(key.subject.as_str())
-            .map(|l| l[slot(key.window)])
-            .unwrap_or_default();
-        CounterState {
-            counter: key.clone(),
-            used: counter.used,
-            reserved: counter.reserved,
-            limits: defaults.overridden_by(&stored),
-        }
+        state_of(self.subjects.get(key.subject.as_str()), key, defaults)
     }
 
-    /// Changes the counter of `key` with `f`, making it empty first when missing (the key
-    /// is copied only then).
-    fn update(&mut self, key: &CounterKey, f: impl FnOnce(&mut Counter)) {
-        match self.counters.get_mut(key) {
-            Some(counter) => f(counter),
-            None => f(self.counters.entry(key.clone()).or_default()),
+    /// `subject`'s entry, made first when missing (the name is copied only then).
+    fn subject_mut(&mut self, subject: &str) -> &mut Subject {
+        // Two lookups only for a new subject: `entry` would copy the name every time.
+        if !self.subjects.contains_key(subject) {
+            self.subjects.insert(subject.to_owned(), Subject::default());
         }
+        self.subjects
+            .get_mut(subject)
+            .expect("the subject was just inserted")
     }
 
     /// Changes `subject`'s own caps over `window` with `f`; returns them afterwards.
@@ -122,15 +176,12 @@ impl State {
         window: Window,
         f: impl FnOnce(&mut Limits),
     ) -> Limits {
-        let all = match self.limits.get_mut(subject) {
-            Some(all) => all,
-            None => self.limits.entry(subject.to_owned()).or_default(),
-        };
-        let limits = &mut all[slot(window)];
+        let entry = self.subject_mut(subject);
+        let limits = &mut entry.limits[slot(window)];
         f(limits);
         let out = *limits;
-        if all.iter().all(Limits::is_empty) {
-            self.limits.remove(subject);
+        if entry.is_empty() {
+            self.subjects.remove(subject);
         }
         out
     }
@@ -140,11 +191,14 @@ impl State {
 impl BudgetStore for MemoryBudgetStore {
     async fn admit(&self, admission: &Admission) -> Result<Verdict, BudgetError> {
         let mut state = self.lock();
-        let mut states: Vec<CounterState> = admission
-            .checks
-            .iter()
-            .map(|c| state.state(&c.counter, &c.defaults))
-            .collect();
+        let mut states: Vec<CounterState> = Vec::with_capacity(admission.checks.len());
+        for run in runs(&admission.checks) {
+            let subject = state.subjects.get(run[0].counter.subject.as_str());
+            states.extend(
+                run.iter()
+                    .map(|c| state_of(subject, &c.counter, &c.defaults)),
+            );
+        }
         let fits = admission
             .checks
             .iter()
@@ -153,11 +207,15 @@ impl BudgetStore for MemoryBudgetStore {
         if !fits {
             return Ok(Verdict::Refused(states));
         }
-        for (check, s) in admission.checks.iter().zip(&mut states) {
-            state.update(&check.counter, |counter| {
+        let mut at = 0;
+        for run in runs(&admission.checks) {
+            let subject = state.subject_mut(&run[0].counter.subject);
+            for check in run {
+                let counter = subject.counter_mut(&check.counter);
                 counter.reserved = counter.reserved.plus(&check.estimate);
-                s.reserved = counter.reserved;
-            });
+                states[at].reserved = counter.reserved;
+                at += 1;
+            }
         }
         state.reservations.insert(admission.id);
         Ok(Verdict::Admitted(states))
@@ -211,9 +269,9 @@ impl BudgetStore for MemoryBudgetStore {
     ) -> Result<Decimal, BudgetError> {
         let mut state = self.lock();
         let current = state
-            .limits
+            .subjects
             .get(subject)
-            .and_then(|all| all[slot(window)].get(metric));
+            .and_then(|s| s.limits[slot(window)].get(metric));
         let cap = current.unwrap_or_default() + amount;
         validate_limit(window, metric, cap)?;
         state.update_limits(subject, window, |l| *l = l.with(metric, Some(cap)));
@@ -221,9 +279,12 @@ impl BudgetStore for MemoryBudgetStore {
     }
 
     async fn maintain(&self, now: DateTime<Utc>) -> Result<(), BudgetError> {
-        self.lock()
-            .counters
-            .retain(|key, c| c.reserved != Usage::ZERO || !expired(key, now));
+        self.lock().subjects.retain(|_, subject| {
+            subject.counters.retain(|(window, start, c)| {
+                c.reserved != Usage::ZERO || !window_expired(*window, *start, now)
+            });
+            !subject.is_empty()
+        });
         Ok(())
     }
 
@@ -235,7 +296,6 @@ impl BudgetStore for MemoryBudgetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::store::Check;
 
     #[tokio::test(flavor = "current_thread")]
     async fn settles_at_once_and_frees_the_hold_once() {
@@ -279,6 +339,113 @@ mod tests {
             .set_limit("user:u", Window::Total, Metric::Spend, None)
             .await
             .unwrap();
-        assert!(store.lock().limits.is_empty());
+        assert!(
+            store.lock().subjects["user:u"]
+                .limits
+                .iter()
+                .all(Limits::is_empty)
+        );
+        store
+            .maintain(Utc::now() + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.lock().subjects["user:u"].counters.len(),
+            1,
+            "a total never expires"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_subject_many_windows_and_housekeeping_forgets_it() {
+        let store = MemoryBudgetStore::new();
+        let now = Utc::now();
+        let one = Usage {
+            spend: Decimal::ZERO,
+            tokens: 0,
+            requests: 1,
+        };
+        let check = |subject: &str, window| Check {
+            counter: CounterKey::at(subject, window, now),
+            estimate: one,
+            defaults: Limits::none().with(Metric::Requests, Some(Decimal::new(2, 0))),
+        };
+        // Two subjects, interleaved: each run of a subject is looked up on its own.
+        let admission = |id| Admission {
+            id,
+            checks: vec![
+                check("user:a", Window::Minute),
+                check("user:a", Window::Day),
+                check("user:b", Window::Minute),
+                check("user:a", Window::Hour),
+            ],
+        };
+        for _ in 0..2 {
+            let Verdict::Admitted(states) = store.admit(&admission(Uuid::now_v7())).await.unwrap()
+            else {
+                panic!("refused under its cap");
+            };
+            assert_eq!(states.len(), 4);
+            assert_eq!(states[0].counter.window, Window::Minute);
+            assert_eq!(states[2].counter.subject, "user:b");
+        }
+        let Verdict::Refused(states) = store.admit(&admission(Uuid::now_v7())).await.unwrap()
+        else {
+            panic!("a third request fits a cap of two");
+        };
+        assert!(states.iter().all(|s| s.reserved.requests == 2));
+        // An own cap on b's minute lets b through, not a.
+        store
+            .set_limit(
+                "user:b",
+                Window::Minute,
+                Metric::Requests,
+                Some(Decimal::new(9, 0)),
+            )
+            .await
+            .unwrap();
+        let b = Admission {
+            id: Uuid::now_v7(),
+            checks: vec![check("user:b", Window::Minute)],
+        };
+        assert!(matches!(
+            store.admit(&b).await.unwrap(),
+            Verdict::Admitted(_)
+        ));
+        let settled = store.settle_now(&b, &one).unwrap().unwrap();
+        assert_eq!(
+            (settled[0].used.requests, settled[0].reserved.requests),
+            (1, 2)
+        );
+        {
+            let state = store.lock();
+            assert_eq!(state.subjects["user:a"].counters.len(), 3);
+            assert_eq!(state.subjects["user:b"].counters.len(), 1);
+        }
+        // Reserved counters stay; once settled and expired, a subject without caps goes.
+        let later = now + chrono::Duration::days(3);
+        store.maintain(later).await.unwrap();
+        assert_eq!(
+            store.lock().subjects["user:a"].counters.len(),
+            3,
+            "still reserved"
+        );
+        store.lock().reservations.clear();
+        for subject in ["user:a", "user:b"] {
+            let mut state = store.lock();
+            for (_, _, c) in &mut state.subjects.get_mut(subject).unwrap().counters {
+                c.reserved = Usage::ZERO;
+            }
+        }
+        store.maintain(later).await.unwrap();
+        let state = store.lock();
+        assert!(
+            !state.subjects.contains_key("user:a"),
+            "no caps, nothing left"
+        );
+        assert!(
+            state.subjects["user:b"].counters.is_empty(),
+            "b keeps its own cap"
+        );
     }
 }

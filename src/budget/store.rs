@@ -269,9 +269,14 @@ pub trait BudgetStore: Send + Sync + 'static {
 /// Whether the counter of a window that ended is old enough to delete: its window ended
 /// before the previous one did (the current and the previous window are kept).
 pub fn expired(counter: &CounterKey, now: DateTime<Utc>) -> bool {
-    match counter.end() {
+    window_expired(counter.window, counter.start, now)
+}
+
+/// [`expired`] for the counter of `window` that started at `start`, whoever's it is.
+pub(super) fn window_expired(window: Window, start: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    match window.end(start) {
         Some(end) => {
-            let length = end - counter.start;
+            let length = end - start;
             end + length <= now
         }
         None => false,
