@@ -19,6 +19,7 @@
 //! | `ACTIVITY_NATS_URL`, `ACTIVITY_NATS_*` | unset | fleet mode: activity through JetStream, written by ingesters ([`fleet`](crate::fleet)) |
 //! | `ACTIVITY_SPOOL_DIR` | `activity-spool` (none for `memory:` and `noop:`) | the writer's crash-safe spool, in a subdirectory per listen address (`activity-spool/127.0.0.1_8080`: one process each): every record is appended there and synced every `ACTIVITY_SPOOL_SYNC_MS` before the database write, kept through a database outage (up to 1 GiB) and written after a crash or restart; `off` turns it off |
 //! | `ACTIVITY_WRITER_THREAD` | `own` | `own`: the activity writer (batches, spool, database writes) runs on a thread of its own, so a batch never holds a worker the requests need (BENCHMARKS.md, "Closed loop, 8 connections"); `shared`: on the request runtime's workers |
+//! | `TOKIO_WORKER_THREADS`, `GATEWAY_EVENT_INTERVAL`, `GATEWAY_GLOBAL_QUEUE_INTERVAL` | Tokio's | the request runtime's workers and scheduler knobs ([`runtime`](crate::runtime)) |
 //! | `ACTIVITY_SPOOL_SYNC_MS` | `50` | how often the spool is synced to disk: a `kill -9` loses at most the records of one interval |
 //!
 //! The bounds (timeouts, connection cap, registration rate) have their own variables, listed

@@ -58,6 +58,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod repoll;
 pub mod routing;
+pub mod runtime;
 pub mod serve;
 pub mod sessions;
 pub mod storage;

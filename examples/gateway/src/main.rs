@@ -22,8 +22,23 @@ use gateway::{Gateway, GatewayConfig, UpstreamUrl};
 /// How long the writer may take to store what is queued once the server has stopped.
 const WRITER_DEADLINE: Duration = Duration::from_secs(10);
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The runtime's scheduler knobs come from the environment (gateway::runtime).
+    let runtime = gateway::runtime::RuntimeConfig::from_env().and_then(|config| {
+        config
+            .build()
+            .map_err(|e| format!("cannot start the Tokio runtime: {e}"))
+    });
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let log_format = match gateway::logging::LogFormat::from_env() {
         Ok(f) => f,
         Err(e) => {
