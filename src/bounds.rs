@@ -79,6 +79,63 @@ impl ActivityRecord {
         true
     }
 
+    /// Caps the record's strings as [`cap_fields`](Self::cap_fields) does and returns its
+    /// [`approx_size`](Self::approx_size) afterwards. The writer does both for every record it
+    /// takes: one walk of the strings and of `metadata` measures them and finds nothing over
+    /// its cap (the common case); only a record with something to cut is walked again.
+    pub(crate) fn capped_size(&mut self) -> usize {
+        match self.size_within_caps() {
+            Some(size) => size,
+            None => {
+                self.cap_fields();
+                self.approx_size()
+            }
+        }
+    }
+
+    /// [`approx_size`](Self::approx_size), or `None` when a string is over its cap.
+    fn size_within_caps(&self) -> Option<usize> {
+        let name = |s: &Option<String>| {
+            let len = s.as_ref().map_or(0, String::len);
+            (len <= Self::MAX_NAME).then_some(len)
+        };
+        let mut size = size_of::<ActivityRecord>()
+            + name(&self.user_id)?
+            + name(&self.session_id)?
+            + name(&self.model)?
+            + name(&self.provider)?
+            + name(&self.upstream)?
+            + name(&self.native_finish_reason)?
+            + name(&self.service_tier)?;
+        if self.app.len() > Self::MAX_NAME || self.endpoint.len() > Self::MAX_ENDPOINT {
+            return None;
+        }
+        size += self.app.len() + self.endpoint.len();
+        if let Some(e) = &self.error {
+            if e.message.len() > ProviderError::MAX_MESSAGE {
+                return None;
+            }
+            size += name(&e.kind)? + e.message.len();
+        }
+        size += self.details_size();
+        for (k, v) in self.metadata.iter() {
+            size += k.len() + ENTRY + value_size_within(v, Self::MAX_METADATA_STRING)?;
+        }
+        Some(size)
+    }
+
+    /// What `cost_details` and `usage_details` add to [`approx_size`](Self::approx_size).
+    fn details_size(&self) -> usize {
+        let mut size = 0;
+        if let Some(d) = &self.cost_details {
+            size += d.keys().map(|k| k.len() + ENTRY + 16).sum::<usize>();
+        }
+        if let Some(d) = &self.usage_details {
+            size += d.keys().map(|k| k.len() + ENTRY + 8).sum::<usize>();
+        }
+        size
+    }
+
     /// About how many bytes the record occupies (its struct and what its strings, maps and
     /// metadata hold): what the writer's queue counts against
     /// [`WriterConfig::queue_bytes`](crate::WriterConfig::queue_bytes).
@@ -97,22 +154,19 @@ impl ActivityRecord {
         if let Some(e) = &self.error {
             size += opt(&e.kind) + e.message.len();
         }
-        // A B-tree entry: the key's bytes and its value, plus the node's share.
-        let entry = size_of::<String>() + 32;
-        if let Some(d) = &self.cost_details {
-            size += d.keys().map(|k| k.len() + entry + 16).sum::<usize>();
-        }
-        if let Some(d) = &self.usage_details {
-            size += d.keys().map(|k| k.len() + entry + 8).sum::<usize>();
-        }
+        size += self.details_size();
         size += self
             .metadata
             .iter()
-            .map(|(k, v)| k.len() + entry + value_size(v))
+            .map(|(k, v)| k.len() + ENTRY + value_size(v))
             .sum::<usize>();
         size
     }
 }
+
+/// What a map entry adds to a record's size besides its key's bytes and its value: the key's
+/// `String` and the node's share.
+const ENTRY: usize = size_of::<String>() + 32;
 
 /// Cuts `s` to at most `max` bytes on a character boundary; `true` when it was longer.
 fn cut_to(s: &mut String, max: usize) -> bool {
@@ -155,10 +209,33 @@ fn value_size(value: &Value) -> usize {
             Value::Array(items) => items.iter().map(value_size).sum(),
             Value::Object(map) => map
                 .iter()
-                .map(|(k, v)| k.len() + size_of::<String>() + 32 + value_size(v))
+                .map(|(k, v)| k.len() + ENTRY + value_size(v))
                 .sum(),
             _ => 0,
         }
+}
+
+/// [`value_size`], or `None` when a string in `value` (at any depth) is over `max` bytes.
+fn value_size_within(value: &Value, max: usize) -> Option<usize> {
+    let inner = match value {
+        Value::String(s) => (s.len() <= max).then_some(s.len())?,
+        Value::Array(items) => {
+            let mut size = 0;
+            for v in items {
+                size += value_size_within(v, max)?;
+            }
+            size
+        }
+        Value::Object(map) => {
+            let mut size = 0;
+            for (k, v) in map {
+                size += k.len() + ENTRY + value_size_within(v, max)?;
+            }
+            size
+        }
+        _ => 0,
+    };
+    Some(size_of::<Value>() + inner)
 }
 
 #[cfg(test)]
@@ -233,6 +310,44 @@ mod tests {
         assert_eq!(r.metadata["truncated"], json!(["metadata.price_table"]));
         // The table's own value is untouched.
         assert_eq!(long["source"].as_str().map(str::len), Some(5000));
+    }
+
+    proptest::proptest! {
+        /// One walk gives what capping and then measuring give: the same record, the same
+        /// size, whether or not something was over its cap.
+        #[test]
+        fn capped_size_is_cap_fields_then_approx_size(
+            model in proptest::option::of(0usize..300),
+            app in 250usize..260,
+            endpoint in 2040usize..2056,
+            kind in proptest::option::of(250usize..260),
+            message in 1020usize..1030,
+            tags in proptest::collection::vec((0usize..3, 4090usize..4100), 0..4),
+            priced in proptest::bool::ANY,
+        ) {
+            let mut r = ActivityRecord::new(RecordKind::Request);
+            r.model = model.map(|n| "m".repeat(n));
+            r.app = "a".repeat(app);
+            r.endpoint = "/".repeat(endpoint);
+            r.error = Some(ProviderError { kind: kind.map(|n| "k".repeat(n)), message: "x".repeat(message) });
+            for (i, (shape, len)) in tags.into_iter().enumerate() {
+                let text = "t".repeat(len);
+                let value = match shape {
+                    0 => json!(text),
+                    1 => json!([1, text]),
+                    _ => json!({"inner": {"deep": text}, "n": null}),
+                };
+                r.metadata.insert(format!("tag{i}"), value);
+            }
+            if priced {
+                r.metadata.share_price_table(std::sync::Arc::new(json!({"source": "s", "date": "d"})));
+            }
+            let mut want = r.clone();
+            want.cap_fields();
+            let size = r.capped_size();
+            proptest::prop_assert_eq!(&r, &want);
+            proptest::prop_assert_eq!(size, want.approx_size());
+        }
     }
 
     #[test]

@@ -100,11 +100,11 @@ impl ExchangeGuard {
 
     /// The one place a record leaves the guard: the settlement first, then the writer.
     #[inline]
-    fn hand_over(&mut self, record: ActivityRecord) {
+    fn hand_over(&mut self, record: Box<ActivityRecord>) {
         if let Some(settlement) = self.settlement.take() {
             settlement.settle(&record);
         }
-        self.settings.writer.record(record);
+        self.settings.writer.enqueue(record);
     }
 }
 

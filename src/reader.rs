@@ -48,11 +48,13 @@ pub(crate) struct ResponseReader {
     mode: Mode,
     tracker: Option<Box<dyn Tracker>>,
     obs: Observation,
-    strip: Option<Strip>,
+    /// Boxed, as is `decoder`: both are rare and large, and the reader lives in the exchange's
+    /// box, which must stay small enough for the allocator's per-thread cache.
+    strip: Option<Box<Strip>>,
     first_output: Option<Instant>,
     notes: Map<String, Value>,
     /// Decodes an encoded body's copy for the reader (feature `decode`).
-    decoder: Option<Decoder>,
+    decoder: Option<Box<Decoder>>,
     /// The body could not be read (an encoding the layer cannot decode, or corrupt data):
     /// nothing about it is known, so nothing is estimated and no marker is expected.
     unreadable: bool,
@@ -97,7 +99,7 @@ impl ResponseReader {
             .filter(|e| !e.eq_ignore_ascii_case("identity"));
         let tracker = protocol::tracker(api);
         let mut notes = Map::new();
-        let decoder = encoding.and_then(Decoder::new);
+        let decoder = encoding.and_then(Decoder::new).map(Box::new);
         if let Some(encoding) = encoding {
             let key = if decoder.is_some() {
                 "content_encoding"
@@ -123,7 +125,7 @@ impl ResponseReader {
         };
         // Compressed bytes cannot be edited: an encoded stream reaches the client as sent.
         let strip = (injected && decoder.is_none() && matches!(mode, Mode::Sse(_)))
-            .then(|| Strip::new(settings.max_sse_line));
+            .then(|| Box::new(Strip::new(settings.max_sse_line)));
         ResponseReader {
             mode,
             tracker,
@@ -143,10 +145,7 @@ impl ResponseReader {
 
     /// One data frame. Returns the bytes to send instead when the stream is being stripped.
     pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
-        // Checked before `take`, which would move the whole decoder out and back per frame.
-        if self.decoder.is_none() {
-            return self.read(data);
-        }
+        // The decoder is boxed: taking it out and putting it back moves a pointer.
         let Some(mut decoder) = self.decoder.take() else {
             return self.read(data);
         };

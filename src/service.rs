@@ -84,10 +84,10 @@ where
         // Boxed at once and filled in place: the exchange is large, and moving it into the
         // guard's box afterwards would copy it.
         let mut exchange = Box::new(Exchange::new(
-            ActivityRecord::new(RecordKind::Request),
+            Box::new(ActivityRecord::new(RecordKind::Request)),
             start,
         ));
-        let record = &mut exchange.record;
+        let record = &mut *exchange.record;
         record.endpoint = path.to_owned();
         record.api = api;
         record.model = model_from_path(api, path);

@@ -126,16 +126,23 @@ impl ActivityWriter {
     /// Strings over their caps ([`ActivityRecord::MAX_NAME`] …) are cut first, and the fields
     /// cut are named in `metadata.truncated`.
     #[inline]
-    pub fn record(&self, mut record: ActivityRecord) -> bool {
-        record.cap_fields();
+    pub fn record(&self, record: ActivityRecord) -> bool {
+        self.enqueue(Box::new(record))
+    }
+
+    /// [`record`](Self::record) for a record already boxed (the layer's are): the queues hold
+    /// boxes, so a record is moved into them as a pointer.
+    #[inline]
+    pub(crate) fn enqueue(&self, mut record: Box<ActivityRecord>) -> bool {
+        let size = record.capped_size();
         let Some((last, others)) = self.lanes.split_last() else {
             return false;
         };
         let mut all = true;
         for lane in others {
-            all &= lane.record(record.clone());
+            all &= lane.record(record.clone(), size);
         }
-        last.record(record) && all
+        last.record(record, size) && all
     }
 
     /// The current counters, added up over the sinks (see [`WriterStats`]).

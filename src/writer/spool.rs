@@ -61,7 +61,7 @@ struct Kept {
     end_offset: u64,
     /// Its [`ActivityRecord::approx_size`].
     size: usize,
-    record: ActivityRecord,
+    record: Box<ActivityRecord>,
 }
 
 /// Where the next record to hand on is read.
@@ -290,7 +290,7 @@ impl Spooler {
     }
 
     /// Appends a record of `size` queued bytes (or counts it failed when the spool is full).
-    fn append(&mut self, record: ActivityRecord, size: usize) {
+    fn append(&mut self, record: Box<ActivityRecord>, size: usize) {
         self.shared.queued_bytes.fetch_sub(size, Relaxed);
         self.line.clear();
         let ok = serde_json::to_writer(&mut self.line, &record).is_ok();
@@ -415,7 +415,7 @@ impl Spooler {
 
     /// The next synced record to hand on: from memory when it was kept, else read from its
     /// file.
-    fn read_next(&mut self) -> Option<ActivityRecord> {
+    fn read_next(&mut self) -> Option<Box<ActivityRecord>> {
         while self.fed < self.synced_end() {
             // Kept records the file reader went past (only when a line of ours did not
             // parse back, which a working disk never does) are not handed on twice.
@@ -474,7 +474,7 @@ impl Spooler {
             match parse(&self.line) {
                 Some(record) => {
                     self.fed += 1;
-                    return Some(record);
+                    return Some(Box::new(record));
                 }
                 None => tracing::warn!(
                     sink = %self.shared.name,

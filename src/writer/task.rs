@@ -245,7 +245,7 @@ impl<S: ActivitySink> Task<S> {
                     if batch.is_empty() {
                         due = Some(Instant::now() + self.config.batch_interval);
                     }
-                    batch.push(record);
+                    batch.push(*record);
                     *bytes += size;
                 }
                 Some(Msg::Flush(flush)) => {
