@@ -124,13 +124,43 @@ impl<'a> Reader<'a> {
     }
 
     /// The value is a string: its raw bytes between the quotes, and whether it has an escape.
+    #[inline]
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
-        self.space();
-        if self.peek()? != b'"' {
-            return None;
+        if self.peek() != Some(b'"') {
+            self.space();
+            if self.peek()? != b'"' {
+                return None;
+            }
         }
         let start = self.at + 1;
+        // Most strings (keys, short values) end within their first 24 bytes: found a word at
+        // a time, inline, without the longer search's call and the registers it needs.
         let mut at = start;
+        for _ in 0..WORDS_INLINE {
+            let Some(word) = self.bytes.get(at..at + 8) else {
+                break;
+            };
+            let word = u64::from_le_bytes(word.try_into().ok()?);
+            let hit = byte_matches(word, b'"') | byte_matches(word, b'\\');
+            if hit != 0 {
+                at += (hit.trailing_zeros() / 8) as usize;
+                if self.bytes.get(at) != Some(&b'"') {
+                    break;
+                }
+                self.at = at + 1;
+                return Some((self.bytes.get(start..at)?, false));
+            }
+            at += 8;
+        }
+        self.long_string(start, at)
+    }
+
+    /// [`raw_string`](Self::raw_string) past its first words: the string from `start` (after
+    /// its opening quote) to its closing quote, searched from `from` (no quote or backslash
+    /// lies between them).
+    #[inline(never)]
+    fn long_string(&mut self, start: usize, from: usize) -> Option<(&'a [u8], bool)> {
+        let mut at = from;
         let mut escaped = false;
         loop {
             at = quote_or_backslash(self.bytes, at)?;
@@ -275,6 +305,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How many eight-byte words [`Reader::raw_string`] looks at inline before it calls
+/// [`Reader::long_string`].
+const WORDS_INLINE: usize = 3;
+
 /// How many eight-byte words [`quote_or_backslash`] looks at before it hands over to `memchr2`.
 const WORDS_BEFORE_MEMCHR: usize = 2;
 
@@ -380,6 +414,47 @@ mod tests {
                 .and_then(|rest| rest.iter().position(|&b| b == b'"' || b == b'\\'))
                 .map(|i| from + i);
             proptest::prop_assert_eq!(quote_or_backslash(&bytes, from), want);
+        }
+    }
+
+    proptest::proptest! {
+        /// The string read inline a word at a time, then by the longer search, ends where a
+        /// byte-by-byte reading ends (escapes skipped), with the same bytes and escape flag,
+        /// wherever the quotes and backslashes fall.
+        #[test]
+        fn strings_end_where_a_byte_by_byte_reading_ends(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => proptest::prelude::Just(b'a'),
+                    1 => proptest::prelude::Just(b'"'),
+                    1 => proptest::prelude::Just(b'\\'),
+                ],
+                0..64,
+            ),
+            space in proptest::bool::ANY,
+        ) {
+            let mut json = if space { b" \"".to_vec() } else { b"\"".to_vec() };
+            json.extend_from_slice(&body);
+            let open = json.len() - body.len();
+            let mut want = None;
+            let mut i = open;
+            let mut escaped = false;
+            while i < json.len() {
+                match json[i] {
+                    b'"' => {
+                        want = Some((json[open..i].to_vec(), escaped, i + 1));
+                        break;
+                    }
+                    b'\\' => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    _ => i += 1,
+                }
+            }
+            let mut r = Reader::new(&json);
+            let got = r.raw_string().map(|(raw, esc)| (raw.to_vec(), esc, r.at));
+            proptest::prop_assert_eq!(got, want);
         }
     }
 
