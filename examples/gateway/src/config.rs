@@ -313,16 +313,6 @@ fn limits_from_env() -> Result<Limits, String> {
     secs("UPSTREAM_CONNECT_TIMEOUT_SECS", &mut l.upstream_connect)?;
     secs("UPSTREAM_HEADER_TIMEOUT_SECS", &mut l.upstream_headers)?;
     secs("UPSTREAM_IDLE_TIMEOUT_SECS", &mut l.upstream_idle)?;
-    let count = |name: &str| -> Result<Option<u32>, String> {
-        var(name)?
-            .map(|v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("{name} must be a whole number from 1, got {v:?}"))
-            })
-            .transpose()
-    };
     if let Some(n) = count("GATEWAY_MAX_CONNECTIONS")? {
         l.max_connections = n as usize;
     }
@@ -379,6 +369,24 @@ fn spool(database_url: &str, addr: SocketAddr) -> Result<Option<SpoolConfig>, St
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A set, non-empty variable (trimmed); unset or empty is `None`.
+/// The environment variable `name` as a whole number from 1 (`None` when unset); `Err`
+/// names the variable and the value.
+pub(crate) fn count(name: &str) -> Result<Option<u32>, String> {
+    whole_from_one(name, var(name)?)
+}
+
+/// `value` (of the variable `name`) as a whole number from 1.
+fn whole_from_one(name: &str, value: Option<String>) -> Result<Option<u32>, String> {
+    value
+        .map(|v| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{name} must be a whole number from 1, got {v:?}"))
+        })
+        .transpose()
+}
+
 pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(v) if v.trim().is_empty() => Ok(None),
@@ -501,6 +509,16 @@ impl std::fmt::Display for UpstreamUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_whole_numbers_from_one() {
+        assert_eq!(whole_from_one("X", None), Ok(None));
+        assert_eq!(whole_from_one("X", Some("31".into())), Ok(Some(31)));
+        for bad in ["0", "-1", "1.5", "many"] {
+            let e = whole_from_one("X", Some(bad.into())).unwrap_err();
+            assert!(e.starts_with("X must be") && e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn upstream_urls() {

@@ -12,7 +12,7 @@
 
 use tokio::runtime::{Builder, Runtime};
 
-use crate::config::var;
+use crate::config::count;
 
 /// The scheduler knobs the environment sets (`None`: Tokio's default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,11 +28,8 @@ impl RuntimeConfig {
     /// variable.
     pub fn from_env() -> Result<Self, String> {
         Ok(RuntimeConfig {
-            event_interval: ticks("GATEWAY_EVENT_INTERVAL", var("GATEWAY_EVENT_INTERVAL")?)?,
-            global_queue_interval: ticks(
-                "GATEWAY_GLOBAL_QUEUE_INTERVAL",
-                var("GATEWAY_GLOBAL_QUEUE_INTERVAL")?,
-            )?,
+            event_interval: count("GATEWAY_EVENT_INTERVAL")?,
+            global_queue_interval: count("GATEWAY_GLOBAL_QUEUE_INTERVAL")?,
         })
     }
 
@@ -50,31 +47,9 @@ impl RuntimeConfig {
     }
 }
 
-/// A whole number of scheduler ticks from 1 (Tokio panics on 0 for the global queue).
-fn ticks(name: &str, value: Option<String>) -> Result<Option<u32>, String> {
-    value
-        .map(|v| {
-            v.parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("{name} must be a whole number of ticks from 1, got {v:?}"))
-        })
-        .transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ticks_are_whole_numbers_from_one() {
-        assert_eq!(ticks("X", None), Ok(None));
-        assert_eq!(ticks("X", Some("31".into())), Ok(Some(31)));
-        for bad in ["0", "-1", "1.5", "many"] {
-            let e = ticks("X", Some(bad.into())).unwrap_err();
-            assert!(e.starts_with("X must be") && e.contains(bad), "{e}");
-        }
-    }
 
     #[test]
     fn the_knobs_build_a_runtime_that_runs() {
