@@ -293,15 +293,50 @@ impl<'a> Reader<'a> {
             b'[' => self.array(|r| r.skip_at(depth + 1)),
             b't' | b'f' => self.bool().map(drop),
             b'n' => self.null().then_some(()),
-            b'-' | b'0'..=b'9' => {
-                let start = self.at;
-                while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
-                    self.at += 1;
-                }
-                (self.at > start).then_some(())
-            }
+            b'-' | b'0'..=b'9' => self.skip_number(),
             _ => None,
         }
+    }
+
+    /// Skips a number written as JSON writes one: an optional `-`, then `0` or a digit from 1
+    /// and more digits, then an optional fraction (`.` and digits) and exponent (`e` or `E`,
+    /// an optional sign, digits). What follows is the caller's: after `01` the `1` is not a
+    /// separator, so the object or array around it fails, as serde's decoding does.
+    fn skip_number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => self.skip_digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    /// Skips the digits at the reader, if any.
+    fn skip_digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips one or more digits (`None` when there is none).
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.at;
+        self.skip_digits();
+        (self.at > start).then_some(())
     }
 }
 
@@ -455,6 +490,36 @@ mod tests {
             let mut r = Reader::new(&json);
             let got = r.raw_string().map(|(raw, esc)| (raw.to_vec(), esc, r.at));
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest::proptest! {
+        /// A skipped number is taken exactly when serde takes it: any string of the bytes
+        /// numbers are made of, as a member's value (regression: `{"total_tokens":01}` was
+        /// skipped as a number, which serde refuses).
+        #[test]
+        fn skips_exactly_the_numbers_serde_reads(
+            number in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'0'),
+                    proptest::prelude::Just(b'1'),
+                    proptest::prelude::Just(b'9'),
+                    proptest::prelude::Just(b'-'),
+                    proptest::prelude::Just(b'+'),
+                    proptest::prelude::Just(b'.'),
+                    proptest::prelude::Just(b'e'),
+                    proptest::prelude::Just(b'E'),
+                ],
+                1..8,
+            ),
+        ) {
+            let mut json = b"{\"a\":".to_vec();
+            json.extend_from_slice(&number);
+            json.push(b'}');
+            let serde = serde_json::from_slice::<serde::de::IgnoredAny>(&json).is_ok();
+            let mut r = Reader::new(&json);
+            let plain = r.object(|r, _| r.skip()).and_then(|()| r.end()).is_some();
+            proptest::prop_assert_eq!(plain, serde, "{}", String::from_utf8_lossy(&json));
         }
     }
 
