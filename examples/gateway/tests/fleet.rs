@@ -1,8 +1,8 @@
 //! Fleet parity: 4 gateway processes in fleet mode (`ACTIVITY_NATS_URL`), 2 `ingest` processes
 //! sharing one durable consumer, a 3-node JetStream cluster (stream replicas 3) of
-//! `nats-server` processes on loopback ports 14200–14205, and a PostgreSQL server of the test's
-//! own on port 14210 (restarting the shared one would break everyone else's tests). Mid-load,
-//! PostgreSQL is stopped for two seconds and started again, the node leading the stream is
+//! `nats-server` processes, and a PostgreSQL server of the test's own (restarting the shared
+//! one would break everyone else's tests), all on free loopback ports. Mid-load, PostgreSQL is
+//! stopped for two seconds and started again, the node leading the stream is
 //! killed, and one ingester is killed (SIGKILL, holding unacknowledged messages) and started
 //! again. Every answered request's `x-activity-id` must then have exactly one row, and the
 //! daily rollup's counts must equal the rows.
@@ -33,8 +33,6 @@ const GATEWAYS: usize = 4;
 /// A bound on the load, far above what the disruptions take (about 10 s).
 const MAX_REQUESTS: usize = 50_000;
 const CONCURRENCY: usize = 16;
-const NATS_PORTS: u16 = 14_200;
-const PG_PORT: u16 = 14_210;
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
@@ -239,8 +237,8 @@ async fn stream_leader(cluster: &Cluster, name: &str, not: Option<usize>) -> usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_answered_request_has_one_row_through_a_node_kill_and_a_database_restart() {
-    let mut cluster = Cluster::start(NATS_PORTS);
-    let pg = PgServer::start(PG_PORT);
+    let mut cluster = Cluster::start();
+    let pg = PgServer::start();
     let stream = StreamConfig::default().with_replicas(3);
     create_stream(&cluster, &stream).await;
 

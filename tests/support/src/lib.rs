@@ -14,6 +14,7 @@ pub mod framed;
 pub mod nats;
 pub mod otlp;
 pub mod pg_server;
+pub mod ports;
 pub mod replay;
 pub mod scripted;
 pub mod storage;

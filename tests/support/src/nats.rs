@@ -93,22 +93,24 @@ impl Drop for TestStream {
     }
 }
 
-/// Three `nats-server -js` processes clustered on loopback ports `base..base+6`, their data in
-/// a temporary directory; killed and removed on drop.
+/// Three `nats-server -js` processes clustered on free loopback ports
+/// ([`ports::free_ports`](crate::ports::free_ports)), their data in a temporary directory;
+/// killed and removed on drop.
 pub struct Cluster {
     nodes: Vec<Option<Child>>,
-    base: u16,
+    /// The three client ports, then the three route ports.
+    ports: Vec<u16>,
     dir: PathBuf,
 }
 
 impl Cluster {
     /// Starts the three nodes and waits until each accepts clients.
-    pub fn start(base: u16) -> Cluster {
+    pub fn start() -> Cluster {
         let dir = std::env::temp_dir().join(format!("nats-cluster-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut cluster = Cluster {
             nodes: Vec::new(),
-            base,
+            ports: crate::ports::free_ports(6),
             dir,
         };
         for node in 0..3 {
@@ -122,11 +124,11 @@ impl Cluster {
     }
 
     fn client_port(&self, node: usize) -> u16 {
-        self.base + node as u16
+        self.ports[node]
     }
 
     fn route_port(&self, node: usize) -> u16 {
-        self.base + 3 + node as u16
+        self.ports[3 + node]
     }
 
     fn spawn(&self, node: usize) -> Child {

@@ -15,8 +15,10 @@ pub struct PgServer {
 }
 
 impl PgServer {
-    /// initdb + start on `port`.
-    pub fn start(port: u16) -> PgServer {
+    /// initdb + start on a free loopback port ([`ports::free_port`](crate::ports::free_port)),
+    /// kept across [`stop`](Self::stop) and [`start_server`](Self::start_server).
+    pub fn start() -> PgServer {
+        let port = crate::ports::free_port();
         let bin = pg_bin();
         let dir = std::env::temp_dir().join(format!("pg-{port}-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
