@@ -12,6 +12,9 @@
 # `--duration` seconds after a 2 s warm-up per gateway, everything on this machine:
 #
 #   direct    nginx itself
+#   floor     a bare Tokio/hyper reverse proxy (examples/loadtest/src/bin/floor-proxy.rs): the
+#             same server, client and runtime as the gateway and nothing else — what one more
+#             Rust proxy hop costs on this machine, the floor under the gateway's own figures
 #   baseline  the gateway with GATEWAY_ACTIVITY=off (no ActivityLayer)
 #   noop      the gateway with DATABASE_URL=noop: (the layer, records discarded)
 #   sqlite    the gateway as deployed by default: its SQLite store (a file in a temporary
@@ -80,9 +83,15 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ -z "$GATEWAY_BIN" ]; then
-  echo "== building the gateway (release)"
-  cargo build --release -p gateway
+  echo "== building the gateway and the floor proxy (release)"
+  cargo build --release -p gateway -p loadtest --bin gateway --bin floor-proxy
   GATEWAY_BIN="$PWD/target/release/gateway"
+fi
+# The floor proxy is taken from beside the gateway binary (--bin DIR/gateway: DIR/floor-proxy).
+FLOOR_BIN="$(dirname "$GATEWAY_BIN")/floor-proxy"
+if [[ " $VARIANTS " == *" floor "* ]] && ! [ -x "$FLOOR_BIN" ]; then
+  echo "variant floor: no $FLOOR_BIN (cargo build --release -p loadtest --bin floor-proxy)" >&2
+  exit 2
 fi
 
 work="$PWD/target/peer-c8"
@@ -137,6 +146,21 @@ start_gateway() {
   if [ -n "${WITH_BASE[$name]:-}" ]; then
     base=${WITH_BASE[$name]}
     IFS=, read -r -a extra <<<"${WITH_ENV[$name]}"
+  fi
+  if [ "$base" = floor ]; then
+    (cd "$dir" && exec env FLOOR_ADDR="127.0.0.1:$port" UPSTREAM_URL="http://127.0.0.1:$upstream" \
+      "${extra[@]}" "$FLOOR_BIN") >"$dir/gateway.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 100); do
+      curl -fsS -X POST -d '{}' "http://127.0.0.1:$port/v1/chat/completions" -o /dev/null 2>/dev/null && break
+      sleep 0.1
+    done
+    printf -v "G_PORT_${name//-/_}" %s "$port"
+    printf -v "G_KEY_${name//-/_}" %s ""
+    printf -v "G_PID_${name//-/_}" %s "$pid"
+    printf -v "G_ANSWERED_${name//-/_}" %s 0
+    return
   fi
   case "$base" in
     baseline) env+=(GATEWAY_ACTIVITY=off DATABASE_URL=noop:) ;;
