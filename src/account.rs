@@ -123,10 +123,7 @@ impl Exchange {
         if record.model.is_none() {
             record.model = self.facts.model.take().map(ModelName::into_string);
         }
-        record.provider = record
-            .model
-            .as_deref()
-            .map(|m| settings.providers.provider(m).to_owned());
+        record.provider = record.model.as_deref().map(|m| settings.providers.maker(m));
         record.latency_ms = Some(millis(self.start.elapsed()));
     }
 
@@ -232,10 +229,7 @@ fn complete_record(
         .take()
         .or(r.model.take())
         .or_else(|| facts.model.take().map(ModelName::into_string));
-    r.provider = r
-        .model
-        .as_deref()
-        .map(|m| settings.providers.provider(m).to_owned());
+    r.provider = r.model.as_deref().map(|m| settings.providers.maker(m));
 
     let streamed = obs.output_chars.div_ceil(CHARS_PER_TOKEN);
     // A stream that stopped before its terminal marker may carry a usage that was only

@@ -6,6 +6,8 @@
 //! the proxy only learns the upstream inside the handler. Alternatively an attribution hook
 //! derives it from the request (see [`ActivityLayerBuilder::attribution`](crate::ActivityLayerBuilder::attribution)).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::record::{ActivityRecord, RecordKind};
@@ -67,7 +69,7 @@ impl Attribution {
         }
         if let Some(app) = &self.app {
             if record.app == "API" {
-                record.app.clone_from(app);
+                record.app = Cow::Owned(app.clone());
             }
         }
         for (k, v) in &self.tags {
@@ -126,9 +128,9 @@ impl EventRecorder {
     /// (e.g. `auth`/`Auth`). Returns `false` when the record was dropped (counted by the writer).
     pub fn record(&self, name: &str, model: &str, provider: &str, who: &Attribution) -> bool {
         let mut record = ActivityRecord::new(RecordKind::Event);
-        record.endpoint = name.to_owned();
+        record.endpoint = Cow::Owned(name.to_owned());
         record.model = Some(model.to_owned());
-        record.provider = Some(provider.to_owned());
+        record.provider = Some(Cow::Owned(provider.to_owned()));
         record.latency_ms = Some(0.0);
         who.apply(&mut record);
         self.record_raw(record)

@@ -5,6 +5,7 @@
 //! the application's tags): a 900 KB model name must not reach the log, the rollup's key or
 //! the writer's memory as it is.
 
+use std::borrow::Cow;
 use std::mem::size_of;
 
 use serde_json::Value;
@@ -24,34 +25,32 @@ impl ActivityRecord {
     /// `metadata.truncated` (`["model", "metadata.tags"]`); `false` when nothing was cut.
     pub(crate) fn cap_fields(&mut self) -> bool {
         let mut cut: Vec<String> = Vec::new();
-        let mut name = |field: &str, value: &mut String, max: usize| {
-            if cut_to(value, max) {
+        let mut note = |field: &str, was_cut: bool| {
+            if was_cut {
                 cut.push(field.to_owned());
             }
         };
-        for (field, value) in [
-            ("model", &mut self.model),
-            ("provider", &mut self.provider),
-            ("user_id", &mut self.user_id),
-            ("session_id", &mut self.session_id),
-            ("upstream", &mut self.upstream),
-            ("native_finish_reason", &mut self.native_finish_reason),
-            ("service_tier", &mut self.service_tier),
-        ] {
-            if let Some(value) = value {
-                name(field, value, Self::MAX_NAME);
-            }
-        }
-        name("app", &mut self.app, Self::MAX_NAME);
-        name("endpoint", &mut self.endpoint, Self::MAX_ENDPOINT);
+        let name =
+            |value: &mut Option<String>| value.as_mut().is_some_and(|v| cut_to(v, Self::MAX_NAME));
+        note("model", name(&mut self.model));
+        note(
+            "provider",
+            self.provider
+                .as_mut()
+                .is_some_and(|v| cut_cow(v, Self::MAX_NAME)),
+        );
+        note("user_id", name(&mut self.user_id));
+        note("session_id", name(&mut self.session_id));
+        note("upstream", name(&mut self.upstream));
+        note("native_finish_reason", name(&mut self.native_finish_reason));
+        note("service_tier", name(&mut self.service_tier));
+        note("app", cut_cow(&mut self.app, Self::MAX_NAME));
+        note("endpoint", cut_cow(&mut self.endpoint, Self::MAX_ENDPOINT));
         if let Some(error) = &mut self.error {
-            if let Some(kind) = &mut error.kind {
-                name("error.type", kind, Self::MAX_NAME);
-            }
-            name(
+            note("error.type", name(&mut error.kind));
+            note(
                 "error.message",
-                &mut error.message,
-                ProviderError::MAX_MESSAGE,
+                cut_to(&mut error.message, ProviderError::MAX_MESSAGE),
             );
         }
         // Read first: changing goes through `DerefMut`, which copies a shared `price_table`.
@@ -99,11 +98,15 @@ impl ActivityRecord {
             let len = s.as_ref().map_or(0, String::len);
             (len <= Self::MAX_NAME).then_some(len)
         };
+        let name_cow = |s: &Option<Cow<'static, str>>| {
+            let len = s.as_ref().map_or(0, |s| s.len());
+            (len <= Self::MAX_NAME).then_some(len)
+        };
         let mut size = size_of::<ActivityRecord>()
             + name(&self.user_id)?
             + name(&self.session_id)?
             + name(&self.model)?
-            + name(&self.provider)?
+            + name_cow(&self.provider)?
             + name(&self.upstream)?
             + name(&self.native_finish_reason)?
             + name(&self.service_tier)?;
@@ -147,7 +150,7 @@ impl ActivityRecord {
             + self.app.len()
             + self.endpoint.len()
             + opt(&self.model)
-            + opt(&self.provider)
+            + self.provider.as_ref().map_or(0, |p| p.len())
             + opt(&self.upstream)
             + opt(&self.native_finish_reason)
             + opt(&self.service_tier);
@@ -169,6 +172,16 @@ impl ActivityRecord {
 const ENTRY: usize = size_of::<String>() + 32;
 
 /// Cuts `s` to at most `max` bytes on a character boundary; `true` when it was longer.
+/// [`cut_to`] for a string that may be borrowed (copied only when it is cut).
+fn cut_cow(s: &mut Cow<'static, str>, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let end = char_floor(s, max);
+    s.to_mut().truncate(end);
+    true
+}
+
 fn cut_to(s: &mut String, max: usize) -> bool {
     if s.len() <= max {
         return false;
@@ -249,7 +262,7 @@ mod tests {
         let mut r = ActivityRecord::new(RecordKind::Request);
         r.model = Some("m".repeat(900_000));
         r.user_id = Some("u".to_owned());
-        r.endpoint = "/".repeat(5000);
+        r.endpoint = "/".repeat(5000).into();
         r.error = Some(ProviderError {
             kind: Some("é".repeat(200)),
             message: "x".repeat(5000),
@@ -280,6 +293,15 @@ mod tests {
         odd.model = Some(format!("x{}", "é".repeat(200)));
         odd.cap_fields();
         assert_eq!(odd.model.as_deref().map(str::len), Some(255));
+        // Borrowed strings are cut as owned ones (a copy of what is kept).
+        let long: &'static str = Box::leak(format!("x{}", "é".repeat(200)).into_boxed_str());
+        let mut borrowed = ActivityRecord::new(RecordKind::Request);
+        borrowed.provider = Some(Cow::Borrowed(long));
+        borrowed.app = Cow::Borrowed(long);
+        assert!(borrowed.cap_fields());
+        assert_eq!(borrowed.provider.as_deref(), Some(&long[..255]));
+        assert_eq!(&*borrowed.app, &long[..255]);
+        assert_eq!(borrowed.metadata["truncated"], json!(["provider", "app"]));
     }
 
     #[test]
@@ -327,8 +349,8 @@ mod tests {
         ) {
             let mut r = ActivityRecord::new(RecordKind::Request);
             r.model = model.map(|n| "m".repeat(n));
-            r.app = "a".repeat(app);
-            r.endpoint = "/".repeat(endpoint);
+            r.app = "a".repeat(app).into();
+            r.endpoint = "/".repeat(endpoint).into();
             r.error = Some(ProviderError { kind: kind.map(|n| "k".repeat(n)), message: "x".repeat(message) });
             for (i, (shape, len)) in tags.into_iter().enumerate() {
                 let text = "t".repeat(len);

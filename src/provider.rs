@@ -148,29 +148,49 @@ impl ProviderRules {
     /// assert_eq!(rules.provider("some-new-model"), "Other");
     /// ```
     pub fn provider(&self, model: &str) -> &str {
+        match self.rule_for(model) {
+            Maker::User(rule) => &rule.provider,
+            Maker::Static(name) => name,
+        }
+    }
+
+    /// [`provider`](Self::provider) for a record's `provider` field: borrowed, with no
+    /// allocation, when the rule names the maker with a `&'static str` (every built-in rule).
+    pub(crate) fn maker(&self, model: &str) -> Cow<'static, str> {
+        match self.rule_for(model) {
+            Maker::User(rule) => rule.provider.clone(),
+            Maker::Static(name) => Cow::Borrowed(name),
+        }
+    }
+
+    /// The rule that names the maker of `model`.
+    fn rule_for(&self, model: &str) -> Maker<'_> {
         let name = model.as_bytes();
         // Without rules, `leftmost` would still walk every word start of the name.
         if !self.user.is_empty() {
-            let user = self
-                .user
-                .iter()
-                .map(|r| (r.pattern.as_ref(), r.provider.as_ref()));
-            if let Some(found) = leftmost(name, user) {
-                return found;
+            let user = self.user.iter().map(|r| (r.pattern.as_ref(), r));
+            if let Some(rule) = leftmost(name, user) {
+                return Maker::User(rule);
             }
         }
         if !self.builtin {
-            return Self::OTHER;
+            return Maker::Static(Self::OTHER);
         }
-        leftmost(name, BUILTIN.iter().copied()).unwrap_or(Self::OTHER)
+        Maker::Static(leftmost(name, BUILTIN.iter().copied()).unwrap_or(Self::OTHER))
     }
 }
 
-/// The maker of the leftmost rule matching at a word start of `name`.
-fn leftmost<'a>(
+/// Where a maker's name comes from: a user rule, or a constant.
+enum Maker<'a> {
+    User(&'a Rule),
+    Static(&'static str),
+}
+
+/// What the leftmost rule matching at a word start of `name` says (its maker).
+fn leftmost<'a, T: Copy>(
     name: &[u8],
-    rules: impl Iterator<Item = (&'a str, &'a str)> + Clone,
-) -> Option<&'a str> {
+    rules: impl Iterator<Item = (&'a str, T)> + Clone,
+) -> Option<T> {
     (0..=name.len())
         .filter(|&i| i == 0 || !name[i - 1].is_ascii_alphanumeric())
         .find_map(|i| {
@@ -264,5 +284,27 @@ mod tests {
         assert_eq!(rules.provider("gpt-acme"), "Acme");
         let catch_all = ProviderRules::empty().with_rule("", "Unknown");
         assert_eq!(catch_all.provider("anything"), "Unknown");
+    }
+
+    #[test]
+    fn the_records_maker_is_the_providers_and_borrowed_when_its_rule_is_static() {
+        let rules = ProviderRules::default()
+            .with_rule("acme", String::from("Acme"))
+            .with_rule("zeta", "Zeta");
+        for model in ["gpt-4o", "acme-1", "zeta-2", "foo3", "claude-opus-4"] {
+            assert_eq!(rules.maker(model), rules.provider(model), "{model}");
+        }
+        assert!(matches!(rules.maker("gpt-4o"), Cow::Borrowed("OpenAI")));
+        assert!(matches!(rules.maker("zeta-2"), Cow::Borrowed("Zeta")));
+        assert!(matches!(
+            rules.maker("foo3"),
+            Cow::Borrowed(ProviderRules::OTHER)
+        ));
+        assert!(matches!(rules.maker("acme-1"), Cow::Owned(_)));
+        let none = ProviderRules::empty();
+        assert!(matches!(
+            none.maker("gpt-4o"),
+            Cow::Borrowed(ProviderRules::OTHER)
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //! The serde names of every field are the contract shared by the SQL columns, the `replay`
 //! example's output and the gateway's activity API (see `docs/DESIGN.md` §2 of the project).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -252,15 +253,24 @@ pub struct ActivityRecord {
     /// The chat session, from [`Attribution`](crate::Attribution).
     pub session_id: Option<String>,
     /// The application that made it (default `"API"`).
-    pub app: String,
+    ///
+    /// A `Cow` so that the default and other constant names cost no allocation per record
+    /// (it was a `String`: assign with `.into()`, read through `&str`).
+    pub app: Cow<'static, str>,
     /// Request path without the query, e.g. `/v1/chat/completions`.
-    pub endpoint: String,
+    ///
+    /// Borrowed for the wire formats' usual paths (see [`LlmApi::detect`]), owned for any
+    /// other (it was a `String`).
+    pub endpoint: Cow<'static, str>,
     /// The wire format.
     pub api: LlmApi,
     /// The model the response names; else the request's; else the path's (Gemini).
     pub model: Option<String>,
     /// The model's maker (`OpenAI`, `Anthropic`, `Google` …), see [`ProviderRules`](crate::ProviderRules).
-    pub provider: Option<String>,
+    ///
+    /// Borrowed when the rule names it with a `&'static str` (every built-in rule), so that
+    /// naming the maker costs no allocation per record (it was an `Option<String>`).
+    pub provider: Option<Cow<'static, str>>,
     /// Where a proxy sent the request, when the application says so.
     pub upstream: Option<String>,
     /// Whether the response was an SSE stream.
@@ -331,8 +341,8 @@ impl ActivityRecord {
             timestamp,
             user_id: None,
             session_id: None,
-            app: "API".to_owned(),
-            endpoint: String::new(),
+            app: Cow::Borrowed("API"),
+            endpoint: Cow::Borrowed(""),
             api: LlmApi::Unknown,
             model: None,
             provider: None,

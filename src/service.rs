@@ -1,5 +1,6 @@
 //! [`ActivityService`]: reads the request side and starts an [`ActivityFuture`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -23,6 +24,28 @@ use crate::traceparent::{self, TraceParent};
 
 /// Looked up by a name made once: a `&str` name is parsed and hashed anew on every lookup.
 const TRACEPARENT: HeaderName = HeaderName::from_static(traceparent::HEADER);
+
+/// The usual paths of the wire formats, which a record's `endpoint` borrows instead of
+/// copying (an allocation per record, and its free when the writer is done with it).
+const USUAL_PATHS: [&str; 9] = [
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/messages",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/chat/completions",
+    "/responses",
+    "/messages",
+    "/embeddings",
+];
+
+/// The record's `endpoint` for `path`: one of [`USUAL_PATHS`] borrowed, else a copy.
+fn endpoint(path: &str) -> Cow<'static, str> {
+    match USUAL_PATHS.iter().find(|p| **p == path) {
+        Some(usual) => Cow::Borrowed(usual),
+        None => Cow::Owned(path.to_owned()),
+    }
+}
 
 /// The service [`ActivityLayer`](crate::ActivityLayer) wraps around `S`.
 ///
@@ -88,7 +111,7 @@ where
             start,
         ));
         let record = &mut *exchange.record;
-        record.endpoint = path.to_owned();
+        record.endpoint = endpoint(path);
         record.api = api;
         record.model = model_from_path(api, path);
         match parts.extensions.get::<Attribution>() {
@@ -142,6 +165,29 @@ where
                 ActivityRequestBody::passthrough(body),
             ));
             ActivityFuture::calling(future, guard)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_records_endpoint_is_the_path_borrowed_when_usual() {
+        for path in USUAL_PATHS {
+            assert!(matches!(endpoint(path), Cow::Borrowed(p) if p == path));
+        }
+        for path in [
+            "/v1/chat/completions/",
+            "/proxy/v1/messages",
+            "",
+            "/v1beta/models/g:generateContent",
+        ] {
+            assert!(
+                matches!(endpoint(path), Cow::Owned(p) if p == path),
+                "{path}"
+            );
         }
     }
 }

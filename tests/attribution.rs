@@ -125,7 +125,7 @@ async fn events_are_recorded_as_events() {
     assert_eq!(rows.len(), 1);
     let e = &rows[0];
     assert_eq!(e.kind, RecordKind::Event);
-    assert_eq!((e.endpoint.as_str(), e.app.as_str()), ("register", "Auth"));
+    assert_eq!((&*e.endpoint, &*e.app), ("register", "Auth"));
     assert_eq!(
         (e.model.as_deref(), e.provider.as_deref()),
         (Some("auth"), Some("Auth"))

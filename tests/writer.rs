@@ -25,7 +25,7 @@ fn record() -> ActivityRecord {
 
 fn poison() -> ActivityRecord {
     let mut r = record();
-    r.app = "poison".to_owned();
+    r.app = "poison".into();
     r
 }
 

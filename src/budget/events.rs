@@ -23,9 +23,9 @@ use super::window::Metric;
 
 fn event(name: &str, who: Option<&Attribution>, counter: &CounterKey) -> ActivityRecord {
     let mut record = ActivityRecord::new(RecordKind::Event);
-    record.endpoint = name.to_owned();
+    record.endpoint = name.to_owned().into();
     record.model = Some("budget".to_owned());
-    record.provider = Some("Budget".to_owned());
+    record.provider = Some("Budget".into());
     record.latency_ms = Some(0.0);
     if let Some(who) = who {
         who.apply(&mut record);

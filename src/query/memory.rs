@@ -46,7 +46,7 @@ fn matches(r: &ActivityRecord, q: &LogQuery) -> bool {
         && q.model.as_ref().is_none_or(|m| r.model.as_ref() == Some(m))
         && q.provider
             .as_ref()
-            .is_none_or(|p| r.provider.as_ref() == Some(p))
+            .is_none_or(|p| r.provider.as_deref() == Some(p.as_str()))
 }
 
 /// Sorts the matching rows newest first and cuts the page out of them.

@@ -92,7 +92,7 @@ mod tests {
         let a = ActivityRecord::new(RecordKind::Request);
         let b = ActivityRecord::new(RecordKind::Event);
         let mut a_again = a.clone();
-        a_again.app = "changed".to_owned();
+        a_again.app = "changed".into();
 
         sink.write(&[a.clone(), b.clone()]).await.unwrap();
         sink.write(&[a_again, b.clone()]).await.unwrap();

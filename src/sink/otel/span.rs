@@ -40,7 +40,7 @@ pub(super) fn span(record: &ActivityRecord, scope: &InstrumentationScope) -> Spa
     let end = start + record.latency_ms.map(millis).unwrap_or_default();
     let operation = operation(record);
     let name: Cow<'static, str> = match (record.kind, operation, &record.model) {
-        (RecordKind::Event, _, _) => record.endpoint.clone().into(),
+        (RecordKind::Event, _, _) => record.endpoint.clone(),
         (_, Some(op), Some(model)) => format!("{op} {model}").into(),
         (_, Some(op), None) => op.into(),
         (_, None, _) => format!("{} {}", record.api.as_str(), record.endpoint).into(),

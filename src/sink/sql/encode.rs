@@ -24,7 +24,7 @@ pub(crate) fn sanitise(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn sanitise_opt(text: &Option<String>) -> Option<Cow<'_, str>> {
+fn sanitise_opt<S: std::ops::Deref<Target = str>>(text: &Option<S>) -> Option<Cow<'_, str>> {
     text.as_deref().map(sanitise)
 }
 

@@ -141,8 +141,8 @@ where
             .ok_or_else(|| format!("timestamp out of range: {micros} µs"))?,
         user_id: row.try_get(3)?,
         session_id: row.try_get(4)?,
-        app: row.try_get(5)?,
-        endpoint: row.try_get(6)?,
+        app: row.try_get::<String, _>(5)?.into(),
+        endpoint: row.try_get::<String, _>(6)?.into(),
         api: parse(
             row.try_get(7)?,
             &[
@@ -156,7 +156,7 @@ where
             LlmApi::as_str,
         )?,
         model: row.try_get(8)?,
-        provider: row.try_get(9)?,
+        provider: row.try_get::<Option<String>, _>(9)?.map(Into::into),
         upstream: row.try_get(10)?,
         stream: row.try_get(11)?,
         status_code: row

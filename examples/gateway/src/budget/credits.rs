@@ -34,12 +34,12 @@ pub fn enabled(state: &AppState) -> Result<&Budget, ApiError> {
 /// `metadata`.
 pub fn event(name: &str, user_id: &str, app: &str, metadata: Value) -> ActivityRecord {
     let mut record = ActivityRecord::new(RecordKind::Event);
-    record.endpoint = name.to_owned();
+    record.endpoint = name.to_owned().into();
     record.model = Some("credits".to_owned());
-    record.provider = Some("Budget".to_owned());
+    record.provider = Some("Budget".into());
     record.latency_ms = Some(0.0);
     record.user_id = Some(user_id.to_owned());
-    record.app = app.to_owned();
+    record.app = app.to_owned().into();
     if let Value::Object(map) = metadata {
         record.metadata = map.into();
     }
@@ -51,7 +51,7 @@ pub fn event(name: &str, user_id: &str, app: &str, metadata: Value) -> ActivityR
 pub fn registered(user_id: &str, credits: Option<&str>) -> ActivityRecord {
     let mut record = event("register", user_id, "Auth", json!({}));
     record.model = Some("auth".to_owned());
-    record.provider = Some("Auth".to_owned());
+    record.provider = Some("Auth".into());
     if let Some(credits) = credits {
         record.metadata.insert("credits".into(), credits.into());
     }

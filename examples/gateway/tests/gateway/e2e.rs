@@ -135,7 +135,7 @@ async fn every_api_as_json_and_sse_lands_in_the_users_log(storage: Storage) {
         );
         assert_eq!(row["metadata"]["prompt_tokens"], INPUT, "{name}");
         assert_eq!(row["metadata"]["completion_tokens"], want.output, "{name}");
-        assert_eq!(row["metadata"]["endpoint"], r.endpoint.as_str(), "{name}");
+        assert_eq!(row["metadata"]["endpoint"], &*r.endpoint, "{name}");
         assert_eq!(row["metadata"]["session_id"], json!(want.session), "{name}");
         assert_eq!(row["app"], "API", "{name}");
         assert!(row["speed"].is_number(), "{name}");
@@ -159,10 +159,7 @@ async fn every_api_as_json_and_sse_lands_in_the_users_log(storage: Storage) {
         } else {
             "Auth"
         };
-        assert_eq!(
-            (r.app.as_str(), r.user_id.as_deref()),
-            (app, Some(alice.as_str()))
-        );
+        assert_eq!((&*r.app, r.user_id.as_deref()), (app, Some(alice.as_str())));
         if r.endpoint == "session_created" {
             assert_eq!(r.session_id.as_deref(), Some(session.as_str()));
         }

@@ -216,7 +216,7 @@ async fn bad_input_gets_clear_json_errors_and_nothing_is_recorded_wrongly() {
         .map(record)
         .map(|r| {
             (
-                r.endpoint,
+                r.endpoint.into_owned(),
                 r.outcome.as_str().to_owned(),
                 r.status_code.map(u64::from),
             )

@@ -98,7 +98,10 @@ async fn the_totals_per_model_equal_the_logs() {
     // Per model and provider.
     let mut by_model: BTreeMap<(String, String), Totals> = BTreeMap::new();
     for r in &rows {
-        let key = (r.model.clone().unwrap(), r.provider.clone().unwrap());
+        let key = (
+            r.model.clone().unwrap(),
+            r.provider.clone().unwrap().into_owned(),
+        );
         let t = by_model.entry(key).or_default();
         t.requests += 1;
         let counts = [
@@ -220,7 +223,7 @@ async fn models_past_the_cap_are_counted_as_other() {
     // The budget's refusals arrive as `budget.refused` events; other events count nothing.
     let event = |name: &str, status: u16| {
         let mut r = ActivityRecord::new(RecordKind::Event);
-        r.endpoint = name.into();
+        r.endpoint = name.to_owned().into();
         r.status_code = Some(status);
         r
     };

@@ -144,7 +144,7 @@ pub fn arb_record() -> impl Strategy<Value = ActivityRecord> {
                 r.id = Uuid::from_u128(id);
                 r.user_id = user.map(str::to_owned);
                 r.model = model.map(str::to_owned);
-                r.provider = provider.map(str::to_owned);
+                r.provider = provider.map(|p| p.to_owned().into());
                 r.input_tokens = input;
                 r.output_tokens = output;
                 r.total_tokens = input.zip(output).map(|(i, o)| i + o);
@@ -167,7 +167,7 @@ pub fn log_rows(user: &str, n: usize) -> Vec<ActivityRecord> {
                 RecordKind::Request
             };
             r.model = Some(["gpt-4o", "claude", "gemini"][i % 3].to_owned());
-            r.provider = Some(["OpenAI", "Anthropic"][i % 2].to_owned());
+            r.provider = Some(["OpenAI", "Anthropic"][i % 2].into());
             r.input_tokens = Some(i as u64);
             r
         })
