@@ -134,7 +134,7 @@ impl SseScanner {
             let i = if first == b'\n' || first == b'\r' {
                 0
             } else {
-                match memchr2(b'\n', b'\r', rest) {
+                match line_break(rest) {
                     Some(i) => i,
                     None => {
                         self.carry_partial(rest);
@@ -262,7 +262,7 @@ impl SseScanner {
     #[inline]
     fn line_at<'c>(&self, chunk: &'c [u8], pos: usize) -> Option<(&'c [u8], usize)> {
         let rest = chunk.get(pos..)?;
-        let i = memchr2(b'\n', b'\r', rest)?;
+        let i = line_break(rest)?;
         if i > self.max_line {
             return None;
         }
@@ -401,6 +401,25 @@ impl SseScanner {
         self.data.clear();
         self.name.clear();
     }
+}
+
+/// The first `\n` or `\r` of `bytes`: `memchr2` with the needles set up once. Every event
+/// searches its data line, and `memchr2` finds its routine for the CPU and fills its vectors
+/// with the two bytes again on each call (≈ 30 instructions of a ≈ 130-instruction search
+/// over a 200-byte line); a searcher built once goes straight to the AVX2 loop.
+#[inline]
+fn line_break(bytes: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use memchr::arch::x86_64::avx2::memchr::Two;
+        use std::sync::LazyLock;
+        /// `None` when the CPU has no AVX2 (then `memchr2` picks SSE2).
+        static AVX2: LazyLock<Option<Two>> = LazyLock::new(|| Two::new(b'\n', b'\r'));
+        if let Some(two) = AVX2.as_ref() {
+            return two.find(bytes);
+        }
+    }
+    memchr2(b'\n', b'\r', bytes)
 }
 
 /// The offset past the line terminator at `at`: `\n`, `\r\n`, or a `\r` followed by another

@@ -278,3 +278,19 @@ fn scan_raw(chunks: &[&[u8]], max: usize) -> Scanned {
     s.finish(&mut push);
     (out, s.overflowed())
 }
+
+proptest! {
+    /// The searcher built once finds what `memchr2` finds, on lines shorter than one vector,
+    /// between one and two, and longer (each length takes another branch of the search).
+    #[test]
+    fn the_line_break_search_is_memchr2(
+        bytes in proptest::collection::vec(
+            prop_oneof![8 => b'a'..=b'z', 1 => Just(b'\n'), 1 => Just(b'\r'), 1 => any::<u8>()],
+            0..300,
+        ),
+        from in any::<prop::sample::Index>(),
+    ) {
+        let rest = &bytes[from.index(bytes.len() + 1)..];
+        prop_assert_eq!(line_break(rest), memchr2(b'\n', b'\r', rest));
+    }
+}
