@@ -8,13 +8,16 @@ use rust_decimal::Decimal;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 /// A record's `cost_details`: USD per priced part (`input`, `cache_read`, `output`, …,
 /// `computed`), in the order of the part names — a JSON object of exact decimal strings.
 ///
 /// A small map: a record has a handful of parts (at most sixteen), kept sorted in one vector
 /// instead of a B-tree, whose node is larger than the record's other fields together and was a
-/// twentieth of the layer's cost per JSON request to allocate and free. The layer's keys are
+/// twentieth of the layer's cost per JSON request to allocate and free. Up to
+/// four parts (input, output and two more: most records) are kept in the record itself,
+/// with no allocation at all. The layer's keys are
 /// the fixed part names, borrowed; a map read back from storage owns its keys. It reads as a
 /// map (`get`, indexing, `iter` in key order), serialises as a JSON object in the order a
 /// `BTreeMap` gives, and a key inserted twice keeps the last value, as a map does.
@@ -34,10 +37,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CostDetails {
     /// Sorted by key (as `str`s compare), each key once.
-    parts: Vec<(Cow<'static, str>, Decimal)>,
+    parts: SmallVec<[(Cow<'static, str>, Decimal); CostDetails::INLINE]>,
 }
 
 impl CostDetails {
+    /// How many parts are kept without an allocation.
+    const INLINE: usize = 4;
+
     /// An empty map.
     pub fn new() -> Self {
         CostDetails::default()
@@ -46,7 +52,7 @@ impl CostDetails {
     /// An empty map with room for `n` parts.
     pub fn with_capacity(n: usize) -> Self {
         CostDetails {
-            parts: Vec::with_capacity(n),
+            parts: SmallVec::with_capacity(n),
         }
     }
 
