@@ -53,17 +53,27 @@ impl ModelPrice {
     /// assert_eq!(b.total, b.parts.values().sum());
     /// ```
     pub fn cost_breakdown(&self, usage: &TokenUsage) -> Option<CostBreakdown> {
-        let parts = self.priced_parts(usage)?;
+        let mut parts = BTreeMap::new();
+        let priced = self.priced_parts(usage, |name, amount| {
+            parts.insert(name, amount);
+        })?;
         Some(CostBreakdown {
-            total: parts.total,
-            parts: parts.iter().collect(),
-            unpriced: parts.unpriced.into_iter().collect(),
+            total: priced.total,
+            parts,
+            unpriced: priced.unpriced.into_iter().collect(),
         })
     }
 
-    /// [`cost_breakdown`](Self::cost_breakdown) without its map: what the layer prices every
-    /// record with (a map of `&'static str` keys is built, then dropped, for nothing there).
-    pub(crate) fn priced_parts(&self, usage: &TokenUsage) -> Option<PricedParts> {
+    /// [`cost_breakdown`](Self::cost_breakdown) without its map: each priced part (its name
+    /// and its amount, normalised) is handed to `part` in the order of the names, and the
+    /// exact sum returned; what the layer prices every record with (straight into its
+    /// `cost_details`, with no map or array in between). `None` when a product or the sum
+    /// cannot be represented exactly (the parts handed over until then are to be dropped).
+    pub(crate) fn priced_parts(
+        &self,
+        usage: &TokenUsage,
+        mut part: impl FnMut(&'static str, Decimal),
+    ) -> Option<Priced> {
         let u = usage;
         let uncached = u
             .input
@@ -97,75 +107,57 @@ impl ModelPrice {
         let out_image = take(u.output_image);
         let out_text = left;
 
-        let parts = [
-            ("input", in_text, Rate::Input),
-            ("input_audio", in_audio, Rate::InputAudio),
-            ("input_image", in_image, Rate::InputImage),
-            ("input_video", in_video, Rate::InputVideo),
-            ("cache_read", cr_text, Rate::CacheRead),
-            ("cache_read_audio", cr_audio, Rate::CacheReadAudio),
-            ("cache_read_image", cr_image, Rate::CacheReadImage),
-            ("cache_write_5m", w_5m, Rate::CacheWrite),
-            ("cache_write_1h", w_1h, Rate::CacheWrite1h),
-            ("output", out_text, Rate::Output),
-            ("reasoning", u.reasoning, Rate::Reasoning),
-            ("output_audio", out_audio, Rate::OutputAudio),
-            ("output_image", out_image, Rate::OutputImage),
-            ("tool_use_input", u.tool_use_input, Rate::Input),
-        ];
-        let mut priced = PricedParts::default();
-        for (name, tokens, rate) in parts {
-            if tokens > 0 {
-                let price = self.rate(rate, u.tier, u.input);
-                priced.add(name, exact_mul(tokens, price)?)?;
+        // The parts are non-negative, so the exact sum does not depend on their order: they
+        // are priced in the order of their names, which is the order `cost_details` keeps.
+        let mut total = Decimal::ZERO;
+        let mut add = |name: &'static str, amount: Decimal| -> Option<()> {
+            total = exact_add(total, amount)?;
+            part(name, normalized(amount));
+            Some(())
+        };
+        let mut priced = |name: &'static str, tokens: u64, rate: Rate| -> Option<()> {
+            if tokens == 0 {
+                return Some(());
             }
-        }
+            add(name, exact_mul(tokens, self.rate(rate, u.tier, u.input))?)
+        };
+        priced("cache_read", cr_text, Rate::CacheRead)?;
+        priced("cache_read_audio", cr_audio, Rate::CacheReadAudio)?;
+        priced("cache_read_image", cr_image, Rate::CacheReadImage)?;
+        priced("cache_write_1h", w_1h, Rate::CacheWrite1h)?;
+        priced("cache_write_5m", w_5m, Rate::CacheWrite)?;
+        priced("input", in_text, Rate::Input)?;
+        priced("input_audio", in_audio, Rate::InputAudio)?;
+        priced("input_image", in_image, Rate::InputImage)?;
+        priced("input_video", in_video, Rate::InputVideo)?;
+        priced("output", out_text, Rate::Output)?;
+        priced("output_audio", out_audio, Rate::OutputAudio)?;
+        priced("output_image", out_image, Rate::OutputImage)?;
+        priced("reasoning", u.reasoning, Rate::Reasoning)?;
+        priced("tool_use_input", u.tool_use_input, Rate::Input)?;
+        let mut unpriced = None;
         if u.web_searches > 0 {
             match self
                 .web_search
                 .as_ref()
                 .and_then(|s| s.per_search(u.search_context))
             {
-                Some(price) => priced.add("web_search", exact_mul(u.web_searches, price)?)?,
-                None => priced.unpriced = Some("web_search"),
+                Some(price) => add("web_search", exact_mul(u.web_searches, price)?)?,
+                None => unpriced = Some("web_search"),
             }
         }
-        priced.total = normalized(priced.total);
-        Some(priced)
+        Some(Priced {
+            total: normalized(total),
+            unpriced,
+        })
     }
 }
 
-/// The priced parts of a cost in a fixed array (a part appears at most once, and there are
-/// [`PART_NAMES`] of them), and their exact sum.
-#[derive(Debug, Default)]
-pub(crate) struct PricedParts {
+/// The exact sum of the priced parts of a cost (see [`ModelPrice::priced_parts`]).
+#[derive(Debug)]
+pub(crate) struct Priced {
     /// The sum of the parts, in USD.
     pub(crate) total: Decimal,
-    parts: [(&'static str, Decimal); PART_NAMES],
-    len: usize,
     /// The one part that can go unpriced (`web_search`, without a search price).
     pub(crate) unpriced: Option<&'static str>,
-}
-
-/// How many parts a cost can have: 14 per-token parts and `web_search`.
-const PART_NAMES: usize = 15;
-
-impl PricedParts {
-    fn add(&mut self, name: &'static str, amount: Decimal) -> Option<()> {
-        self.total = exact_add(self.total, amount)?;
-        // Each part name is added at most once, so the array never overflows.
-        *self.parts.get_mut(self.len)? = (name, normalized(amount));
-        self.len += 1;
-        Some(())
-    }
-
-    /// How many parts were priced.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Each part and its amount, in the order they were priced.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, Decimal)> + '_ {
-        self.parts[..self.len].iter().copied()
-    }
 }

@@ -23,10 +23,12 @@ impl PriceTable {
         usage: &TokenUsage,
         reported: Option<Decimal>,
     ) {
-        let computed = r
-            .model
-            .as_deref()
-            .and_then(|m| self.lookup(m)?.1.priced_parts(usage));
+        // The parts go straight into the record's `cost_details`, in the order it keeps them.
+        let mut details = CostDetails::new();
+        let computed = r.model.as_deref().and_then(|m| {
+            let price = self.lookup(m)?.1;
+            price.priced_parts(usage, |name, amount| details.push_in_order(name, amount))
+        });
         let Some(computed) = computed else {
             r.metadata
                 .insert("pricing".into(), Value::from("unknown_model"));
@@ -40,11 +42,6 @@ impl PriceTable {
         if let Some(part) = computed.unpriced {
             r.metadata
                 .insert("unpriced".into(), Value::from(vec![part]));
-        }
-        // Room for `computed` beside the parts.
-        let mut details = CostDetails::with_capacity(computed.len() + 1);
-        for (name, amount) in computed.iter() {
-            details.insert(name, amount);
         }
         match reported {
             Some(cost) => {

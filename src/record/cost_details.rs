@@ -76,6 +76,18 @@ impl CostDetails {
         }
     }
 
+    /// [`insert`](Self::insert) of a part that comes after every part there (what pricing
+    /// produces, in the order of the part names): appended after one comparison instead of
+    /// searched for; inserted where it belongs otherwise.
+    pub(crate) fn push_in_order(&mut self, key: &'static str, amount: Decimal) {
+        match self.parts.last() {
+            Some((last, _)) if **last >= *key => {
+                self.insert(key, amount);
+            }
+            _ => self.parts.push((Cow::Borrowed(key), amount)),
+        }
+    }
+
     /// The amount of part `key`.
     pub fn get(&self, key: &str) -> Option<&Decimal> {
         self.position(key).ok().map(|i| &self.parts[i].1)
@@ -227,6 +239,20 @@ mod tests {
                 prop_assert_eq!(got.remove(&key), want.remove(&key));
                 prop_assert!(got.keys().eq(want.keys().map(String::as_str)));
             }
+        }
+    }
+
+    proptest! {
+        /// Parts pushed in order, out of order or twice end as inserted ones do.
+        #[test]
+        fn pushing_in_order_is_inserting(picks in prop::collection::vec((0usize..6, any::<i32>()), 0..10)) {
+            const KEYS: [&str; 6] = ["cache_read", "computed", "input", "output", "reasoning", "web_search"];
+            let (mut pushed, mut inserted) = (CostDetails::new(), CostDetails::new());
+            for (i, n) in picks {
+                pushed.push_in_order(KEYS[i], Decimal::from(n));
+                inserted.insert(KEYS[i], Decimal::from(n));
+            }
+            prop_assert_eq!(pushed, inserted);
         }
     }
 
