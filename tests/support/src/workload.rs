@@ -1,6 +1,8 @@
-//! The fixed exchanges the benches run through the layer: a 1 KB JSON chat completion and a
-//! 100-event stream in each wire format, one event per frame, as the providers send them.
-//! `benches/layer.rs` times them; `benches/instructions.rs` counts their instructions.
+//! The fixed exchanges the benches run through the layer: a 1 KB JSON chat completion, a
+//! 100-event stream in each wire format, and the mock upstream's short OpenAI chat stream
+//! (12 events, the one the load test and the gateway's profiles run), one event per frame, as
+//! the providers send them. `benches/layer.rs` times them; `benches/instructions.rs` counts
+//! their instructions.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -111,12 +113,15 @@ where
 const PROMPT: &str = "Write a short poem about tower middleware.";
 
 /// Every workload: the JSON request, then the streams (OpenAI chat twice: with the usage the
-/// client asked for, and stripped of the usage the layer asked for).
+/// client asked for, and stripped of the usage the layer asked for; the mock's short stream
+/// the same two ways).
 pub fn all() -> Vec<Workload> {
     vec![
         json_openai_chat(),
         sse_openai_chat(),
         sse_openai_chat_stripped(),
+        sse_openai_chat_short(),
+        sse_openai_chat_short_stripped(),
         sse_openai_responses(),
         sse_anthropic(),
         sse_gemini(),
@@ -205,6 +210,70 @@ pub fn sse_openai_chat_stripped() -> Workload {
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
     Workload {
         name: "sse_openai_chat_stripped",
+        path: "/v1/chat/completions",
+        request: Bytes::from(format!(
+            r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
+        )),
+        content_type: "text/event-stream",
+        units: frames.len(),
+        frames,
+    }
+}
+
+/// The mock upstream's OpenAI chat stream (`examples/mock-upstream/src/openai_chat.rs`, its
+/// default 24-word reply in 8 content chunks) as it answers a request with
+/// `stream_options.include_usage`: a role chunk, 8 content chunks, the finish chunk, each with
+/// `"usage":null`, the usage chunk, `[DONE]`. 12 events: what one load-test stream costs,
+/// set-up and learning included.
+fn short_chat_frames() -> Vec<Bytes> {
+    const REPLY: &str = "The quick brown fox jumps over the lazy dog while the mock upstream \
+                         streams a steady deterministic reply of exactly one token per word.";
+    let words: Vec<&str> = REPLY.split(' ').collect();
+    let head = r#"{"id":"chatcmpl-mock-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini","system_fingerprint":"fp_mock","choices":"#;
+    let chunk = |choices: &str| data(format!(r#"{head}{choices},"usage":null}}"#));
+    let mut frames = vec![chunk(
+        r#"[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]"#,
+    )];
+    for (i, words) in words.chunks(3).enumerate() {
+        let text = words.join(" ");
+        let text = if i == 0 { text } else { format!(" {text}") };
+        frames.push(chunk(&format!(
+            r#"[{{"index":0,"delta":{{"content":"{text}"}},"logprobs":null,"finish_reason":null}}]"#
+        )));
+    }
+    frames.push(chunk(
+        r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]"#,
+    ));
+    frames.push(data(format!(
+        r#"{head}[],"usage":{{"prompt_tokens":12,"completion_tokens":24,"total_tokens":36,"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}}}"#
+    )));
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    frames
+}
+
+/// The mock's short stream ([`short_chat_frames`]) for a client that asked for the usage
+/// itself: passed through as it is.
+pub fn sse_openai_chat_short() -> Workload {
+    let frames = short_chat_frames();
+    Workload {
+        name: "sse_openai_chat_short",
+        path: "/v1/chat/completions",
+        request: Bytes::from(format!(
+            r#"{{"model":"gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
+        )),
+        content_type: "text/event-stream",
+        units: frames.len(),
+        frames,
+    }
+}
+
+/// The same stream for a client that did not ask for usage (the load test's and the c=8
+/// run's requests): the layer strips what it asked for. Its figure less
+/// [`sse_openai_chat_short`]'s is the strip's cost per event of a short stream.
+pub fn sse_openai_chat_short_stripped() -> Workload {
+    let frames = short_chat_frames();
+    Workload {
+        name: "sse_openai_chat_short_stripped",
         path: "/v1/chat/completions",
         request: Bytes::from(format!(
             r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
@@ -370,7 +439,8 @@ mod tests {
         for w in &all {
             assert_eq!(w.frames.len(), w.units, "{}", w.name);
             if w.content_type == "text/event-stream" {
-                assert_eq!(w.units, 100, "{}", w.name);
+                let events = if w.name.contains("_short") { 12 } else { 100 };
+                assert_eq!(w.units, events, "{}", w.name);
             }
         }
         let mut names: Vec<_> = all.iter().map(|w| w.name).collect();
@@ -390,14 +460,14 @@ mod tests {
             let ex = Exchange::new(w.path, Bytes::new(), sse).request(w.request.clone());
             let seen = run_frames(&layer, ex, w.frames.clone()).await;
             let mut sent: Vec<u8> = w.frames.iter().flat_map(|f| f.to_vec()).collect();
-            if w.name == "sse_openai_chat_stripped" {
+            if w.name.ends_with("_stripped") {
                 // What the layer asked for is not what the client receives.
                 let usage = &w.frames[w.frames.len() - 2];
                 let text = String::from_utf8(sent).unwrap();
                 let text = text.replace(std::str::from_utf8(usage).unwrap(), "");
                 sent = text.replace(r#","usage":null"#, "").into_bytes();
                 assert_eq!(
-                    sent.len() + usage.len() + 98 * 13,
+                    sent.len() + usage.len() + (w.units - 2) * 13,
                     w.frames.iter().map(|f| f.len()).sum::<usize>()
                 );
             }
