@@ -19,12 +19,13 @@
 //!
 //! The scanner ([`SseScanner`]) says where lines end and what they were; the strip follows the
 //! bytes. This is the one place the layer changes response bytes, so it is the one place it
-//! copies them (once: into one buffer that keeps what is released and what is held, then into
-//! the frame it returns); other streams are never copied.
+//! copies them, once: into one buffer that keeps what is released and what is held, whose
+//! released part becomes the frame it returns (split off, not copied again); other streams are
+//! never copied.
 
 use std::sync::LazyLock;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use memchr::memmem;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -44,8 +45,9 @@ pub(crate) struct Strip {
     max: usize,
     /// The bytes decided for the current frame (`..held_at`), then the open unit: the event
     /// being completed, or the line between events (`held_at..`). One buffer, so that
-    /// releasing what is held moves an index, not bytes, and dropping it truncates.
-    buf: Vec<u8>,
+    /// releasing what is held moves an index, not bytes, and dropping it truncates; the frame
+    /// sent is split off its front, so a stream's frames share a few allocations.
+    buf: BytesMut,
     /// Where the open unit starts in `buf`.
     held_at: usize,
     /// The open unit grew past `max`: its bytes go out as they come.
@@ -69,7 +71,11 @@ pub(crate) struct Strip {
     bom: Option<usize>,
 }
 
-/// The buffer capacity a stream keeps between frames.
+/// The buffer a stream starts with: room for a short stream's frames, or a dozen of a long
+/// one's, before it is reclaimed (once the frames sent from it are dropped) or replaced.
+const START: usize = 4 * 1024;
+
+/// The most buffer capacity a stream keeps between frames.
 const KEEP: usize = 16 * 1024;
 
 /// The byte order mark a stream may open with.
@@ -88,7 +94,7 @@ impl Strip {
     pub(crate) fn new(max: usize) -> Self {
         Strip {
             max,
-            buf: Vec::new(),
+            buf: BytesMut::with_capacity(START),
             held_at: 0,
             passing: false,
             in_event: false,
@@ -117,14 +123,14 @@ impl Strip {
                 // line it ends.
                 self.pos = 1;
                 match fate {
-                    Fate::Held if self.held_len() < self.max => self.buf.push(b'\n'),
+                    Fate::Held if self.held_len() < self.max => self.buf.extend_from_slice(b"\n"),
                     Fate::Held => {
                         self.pass();
-                        self.buf.push(b'\n');
+                        self.buf.extend_from_slice(b"\n");
                         self.release();
                     }
                     Fate::Out => {
-                        self.buf.push(b'\n');
+                        self.buf.extend_from_slice(b"\n");
                         self.release();
                     }
                     Fate::Dropped => {}
@@ -177,18 +183,21 @@ impl Strip {
         self.held_at = self.buf.len();
     }
 
-    /// The bytes decided for this frame, in one exact allocation; the buffer (and what it
-    /// holds) stays for the next frame, so a stream allocates it once.
+    /// The bytes decided for this frame, split off the buffer (a reference count, no copy);
+    /// what the buffer holds stays for the next frame, and its room is reused once the frames
+    /// sent from it are dropped.
     fn take_released(&mut self) -> Bytes {
         let at = std::mem::take(&mut self.held_at);
         if at == 0 {
             return Bytes::new();
         }
-        let released = Bytes::copy_from_slice(&self.buf[..at]);
-        self.buf.drain(..at);
-        // One large frame should not keep its buffer for the rest of a long stream.
-        if self.buf.capacity() > KEEP && self.buf.len() <= KEEP {
-            self.buf.shrink_to(KEEP);
+        let released = self.buf.split_to(at).freeze();
+        // One large frame should not keep its buffer for the rest of a long stream: the rest
+        // moves to a buffer of its own (the large one is freed with the frames sent from it).
+        if self.buf.capacity() + at > KEEP && self.buf.len() <= KEEP {
+            let mut buf = BytesMut::with_capacity(START.max(self.buf.len()));
+            buf.extend_from_slice(&self.buf);
+            self.buf = buf;
         }
         released
     }

@@ -1,5 +1,7 @@
 //! The `"usage":null` filter of a `data:` line ([`NullUsage`]).
 
+use bytes::BytesMut;
+
 /// Removes the member `"usage":null` from the top-level object of a `data:` line, with the
 /// comma that separated it (`{"a":1,"usage":null}` → `{"a":1}`, `{"usage":null,"a":1}` →
 /// `{"a":1}`), whitespace around its parts allowed. One pass over the bytes as they come,
@@ -128,7 +130,7 @@ impl NullUsage {
     /// by byte.
     /// The state it ends in is the same as byte by byte, so a line cut anywhere filters the
     /// same.
-    pub(super) fn filter(&mut self, bytes: &[u8], dest: &mut Vec<u8>) {
+    pub(super) fn filter(&mut self, bytes: &[u8], dest: &mut BytesMut) {
         // `bytes[run..i]` are decided unchanged and not yet copied.
         let mut run = 0;
         let mut i = 0;
@@ -280,7 +282,7 @@ impl NullUsage {
     }
 
     /// One byte inside the top-level object.
-    pub(super) fn object(&mut self, b: u8, dest: &mut Vec<u8>) {
+    pub(super) fn object(&mut self, b: u8, dest: &mut BytesMut) {
         let top = self.depth == 1 && !self.in_str;
         if let Some((step, first)) = self.step {
             match self.advance(step, first, b) {
@@ -288,13 +290,17 @@ impl NullUsage {
                     self.held.push(b);
                     self.track(b);
                     if self.held.len() > Self::MAX_CANDIDATE {
-                        dest.append(&mut self.held);
+                        dest.extend_from_slice(&self.held);
+                        self.held.clear();
                         self.step = None;
                     }
                     return;
                 }
                 Verdict::Confirm => self.held.clear(),
-                Verdict::Mismatch => dest.append(&mut self.held),
+                Verdict::Mismatch => {
+                    dest.extend_from_slice(&self.held);
+                    self.held.clear();
+                }
             }
             self.step = None;
         }
@@ -304,12 +310,12 @@ impl NullUsage {
             self.held.push(b);
         } else if top && first && is_ws(b) {
             self.first = true;
-            dest.push(b);
+            dest.extend_from_slice(&[b]);
         } else if top && first && b == b'"' {
             self.step = Some((Step::Key(1), true));
             self.held.push(b);
         } else {
-            dest.push(b);
+            dest.extend_from_slice(&[b]);
         }
         self.track(b);
     }
@@ -378,12 +384,13 @@ impl NullUsage {
     ///
     /// An object still open waits for the event's next data line (other lines between leave
     /// it waiting); [`end_event`](Self::end_event) forgets it.
-    pub(super) fn end_line(&mut self, dest: &mut Vec<u8>) {
+    pub(super) fn end_line(&mut self, dest: &mut BytesMut) {
         if self.is_unread() {
             // Nothing read since the last reset: the state is the one it would reset to.
             return;
         }
-        dest.append(&mut self.held);
+        dest.extend_from_slice(&self.held);
+        self.held.clear();
         let open = match self.at {
             Place::Object => Some(Open {
                 depth: self.depth,

@@ -21,6 +21,8 @@
 //! is filtered from after the last hole it fits, from the filter state that hole stood in,
 //! and the pattern learned from there.
 
+use bytes::BytesMut;
+
 use super::null_usage::{NullUsage, find_in_string};
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
@@ -97,7 +99,7 @@ impl Pattern {
     /// How much of `line` is this pattern's literals around string contents; the outputs of
     /// what fits and the contents are appended to `dest`, and `holes` says where the contents
     /// were.
-    fn fit(&self, line: &[u8], dest: &mut Vec<u8>, holes: &mut Vec<(usize, usize)>) -> Fit {
+    fn fit(&self, line: &[u8], dest: &mut BytesMut, holes: &mut Vec<(usize, usize)>) -> Fit {
         let Some((&last, body)) = self.ends.split_last() else {
             return Fit::None;
         };
@@ -152,7 +154,7 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
 impl Repeat {
     /// Filters `line`, a whole `data:` line with its terminator, into `dest` as `filter` would
     /// (followed by [`NullUsage::end_line`]); `filter` must be [fresh](NullUsage::is_fresh).
-    pub(super) fn filter_line(&mut self, filter: &mut NullUsage, line: &[u8], dest: &mut Vec<u8>) {
+    pub(super) fn filter_line(&mut self, filter: &mut NullUsage, line: &[u8], dest: &mut BytesMut) {
         let start = dest.len();
         if self.fast.fit(line, dest, &mut self.holes) == Fit::Whole {
             filter.done();
@@ -216,7 +218,7 @@ impl Repeat {
         line: &[u8],
         holes: usize,
         at: usize,
-        dest: &mut Vec<u8>,
+        dest: &mut BytesMut,
     ) {
         self.fast.clear();
         let full = &mut self.full;

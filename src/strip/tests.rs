@@ -4,12 +4,19 @@ use proptest::prelude::*;
 
 /// Feeds `frames` through a scanner and a strip as the reader does; returns what each frame
 /// released and the tail released at the end, checking the hold bounds after every frame.
+/// Every other frame released is kept alive to the end, as a slow client's are: the buffer
+/// they were split from is then shared, and the others' room is reclaimed.
 fn strip_frames(frames: &[&[u8]], max: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut scanner = SseScanner::new(max);
     let mut strip = Strip::new(max);
     let mut out = Vec::new();
-    for frame in frames {
-        out.push(strip.feed(&mut scanner, frame, &mut |_| {}).to_vec());
+    let mut alive = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let released = strip.feed(&mut scanner, frame, &mut |_| {});
+        out.push(released.to_vec());
+        if i % 2 == 0 {
+            alive.push(released);
+        }
         assert!(
             strip.held_len() <= max,
             "held {} > cap {max}",
@@ -18,6 +25,13 @@ fn strip_frames(frames: &[&[u8]], max: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
         assert!(strip.line.held.len() <= NullUsage::MAX_CANDIDATE + 1);
     }
     let tail = strip.finish(&mut scanner, &mut |_| {}).to_vec();
+    for (released, sent) in alive.iter().zip(out.iter().step_by(2)) {
+        assert_eq!(
+            &released[..],
+            &sent[..],
+            "a frame kept alive was overwritten"
+        );
+    }
     (out, tail)
 }
 
@@ -28,10 +42,10 @@ fn strip_all(frames: &[&[u8]], max: usize) -> String {
 
 fn null_usage(line: &str) -> String {
     let mut f = NullUsage::new();
-    let mut out = Vec::new();
+    let mut out = BytesMut::new();
     f.filter(line.as_bytes(), &mut out);
     f.end_line(&mut out);
-    String::from_utf8(out).unwrap()
+    String::from_utf8(out.to_vec()).unwrap()
 }
 
 #[test]
@@ -83,6 +97,32 @@ fn null_usage_members_of_the_top_object_are_removed_with_their_comma() {
     for (line, want) in cases {
         assert_eq!(null_usage(line), want, "{line}");
     }
+}
+
+#[test]
+fn a_large_frame_does_not_keep_its_buffer() {
+    let mut scanner = SseScanner::new(1 << 20);
+    let mut strip = Strip::new(1 << 20);
+    // A comment line held over three frames: the buffer grows by doubling, to room for
+    // ≈ 120,000 bytes, and the line goes out whole with the third.
+    let part = "x".repeat(30_000);
+    let mut sent = Vec::new();
+    for piece in [format!(":{part}"), part.clone(), format!("{part}\n")] {
+        sent.push(strip.feed(&mut scanner, piece.as_bytes(), &mut |_| {}));
+    }
+    let first = sent.pop().unwrap();
+    assert_eq!(first.len(), 90_002);
+    let next = strip.feed(
+        &mut scanner,
+        b"data: {\"a\":1,\"usage\":null}\n\n",
+        &mut |_| {},
+    );
+    assert_eq!(&next[..], b"data: {\"a\":1}\n\n");
+    // The next frame is not split from the large allocation's spare room (which would keep
+    // it for the rest of the stream); the large frame alone keeps it, while it is held.
+    let spare = first.as_ptr() as usize..first.as_ptr() as usize + first.len() + 20_000;
+    assert!(!spare.contains(&(next.as_ptr() as usize)));
+    assert!(strip.buf.capacity() <= KEEP, "{}", strip.buf.capacity());
 }
 
 #[test]
@@ -470,13 +510,13 @@ fn strings_copied_in_runs_filter_as_byte_by_byte() {
     ] {
         assert_eq!(null_usage(line), want);
         let mut f = NullUsage::new();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         for b in line.as_bytes() {
             f.filter(std::slice::from_ref(b), &mut out);
         }
         f.end_line(&mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out.to_vec()).unwrap(),
             want,
             "byte by byte: {line}"
         );
@@ -501,16 +541,16 @@ fn only_a_usage_that_is_not_null_makes_a_usage_only_chunk() {
 
 /// The filter as it was before it skipped runs, byte by byte: the reference the skipping one
 /// must equal, however its input is cut.
-fn byte_by_byte(f: &mut NullUsage, bytes: &[u8], dest: &mut Vec<u8>) {
+fn byte_by_byte(f: &mut NullUsage, bytes: &[u8], dest: &mut BytesMut) {
     for &b in bytes {
         match f.at {
-            Place::Off => dest.push(b),
+            Place::Off => dest.extend_from_slice(&[b]),
             Place::Prefix(n) => {
-                dest.push(b);
+                dest.extend_from_slice(&[b]);
                 f.at = f.prefix(n, b);
             }
             Place::Value => {
-                dest.push(b);
+                dest.extend_from_slice(&[b]);
                 if b == b'{' {
                     f.at = Place::Object;
                     f.depth = 1;
@@ -522,7 +562,7 @@ fn byte_by_byte(f: &mut NullUsage, bytes: &[u8], dest: &mut Vec<u8>) {
             Place::Resume => {
                 f.at = Place::Object;
                 if b == b' ' {
-                    dest.push(b);
+                    dest.extend_from_slice(&[b]);
                 } else {
                     f.object(b, dest);
                 }
@@ -555,13 +595,13 @@ proptest! {
         let mut skipping = NullUsage::new();
         for line in &lines {
             let line = line.as_bytes();
-            let mut want = Vec::new();
+            let mut want = BytesMut::new();
             byte_by_byte(&mut reference, line, &mut want);
             reference.end_line(&mut want);
             let mut at: Vec<usize> = cuts.iter().map(|c| c.index(line.len() + 1)).collect();
             at.push(line.len());
             at.sort_unstable();
-            let mut got = Vec::new();
+            let mut got = BytesMut::new();
             let mut last = 0;
             for i in at {
                 skipping.filter(&line[last..i], &mut got);

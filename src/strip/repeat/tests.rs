@@ -5,19 +5,19 @@ use proptest::prelude::*;
 /// What the filter alone gives for one whole line.
 fn walked(line: &[u8]) -> Vec<u8> {
     let mut f = NullUsage::new();
-    let mut out = Vec::new();
+    let mut out = BytesMut::new();
     f.filter(line, &mut out);
     f.end_line(&mut out);
-    out
+    out.to_vec()
 }
 
 /// What the repeat gives for one whole line, after the lines it has seen.
 fn repeated(repeat: &mut Repeat, line: &[u8]) -> Vec<u8> {
     let mut f = NullUsage::new();
-    let mut out = b"before".to_vec();
+    let mut out = BytesMut::from(&b"before"[..]);
     repeat.filter_line(&mut f, line, &mut out);
     f.end_line(&mut out);
-    out.split_off(6)
+    out.split_off(6).to_vec()
 }
 
 fn chunk(delta: &str, finish: &str) -> String {
@@ -106,7 +106,7 @@ fn a_line_that_leaves_its_object_open_is_not_learned() {
     assert_eq!(repeated(&mut repeat, line), walked(line));
     assert!(repeat.full.ends.is_empty());
     let mut f = NullUsage::new();
-    let mut out = Vec::new();
+    let mut out = BytesMut::new();
     repeat.filter_line(&mut f, line, &mut out);
     assert!(
         !f.is_done(),
