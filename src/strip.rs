@@ -56,6 +56,11 @@ pub(crate) struct Strip {
     in_event: bool,
     /// The open event is the usage-only one (set by the dispatch before its blank line).
     drop_event: bool,
+    /// A line of the open event may hold a `"usage"` that is not followed by `null`: its data
+    /// is parsed at the dispatch. Lines that fit a learned pattern whose `"usage"`s are all
+    /// `null` leave it unset (see [`Repeat::filter_line`]), so a stream's chunks are not
+    /// searched for the key again.
+    check_usage: bool,
     /// The first byte of the current line, once seen.
     line_start: Option<u8>,
     /// Removes `"usage":null` from the current line.
@@ -99,6 +104,7 @@ impl Strip {
             passing: false,
             in_event: false,
             drop_event: false,
+            check_usage: false,
             line_start: None,
             line: NullUsage::new(),
             repeat: Repeat::default(),
@@ -231,6 +237,7 @@ impl Strip {
         if bytes.is_empty() {
             return;
         }
+        self.check_usage = true;
         self.line_start.get_or_insert(bytes[0]);
         if self.passing {
             self.line.filter(bytes, &mut self.buf);
@@ -266,8 +273,12 @@ impl Strip {
             self.buf.extend_from_slice(bytes);
         } else if whole && self.line.is_fresh() {
             self.line_start = Some(bytes[0]);
-            self.repeat
-                .filter_line(&mut self.line, bytes, &mut self.buf);
+            if !self
+                .repeat
+                .filter_line(&mut self.line, bytes, &mut self.buf)
+            {
+                self.check_usage = true;
+            }
         } else {
             self.route(bytes);
         }
@@ -305,6 +316,7 @@ impl Strip {
                 self.in_event = false;
                 self.passing = false;
                 self.drop_event = false;
+                self.check_usage = false;
             }
             _ if comment && !self.in_event => {
                 self.release();
@@ -334,7 +346,8 @@ struct Follow<'a, 'f, F> {
 impl<F: FnMut(&SseEvent<'_>)> Visit for Follow<'_, '_, F> {
     fn event(&mut self, event: &SseEvent<'_>, _end: usize) {
         (self.on_event)(event);
-        self.strip.drop_event = !self.strip.passing && is_usage_only(event.data);
+        self.strip.drop_event =
+            !self.strip.passing && self.strip.check_usage && is_usage_only(event.data);
     }
 
     fn line_end(&mut self, kind: LineKind, end: usize) {
@@ -356,16 +369,20 @@ fn is_usage_only(data: &[u8]) -> bool {
     }
     // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
     // not null is worth parsing the chunk for.
-    if USAGE_KEY
-        .find_iter(data)
-        .all(|at| is_null_after(&data[at + KEY.len()..]))
-    {
+    if only_null_usage(data) {
         return false;
     }
     match serde_json::from_slice::<Chunk>(data) {
         Ok(c) => c.usage.is_some() && c.choices.is_some_and(|c| c.is_empty()),
         Err(_) => false,
     }
+}
+
+/// Whether every `"usage"` in `bytes` is followed there by `: null` (whitespace allowed).
+fn only_null_usage(bytes: &[u8]) -> bool {
+    USAGE_KEY
+        .find_iter(bytes)
+        .all(|at| is_null_after(&bytes[at + KEY.len()..]))
 }
 
 /// Whether `rest` (what follows a `"usage"` key) is `: null`, whitespace allowed.

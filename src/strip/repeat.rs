@@ -23,7 +23,8 @@
 
 use bytes::BytesMut;
 
-use super::null_usage::{NullUsage, find_in_string};
+use super::null_usage::{KEY, NullUsage, find_in_string};
+use super::only_null_usage;
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
 const HOLES: usize = 8;
@@ -56,6 +57,9 @@ struct Pattern {
     /// The filter's depth in each hole (see [`NullUsage::in_plain_string`]); kept for `full`
     /// only.
     depths: Vec<u32>,
+    /// Whether each `"usage"` in a literal is followed there by `: null` (see
+    /// [`Pattern::proves_no_usage`]); found at the pattern's first fit.
+    literals_null_usage: Option<bool>,
 }
 
 /// How much of a line fits a pattern.
@@ -76,6 +80,7 @@ impl Pattern {
         self.output.clear();
         self.ends.clear();
         self.depths.clear();
+        self.literals_null_usage = None;
     }
 
     /// Keeps the first `literals` literals and the holes after them.
@@ -86,6 +91,7 @@ impl Pattern {
                 self.output.truncate(o);
                 self.ends.truncate(literals);
                 self.depths.truncate(literals);
+                self.literals_null_usage = None;
             }
             None => self.clear(),
         }
@@ -128,6 +134,33 @@ impl Pattern {
         Fit::Whole
     }
 
+    /// Whether `line`, which fitted this pattern [whole](Fit::Whole) with its contents at
+    /// `holes`, has no `"usage"` but ones followed by `: null`, so that its event's data needs
+    /// no parse to know it is not the usage-only chunk.
+    ///
+    /// A `"usage"` of the line lies in a literal (checked there once, the `null` too), or ends
+    /// at the quote that closes a hole whose contents end in `usage`: string contents hold no
+    /// quote that is not escaped, and a literal before a hole ends with the quote that opens it.
+    fn proves_no_usage(&mut self, line: &[u8], holes: &[(usize, usize)]) -> bool {
+        let literals = match self.literals_null_usage {
+            Some(known) => known,
+            None => {
+                let mut from = 0;
+                let known = self.ends.iter().all(|&(to, _)| {
+                    let literal = &self.input[from..to];
+                    from = to;
+                    only_null_usage(literal)
+                });
+                self.literals_null_usage = Some(known);
+                known
+            }
+        };
+        literals
+            && holes
+                .iter()
+                .all(|&(from, to)| !line[from..to].ends_with(&KEY[1..KEY.len() - 1]))
+    }
+
     fn start(&self, holes: usize, at: usize) -> Fit {
         if holes == 0 {
             Fit::None
@@ -154,17 +187,27 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
 impl Repeat {
     /// Filters `line`, a whole `data:` line with its terminator, into `dest` as `filter` would
     /// (followed by [`NullUsage::end_line`]); `filter` must be [fresh](NullUsage::is_fresh).
-    pub(super) fn filter_line(&mut self, filter: &mut NullUsage, line: &[u8], dest: &mut BytesMut) {
+    ///
+    /// Returns `true` when the line fitted a pattern that shows it has no `"usage"` but ones
+    /// followed by `: null` (see [`Pattern::proves_no_usage`]); `false` says nothing.
+    pub(super) fn filter_line(
+        &mut self,
+        filter: &mut NullUsage,
+        line: &[u8],
+        dest: &mut BytesMut,
+    ) -> bool {
         let start = dest.len();
         if self.fast.fit(line, dest, &mut self.holes) == Fit::Whole {
             filter.done();
-            return;
+            return self.fast.proves_no_usage(line, &self.holes);
         }
         dest.truncate(start);
         match self.full.fit(line, dest, &mut self.holes) {
             Fit::Whole => {
                 filter.done();
+                let proven = self.full.proves_no_usage(line, &self.holes);
                 self.refine(line);
+                return proven;
             }
             Fit::Start { holes, at } => {
                 filter.resume_in_string(self.full.depths[holes - 1]);
@@ -175,6 +218,7 @@ impl Repeat {
                 self.learn(filter, line, 0, 0, dest);
             }
         }
+        false
     }
 
     /// `line` fitted `full`: the holes that held what they held in the line `full` was learned

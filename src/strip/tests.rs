@@ -125,6 +125,102 @@ fn a_large_frame_does_not_keep_its_buffer() {
     assert!(strip.buf.capacity() <= KEEP, "{}", strip.buf.capacity());
 }
 
+/// Lines of a few shapes, `{0}` and `{1}` to fill with string contents: chunks with
+/// `"usage":null`, usage-only chunks (the key plain, spaced or escaped), and `"usage"` nested
+/// or in a string.
+const EVENT_SHAPES: [&str; 7] = [
+    "data: {\"id\":\"{0}\",\"choices\":[{\"delta\":{\"content\":\"{1}\"}}],\"usage\":null}\n",
+    "data: {\"id\":\"{0}\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"x\":\"{1}\"}}\n",
+    "data: {\"id\":\"{0}\",\"choices\":[],\"\\u0075sage\":{\"t\":\"{1}\"}}\n",
+    "data: {\"id\":\"{0}\",\"choices\":[],\"usage\":null,\"u\":\"{1}\"}\n",
+    "data: {\"usage\":null,\"id\":\"{0}\",\"choices\":[],\"m\":\"{1}\"}\n",
+    "data: {\"id\":\"{0}\",\"choices\":[],\"u\":{\"usage\":null,\"v\":\"{1}\"}}\n",
+    "data: {\"id\":\"{0}\",\"choices\":[] , \"usage\" : {\"t\":\"{1}\"}}\n",
+];
+
+/// String contents that may end in `usage` (so that a quote closing them makes a `"usage"`
+/// key's text), or break the string early.
+fn usage_contents() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "a",
+            "usage",
+            "\\\"usage",
+            "\\\"usage\\\":{",
+            "\\\"usage\\\":null",
+            "\\\\",
+            "\"",
+            ":",
+            "{",
+            " ",
+        ]),
+        0..4,
+    )
+    .prop_map(|t| t.concat())
+}
+
+#[test]
+fn a_line_that_fits_a_pattern_is_still_dropped_when_it_is_usage_only() {
+    // The pattern's literals have no plain `"usage"`; the third line's hole ends in `usage`,
+    // which with the quote after it is the text `"usage"` followed by no `null`: its data is
+    // parsed, and the escaped key makes it the usage-only chunk.
+    let lines = [
+        "data: {\"m\":\"a\",\"choices\":[],\"\\u0075sage\":{\"t\":1}}\n",
+        "data: {\"m\":\"b\",\"choices\":[],\"\\u0075sage\":{\"t\":1}}\n",
+        "data: {\"m\":\"usage\",\"choices\":[],\"\\u0075sage\":{\"t\":1}}\n",
+        "data: {\"m\":\"c\",\"choices\":[],\"\\u0075sage\":{\"t\":1}}\n",
+    ];
+    let events: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
+    let frames: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+    assert_eq!(
+        strip_all(&frames, 1024),
+        format!("{}{}{}", events[0], events[1], events[3])
+    );
+    // Usage-only chunks that fit each other's pattern all go: a literal with a usage that is
+    // not null proves nothing.
+    let usage = |t: &str| format!("data: {{\"choices\":[],\"usage\":{{\"x\":\"{t}\"}}}}\n\n");
+    let events = [
+        usage("a"),
+        usage("b"),
+        usage("c"),
+        "data: [DONE]\n\n".into(),
+    ];
+    let frames: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+    assert_eq!(strip_all(&frames, 1024), "data: [DONE]\n\n");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Events of one data line each, sharing shapes and most contents so that they fit each
+    /// other's patterns: each is dropped exactly when its data is the usage-only chunk, and
+    /// what is kept is what the filter's walk gives.
+    #[test]
+    fn an_event_is_dropped_exactly_when_its_data_is_usage_only(
+        shapes in prop::collection::vec(prop::sample::select(EVENT_SHAPES.to_vec()), 1..3),
+        firsts in prop::collection::vec(prop_oneof![Just("c1".to_string()), usage_contents()], 1..3),
+        seconds in prop::collection::vec(usage_contents(), 1..4),
+        picks in prop::collection::vec(any::<(prop::sample::Index, prop::sample::Index, prop::sample::Index)>(), 1..16),
+    ) {
+        let mut events = Vec::new();
+        let mut want = Vec::new();
+        for (shape, first, second) in &picks {
+            let line = shape
+                .get(&shapes)
+                .replace("{0}", first.get::<String>(&firsts).as_str())
+                .replace("{1}", second.get::<String>(&seconds).as_str());
+            let data = &line.as_bytes()[6..line.len() - 1];
+            if !is_usage_only(data) {
+                want.extend_from_slice(null_usage(&line).as_bytes());
+                want.push(b'\n');
+            }
+            events.push(format!("{line}\n"));
+        }
+        let frames: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+        prop_assert_eq!(strip_all(&frames, 1024), String::from_utf8(want).unwrap());
+    }
+}
+
 #[test]
 fn a_bom_opening_the_stream_is_kept_even_when_the_first_event_goes() {
     let body = "\u{feff}data: {\"choices\":[],\"usage\":{}}\n\ndata: {\"usage\":null,\"a\":1}\n\n";
