@@ -369,20 +369,16 @@ fn is_usage_only(data: &[u8]) -> bool {
     }
     // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
     // not null is worth parsing the chunk for.
-    if only_null_usage(data) {
+    if USAGE_KEY
+        .find_iter(data)
+        .all(|at| is_null_after(&data[at + KEY.len()..]))
+    {
         return false;
     }
     match serde_json::from_slice::<Chunk>(data) {
         Ok(c) => c.usage.is_some() && c.choices.is_some_and(|c| c.is_empty()),
         Err(_) => false,
     }
-}
-
-/// Whether every `"usage"` in `bytes` is followed there by `: null` (whitespace allowed).
-fn only_null_usage(bytes: &[u8]) -> bool {
-    USAGE_KEY
-        .find_iter(bytes)
-        .all(|at| is_null_after(&bytes[at + KEY.len()..]))
 }
 
 /// Whether `rest` (what follows a `"usage"` key) is `: null`, whitespace allowed.

@@ -24,10 +24,19 @@
 use bytes::BytesMut;
 
 use super::null_usage::{KEY, NullUsage, find_in_string};
-use super::only_null_usage;
+use super::{USAGE_KEY, is_null_after};
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
 const HOLES: usize = 8;
+
+/// How many bytes of literals a stream's patterns are given room for at first: a chunk's line
+/// and the longer usage chunk's (≈ 500 bytes with its details) fit without growing.
+const LINE: usize = 1024;
+
+/// Room in `v` for `more` elements, and for `least` in all.
+fn room<T>(v: &mut Vec<T>, more: usize, least: usize) {
+    v.reserve(more.max(least.saturating_sub(v.len())));
+}
 
 /// The learned patterns of one stream.
 #[derive(Debug, Default)]
@@ -145,12 +154,7 @@ impl Pattern {
         let literals = match self.literals_null_usage {
             Some(known) => known,
             None => {
-                let mut from = 0;
-                let known = self.ends.iter().all(|&(to, _)| {
-                    let literal = &self.input[from..to];
-                    from = to;
-                    only_null_usage(literal)
-                });
+                let known = self.literals_have_null_usage_only();
                 self.literals_null_usage = Some(known);
                 known
             }
@@ -159,6 +163,23 @@ impl Pattern {
             && holes
                 .iter()
                 .all(|&(from, to)| !line[from..to].ends_with(&KEY[1..KEY.len() - 1]))
+    }
+
+    /// Whether each `"usage"` in a literal is followed there by `: null`: one search over the
+    /// literals laid end to end, where a key that runs into the next literal counts as not
+    /// followed by `null`.
+    fn literals_have_null_usage_only(&self) -> bool {
+        let mut ends = self.ends.iter().map(|&(i, _)| i);
+        let mut end = 0;
+        USAGE_KEY.find_iter(&self.input).all(|at| {
+            while end <= at {
+                match ends.next() {
+                    Some(e) => end = e,
+                    None => return false,
+                }
+            }
+            at + KEY.len() <= end && is_null_after(&self.input[at + KEY.len()..end])
+        })
     }
 
     fn start(&self, holes: usize, at: usize) -> Fit {
@@ -223,6 +244,10 @@ impl Repeat {
 
     /// `line` fitted `full`: the holes that held what they held in the line `full` was learned
     /// from become literal in `fast`.
+    ///
+    /// `fast`'s literals have no `"usage"` but ones followed by `null` when `full`'s have none
+    /// and no merged contents end in `usage` (see [`Pattern::proves_no_usage`]): known here,
+    /// not searched for again.
     fn refine(&mut self, line: &[u8]) {
         let full = &self.full;
         let fast = &mut self.fast;
@@ -230,6 +255,7 @@ impl Repeat {
         fast.input.reserve(full.input.len() + line.len());
         fast.output.reserve(full.output.len() + line.len());
         fast.ends.reserve(full.ends.len());
+        let mut null_usage = full.literals_null_usage;
         let (mut i, mut o, mut l) = (0, 0, 0);
         for (k, &(i_end, o_end)) in full.ends.iter().enumerate() {
             fast.input.extend_from_slice(&full.input[i..i_end]);
@@ -243,12 +269,16 @@ impl Repeat {
             if contents == &self.learned[l..l_end] {
                 fast.input.extend_from_slice(contents);
                 fast.output.extend_from_slice(contents);
+                if contents.ends_with(&KEY[1..KEY.len() - 1]) {
+                    null_usage = Some(false);
+                }
             } else {
                 fast.cut();
             }
             l = l_end;
         }
         fast.cut();
+        fast.literals_null_usage = null_usage;
     }
 
     /// Filters `line` from `at` on, in pieces, and learns its pattern: `line[..at]` fitted the
@@ -276,13 +306,13 @@ impl Repeat {
         // Once per stream, room for a chunk's pattern, instead of growing each vector step by
         // step (a stream's strip is new, and its first lines are learned).
         let rest = line.len() - at;
-        full.input.reserve(rest);
-        full.output.reserve(rest);
-        full.ends.reserve(HOLES);
-        full.depths.reserve(HOLES);
-        self.learned.reserve(rest);
-        self.learned_ends.reserve(HOLES);
-        self.holes.reserve(HOLES);
+        room(&mut full.input, rest, LINE);
+        room(&mut full.output, rest, LINE);
+        room(&mut full.ends, HOLES, HOLES);
+        room(&mut full.depths, HOLES, HOLES);
+        room(&mut self.learned, rest, LINE);
+        room(&mut self.learned_ends, HOLES, HOLES);
+        room(&mut self.holes, HOLES, HOLES);
         // `line[..done]` is filtered, `dest[out..]` is the output of the literal being built
         // (from `line[lit..]`).
         let (mut done, mut lit, mut out) = (at, at, dest.len());
