@@ -160,6 +160,27 @@ pub fn json_openai_chat() -> Workload {
     }
 }
 
+/// An OpenAI chat stream workload of `frames`, answering a streamed chat request that asks for
+/// the usage itself (`stream_options.include_usage`) when `usage_asked`, else one the layer
+/// adds it to and strips it from.
+fn chat_stream(name: &'static str, frames: Vec<Bytes>, usage_asked: bool) -> Workload {
+    let options = if usage_asked {
+        r#""stream_options":{"include_usage":true},"#
+    } else {
+        ""
+    };
+    Workload {
+        name,
+        path: "/v1/chat/completions",
+        request: Bytes::from(format!(
+            r#"{{"model":"gpt-4o-mini","stream":true,{options}"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
+        )),
+        content_type: "text/event-stream",
+        units: frames.len(),
+        frames,
+    }
+}
+
 /// An OpenAI chat stream: a role chunk, 96 content chunks, the finish chunk, the usage chunk
 /// the client asked for, `[DONE]`.
 pub fn sse_openai_chat() -> Workload {
@@ -177,16 +198,7 @@ pub fn sse_openai_chat() -> Workload {
         r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":97,"total_tokens":217}}"#.into(),
     ));
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    Workload {
-        name: "sse_openai_chat",
-        path: "/v1/chat/completions",
-        request: Bytes::from(format!(
-            r#"{{"model":"gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
-        )),
-        content_type: "text/event-stream",
-        units: frames.len(),
-        frames,
-    }
+    chat_stream("sse_openai_chat", frames, true)
 }
 
 /// The OpenAI chat stream of a client that did not ask for usage: the layer asks for it
@@ -208,16 +220,7 @@ pub fn sse_openai_chat_stripped() -> Workload {
         r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_1","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":97,"total_tokens":217}}"#.into(),
     ));
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    Workload {
-        name: "sse_openai_chat_stripped",
-        path: "/v1/chat/completions",
-        request: Bytes::from(format!(
-            r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
-        )),
-        content_type: "text/event-stream",
-        units: frames.len(),
-        frames,
-    }
+    chat_stream("sse_openai_chat_stripped", frames, false)
 }
 
 /// The mock upstream's OpenAI chat stream (`examples/mock-upstream/src/openai_chat.rs`, its
@@ -254,34 +257,14 @@ fn short_chat_frames() -> Vec<Bytes> {
 /// The mock's short stream ([`short_chat_frames`]) for a client that asked for the usage
 /// itself: passed through as it is.
 pub fn sse_openai_chat_short() -> Workload {
-    let frames = short_chat_frames();
-    Workload {
-        name: "sse_openai_chat_short",
-        path: "/v1/chat/completions",
-        request: Bytes::from(format!(
-            r#"{{"model":"gpt-4o-mini","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
-        )),
-        content_type: "text/event-stream",
-        units: frames.len(),
-        frames,
-    }
+    chat_stream("sse_openai_chat_short", short_chat_frames(), true)
 }
 
 /// The same stream for a client that did not ask for usage (the load test's and the c=8
 /// run's requests): the layer strips what it asked for. Its figure less
 /// [`sse_openai_chat_short`]'s is the strip's cost per event of a short stream.
 pub fn sse_openai_chat_short_stripped() -> Workload {
-    let frames = short_chat_frames();
-    Workload {
-        name: "sse_openai_chat_short_stripped",
-        path: "/v1/chat/completions",
-        request: Bytes::from(format!(
-            r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
-        )),
-        content_type: "text/event-stream",
-        units: frames.len(),
-        frames,
-    }
+    chat_stream("sse_openai_chat_short_stripped", short_chat_frames(), false)
 }
 
 /// A Responses stream: created, in progress, the item and part opening, 92 text deltas, the
