@@ -36,7 +36,7 @@ mod null_usage;
 mod repeat;
 
 use null_usage::{DATA, KEY, NULL, NullUsage};
-use repeat::Repeat;
+use repeat::{Line, Repeat};
 
 /// The state of a stripped stream.
 #[derive(Debug)]
@@ -58,8 +58,8 @@ pub(crate) struct Strip {
     drop_event: bool,
     /// A line of the open event may hold a `"usage"` that is not followed by `null`: its data
     /// is parsed at the dispatch. Lines that fit a learned pattern whose `"usage"`s are all
-    /// `null` leave it unset (see [`Repeat::filter_line`]), so a stream's chunks are not
-    /// searched for the key again.
+    /// `null`, or were searched when they did not, leave it unset (see
+    /// [`Repeat::filter_or_hold`]), so a stream's chunks are not searched for the key again.
     check_usage: bool,
     /// The first byte of the current line, once seen.
     line_start: Option<u8>,
@@ -67,6 +67,13 @@ pub(crate) struct Strip {
     line: NullUsage,
     /// The stream's repeating `data:` lines, filtered without walking them again.
     repeat: Repeat,
+    /// A whole `data:` line of the open event that may be the usage-only chunk's, held as it
+    /// came (at this offset of `buf`, this long) and filtered only when it must be: before
+    /// anything else is filtered, released or measured against the cap. A usage chunk is
+    /// dropped without being filtered (or its pattern learned).
+    unfiltered: Option<(usize, usize)>,
+    /// Room to move what follows an [unfiltered](Self::unfiltered) line while it is filtered.
+    scratch: Vec<u8>,
     /// The last frame ended with a line's `\r`: where a `\n` opening the next frame goes.
     cr: Option<Fate>,
     /// Bytes of the current frame already routed.
@@ -108,6 +115,8 @@ impl Strip {
             line_start: None,
             line: NullUsage::new(),
             repeat: Repeat::default(),
+            unfiltered: None,
+            scratch: Vec::new(),
             cr: None,
             pos: 0,
             bom: Some(0),
@@ -129,7 +138,7 @@ impl Strip {
                 // line it ends.
                 self.pos = 1;
                 match fate {
-                    Fate::Held if self.held_len() < self.max => self.buf.extend_from_slice(b"\n"),
+                    Fate::Held if self.held_under_max() => self.buf.extend_from_slice(b"\n"),
                     Fate::Held => {
                         self.pass();
                         self.buf.extend_from_slice(b"\n");
@@ -173,6 +182,7 @@ impl Strip {
         // Only an event that was held whole can be the one to drop.
         if self.drop_event {
             self.buf.truncate(self.held_at);
+            self.unfiltered = None;
         } else {
             self.release();
         }
@@ -184,8 +194,41 @@ impl Strip {
         self.buf.len() - self.held_at
     }
 
+    /// Whether the open unit holds less than the cap (an unfiltered line is filtered first
+    /// unless it is under the cap as it is: the filter only removes bytes).
+    fn held_under_max(&mut self) -> bool {
+        if self.held_len() < self.max {
+            return true;
+        }
+        self.settle();
+        self.held_len() < self.max
+    }
+
+    /// Filters the [unfiltered](Self::unfiltered) line, if any, where it stands; what was
+    /// put after it (lines the filter lets through) moves after its output.
+    #[inline]
+    fn settle(&mut self) {
+        if let Some((at, len)) = self.unfiltered.take() {
+            self.filter_unfiltered(at, len);
+        }
+    }
+
+    /// [`settle`](Self::settle)'s work, for the rare line held that its event keeps.
+    #[cold]
+    #[inline(never)]
+    fn filter_unfiltered(&mut self, at: usize, len: usize) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.buf[at..]);
+        self.buf.truncate(at);
+        self.repeat
+            .filter_line(&mut self.line, &self.scratch[..len], &mut self.buf);
+        self.line.end_line(&mut self.buf);
+        self.buf.extend_from_slice(&self.scratch[len..]);
+    }
+
     /// What the open unit holds is decided: it goes out with the frame.
     fn release(&mut self) {
+        self.settle();
         self.held_at = self.buf.len();
     }
 
@@ -196,6 +239,10 @@ impl Strip {
         let at = std::mem::take(&mut self.held_at);
         if at == 0 {
             return Bytes::new();
+        }
+        // Only the open unit, after `at`, is ever unfiltered.
+        if let Some((line, _)) = &mut self.unfiltered {
+            *line -= at;
         }
         let released = self.buf.split_to(at).freeze();
         // One large frame should not keep its buffer for the rest of a long stream: the rest
@@ -237,6 +284,7 @@ impl Strip {
         if bytes.is_empty() {
             return;
         }
+        self.settle();
         self.check_usage = true;
         self.line_start.get_or_insert(bytes[0]);
         if self.passing {
@@ -260,28 +308,48 @@ impl Strip {
 
     /// Routes a line that ends with `bytes`. One that lies whole in them and fits under the
     /// cap skips the filter's walk: a `data:` line goes through [`Repeat`], which gives what
-    /// the filter would, and any other line is one the filter lets through unchanged (it
-    /// removes nothing outside `data:` lines, and keeps an object left open by an earlier
-    /// data line waiting).
+    /// the filter would (or holds it unfiltered when it may be the usage-only chunk's), and
+    /// any other line is one the filter lets through unchanged (it removes nothing outside
+    /// `data:` lines, and keeps an object left open by an earlier data line waiting).
     fn route_line(&mut self, bytes: &[u8]) {
-        let whole = self.line_start.is_none()
-            && !self.passing
-            && !bytes.is_empty()
-            && bytes.len() <= self.max.saturating_sub(self.held_len());
+        // Under the cap with an unfiltered line as it is, a line is under it with the line
+        // filtered; one the filter lets through may follow the unfiltered line.
+        if self.whole(bytes) && !bytes.starts_with(DATA) && self.line.is_unread() {
+            self.line_start = Some(bytes[0]);
+            self.buf.extend_from_slice(bytes);
+            return;
+        }
+        self.settle();
+        let whole = self.whole(bytes);
         if whole && !bytes.starts_with(DATA) && self.line.is_unread() {
             self.line_start = Some(bytes[0]);
             self.buf.extend_from_slice(bytes);
         } else if whole && self.line.is_fresh() {
             self.line_start = Some(bytes[0]);
-            if !self
+            let at = self.buf.len();
+            match self
                 .repeat
-                .filter_line(&mut self.line, bytes, &mut self.buf)
+                .filter_or_hold(&mut self.line, bytes, &mut self.buf, true)
             {
-                self.check_usage = true;
+                Line::NoUsage => {}
+                Line::Unknown => self.check_usage = true,
+                Line::Held => {
+                    self.buf.extend_from_slice(bytes);
+                    self.unfiltered = Some((at, bytes.len()));
+                    self.check_usage = true;
+                }
             }
         } else {
             self.route(bytes);
         }
+    }
+
+    /// `bytes` are a whole line that fits under the cap after what the open unit holds.
+    fn whole(&self, bytes: &[u8]) -> bool {
+        self.line_start.is_none()
+            && !self.passing
+            && !bytes.is_empty()
+            && bytes.len() <= self.max.saturating_sub(self.held_len())
     }
 
     /// The open unit is over the cap: what it holds goes out, and the rest as it comes.
@@ -306,13 +374,15 @@ impl Strip {
         let mut fate = Fate::Out;
         match kind {
             LineKind::Blank => {
-                self.line.end_event();
                 if self.in_event && self.drop_event && !self.passing {
                     self.buf.truncate(self.held_at);
+                    self.unfiltered = None;
                     fate = Fate::Dropped;
                 } else {
+                    // Filters an unfiltered line first, in its event.
                     self.release();
                 }
+                self.line.end_event();
                 self.in_event = false;
                 self.passing = false;
                 self.drop_event = false;
@@ -369,16 +439,22 @@ fn is_usage_only(data: &[u8]) -> bool {
     }
     // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
     // not null is worth parsing the chunk for.
-    if USAGE_KEY
-        .find_iter(data)
-        .all(|at| is_null_after(&data[at + KEY.len()..]))
-    {
+    if !may_be_usage(data) {
         return false;
     }
     match serde_json::from_slice::<Chunk>(data) {
         Ok(c) => c.usage.is_some() && c.choices.is_some_and(|c| c.is_empty()),
         Err(_) => false,
     }
+}
+
+/// Whether `bytes` have a `"usage"` that is not followed by `: null`: data without one is
+/// not [usage-only](is_usage_only), nor are data lines without one joined (a key lies within
+/// a line, and what follows it there follows it in the data).
+fn may_be_usage(bytes: &[u8]) -> bool {
+    !USAGE_KEY
+        .find_iter(bytes)
+        .all(|at| is_null_after(&bytes[at + KEY.len()..]))
 }
 
 /// Whether `rest` (what follows a `"usage"` key) is `: null`, whitespace allowed.

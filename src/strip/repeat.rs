@@ -24,7 +24,7 @@
 use bytes::BytesMut;
 
 use super::null_usage::{KEY, NullUsage, find_in_string};
-use super::{USAGE_KEY, is_null_after};
+use super::{USAGE_KEY, is_null_after, may_be_usage};
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
 const HOLES: usize = 8;
@@ -69,6 +69,17 @@ struct Pattern {
     /// Whether each `"usage"` in a literal is followed there by `: null` (see
     /// [`Pattern::proves_no_usage`]); found at the pattern's first fit.
     literals_null_usage: Option<bool>,
+}
+
+/// What [`Repeat::filter_or_hold`] did with a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Line {
+    /// Filtered; it has no `"usage"` but ones followed by `: null`.
+    NoUsage,
+    /// Filtered; it may have a `"usage"` that is not followed by `: null`.
+    Unknown,
+    /// Not filtered: it has a `"usage"` not followed by `: null`.
+    Held,
 }
 
 /// How much of a line fits a pattern.
@@ -217,29 +228,54 @@ impl Repeat {
         line: &[u8],
         dest: &mut BytesMut,
     ) -> bool {
+        self.filter_or_hold(filter, line, dest, false) == Line::NoUsage
+    }
+
+    /// [`filter_line`](Self::filter_line), unless `may_hold` and the line fits no pattern whole
+    /// and has a `"usage"` not followed by `: null` (it may be the usage-only chunk's, which
+    /// is dropped unfiltered): then nothing is written, nothing is learned, and the line is
+    /// [held](Line::Held) for the caller to pass to `filter_line` if its event is kept.
+    ///
+    /// A line that fits no pattern whole is searched for such a `"usage"` only when
+    /// `may_hold`; when it has none, it is learned and [`Line::NoUsage`].
+    #[inline(always)]
+    pub(super) fn filter_or_hold(
+        &mut self,
+        filter: &mut NullUsage,
+        line: &[u8],
+        dest: &mut BytesMut,
+        may_hold: bool,
+    ) -> Line {
         let start = dest.len();
+        let proven = |p: bool| if p { Line::NoUsage } else { Line::Unknown };
         if self.fast.fit(line, dest, &mut self.holes) == Fit::Whole {
             filter.done();
-            return self.fast.proves_no_usage(line, &self.holes);
+            return proven(self.fast.proves_no_usage(line, &self.holes));
         }
         dest.truncate(start);
-        match self.full.fit(line, dest, &mut self.holes) {
-            Fit::Whole => {
-                filter.done();
-                let proven = self.full.proves_no_usage(line, &self.holes);
-                self.refine(line);
-                return proven;
-            }
+        let fit = self.full.fit(line, dest, &mut self.holes);
+        if fit == Fit::Whole {
+            filter.done();
+            let p = self.full.proves_no_usage(line, &self.holes);
+            self.refine(line);
+            return proven(p);
+        }
+        if may_hold && may_be_usage(line) {
+            dest.truncate(start);
+            return Line::Held;
+        }
+        match fit {
             Fit::Start { holes, at } => {
                 filter.resume_in_string(self.full.depths[holes - 1]);
                 self.learn(filter, line, holes, at, dest);
             }
-            Fit::None => {
+            _ => {
                 dest.truncate(start);
                 self.learn(filter, line, 0, 0, dest);
             }
         }
-        false
+        // Searched above when `may_hold`: no `"usage"` but ones followed by `null`.
+        proven(may_hold)
     }
 
     /// `line` fitted `full`: the holes that held what they held in the line `full` was learned
