@@ -2,14 +2,16 @@
 """Per-function instructions per request of the gateway, from the callgrind files that
 `scripts/gateway-instructions.sh --keep` leaves, and the layer's share function by function.
 
-    scripts/callgrind-slope.py DIR [--mode json] [--top 40] [--self]
+    scripts/callgrind-slope.py DIR [--mode json] [--top 40] [--self] [--from baseline] [--to noop]
 
 DIR holds `<mode>-<secs>-<variant>.out` and `<mode>-<secs>-<variant>.requests` for two
 durations (SHORT and LONG). For each function, its inclusive instructions (`--self`: its
 own, exclusive) per request are the slope between the two runs, (long − short) /
 (requests_long − requests_short), so start-up, registration and the drain drop out as they
 do for the totals. Prints the baseline's and the noop variant's slope and their difference
-(the layer's share), largest differences first. Needs `callgrind_annotate` (valgrind).
+(the layer's share), largest differences first; `--from noop --to sqlite` compares two
+other variants instead (there: what the SQLite store adds). Needs `callgrind_annotate`
+(valgrind).
 """
 
 import argparse
@@ -69,15 +71,17 @@ def main():
     p.add_argument("--mode", default="json")
     p.add_argument("--top", type=int, default=40)
     p.add_argument("--self", dest="exclusive", action="store_true")
+    p.add_argument("--from", dest="base", default="baseline")
+    p.add_argument("--to", dest="variant", default="noop")
     a = p.parse_args()
     inclusive = not a.exclusive
-    base = slope(a.dir, a.mode, "baseline", inclusive)
-    noop = slope(a.dir, a.mode, "noop", inclusive)
+    base = slope(a.dir, a.mode, a.base, inclusive)
+    noop = slope(a.dir, a.mode, a.variant, inclusive)
     rows = [(noop.get(k, 0) - base.get(k, 0), base.get(k, 0), noop.get(k, 0), k)
             for k in set(base) | set(noop)]
     rows.sort(key=lambda r: -abs(r[0]))
     kind = "inclusive" if inclusive else "self"
-    print(f"| layer Δ | baseline | noop | function ({a.mode}, {kind}, per request) |")
+    print(f"| Δ | {a.base} | {a.variant} | function ({a.mode}, {kind}, per request) |")
     print("|---:|---:|---:|---|")
     for d, b, n, k in rows[: a.top]:
         print(f"| {d:+,.0f} | {b:,.0f} | {n:,.0f} | `{k[:150]}` |")

@@ -144,7 +144,33 @@ impl ResponseReader {
     }
 
     /// One data frame. Returns the bytes to send instead when the stream is being stripped.
+    ///
+    /// An SSE stream that is neither decoded nor stripped (nearly every one) is scanned here,
+    /// in line, as [`read`](Self::read) would scan it; every other body goes the general way.
+    #[inline]
     pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
+        if let (Mode::Sse(scanner), Some(tracker), None, None) = (
+            &mut self.mode,
+            self.tracker.as_deref_mut(),
+            &self.decoder,
+            &self.strip,
+        ) {
+            let (obs, first) = (&mut self.obs, &mut self.first_output);
+            scanner.feed(data, &mut |event: &SseEvent<'_>, _| {
+                let started = obs.output_started;
+                tracker.on_event(event, obs);
+                if !started && obs.output_started {
+                    *first = Some(Instant::now());
+                }
+            });
+            return None;
+        }
+        self.on_other_data(data)
+    }
+
+    /// [`on_data`](Self::on_data) for any body but a plain SSE stream.
+    #[inline(never)]
+    fn on_other_data(&mut self, data: &Bytes) -> Option<Bytes> {
         // The decoder is boxed: taking it out and putting it back moves a pointer.
         let Some(mut decoder) = self.decoder.take() else {
             return self.read(data);
@@ -293,3 +319,6 @@ impl ResponseReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

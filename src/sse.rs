@@ -57,6 +57,7 @@ pub(crate) trait Visit {
 }
 
 impl<F: FnMut(&SseEvent<'_>, usize)> Visit for F {
+    #[inline(always)]
     fn event(&mut self, event: &SseEvent<'_>, end: usize) {
         self(event, end)
     }
@@ -192,7 +193,7 @@ impl SseScanner {
 
     /// No event is open and no line is carried or skipped: the next line starts afresh (and
     /// it is not the stream's first, which may open with a BOM).
-    #[inline]
+    #[inline(always)]
     fn between_events(&self) -> bool {
         !self.has_data
             && !self.skipping
@@ -206,7 +207,7 @@ impl SseScanner {
     /// a lone `\r` that is not the chunk's last byte). It is dispatched (and its line ends
     /// reported) exactly as the line-by-line path would, and the offset past its blank line
     /// returned; `None` (nothing done) for any other shape, which that path then reads.
-    #[inline]
+    #[inline(always)]
     fn whole_event(
         &mut self,
         chunk: &[u8],
@@ -259,7 +260,7 @@ impl SseScanner {
 
     /// The line at `pos`, when its terminator lies in `chunk` (see [`terminated`]) and it is
     /// within the cap: its bytes and the offset past its terminator.
-    #[inline]
+    #[inline(always)]
     fn line_at<'c>(&self, chunk: &'c [u8], pos: usize) -> Option<(&'c [u8], usize)> {
         let rest = chunk.get(pos..)?;
         let i = line_break(rest)?;
@@ -407,7 +408,7 @@ impl SseScanner {
 /// searches its data line, and `memchr2` finds its routine for the CPU and fills its vectors
 /// with the two bytes again on each call (≈ 30 instructions of a ≈ 130-instruction search
 /// over a 200-byte line); a searcher built once goes straight to the AVX2 loop.
-#[inline]
+#[inline(always)]
 fn line_break(bytes: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -425,7 +426,7 @@ fn line_break(bytes: &[u8]) -> Option<usize> {
 /// The offset past the line terminator at `at`: `\n`, `\r\n`, or a `\r` followed by another
 /// byte of the chunk; `None` when there is none, or a `\r` ends the chunk (its `\n` may open
 /// the next one).
-#[inline]
+#[inline(always)]
 fn terminated(chunk: &[u8], at: usize) -> Option<usize> {
     match chunk.get(at..)? {
         [b'\n', ..] => Some(at + 1),

@@ -137,14 +137,17 @@ impl Tracker for Anthropic {
             b"content_block_delta" => {
                 let mut chars = 0;
                 // Text, thinking and tool input are generated; signatures and citations are not.
-                self.preamble
-                    .visit(data, |key, value, _| match (key, value) {
+                self.preamble.visit(
+                    data,
+                    #[inline(always)]
+                    |key, value, _| match (key, value) {
                         (b"text" | b"thinking" | b"partial_json", Value::Str(t)) => {
                             chars += t.chars();
                             Effect::Varies
                         }
                         _ => Effect::Quiet,
-                    });
+                    },
+                );
                 obs.output_chars += chars;
                 obs.output_started |= chars > 0;
             }

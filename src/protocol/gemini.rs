@@ -204,9 +204,10 @@ impl Tracker for Gemini {
         let data = event.data;
         let mut chars = 0;
         let mut printable = true;
-        let flags = self
-            .preamble
-            .visit(data, |key, value, flags| match (key, value) {
+        let flags = self.preamble.visit(
+            data,
+            #[inline(always)]
+            |key, value, flags| match (key, value) {
                 (b"text", Value::Str(t)) => {
                     match t.printable_chars() {
                         Some(n) => chars += n,
@@ -242,7 +243,8 @@ impl Tracker for Gemini {
                     Effect::Constant
                 }
                 _ => Effect::Quiet,
-            });
+            },
+        );
         let (now, sets) = (flags.now, flags.sets);
         obs.output_chars += chars;
         obs.output_started |= chars > 0 || flags.call;

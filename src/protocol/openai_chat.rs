@@ -92,7 +92,8 @@ impl OpenAiChat {
 impl Tracker for OpenAiChat {
     fn on_event(&mut self, event: &SseEvent<'_>, obs: &mut Observation) {
         let data = event.data;
-        if data.trim_ascii() == b"[DONE]" {
+        // A chunk opens with its brace: only anything else can be the marker.
+        if data.first() != Some(&b'{') && data.trim_ascii() == b"[DONE]" {
             obs.terminal = true;
             return;
         }
@@ -112,9 +113,10 @@ impl Tracker for OpenAiChat {
                 None => decode = true,
             }
         }
-        let flags = self
-            .preamble
-            .visit(data, |key, value, flags| match (key, value) {
+        let flags = self.preamble.visit(
+            data,
+            #[inline(always)]
+            |key, value, flags| match (key, value) {
                 (
                     b"content" | b"reasoning_content" | b"reasoning" | b"refusal" | b"arguments",
                     Value::Str(t),
@@ -142,7 +144,8 @@ impl Tracker for OpenAiChat {
                     Effect::Varies
                 }
                 _ => Effect::Quiet,
-            });
+            },
+        );
         let (chat, tool_call) = (flags.chat, flags.tool_call);
         if !chat {
             chars += text_chars;

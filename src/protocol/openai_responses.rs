@@ -60,14 +60,17 @@ impl Tracker for OpenAiResponses {
             b"response.audio.delta" => {}
             n if n.ends_with(b".delta") => {
                 let mut chars = 0;
-                self.preamble
-                    .visit(data, |key, value, _| match (key, value) {
+                self.preamble.visit(
+                    data,
+                    #[inline(always)]
+                    |key, value, _| match (key, value) {
                         (b"delta", Value::Str(t)) => {
                             chars += t.chars();
                             Effect::Varies
                         }
                         _ => Effect::Quiet,
-                    });
+                    },
+                );
                 obs.output_chars += chars;
                 obs.output_started |= chars > 0;
             }

@@ -97,7 +97,7 @@ impl Pattern {
 
     /// The length of the start of `json` that matches the remembered bytes; `whole` when all of
     /// `json` must. With it, whether every hole of `json` holds a [`plain_count`].
-    #[inline]
+    #[inline(always)]
     fn matches(&mut self, json: &[u8], whole: bool) -> Option<(usize, bool)> {
         if !self.varying && !self.last.is_empty() {
             let exact = if whole {
@@ -311,7 +311,46 @@ impl<S: State> Preamble<S> {
     /// Calls `member(key, value, state)` for every member of `json`, as a walk of the whole event does,
     /// skipping the remembered preamble and postamble when `json` repeats them, and remembering
     /// this event's otherwise. Returns the state the [`Effect::Constant`] members built.
+    ///
+    /// An event that repeats the preamble, the head and the postamble (most events of a
+    /// stream) is handled here, in the caller, where `member` is one call that can be inlined;
+    /// any other goes to [`walk`](Self::walk), which decides it again from the start.
+    #[inline(always)]
     pub(crate) fn visit<'a>(
+        &mut self,
+        json: &'a [u8],
+        mut member: impl FnMut(&[u8], Value<'a>, &mut S) -> Effect,
+    ) -> S {
+        if let Some(first) = self.repeated(json) {
+            let mut state = self.state.clone();
+            member(first.key, first.value, &mut state);
+            state.then(&self.post_state);
+            return state;
+        }
+        self.walk(json, member)
+    }
+
+    /// The first member after the preamble, when `json` repeats the preamble, the head and the
+    /// postamble (then the shape says so): what [`walk`](Self::walk) finds before it calls
+    /// `member` once and returns. `None` (and nothing changed that a walk would not change
+    /// the same way: a pattern matched through its holes is marked so) for any other event.
+    #[inline(always)]
+    fn repeated<'a>(&mut self, json: &'a [u8]) -> Option<Member<'a>> {
+        let (len, pre_plain) = self.pre.matches(json, false)?;
+        let first = scan::known_string_member(json, len - 1, &self.head, self.head_key)?;
+        let (_, post_plain) = self.post.matches(json.get(first.next..)?, true)?;
+        self.shape = Shape {
+            repeated: true,
+            plain: pre_plain && post_plain,
+            generation: self.shape.generation,
+        };
+        Some(first)
+    }
+
+    /// [`visit`](Self::visit) by walking: every event that does not repeat the last one's
+    /// preamble, head and postamble.
+    #[inline(never)]
+    fn walk<'a>(
         &mut self,
         json: &'a [u8],
         mut member: impl FnMut(&[u8], Value<'a>, &mut S) -> Effect,

@@ -64,8 +64,18 @@ impl<'a> Text<'a> {
     /// The number of characters the string holds: escapes count as the character they stand
     /// for (`\n`, `\"`, `\u00e9`; a surrogate pair is two escapes and counts two, as UTF-16
     /// does), multi-byte UTF-8 as one.
+    #[inline]
     pub(crate) fn chars(self) -> u64 {
-        match self.printable_chars() {
+        match self.counted {
+            Some(chars) => chars,
+            None => self.uncounted_chars(),
+        }
+    }
+
+    /// [`chars`](Self::chars) of a string whose characters were not counted with its end.
+    #[inline(never)]
+    fn uncounted_chars(self) -> u64 {
+        match plain_chars(self.raw) {
             Some(chars) => chars,
             None if self.raw.len() <= SHORT => short_chars(self.raw),
             None => long_chars(self.raw),
@@ -119,7 +129,7 @@ fn plain_word(word: u64) -> Option<u32> {
 /// bytes at a time in line. The remembered bytes of a stream (a preamble, a postamble's pieces
 /// between its numbers, a key) are compared with every event; a call to `memcmp` per piece
 /// cost more than the comparison itself.
-#[inline]
+#[inline(always)]
 pub(crate) fn same_at(json: &[u8], at: usize, expected: &[u8]) -> bool {
     match at
         .checked_add(expected.len())
@@ -131,7 +141,7 @@ pub(crate) fn same_at(json: &[u8], at: usize, expected: &[u8]) -> bool {
 }
 
 /// `a == b` for slices of the same length (see [`same_at`]).
-#[inline]
+#[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     debug_assert_eq!(n, b.len());
@@ -143,11 +153,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         // Two words of four that overlap when `n` < 8.
         return u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4);
     }
-    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in a_words.zip(b_words) {
-        if u64_of(x) != u64_of(y) {
+    let mut at = 0;
+    while at + 8 <= n {
+        if u64_of(&a[at..]) != u64_of(&b[at..]) {
             return false;
         }
+        at += 8;
     }
     // The last eight bytes, overlapping the whole words already compared.
     u64_of(&a[n - 8..]) == u64_of(&b[n - 8..])

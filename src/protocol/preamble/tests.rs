@@ -264,6 +264,36 @@ fn counters() -> impl Strategy<Value = Vec<Vec<u8>>> {
     proptest::collection::vec(event, 1..12)
 }
 
+/// Events of one shape whose text and counts change (a stream's deltas), the text plain or
+/// not, and now and then an event with a byte edited: the events that take
+/// [`Preamble::visit`]'s short way (preamble, head and postamble repeated) and the ones next to
+/// them that do not. With `edited` false, every text is plain.
+fn deltas(edited: bool) -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let text = if edited {
+        prop_oneof![
+            "[a-z ]{0,12}",
+            "[^\"\\\\]{0,6}",
+            Just(r#"x\"q\"y"#.to_string())
+        ]
+        .boxed()
+    } else {
+        "[a-zé ]{0,20}".boxed()
+    };
+    // Three events in ten edited, when any are.
+    let edit = (any::<prop::sample::Index>(), any::<u8>(), 0u8..10);
+    let event = (text, 0u32..1000, 0u32..1000, edit).prop_map(move |(text, n, m, edit)| {
+        let mut e =
+            format!(r#"{{"k":"c","n":{n},"b":{{"q":true}},"t":"{text}","z":{{"x":{m}}},"k":"v"}}"#)
+                .into_bytes();
+        if let (true, (at, byte, 0..3)) = (edited, edit) {
+            let i = at.index(e.len());
+            e[i] = byte;
+        }
+        e
+    });
+    proptest::collection::vec(event, 1..12)
+}
+
 proptest! {
     #[test]
     fn the_comparison_finds_what_matching_piece_by_piece_finds(
@@ -289,6 +319,26 @@ proptest! {
                 "{:?} vs {:?}: {:?} against {:?}", got, want, String::from_utf8_lossy(event),
                 String::from_utf8_lossy(&pattern.last)
             );
+        }
+    }
+
+    #[test]
+    fn the_short_way_finds_what_the_walk_finds(
+        events in prop_oneof![deltas(true), deltas(false)],
+    ) {
+        let mut p = Preamble::default();
+        for event in &events {
+            prop_assert_eq!(remembered(&mut p, event), whole(event));
+        }
+    }
+
+    #[test]
+    fn plain_deltas_take_the_short_way(events in deltas(false)) {
+        let mut p = Preamble::default();
+        for (i, event) in events.iter().enumerate() {
+            prop_assert_eq!(remembered(&mut p, event), whole(event));
+            // The first event is walked and remembered; every later one repeats it.
+            prop_assert_eq!(p.shape().repeated, i > 0);
         }
     }
 
