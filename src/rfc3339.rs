@@ -17,6 +17,13 @@ pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok,
     }
 }
 
+/// `t` as the serializer above writes it, in a stack buffer with its length; `None` when
+/// chrono's own format must be used.
+pub(crate) fn to_buf(t: &DateTime<Utc>) -> Option<([u8; 30], usize)> {
+    let mut buf = [0u8; 30];
+    write(t, &mut buf).map(|n| (buf, n))
+}
+
 /// Writes `t` into `buf`, returning the length; `None` when chrono's own format must be used.
 fn write(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
     let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;

@@ -38,6 +38,7 @@
 mod config;
 mod guard;
 mod handle;
+mod line;
 mod spool;
 mod task;
 

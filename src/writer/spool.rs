@@ -293,7 +293,7 @@ impl Spooler {
     fn append(&mut self, record: Box<ActivityRecord>, size: usize) {
         self.shared.queued_bytes.fetch_sub(size, Relaxed);
         self.line.clear();
-        let ok = serde_json::to_writer(&mut self.line, &record).is_ok();
+        let ok = super::line::write(&record, &mut self.line).is_ok();
         self.line.push(b'\n');
         let len = self.line.len() as u64;
         let c = &self.shared.counters;
