@@ -30,6 +30,7 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::protocol::json::Reader;
 use crate::sse::{LineKind, SseEvent, SseScanner, Visit};
 
 mod null_usage;
@@ -430,6 +431,17 @@ static USAGE_KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::F
 
 /// A chunk with no choices and a usage object: the one the rewrite asked for.
 fn is_usage_only(data: &[u8]) -> bool {
+    // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
+    // not null is worth parsing the chunk for.
+    if !may_be_usage(data) {
+        return false;
+    }
+    read_usage_only(data).unwrap_or_else(|| parse_usage_only(data))
+}
+
+/// [`is_usage_only`]'s parse, by serde: the chunk's `choices` is an empty array and its
+/// `usage` is there and not null.
+fn parse_usage_only(data: &[u8]) -> bool {
     #[derive(Deserialize)]
     struct Chunk {
         #[serde(default)]
@@ -437,15 +449,54 @@ fn is_usage_only(data: &[u8]) -> bool {
         #[serde(default)]
         usage: Option<IgnoredAny>,
     }
-    // Every other chunk of a rewritten stream carries `"usage":null`: only a usage that is
-    // not null is worth parsing the chunk for.
-    if !may_be_usage(data) {
-        return false;
-    }
     match serde_json::from_slice::<Chunk>(data) {
         Ok(c) => c.usage.is_some() && c.choices.is_some_and(|c| c.is_empty()),
         Err(_) => false,
     }
+}
+
+/// [`parse_usage_only`]'s answer, read by the layer's JSON [`Reader`] (a third of serde's
+/// instructions on the usage chunk), or `None` to leave it to serde.
+///
+/// Only for data of printable ASCII without a backslash, where the two agree: every string
+/// is then read as written (no escape, control character or UTF-8 for serde to refuse or
+/// decode), and the reader follows JSON's grammar for the rest. Anything else it gives up on
+/// (a key twice, a `choices` that is not an array, deep nesting, malformed bytes) goes to
+/// serde too, so the answer is serde's for all data.
+fn read_usage_only(data: &[u8]) -> Option<bool> {
+    let plain = data.iter().fold(true, |plain, &b| {
+        plain & (b' '..=b'~').contains(&b) & (b != b'\\')
+    });
+    if !plain {
+        return None;
+    }
+    let mut reader = Reader::new(data);
+    // Whether `choices` is an empty array, whether `usage` is not null; `None` until read.
+    let (mut no_choices, mut usage) = (None, None);
+    reader.object(|r, key| {
+        let (seen, value) = match key {
+            b"choices" => (
+                &mut no_choices,
+                if r.null() { false } else { empty_array(r)? },
+            ),
+            b"usage" => (&mut usage, !r.null() && r.skip().map(|()| true)?),
+            _ => return r.skip(),
+        };
+        // A member twice is an error for serde: it decides.
+        seen.replace(value).is_none().then_some(())
+    })?;
+    reader.end()?;
+    Some(usage == Some(true) && no_choices == Some(true))
+}
+
+/// Reads an array: whether it is empty.
+fn empty_array(r: &mut Reader<'_>) -> Option<bool> {
+    let mut items = 0usize;
+    r.array(|r| {
+        items += 1;
+        r.skip()
+    })?;
+    Some(items == 0)
 }
 
 /// Whether `bytes` have a `"usage"` that is not followed by `: null`: data without one is

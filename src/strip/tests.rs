@@ -623,6 +623,103 @@ fn strings_copied_in_runs_filter_as_byte_by_byte() {
 }
 
 #[test]
+fn a_plain_chunk_is_read_without_serde() {
+    let usage = br#"{"id":"c","choices":[],"usage":{"prompt_tokens":12,"d":{"a":0}}}"#;
+    assert_eq!(read_usage_only(usage), Some(true));
+    assert_eq!(
+        read_usage_only(br#" {"choices":[{"i":0}],"usage":{"t":1}} "#),
+        Some(false)
+    );
+    assert_eq!(
+        read_usage_only(br#"{"choices":null,"usage":{"t":1}}"#),
+        Some(false)
+    );
+    // Left to serde: an escape, a control character, a key twice, not JSON.
+    assert_eq!(read_usage_only(br#"{"\u0075sage":{},"choices":[]}"#), None);
+    assert_eq!(read_usage_only(b"{\"choices\":[],\n\"usage\":{}}"), None);
+    assert_eq!(
+        read_usage_only(br#"{"choices":[],"usage":{},"usage":{}}"#),
+        None
+    );
+    assert_eq!(read_usage_only(br#"{"choices":[],"usage":{01}}"#), None);
+    assert_eq!(read_usage_only(br#"[[],{"t":1}]"#), None);
+}
+
+/// JSON-ish chunk data: members named like a chunk's, values of every kind (arrays empty or
+/// not, odd number spellings, nesting), spacing and escapes, and some of it broken.
+fn chunk_data() -> impl Strategy<Value = String> {
+    let leaf = prop::sample::select(vec![
+        "null",
+        "true",
+        "false",
+        "0",
+        "-0",
+        "1e0",
+        "1.50",
+        "2E-3",
+        "01",
+        "1.",
+        "-",
+        "nul",
+        "12345678901234567890123",
+        "\"\"",
+        "\"a\\\"b\"",
+        "\"\\u00e9\"",
+        "\"é\"",
+        "\"\\x\"",
+        "\"\t\"",
+        "[]",
+        "{}",
+        "[,]",
+        "{,}",
+    ])
+    .prop_map(str::to_owned);
+    let value = leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec(("[a-z]{1,2}", inner), 0..3).prop_map(|m| {
+                let m: Vec<String> = m.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", m.join(","))
+            }),
+        ]
+    });
+    let key = prop::sample::select(vec![
+        "choices",
+        "usage",
+        "id",
+        "x",
+        "\\u0075sage",
+        "choices ",
+        "Usage",
+    ]);
+    let ws = prop::sample::select(vec!["", "", " ", "  ", "\t", "\n"]);
+    (
+        prop::collection::vec((key, value, ws.clone()), 0..5),
+        ws,
+        prop::sample::select(vec!["", "", "", "x", ",", "}"]),
+    )
+        .prop_map(|(members, w, junk)| {
+            let m: Vec<String> = members
+                .iter()
+                .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                .collect();
+            format!("{w}{{{}}}{w}{junk}", m.join(","))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The reader's answer, where it gives one, is serde's.
+    #[test]
+    fn the_read_usage_only_check_equals_the_serde_one(data in chunk_data()) {
+        if let Some(read) = read_usage_only(data.as_bytes()) {
+            prop_assert_eq!(read, parse_usage_only(data.as_bytes()), "{}", data);
+        }
+    }
+}
+
+#[test]
 fn only_a_usage_that_is_not_null_makes_a_usage_only_chunk() {
     assert!(is_usage_only(
         br#"{"choices":[],"usage":{"prompt_tokens":1}}"#
