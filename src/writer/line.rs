@@ -22,125 +22,97 @@ pub(super) fn write(record: &ActivityRecord, out: &mut Vec<u8>) -> io::Result<()
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
     out.extend_from_slice(b"{\"id\":\"");
     out.extend_from_slice(record.id.hyphenated().encode_lower(&mut id).as_bytes());
-    out.extend_from_slice(b"\",\"kind\":\"");
-    out.extend_from_slice(match record.kind {
-        crate::RecordKind::Request => b"request",
-        crate::RecordKind::Event => b"event",
-    });
-    out.extend_from_slice(b"\",\"timestamp\":");
-    match crate::rfc3339::to_buf(&record.timestamp) {
-        Some((buf, n)) => {
-            out.push(b'"');
-            out.extend_from_slice(&buf[..n]);
-            out.push(b'"');
-        }
-        None => value(out, &record.timestamp)?,
+    out.push(b'"');
+    let r = record;
+    let mut line = Line(out);
+    let kind = match r.kind {
+        crate::RecordKind::Request => "request",
+        crate::RecordKind::Event => "event",
+    };
+    line.name(b",\"kind\":", Some(kind));
+    match crate::rfc3339::to_buf(&r.timestamp) {
+        Some((buf, n)) => line.name(b",\"timestamp\":", std::str::from_utf8(&buf[..n]).ok()),
+        None => line.value(b",\"timestamp\":", &r.timestamp)?,
     }
-    out.extend_from_slice(b",\"user_id\":");
-    opt_str(out, record.user_id.as_deref())?;
-    out.extend_from_slice(b",\"session_id\":");
-    opt_str(out, record.session_id.as_deref())?;
-    out.extend_from_slice(b",\"app\":");
-    string(out, &record.app)?;
-    out.extend_from_slice(b",\"endpoint\":");
-    string(out, &record.endpoint)?;
-    out.extend_from_slice(b",\"api\":");
-    name(out, record.api.as_str());
-    out.extend_from_slice(b",\"model\":");
-    opt_str(out, record.model.as_deref())?;
-    out.extend_from_slice(b",\"provider\":");
-    opt_str(out, record.provider.as_deref())?;
-    out.extend_from_slice(b",\"upstream\":");
-    opt_str(out, record.upstream.as_deref())?;
-    out.extend_from_slice(if record.stream {
-        b",\"stream\":true,\"status_code\":"
-    } else {
-        b",\"stream\":false,\"status_code\":"
-    });
-    value(out, &record.status_code)?;
-    out.extend_from_slice(b",\"outcome\":");
-    name(out, record.outcome.as_str());
-    out.extend_from_slice(b",\"finish_reason\":");
-    match record.finish_reason {
-        Some(f) => name(out, f.as_str()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"native_finish_reason\":");
-    opt_str(out, record.native_finish_reason.as_deref())?;
-    for (key, count) in [
-        (&b",\"input_tokens\":"[..], record.input_tokens),
-        (b",\"output_tokens\":", record.output_tokens),
-        (b",\"total_tokens\":", record.total_tokens),
-        (b",\"cache_read_tokens\":", record.cache_read_tokens),
-        (b",\"cache_write_tokens\":", record.cache_write_tokens),
-        (b",\"reasoning_tokens\":", record.reasoning_tokens),
-    ] {
-        out.extend_from_slice(key);
-        value(out, &count)?;
-    }
-    out.extend_from_slice(b",\"usage_source\":");
-    name(out, record.usage_source.as_str());
-    out.extend_from_slice(b",\"cost_usd\":");
-    value(out, &record.cost_usd)?;
-    out.extend_from_slice(b",\"cost_source\":");
-    match record.cost_source {
-        Some(c) => name(out, c.as_str()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"cost_details\":");
-    value(out, &record.cost_details)?;
-    out.extend_from_slice(b",\"service_tier\":");
-    opt_str(out, record.service_tier.as_deref())?;
-    out.extend_from_slice(b",\"usage_details\":");
-    value(out, &record.usage_details)?;
-    out.extend_from_slice(b",\"ttft_ms\":");
-    value(out, &record.ttft_ms)?;
-    out.extend_from_slice(b",\"latency_ms\":");
-    value(out, &record.latency_ms)?;
-    out.extend_from_slice(b",\"speed\":");
-    value(out, &record.speed)?;
-    out.extend_from_slice(b",\"error\":");
-    value(out, &record.error)?;
-    out.extend_from_slice(b",\"metadata\":");
-    value(out, &record.metadata)?;
-    out.push(b'}');
+    line.text(b",\"user_id\":", r.user_id.as_deref())?;
+    line.text(b",\"session_id\":", r.session_id.as_deref())?;
+    line.text(b",\"app\":", Some(&r.app))?;
+    line.text(b",\"endpoint\":", Some(&r.endpoint))?;
+    line.name(b",\"api\":", Some(r.api.as_str()));
+    line.text(b",\"model\":", r.model.as_deref())?;
+    line.text(b",\"provider\":", r.provider.as_deref())?;
+    line.text(b",\"upstream\":", r.upstream.as_deref())?;
+    line.value(b",\"stream\":", &r.stream)?;
+    line.value(b",\"status_code\":", &r.status_code)?;
+    line.name(b",\"outcome\":", Some(r.outcome.as_str()));
+    line.name(b",\"finish_reason\":", r.finish_reason.map(|f| f.as_str()));
+    line.text(
+        b",\"native_finish_reason\":",
+        r.native_finish_reason.as_deref(),
+    )?;
+    line.value(b",\"input_tokens\":", &r.input_tokens)?;
+    line.value(b",\"output_tokens\":", &r.output_tokens)?;
+    line.value(b",\"total_tokens\":", &r.total_tokens)?;
+    line.value(b",\"cache_read_tokens\":", &r.cache_read_tokens)?;
+    line.value(b",\"cache_write_tokens\":", &r.cache_write_tokens)?;
+    line.value(b",\"reasoning_tokens\":", &r.reasoning_tokens)?;
+    line.name(b",\"usage_source\":", Some(r.usage_source.as_str()));
+    line.value(b",\"cost_usd\":", &r.cost_usd)?;
+    line.name(b",\"cost_source\":", r.cost_source.map(|c| c.as_str()));
+    line.value(b",\"cost_details\":", &r.cost_details)?;
+    line.text(b",\"service_tier\":", r.service_tier.as_deref())?;
+    line.value(b",\"usage_details\":", &r.usage_details)?;
+    line.value(b",\"ttft_ms\":", &r.ttft_ms)?;
+    line.value(b",\"latency_ms\":", &r.latency_ms)?;
+    line.value(b",\"speed\":", &r.speed)?;
+    line.value(b",\"error\":", &r.error)?;
+    line.value(b",\"metadata\":", &r.metadata)?;
+    line.0.push(b'}');
     Ok(())
 }
 
-/// Anything else, as serde_json writes it.
-fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> io::Result<()> {
-    serde_json::to_writer(out, v).map_err(io::Error::other)
-}
+/// The line being written; each method appends a key (`,"name":`) and its value.
+struct Line<'a>(&'a mut Vec<u8>);
 
-/// A fixed name (an enum's): ASCII with nothing to escape.
-fn name(out: &mut Vec<u8>, s: &'static str) {
-    out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
-    out.push(b'"');
-}
-
-/// A string: copied as it is when nothing in it needs escaping, else through serde_json.
-fn string(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
-    // No early exit, so that the compiler can test many bytes a step.
-    let escape = s.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if escape {
-        return value(out, s);
+impl Line<'_> {
+    /// Anything else, as serde_json writes it.
+    fn value<T: Serialize + ?Sized>(&mut self, key: &[u8], v: &T) -> io::Result<()> {
+        self.0.extend_from_slice(key);
+        serde_json::to_writer(&mut *self.0, v).map_err(io::Error::other)
     }
-    out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
-    out.push(b'"');
-    Ok(())
-}
 
-fn opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
-    match s {
-        Some(s) => string(out, s),
-        None => {
-            out.extend_from_slice(b"null");
-            Ok(())
+    /// A name known to need no escaping (an enum's, the timestamp's digits), or `null`.
+    fn name(&mut self, key: &[u8], s: Option<&str>) {
+        self.0.extend_from_slice(key);
+        match s {
+            Some(s) => self.quoted(s),
+            None => self.0.extend_from_slice(b"null"),
         }
+    }
+
+    /// A string, or `null`: copied as it is when nothing in it needs escaping, else through
+    /// serde_json.
+    fn text(&mut self, key: &[u8], s: Option<&str>) -> io::Result<()> {
+        let Some(s) = s else {
+            self.name(key, None);
+            return Ok(());
+        };
+        // No early exit, so that the compiler can test many bytes a step.
+        let escape = s.bytes().fold(false, |any, b| {
+            any | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if escape {
+            return self.value(key, s);
+        }
+        self.0.extend_from_slice(key);
+        self.quoted(s);
+        Ok(())
+    }
+
+    fn quoted(&mut self, s: &str) {
+        self.0.push(b'"');
+        self.0.extend_from_slice(s.as_bytes());
+        self.0.push(b'"');
     }
 }
 
