@@ -215,7 +215,9 @@ impl SseScanner {
         on_event: &mut impl Visit,
     ) -> Option<usize> {
         let rest = chunk.get(pos..)?;
-        let (mut line, mut end) =
+        // The `event:` line and its value with where the line ends, if there is one, then the
+        // line after it.
+        let (named, (line, end)) =
             if !self.event_line.is_empty() && rest.starts_with(&self.event_line) {
                 // The last event's `event:` line again, terminator included: it ends where that
                 // one did (it holds no other terminator), found without a search.
@@ -225,20 +227,23 @@ impl SseScanner {
                 } else {
                     1
                 };
-                (&rest[..len - terminator], pos + len)
+                let value = &rest[b"event:".len()..len - terminator];
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                (Some((value, pos + len)), self.line_at(chunk, pos + len)?)
             } else {
                 let (line, end) = self.line_at(chunk, pos)?;
-                if line.starts_with(b"event:") && chunk[end - 1] == b'\n' {
-                    self.event_line.clear();
-                    self.event_line.extend_from_slice(&chunk[pos..end]);
+                match line.strip_prefix(b"event:") {
+                    Some(value) => {
+                        if chunk[end - 1] == b'\n' {
+                            self.event_line.clear();
+                            self.event_line.extend_from_slice(&chunk[pos..end]);
+                        }
+                        let value = value.strip_prefix(b" ").unwrap_or(value);
+                        (Some((value, end)), self.line_at(chunk, end)?)
+                    }
+                    None => (None, (line, end)),
                 }
-                (line, end)
             };
-        let mut named = None;
-        if let Some(value) = line.strip_prefix(b"event:") {
-            named = Some((value.strip_prefix(b" ").unwrap_or(value), end));
-            (line, end) = self.line_at(chunk, end)?;
-        }
         let data = line.strip_prefix(b"data:")?;
         // Within the line's cap, the data is within its own (`data:` is longer than the `\n`
         // the cap counts for joining lines).
