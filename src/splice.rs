@@ -15,6 +15,8 @@ use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::protocol::json::Reader;
+
 /// One contiguous replacement: `remove` bytes at `at` become `insert` (and a `,` after it
 /// when `comma`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +56,58 @@ pub(crate) fn with_include_usage(body: &[u8]) -> Option<Bytes> {
 ///
 /// Where a key appears twice, the last one is edited (the one JSON parsers keep).
 pub(crate) fn include_usage_edit(body: &[u8]) -> Option<Edit> {
+    edit_without_options(body).or_else(|| parsed_edit(body))
+}
+
+/// The member added after the body's `{`.
+const MEMBER: &str = r#""stream_options":{"include_usage":true}"#;
+
+/// [`include_usage_edit`] for the body of a client that did not ask for usage (nearly every
+/// one the layer edits): an object without `stream_options`, read by the layer's JSON
+/// [`Reader`] (which finds the members without building them: a fifth of serde's
+/// instructions on a chat request), or `None` to leave the body to [`parsed_edit`].
+///
+/// Only for bodies of printable ASCII without a backslash, where the reader and serde agree:
+/// keys are read as written (no escape can spell `stream_options` another way), no string
+/// holds a control character or UTF-8 serde would refuse, and the reader follows JSON's
+/// grammar otherwise. A body it gives up on (a `stream_options`, nesting past 100, malformed
+/// bytes, an array) is serde's to decide, so the edit is the one serde's members give.
+fn edit_without_options(body: &[u8]) -> Option<Edit> {
+    let plain = body.iter().fold(true, |plain, &b| {
+        plain & (b' '..=b'~').contains(&b) & (b != b'\\')
+    });
+    if !plain {
+        return None;
+    }
+    let mut reader = Reader::new(body);
+    let mut members = 0usize;
+    reader.object(|r, key| {
+        if key == b"stream_options" {
+            return None;
+        }
+        members += 1;
+        r.skip()
+    })?;
+    reader.end()?;
+    // Only spaces may stand before the object's brace here.
+    let open = body.iter().position(|&b| b == b'{')?;
+    Some(Edit {
+        at: open + 1,
+        remove: 0,
+        insert: MEMBER,
+        comma: members > 0,
+    })
+}
+
+/// [`include_usage_edit`] by serde's members: every body.
+fn parsed_edit(body: &[u8]) -> Option<Edit> {
     let top: Members<'_> = serde_json::from_slice(body).ok()?;
     let open = body.iter().position(|b| !b.is_ascii_whitespace())?;
     let Some(options) = top.last("stream_options") else {
         return Some(Edit {
             at: open + 1,
             remove: 0,
-            insert: r#""stream_options":{"include_usage":true}"#,
+            insert: MEMBER,
             comma: !top.0.is_empty(),
         });
     };
@@ -304,6 +351,28 @@ mod tests {
             }
             let got: Value = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(got, expected);
+        }
+
+        /// The reader's edit, where it gives one, is the one serde's members give: on request
+        /// bodies (spaced, escaped, nested `stream_options`, keys twice) and on them with a
+        /// byte changed.
+        #[test]
+        fn the_read_edit_equals_the_parsed_one(
+            body in prop_oneof![
+                request(),
+                request().prop_map(|b| b.replace('\n', "")),
+                json_text(),
+            ],
+            change in any::<Option<(prop::sample::Index, u8)>>(),
+        ) {
+            let mut body = body.into_bytes();
+            if let Some((at, b)) = change {
+                let at = at.index(body.len());
+                body[at] = b;
+            }
+            if let Some(read) = edit_without_options(&body) {
+                prop_assert_eq!(Some(read), parsed_edit(&body), "{:?}", String::from_utf8_lossy(&body));
+            }
         }
 
         #[test]
