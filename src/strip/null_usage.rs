@@ -11,7 +11,7 @@ use bytes::BytesMut;
 /// An object left open at the end of a line continues on the event's next `data:` line (SSE
 /// joins them with a newline, whitespace to JSON), so a member is found on whichever data line
 /// it sits, as long as the member and its comma share a line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct NullUsage {
     pub(super) at: Place,
     /// Inside the top-level object: nesting depth, in a string, after a backslash.

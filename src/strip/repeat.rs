@@ -353,7 +353,6 @@ impl Repeat {
         // (from `line[lit..]`).
         let (mut done, mut lit, mut out) = (at, at, dest.len());
         let mut search = at;
-        let mut valid = true;
         while let Some(colon) = memchr::memchr(b':', &line[search..]) {
             let colon = search + colon;
             search = colon + 1;
@@ -372,13 +371,22 @@ impl Repeat {
             }
             let depth = filter.depth();
             let literal_out = dest.len();
-            filter.filter(&line[from..to], dest);
+            // In a plain string the filter lets the contents up to the closing quote out as
+            // they are and stays where it was (see `NullUsage::in_plain_string`), which the
+            // pattern rests on: copied, not walked (checked in debug builds).
+            #[cfg(debug_assertions)]
+            {
+                let mut walked = filter.clone();
+                let mut out = BytesMut::new();
+                walked.filter(&line[from..to], &mut out);
+                debug_assert!(
+                    walked.in_plain_string()
+                        && walked.depth() == depth
+                        && out[..] == line[from..to]
+                );
+            }
+            dest.extend_from_slice(&line[from..to]);
             done = to;
-            // Holds by how the filter reads strings; checked, as the pattern's soundness rests
-            // on it.
-            valid &= filter.in_plain_string()
-                && filter.depth() == depth
-                && dest.len() - literal_out == len;
             full.input.extend_from_slice(&line[lit..from]);
             full.output.extend_from_slice(&dest[out..literal_out]);
             full.cut();
@@ -392,7 +400,7 @@ impl Repeat {
         full.input.extend_from_slice(&line[lit..]);
         full.output.extend_from_slice(&dest[out..]);
         full.cut();
-        if !valid || !filter.is_done() || self.learned_ends.is_empty() {
+        if !filter.is_done() || self.learned_ends.is_empty() {
             full.clear();
         }
     }
