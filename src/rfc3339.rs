@@ -10,9 +10,8 @@ use serde::{Serialize, Serializer};
 
 /// `#[serde(serialize_with)]` for a `DateTime<Utc>`.
 pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; 30];
-    match write(t, &mut buf) {
-        Some(n) => s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII digits")),
+    match to_buf(t) {
+        Some((buf, n)) => s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII digits")),
         None => t.serialize(s),
     }
 }
