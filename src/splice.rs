@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::protocol::json::Reader;
+use crate::protocol::json::{self, Reader};
 
 /// One contiguous replacement: `remove` bytes at `at` become `insert` (and a `,` after it
 /// when `comma`).
@@ -73,10 +73,7 @@ const MEMBER: &str = r#""stream_options":{"include_usage":true}"#;
 /// grammar otherwise. A body it gives up on (a `stream_options`, nesting past 100, malformed
 /// bytes, an array) is serde's to decide, so the edit is the one serde's members give.
 fn edit_without_options(body: &[u8]) -> Option<Edit> {
-    let plain = body.iter().fold(true, |plain, &b| {
-        plain & (b' '..=b'~').contains(&b) & (b != b'\\')
-    });
-    if !plain {
+    if !json::plain_ascii(body) {
         return None;
     }
     let mut reader = Reader::new(body);

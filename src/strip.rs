@@ -30,7 +30,7 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::protocol::json::Reader;
+use crate::protocol::json::{self, Reader};
 use crate::sse::{LineKind, SseEvent, SseScanner, Visit};
 
 mod null_usage;
@@ -313,16 +313,17 @@ impl Strip {
     /// any other line is one the filter lets through unchanged (it removes nothing outside
     /// `data:` lines, and keeps an object left open by an earlier data line waiting).
     fn route_line(&mut self, bytes: &[u8]) {
+        let through = |s: &Self| s.whole(bytes) && !bytes.starts_with(DATA) && s.line.is_unread();
         // Under the cap with an unfiltered line as it is, a line is under it with the line
-        // filtered; one the filter lets through may follow the unfiltered line.
-        if self.whole(bytes) && !bytes.starts_with(DATA) && self.line.is_unread() {
-            self.line_start = Some(bytes[0]);
-            self.buf.extend_from_slice(bytes);
-            return;
+        // filtered: one the filter lets through may follow the unfiltered line, anything else
+        // is routed after it is filtered.
+        let mut passes = through(self);
+        if !passes {
+            self.settle();
+            passes = through(self);
         }
-        self.settle();
-        let whole = self.whole(bytes);
-        if whole && !bytes.starts_with(DATA) && self.line.is_unread() {
+        let whole = passes || self.whole(bytes);
+        if passes {
             self.line_start = Some(bytes[0]);
             self.buf.extend_from_slice(bytes);
         } else if whole && self.line.is_fresh() {
@@ -464,10 +465,7 @@ fn parse_usage_only(data: &[u8]) -> bool {
 /// (a key twice, a `choices` that is not an array, deep nesting, malformed bytes) goes to
 /// serde too, so the answer is serde's for all data.
 fn read_usage_only(data: &[u8]) -> Option<bool> {
-    let plain = data.iter().fold(true, |plain, &b| {
-        plain & (b' '..=b'~').contains(&b) & (b != b'\\')
-    });
-    if !plain {
+    if !json::plain_ascii(data) {
         return None;
     }
     let mut reader = Reader::new(data);

@@ -20,6 +20,17 @@ use super::swar::byte_matches;
 /// whose limit for what it decodes is 128, decides).
 const MAX_DEPTH: usize = 100;
 
+/// Whether `bytes` are printable ASCII without a backslash: text on which [`Reader`] and
+/// serde agree for every answer the reader gives, also where serde would refuse what the
+/// reader skips (no escape to spell a key another way, no control character, no UTF-8 to
+/// validate). Callers that must answer exactly as serde does use the reader only on such text.
+pub(crate) fn plain_ascii(bytes: &[u8]) -> bool {
+    // No early exit, so that the compiler can test many bytes a step.
+    bytes.iter().fold(true, |plain, &b| {
+        plain & (b' '..=b'~').contains(&b) & (b != b'\\')
+    })
+}
+
 /// A position in a JSON text.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
