@@ -99,6 +99,7 @@ impl Exchange {
     }
 
     /// One data frame. Returns the bytes to send instead when the stream is being stripped.
+    #[inline]
     pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
         self.reader.as_mut().and_then(|r| r.on_data(data))
     }

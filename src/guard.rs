@@ -84,7 +84,9 @@ impl ExchangeGuard {
     }
 
     /// One data frame of the response body. Returns the bytes to send instead when the
-    /// stream is being stripped.
+    /// stream is being stripped. In line, as is [`Exchange::on_data`]: the body's frame
+    /// reaches the reader's scan without a call per step.
+    #[inline]
     pub(crate) fn on_data(&mut self, data: &Bytes) -> Option<Bytes> {
         self.exchange.as_deref_mut().and_then(|e| e.on_data(data))
     }

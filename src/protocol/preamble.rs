@@ -70,12 +70,23 @@ struct Pattern {
     varying: bool,
     /// Every hole of `last` holds a [`plain_count`].
     plain: bool,
+    /// Once the numbers vary and every hole holds a plain count: a byte per byte of `last`,
+    /// [`HOLE`] in the holes, with [`LEAD`] too on the first byte of a hole of two or more
+    /// digits (see [`Pattern::through_mask`]); empty otherwise.
+    mask: Vec<u8>,
 }
+
+/// [`Pattern::mask`]'s mark of a byte in a hole.
+const HOLE: u8 = 0x80;
+/// [`Pattern::mask`]'s mark of the first byte of a hole of two or more digits (where a `0`
+/// makes the count no [`plain_count`]).
+const LEAD: u8 = 0x01;
 
 impl Pattern {
     fn clear(&mut self) {
         self.last.clear();
         self.holes.clear();
+        self.mask.clear();
         self.varying = false;
     }
 
@@ -120,12 +131,93 @@ impl Pattern {
         if self.last.is_empty() || self.holes.is_empty() {
             return None;
         }
+        if !self.mask.is_empty() && (!whole || json.len() == self.last.len()) {
+            if let Some(plain) = self.through_mask(json) {
+                return Some((self.last.len(), plain));
+            }
+        }
         let (len, plain) = self.through_holes(json)?;
         if whole && len != json.len() {
             return None;
         }
         self.varying = true;
+        if plain {
+            // The counts changed their lengths (or first varied): the next events are
+            // compared with this one's bytes, the same pieces between other counts.
+            self.rebase(&json[..len]);
+        }
         Some((len, plain))
+    }
+
+    /// Takes `json`, which matched through the holes with a plain count in every one, as the
+    /// remembered bytes: the same pieces between the holes, the holes where `json` has its
+    /// counts. Builds the [`mask`](Self::mask) the next events are compared through.
+    #[cold]
+    fn rebase(&mut self, json: &[u8]) {
+        // The holes move by what the counts before them grew or shrank.
+        let mut shift = 0isize;
+        for hole in &mut self.holes {
+            let start = hole.0.saturating_add_signed(shift);
+            let end = start
+                + json[start..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+            shift += (end - start) as isize - (hole.1 - hole.0) as isize;
+            *hole = (start, end);
+        }
+        self.last.clear();
+        self.last.extend_from_slice(json);
+        self.plain = true;
+        self.mask.clear();
+        self.mask.resize(self.last.len(), 0);
+        for &(start, end) in &self.holes {
+            self.mask[start..end].fill(HOLE);
+            if end - start > 1 {
+                self.mask[start] |= LEAD;
+            }
+        }
+    }
+
+    /// [`matches`](Self::matches) when `json` has the remembered bytes outside the holes at
+    /// the same places (the counts kept their lengths) and digits in them, every remembered
+    /// hole a plain count ([`mask`](Self::mask) built): whether every hole of `json` holds a
+    /// plain count. One pass, thirty-two bytes a step; only sixteen that differ are looked at,
+    /// each differing byte to be in a hole and a digit. `None` for any other event, which
+    /// [`through_holes`](Self::through_holes) decides.
+    ///
+    /// Exact: outside the holes the bytes are the remembered ones, so each hole of `json` is
+    /// bounded by the remembered bytes around it, which end a number; inside, every byte is a
+    /// digit (the remembered ones are), so each holds a number of the remembered length (at
+    /// most nineteen digits), plain unless it opens with a `0` where the remembered did not.
+    #[inline]
+    fn through_mask(&self, json: &[u8]) -> Option<bool> {
+        let (last, mask) = (self.last.as_slice(), self.mask.as_slice());
+        let n = last.len();
+        let json = json.get(..n)?;
+        if n < 16 || mask.len() != n {
+            return None;
+        }
+        let mut zero = 0;
+        let chunks = json
+            .chunks_exact(32)
+            .zip(last.chunks_exact(32))
+            .zip(mask.chunks_exact(32));
+        for ((x, y), m) in chunks {
+            if array::<32>(x) != array::<32>(y) {
+                zero |= differing(x, y, m)? | differing(&x[16..], &y[16..], &m[16..])?;
+            }
+        }
+        // The last bytes: sixteen, then sixteen that overlap the ones compared.
+        let at = n / 32 * 32;
+        if n - at > 16 {
+            zero |= differing(&json[at..], &last[at..], &mask[at..])?;
+        }
+        if n > at {
+            let from = n - 16;
+            zero |= differing(&json[from..], &last[from..], &mask[from..])?;
+        }
+        Some(zero == 0)
     }
 
     /// [`matches`](Self::matches) without `whole`: the end of the match in `json`, and whether
@@ -157,6 +249,33 @@ impl Pattern {
             from = end;
         }
     }
+}
+
+/// The first `N` bytes of `bytes` (which holds at least `N`).
+#[inline(always)]
+fn array<const N: usize>(bytes: &[u8]) -> &[u8; N] {
+    bytes[..N].try_into().expect("N bytes")
+}
+
+/// Whether the first sixteen bytes of `x` differ from those of `y` only in holes and there
+/// with digits (`mask`: see [`Pattern::mask`]): then whether a differing hole's [`LEAD`] byte
+/// is a `0` (not zero when one is); `None` when they differ anywhere else or with anything
+/// else. Written byte by byte for the compiler to compare the sixteen at once (SSE2).
+#[inline(always)]
+fn differing(x: &[u8], y: &[u8], mask: &[u8]) -> Option<u128> {
+    let (x, y, mask) = (array::<16>(x), array::<16>(y), array::<16>(mask));
+    if x == y {
+        return Some(0);
+    }
+    let mut bad = [0u8; 16];
+    let mut zero = [0u8; 16];
+    for i in 0..16 {
+        let differs = x[i] != y[i];
+        let digit = x[i].wrapping_sub(b'0') < 10;
+        bad[i] = u8::from(differs & !((mask[i] & HOLE != 0) & digit));
+        zero[i] = u8::from(differs & (x[i] == b'0') & (mask[i] & LEAD != 0));
+    }
+    (u128::from_le_bytes(bad) == 0).then_some(u128::from_le_bytes(zero))
 }
 
 /// How many bytes `a` and `b` have in common at their start, sixteen at a time.

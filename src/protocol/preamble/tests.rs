@@ -181,6 +181,51 @@ fn a_quiet_postamble_is_skipped_with_what_its_members_did() {
     assert_eq!(remembered(&mut p, e.as_bytes()), whole(e.as_bytes()));
 }
 
+#[test]
+fn counts_of_the_same_lengths_are_compared_through_the_mask() {
+    let event = |a: u32, b: u32| {
+        format!(r#"{{"t": "x"}}],"u": {{"p": 120,"q": {a},"r": {b}}},"v": "gemini-x","w": "r1"}}"#)
+    };
+    let first = event(10, 130);
+    let holes: Vec<_> = Members::new(first.as_bytes(), 0)
+        .filter_map(|m| hole(first.as_bytes(), &m))
+        .collect();
+    let mut pattern = Pattern::default();
+    pattern.remember(first.as_bytes(), 0, first.len(), &holes);
+    assert_eq!(
+        pattern.matches(first.as_bytes(), true),
+        Some((first.len(), true))
+    );
+    assert!(pattern.mask.is_empty(), "the bytes repeat: no mask");
+    // The first change goes through the holes and builds the mask.
+    let e = event(11, 131);
+    assert_eq!(pattern.matches(e.as_bytes(), true), Some((e.len(), true)));
+    assert!(!pattern.mask.is_empty());
+    // The next ones are decided by the mask alone.
+    for (a, b) in [(12, 132), (99, 219), (10, 100)] {
+        let e = event(a, b);
+        assert_eq!(pattern.through_mask(e.as_bytes()), Some(true), "{e}");
+        assert_eq!(pattern.matches(e.as_bytes(), true), Some((e.len(), true)));
+    }
+    // A leading zero matches but is no plain count; a fraction or a longer count is the
+    // general comparison's.
+    let e = event(10, 100).replace("100", "064");
+    assert_eq!(pattern.through_mask(e.as_bytes()), Some(false), "{e}");
+    assert_eq!(pattern.matches(e.as_bytes(), true), Some((e.len(), false)));
+    let e = event(10, 100).replace("100", "1.5");
+    assert_eq!(pattern.through_mask(e.as_bytes()), None, "{e}");
+    assert_eq!(pattern.matches(e.as_bytes(), true), Some((e.len(), false)));
+    // A longer count: matched through the holes, then its lengths are the remembered ones.
+    let e = event(100, 230);
+    assert_eq!(pattern.through_mask(e.as_bytes()), None);
+    assert_eq!(pattern.matches(e.as_bytes(), true), Some((e.len(), true)));
+    let e = event(101, 231);
+    assert_eq!(pattern.through_mask(e.as_bytes()), Some(true), "{e}");
+    // Another byte outside the holes: no match.
+    let e = event(101, 231).replace("r1", "r2");
+    assert_eq!(pattern.matches(e.as_bytes(), true), None);
+}
+
 /// Events that share their openings, as a stream's do: a template with bytes replaced.
 fn stream() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let template = prop_oneof![
@@ -264,6 +309,36 @@ fn counters() -> impl Strategy<Value = Vec<Vec<u8>>> {
     proptest::collection::vec(event, 1..12)
 }
 
+/// Events of one shape whose counts keep their lengths (as Gemini's token counts mostly do),
+/// now and then with a leading zero, a byte that is no digit, a count one digit longer or
+/// shorter, or a byte edited anywhere: the events [`Pattern::through_mask`] decides, and the
+/// ones next to them that it leaves to [`Pattern::through_holes`].
+fn same_lengths() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let count = |digits: usize| {
+        prop_oneof![
+            12 => proptest::string::string_regex(&format!("[1-9][0-9]{{{}}}", digits - 1)).unwrap(),
+            1 => proptest::string::string_regex(&format!("0[0-9]{{{}}}", digits - 1)).unwrap(),
+            1 => proptest::string::string_regex(&format!("[0-9]{{{}}}[a-z.+-]", digits - 1)).unwrap(),
+            1 => proptest::string::string_regex(&format!("[0-9]{{{}}}\"", digits - 1)).unwrap(),
+            1 => proptest::string::string_regex(&format!("[1-9][0-9]{{{}}}", digits)).unwrap(),
+            1 => proptest::string::string_regex(&format!("[1-9][0-9]{{0,{}}}", digits.saturating_sub(2))).unwrap(),
+        ]
+    };
+    let edit = proptest::option::weighted(0.1, (any::<prop::sample::Index>(), any::<u8>()));
+    let event = (count(1), count(3), count(5), count(2), edit).prop_map(|(a, b, c, d, edit)| {
+        let mut e = format!(
+            r#"{{"c": [{{"t": "x"}}],"i": {a}}}],"u": {{"p": {b},"q": {c},"s": [{d}]}},"v": "g"}}"#
+        )
+        .into_bytes();
+        if let Some((at, byte)) = edit {
+            let i = at.index(e.len());
+            e[i] = byte;
+        }
+        e
+    });
+    proptest::collection::vec(event, 1..16)
+}
+
 /// Events of one shape whose text and counts change (a stream's deltas), the text plain or
 /// not, and now and then an event with a byte edited: the events that take
 /// [`Preamble::visit`]'s short way (preamble, head and postamble repeated) and the ones next to
@@ -297,7 +372,7 @@ fn deltas(edited: bool) -> impl Strategy<Value = Vec<Vec<u8>>> {
 proptest! {
     #[test]
     fn the_comparison_finds_what_matching_piece_by_piece_finds(
-        events in prop_oneof![stream(), counters()],
+        events in prop_oneof![stream(), counters(), same_lengths()],
         cut in any::<prop::sample::Index>(),
         whole in any::<bool>(),
     ) {
@@ -309,8 +384,13 @@ proptest! {
             .collect();
         let mut pattern = Pattern::default();
         pattern.remember(first, 0, to, &holes);
+        let template = pattern.template();
         for event in &events {
-            let (got, want) = (pattern.matches(event, whole), pattern.reference(event, whole));
+            // The reference first: a match may take the event's counts as the remembered
+            // ones, never other pieces between them.
+            let want = pattern.reference(event, whole);
+            let got = pattern.matches(event, whole);
+            prop_assert_eq!(pattern.template(), template.clone());
             // The same match; plain counts claimed only where every hole holds one (a hole
             // remembered with another value may leave a plain event unclaimed).
             prop_assert!(
