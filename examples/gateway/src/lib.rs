@@ -43,6 +43,7 @@ pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod config_file;
+pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod fleet;
@@ -53,6 +54,7 @@ pub mod live_hub;
 pub mod logging;
 pub mod metrics;
 pub mod paths;
+pub mod pools;
 pub mod prices;
 pub mod proxy;
 pub mod ratelimit;
@@ -81,6 +83,7 @@ use tower_activity::sink::{BroadcastSink, FanOut, OtelSink};
 use tower_activity::{ActivityLayer, ActivitySink, ActivityWriter, EventRecorder, WriterStats};
 
 pub use config::{GatewayConfig, UpstreamConfig, UpstreamUrl};
+pub use connections::ConnectionThreads;
 pub use limits::Limits;
 pub use serve::{ServeOptions, ServeReport, serve, serve_with, shutdown_signal};
 pub use storage::Storage;
@@ -277,6 +280,7 @@ impl Gateway {
                 grace: config.shutdown_grace,
                 max_connections: config.limits.max_connections,
                 header_timeout: config.limits.header_timeout,
+                threads: None,
             },
             prices,
             reload_prices,

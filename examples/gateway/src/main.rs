@@ -35,13 +35,22 @@ const WRITER_DEADLINE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     // The runtime's scheduler knobs come from the environment (gateway::runtime).
-    let runtime = gateway::runtime::RuntimeConfig::from_env().and_then(|config| {
-        config
-            .build()
-            .map_err(|e| format!("cannot start the Tokio runtime: {e}"))
-    });
-    match runtime {
-        Ok(runtime) => runtime.block_on(run()),
+    let config = match gateway::runtime::RuntimeConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = config
+        .build()
+        .map_err(|e| format!("cannot start the Tokio runtime: {e}"));
+    // Kept until `main` returns: the tasks requests spawned there finish in the shutdown.
+    let threads = config
+        .start_connection_threads()
+        .map_err(|e| format!("cannot start the connection threads: {e}"));
+    match runtime.and_then(|r| threads.map(|t| (r, t))) {
+        Ok((runtime, threads)) => runtime.block_on(run(threads.clone())),
         Err(e) => {
             eprintln!("gateway: {e}");
             ExitCode::from(2)
@@ -49,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run() -> ExitCode {
+async fn run(threads: Option<gateway::ConnectionThreads>) -> ExitCode {
     let log_format = match gateway::logging::LogFormat::from_env() {
         Ok(f) => f,
         Err(e) => {
@@ -116,8 +125,11 @@ async fn run() -> ExitCode {
         gateway::shutdown_signal().await;
         gateway.close_live_feeds();
     };
-    let report =
-        gateway::serve_with(listener, gateway.router(), signal, gateway.serve_options()).await;
+    let options = gateway::ServeOptions {
+        threads,
+        ..gateway.serve_options()
+    };
+    let report = gateway::serve_with(listener, gateway.router(), signal, options).await;
     let stats = gateway.shutdown(WRITER_DEADLINE).await;
     tracing::info!(
         connections = report.connections,

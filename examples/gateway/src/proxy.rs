@@ -27,10 +27,8 @@ use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tower_activity::LlmApi;
 
 use crate::AppState;
@@ -38,6 +36,7 @@ use crate::config::UpstreamUrl;
 use crate::error::{ApiError, api_error};
 use crate::headers;
 use crate::limits::{BodyTimeout, Limits, TimedBody};
+use crate::pools::PerThreadClient;
 use crate::routing::{Chosen, Routes, Upstream};
 
 /// The Gemini actions the gateway forwards (`/v1beta/models/{model}:{action}`).
@@ -46,10 +45,11 @@ pub const GEMINI_ACTIONS: [&str; 2] = [":generateContent", ":streamGenerateConte
 /// The `anthropic-version` sent when the client names none (the API requires one).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// The upstreams, their routes and the pooled client that reaches them.
+/// The upstreams, their routes and the pooled client that reaches them (a pool per thread:
+/// [`PerThreadClient`]).
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: PerThreadClient,
     routes: Routes,
     header_timeout: Duration,
     idle_timeout: Duration,
@@ -75,9 +75,7 @@ impl UpstreamClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let client = PerThreadClient::new(connector, Duration::from_secs(60));
         UpstreamClient {
             client,
             routes,

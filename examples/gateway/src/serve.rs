@@ -15,6 +15,10 @@
 //! the listen backlog until one closes — and a request's headers must arrive within
 //! `header_timeout`. Each request carries its peer's address (`ConnectInfo<SocketAddr>`),
 //! which the registration limit keys on.
+//!
+//! Where ([`ServeOptions::threads`]): with [`ConnectionThreads`], each connection is served on
+//! the thread serving the fewest, on that thread's own runtime (the gateway binary's default:
+//! see `connections.rs`); without, on the runtime that runs `serve_with`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::connections::ConnectionThreads;
 use crate::repoll::Repoll;
 
 /// How [`serve_with`] serves.
@@ -44,6 +49,9 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// The time a request's headers may take.
     pub header_timeout: Duration,
+    /// The threads connections are served on, one single-threaded runtime each
+    /// ([`ConnectionThreads`]); `None`: on the runtime that runs `serve_with`.
+    pub threads: Option<ConnectionThreads>,
 }
 
 impl ServeOptions {
@@ -54,6 +62,7 @@ impl ServeOptions {
             grace,
             max_connections: limits.max_connections,
             header_timeout: limits.header_timeout,
+            threads: None,
         }
     }
 }
@@ -122,29 +131,39 @@ pub async fn serve_with(
                 };
                 let _ = stream.set_nodelay(true);
                 report.connections += 1;
-                let service = app.clone().map_request(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
-                let service = TowerToHyperService::new(service);
-                let mut stop = stop_rx.clone();
+                let stop = stop_rx.clone();
                 let header_timeout = options.header_timeout;
-                // `Repoll`: the activity layer reads request bodies inside this task, and
-                // hyper's body channel then wakes the task that is running (see repoll.rs).
-                connections.spawn(Repoll::new(async move {
-                    let _permit = permit;
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => return,
-                        _ = stop.wait_for(|stop| *stop) => {}
+                match &options.threads {
+                    None => {
+                        connections.spawn(connection(stream, peer, app.clone(), header_timeout, stop, permit));
                     }
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }));
+                    Some(threads) => {
+                        // The socket leaves this runtime's I/O driver here and joins its
+                        // thread's there.
+                        let stream = match stream.into_std() {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                tracing::warn!("cannot hand a connection to its thread: {e}");
+                                continue;
+                            }
+                        };
+                        let (handle, counted) = threads.pick();
+                        let app = app.clone();
+                        connections.spawn_on(
+                            async move {
+                                let _counted = counted;
+                                match TcpStream::from_std(stream) {
+                                    Ok(stream) => {
+                                        connection(stream, peer, app, header_timeout, stop, permit)
+                                            .await
+                                    }
+                                    Err(e) => tracing::warn!("cannot serve a connection: {e}"),
+                                }
+                            },
+                            &handle,
+                        );
+                    }
+                }
             }
             // Reap finished connections so the set does not grow with every one served.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -172,6 +191,40 @@ pub async fn serve_with(
         while connections.join_next().await.is_some() {}
     }
     report
+}
+
+/// Serves one connection with hyper's HTTP/1 until it closes, or until `stop` turns true,
+/// then shuts it down gracefully (the request in flight runs on).
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let _permit = permit;
+    // `Repoll`: the activity layer reads request bodies inside this task, and hyper's body
+    // channel then wakes the task that is running (see repoll.rs).
+    let service = app.map_request(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let service = TowerToHyperService::new(service);
+    Repoll::new(async move {
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.wait_for(|stop| *stop) => {}
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+    })
+    .await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -17,7 +17,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_activity::WriterStats;
 
-use gateway::{Gateway, GatewayConfig, ServeReport, Storage, UpstreamUrl, serve_with};
+use gateway::{
+    ConnectionThreads, Gateway, GatewayConfig, ServeOptions, ServeReport, Storage, UpstreamUrl,
+    serve_with,
+};
 use mock_upstream::MockConfig;
 
 /// A running gateway and a client for it.
@@ -29,6 +32,9 @@ pub struct Harness {
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<ServeReport>>,
+    /// The connection threads the gateway serves on, as the binary does; they stop with the
+    /// harness (after its shutdown, so the tasks requests spawned there finish).
+    _threads: ConnectionThreads,
 }
 
 /// A test's answer: status, headers, whole body.
@@ -103,18 +109,19 @@ impl Harness {
             shutdown.await;
             close_feeds();
         };
-        let server = tokio::spawn(serve_with(
-            listener,
-            gateway.router(),
-            shutdown,
-            gateway.serve_options(),
-        ));
+        let threads = ConnectionThreads::start(2).expect("the connection threads start");
+        let options = ServeOptions {
+            threads: Some(threads.clone()),
+            ..gateway.serve_options()
+        };
+        let server = tokio::spawn(serve_with(listener, gateway.router(), shutdown, options));
         Harness {
             addr,
             gateway,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
             server: Some(server),
+            _threads: threads,
         }
     }
 
