@@ -32,46 +32,59 @@ pub(crate) struct Gemini {
     pending_sets: Sets,
 }
 
-/// What the members of a chunk say, whatever their values.
-#[derive(Debug, Default, Clone, Copy)]
-struct Flags {
+/// What the members of a chunk say, whatever their values: bits, so that adding what later
+/// members did ([`State::then`]) is one `or` per event.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Flags(u8);
+
+impl Flags {
     /// A function call or executable code: output has started, and the chunk is decoded at
     /// once (its arguments are keys nobody vouches for).
-    call: bool,
+    const CALL: u8 = 1 << 3;
     /// A finish reason, a blocked prompt, an error, or a member that could set the model,
     /// usage or tier but is not of the expected kind: the chunk is decoded at once.
-    now: bool,
+    const NOW: u8 = 1 << 4;
+
+    fn call(self) -> bool {
+        self.0 & Self::CALL != 0
+    }
+
+    fn now(self) -> bool {
+        self.0 & Self::NOW != 0
+    }
+
     /// What decoding the chunk later would set.
-    sets: Sets,
+    fn sets(self) -> Sets {
+        Sets(self.0 & Sets::ALL)
+    }
 }
 
 impl State for Flags {
+    #[inline]
     fn then(&mut self, later: &Self) {
-        self.call |= later.call;
-        self.now |= later.now;
-        self.sets.model |= later.sets.model;
-        self.sets.usage |= later.sets.usage;
-        self.sets.tier |= later.sets.tier;
+        self.0 |= later.0;
     }
 }
 
-/// Which of the members a deferred chunk's decoding would set: the model, the usage, the tier.
+/// Which of the members a deferred chunk's decoding would set: the model, the usage, the tier
+/// (bits of [`Flags`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Sets {
-    model: bool,
-    usage: bool,
-    tier: bool,
-}
+struct Sets(u8);
 
 impl Sets {
+    const MODEL: u8 = 1;
+    const USAGE: u8 = 1 << 1;
+    const TIER: u8 = 1 << 2;
+    const ALL: u8 = Self::MODEL | Self::USAGE | Self::TIER;
+
     /// Whether decoding a chunk that sets `self` overwrites everything one that sets `older`
     /// would have set.
     fn covers(self, older: Sets) -> bool {
-        (self.model || !older.model) && (self.usage || !older.usage) && (self.tier || !older.tier)
+        older.0 & !self.0 == 0
     }
 
     fn any(self) -> bool {
-        self.model || self.usage || self.tier
+        self.0 != 0
     }
 }
 
@@ -219,19 +232,19 @@ impl Tracker for Gemini {
                     Effect::Varies
                 }
                 (b"functionCall" | b"executableCode", Value::Object) => {
-                    flags.call = true;
+                    flags.0 |= Flags::CALL;
                     Effect::Constant
                 }
                 (b"usageMetadata", Value::Object) => {
-                    flags.sets.usage = true;
+                    flags.0 |= Sets::USAGE;
                     Effect::Constant
                 }
                 (b"modelVersion", Value::Str(_)) => {
-                    flags.sets.model = true;
+                    flags.0 |= Sets::MODEL;
                     Effect::Constant
                 }
                 (b"serviceTier", Value::Str(_)) => {
-                    flags.sets.tier = true;
+                    flags.0 |= Sets::TIER;
                     Effect::Constant
                 }
                 (
@@ -239,20 +252,21 @@ impl Tracker for Gemini {
                     | b"modelVersion" | b"serviceTier",
                     _,
                 ) => {
-                    flags.now = true;
+                    flags.0 |= Flags::NOW;
                     Effect::Constant
                 }
                 _ => Effect::Quiet,
             },
         );
-        let (now, sets) = (flags.now, flags.sets);
+        let (now, sets) = (flags.now(), flags.sets());
         obs.output_chars += chars;
-        obs.output_started |= chars > 0 || flags.call;
-        let whole = event.complete && {
-            let t = data.trim_ascii();
-            t.first() == Some(&b'{') && t.last() == Some(&b'}')
-        };
-        if now || flags.call || !whole {
+        obs.output_started |= chars > 0 || flags.call();
+        let whole = event.complete
+            && (matches!((data.first(), data.last()), (Some(b'{'), Some(b'}'))) || {
+                let t = data.trim_ascii();
+                t.first() == Some(&b'{') && t.last() == Some(&b'}')
+            });
+        if now || flags.call() || !whole {
             self.decode_now(data, obs);
             return;
         }
@@ -315,11 +329,12 @@ impl Chunk<'_> {
     /// What absorbing the chunk overwrites of what a deferred chunk may set.
     fn sets(&self) -> Sets {
         let usage = self.usage_metadata.as_ref();
-        Sets {
-            model: self.model_version.is_some(),
-            usage: usage.is_some(),
-            tier: usage.is_some_and(|u| u.service_tier.is_some()),
-        }
+        let bit = |set: bool, bit: u8| if set { bit } else { 0 };
+        Sets(
+            bit(self.model_version.is_some(), Sets::MODEL)
+                | bit(usage.is_some(), Sets::USAGE)
+                | bit(usage.is_some_and(|u| u.service_tier.is_some()), Sets::TIER),
+        )
     }
 }
 
