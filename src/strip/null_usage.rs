@@ -90,17 +90,82 @@ static STRUCTURE: [bool; 256] = {
 };
 
 /// Where the next `"` or `\\` of a string is. Most strings of a chunk are a few bytes (keys,
-/// one-word deltas): a byte loop finds their end before `memchr2` would have set up.
+/// one-word deltas): eight bytes at a time by word arithmetic finds their end before `memchr2`
+/// would have set up; past a few words `memchr2` takes over.
 pub(super) fn find_in_string(bytes: &[u8]) -> Option<usize> {
-    const SHORT: usize = 16;
-    let head = &bytes[..bytes.len().min(SHORT)];
-    match head.iter().position(|&b| b == b'"' || b == b'\\') {
-        Some(j) => Some(j),
-        None if bytes.len() > SHORT => {
-            memchr::memchr2(b'"', b'\\', &bytes[SHORT..]).map(|j| j + SHORT)
+    const WORDS: usize = 4 * 8;
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        if i == WORDS {
+            return memchr::memchr2(b'"', b'\\', &bytes[i..]).map(|j| j + i);
         }
-        None => None,
+        let m = specials(word(&bytes[i..i + 8]));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
     }
+    if i == bytes.len() {
+        return None;
+    }
+    if bytes.len() >= 8 {
+        // The last word again, without the bytes already looked at.
+        let back = i + 8 - bytes.len();
+        let m = specials(word(&bytes[bytes.len() - 8..])) >> (back * 8);
+        return (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize);
+    }
+    bytes.iter().position(|&b| b == b'"' || b == b'\\')
+}
+
+/// Eight bytes as a little-endian word (`bytes` is eight long).
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(bytes);
+    u64::from_le_bytes(w)
+}
+
+/// A word whose lowest set bit is the high bit of the first byte of `w` that is `"` or `\\`
+/// (zero when there is none). A byte's flag may be set wrongly only above a byte that matched,
+/// so the lowest one is exact.
+fn specials(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\')))
+}
+
+/// How the filter reads a string's contents, and the one place it does
+/// ([`NullUsage::walk`] and [`Repeat`](super::repeat::Repeat)'s holes both read them here):
+/// `Ok` with where the first quote that no backslash escapes is in `bytes`, or `Err` with
+/// whether `bytes` end right after an escaping backslash (the next byte is taken whatever it
+/// is). `escaped`: the first byte of `bytes` is escaped.
+pub(super) fn string_end(bytes: &[u8], escaped: bool) -> Result<usize, bool> {
+    let mut i = usize::from(escaped);
+    loop {
+        let Some(j) = bytes.get(i..).and_then(find_in_string) else {
+            // Past the end when the last byte was a backslash: the next one is escaped.
+            return Err(i > bytes.len());
+        };
+        let at = i + j;
+        if bytes[at] == b'"' {
+            return Ok(at);
+        }
+        i = at + 2;
+    }
+}
+
+/// The member removed, with the comma before it, as chunks spell it.
+const MEMBER: &[u8] = b",\"usage\":null";
+
+/// What stopped [`NullUsage::walk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The end of the bytes, or of the object.
+    End,
+    /// A top-level comma that may open the member, to be matched byte by byte.
+    Candidate,
+    /// A top-level [`MEMBER`] followed by `}` or `,`: the member, to remove.
+    Member,
 }
 
 impl NullUsage {
@@ -124,10 +189,11 @@ impl NullUsage {
     ///
     /// Only a few bytes can change the state: inside a string `"` and `\\`, outside one the
     /// structure (`"{}[],`). [`walk`](Self::walk) skips the bytes before the next of them (a
-    /// table lookup a byte, or `memchr2` inside long strings) and everything up to the next
-    /// comma that may open the member; what it walked is copied to `dest` in one run. Only a
-    /// candidate member, the bytes right after the object's `{` and the line's prefix go byte
-    /// by byte.
+    /// table lookup a byte, or [`string_end`] inside strings) and everything up to the next
+    /// comma that may open the member; what it walked is copied to `dest` in one run. The
+    /// member as chunks spell it ([`MEMBER`], then `}` or `,`) is removed whole when it lies
+    /// in `bytes`; only another candidate member, the bytes right after the object's `{` (but
+    /// for the quote of a first key that is not `"u…`) and the line's prefix go byte by byte.
     /// The state it ends in is the same as byte by byte, so a line cut anywhere filters the
     /// same.
     pub(super) fn filter(&mut self, bytes: &[u8], dest: &mut BytesMut) {
@@ -158,6 +224,18 @@ impl NullUsage {
                         i += 1;
                     }
                 }
+                Place::Object
+                    if self.first
+                        && self.step.is_none()
+                        && bytes[i] == b'"'
+                        && bytes.get(i + 1).is_some_and(|&b| b != KEY[1]) =>
+                {
+                    // The first key, not `"u…`: byte by byte, its quote would start a
+                    // candidate that fails on the next byte, inside the key's string.
+                    self.first = false;
+                    self.in_str = true;
+                    i += 1;
+                }
                 Place::Object if self.step.is_some() || self.first => {
                     dest.extend_from_slice(&bytes[run..i]);
                     self.object(bytes[i], dest);
@@ -165,16 +243,26 @@ impl NullUsage {
                     run = i;
                 }
                 Place::Object => {
-                    let (next, candidate) = self.walk(bytes, i);
+                    let (next, stop) = self.walk(bytes, i);
                     i = next;
-                    if candidate {
-                        // A comma of the top-level object that may open the member: the
-                        // candidate starts, held instead of copied.
-                        dest.extend_from_slice(&bytes[run..i]);
-                        self.held.push(b',');
-                        self.step = Some((Step::Lead, false));
-                        i += 1;
-                        run = i;
+                    match stop {
+                        Stop::End => {}
+                        Stop::Candidate => {
+                            // A comma of the top-level object that may open the member: the
+                            // candidate starts, held instead of copied.
+                            dest.extend_from_slice(&bytes[run..i]);
+                            self.held.push(b',');
+                            self.step = Some((Step::Lead, false));
+                            i += 1;
+                            run = i;
+                        }
+                        Stop::Member => {
+                            // Byte by byte the candidate would be confirmed by the `}` or `,`
+                            // after it, which is then read as any other.
+                            dest.extend_from_slice(&bytes[run..i]);
+                            i += MEMBER.len();
+                            run = i;
+                        }
                     }
                 }
             }
@@ -187,32 +275,29 @@ impl NullUsage {
     /// candidate would fail at its third byte, inside the string that key opens). Stops at
     /// the end of `bytes`, just past the object's closing brace (then [`Place::Off`]), or at a
     /// top-level comma that may open the member: then it returns that comma's index and
-    /// `true`, without taking it.
+    /// [`Stop::Member`] when [`MEMBER`] and a `}` or `,` follow in `bytes`, else
+    /// [`Stop::Candidate`], without taking it.
     ///
     /// The state stays in locals for the walk: [`filter`](Self::filter)'s `match` runs once
     /// per walk, not once per string or bracket.
-    fn walk(&mut self, bytes: &[u8], mut i: usize) -> (usize, bool) {
+    fn walk(&mut self, bytes: &[u8], mut i: usize) -> (usize, Stop) {
         let (mut depth, mut in_str, mut escaped) = (self.depth, self.in_str, self.escaped);
-        let mut candidate = false;
+        let mut stop = Stop::End;
         while i < bytes.len() {
             if in_str {
-                if escaped {
-                    escaped = false;
-                    i += 1;
-                    continue;
+                match string_end(&bytes[i..], escaped) {
+                    Ok(j) => {
+                        in_str = false;
+                        escaped = false;
+                        i += j + 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        escaped = e;
+                        i = bytes.len();
+                        break;
+                    }
                 }
-                let Some(j) = find_in_string(&bytes[i..]) else {
-                    i = bytes.len();
-                    break;
-                };
-                i += j;
-                if bytes[i] == b'"' {
-                    in_str = false;
-                } else {
-                    escaped = true;
-                }
-                i += 1;
-                continue;
             }
             let b = bytes[i];
             if !STRUCTURE[usize::from(b)] {
@@ -238,7 +323,14 @@ impl NullUsage {
                     i += 1;
                 }
                 _ if depth == 1 => {
-                    candidate = true;
+                    let rest = &bytes[i..];
+                    stop = if rest.starts_with(MEMBER)
+                        && matches!(rest.get(MEMBER.len()), Some(b'}' | b','))
+                    {
+                        Stop::Member
+                    } else {
+                        Stop::Candidate
+                    };
                     break;
                 }
                 _ => {}
@@ -246,7 +338,7 @@ impl NullUsage {
             i += 1;
         }
         (self.depth, self.in_str, self.escaped) = (depth, in_str, escaped);
-        (i, candidate)
+        (i, stop)
     }
 
     /// The next prefix state after byte `b`, `n` bytes matched.
@@ -427,6 +519,17 @@ impl NullUsage {
     /// or half matched: the bytes up to the string's closing quote go out as they are and
     /// leave this state as it is, so any such bytes may stand there. The state is then all in
     /// the [depth](Self::depth).
+    ///
+    /// Why, from the code: in this state [`filter`](Self::filter) takes its last arm (the
+    /// object, nothing held, not first) and calls [`walk`](Self::walk), whose first step, in a
+    /// string and not escaped, is [`string_end`]`(contents, false)`. The contents are the
+    /// bytes before the first quote that the same function finds unescaped after them, so it
+    /// finds no such quote in them and does not end after an escaping backslash (that
+    /// backslash would escape the quote): `Err(false)`. The walk stops at the end with the
+    /// state it started with (depth, in a string, not escaped), nothing is held, and `filter`
+    /// copies the whole run. [`Repeat`](super::repeat::Repeat) cuts its holes with the same
+    /// `string_end`, so the contents it copies instead of filtering are exactly these; the
+    /// test `contents_of_a_plain_string_pass_unchanged` walks the filter over them to check.
     pub(super) fn in_plain_string(&self) -> bool {
         self.at == Place::Object
             && self.in_str

@@ -23,7 +23,7 @@
 
 use bytes::BytesMut;
 
-use super::null_usage::{KEY, NullUsage, find_in_string};
+use super::null_usage::{self, KEY, NullUsage};
 use super::{USAGE_KEY, is_null_after, may_be_usage};
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
@@ -125,12 +125,16 @@ impl Pattern {
     /// How much of `line` is this pattern's literals around string contents; the outputs of
     /// what fits and the contents are appended to `dest`, and `holes` says where the contents
     /// were.
+    ///
+    /// A literal the filter lets out unchanged (as long out as in: the filter only removes)
+    /// is copied with the contents around it, from the line, in one run.
     fn fit(&self, line: &[u8], dest: &mut BytesMut, holes: &mut Vec<(usize, usize)>) -> Fit {
         let Some((&last, body)) = self.ends.split_last() else {
             return Fit::None;
         };
         holes.clear();
-        let (mut at, mut i, mut o) = (0, 0, 0);
+        // `line[run..at]` fitted and goes out as it is, not yet copied.
+        let (mut at, mut i, mut o, mut run) = (0, 0, 0, 0);
         for &(i_end, o_end) in body {
             let literal = &self.input[i..i_end];
             let Some(end) = line
@@ -138,19 +142,29 @@ impl Pattern {
                 .filter(|rest| rest.starts_with(literal))
                 .and_then(|rest| string_end(&rest[literal.len()..]))
             else {
+                dest.extend_from_slice(&line[run..at]);
                 return self.start(holes.len(), at);
             };
+            if o_end - o != i_end - i {
+                dest.extend_from_slice(&line[run..at]);
+                dest.extend_from_slice(&self.output[o..o_end]);
+                run = at + literal.len();
+            }
             at += literal.len();
-            dest.extend_from_slice(&self.output[o..o_end]);
-            dest.extend_from_slice(&line[at..at + end]);
             holes.push((at, at + end));
             at += end;
             (i, o) = (i_end, o_end);
         }
         if line.get(at..) != Some(&self.input[i..last.0]) {
+            dest.extend_from_slice(&line[run..at]);
             return self.start(holes.len(), at);
         }
-        dest.extend_from_slice(&self.output[o..last.1]);
+        if last.1 - o == last.0 - i {
+            dest.extend_from_slice(&line[run..]);
+        } else {
+            dest.extend_from_slice(&line[run..at]);
+            dest.extend_from_slice(&self.output[o..last.1]);
+        }
         Fit::Whole
     }
 
@@ -203,17 +217,10 @@ impl Pattern {
 }
 
 /// Where the string whose contents start `bytes` ends: its first quote that no backslash
-/// escapes, as the filter reads strings.
+/// escapes, read as the filter reads strings (by the same function, see
+/// [`NullUsage::in_plain_string`]).
 fn string_end(bytes: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    loop {
-        let at = i + find_in_string(bytes.get(i..)?)?;
-        if bytes[at] == b'"' {
-            return Some(at);
-        }
-        // A backslash: the byte after it is taken whatever it is.
-        i = at + 2;
-    }
+    null_usage::string_end(bytes, false).ok()
 }
 
 impl Repeat {
@@ -372,8 +379,9 @@ impl Repeat {
             let depth = filter.depth();
             let literal_out = dest.len();
             // In a plain string the filter lets the contents up to the closing quote out as
-            // they are and stays where it was (see `NullUsage::in_plain_string`), which the
-            // pattern rests on: copied, not walked (checked in debug builds).
+            // they are and stays where it was, because it reads them with the `string_end`
+            // that delimited them (the proof is at `NullUsage::in_plain_string`), which the
+            // pattern rests on: copied, not walked (walked too in debug builds).
             #[cfg(debug_assertions)]
             {
                 let mut walked = filter.clone();

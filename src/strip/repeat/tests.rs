@@ -198,3 +198,67 @@ proptest! {
         }
     }
 }
+
+/// Where a filter stands in a plain string of a line's object: lines cut just after a value's
+/// or a key's opening quote, at several depths, after members that are removed or not.
+const PLAIN_STRING_STARTS: [&str; 6] = [
+    "data: {\"id\":\"",
+    "data: {\"a\":{\"b\":[\"",
+    "data: {\"usage\":null,\"c\":\"",
+    "data: {\"k\":\"v\",\"usage\":null,\"s\":\"",
+    "data:{\"x\":[{\"y\":1},{\"",
+    "data: {\"e\":\"\\\"\",\"u\":\"",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// What the repeat rests on (see `NullUsage::in_plain_string`): from a plain string, the
+    /// contents that `string_end` delimits (the repeat's holes) go through the filter
+    /// unchanged and leave it in a plain string at the same depth, whatever they hold. Fails
+    /// if the filter and the repeat ever read a string's end differently.
+    #[test]
+    fn contents_of_a_plain_string_pass_unchanged(
+        start in prop::sample::select(PLAIN_STRING_STARTS.to_vec()),
+        tokens in contents(),
+        raw in prop::collection::vec(any::<u8>(), 0..40),
+        tail in prop::sample::select(vec!["\"}\n", "\",\"usage\":null}\n", "\\\"\"}"]),
+    ) {
+        let mut filter = NullUsage::new();
+        let mut out = BytesMut::new();
+        filter.filter(start.as_bytes(), &mut out);
+        prop_assert!(filter.in_plain_string(), "{start}");
+        let depth = filter.depth();
+        let mut rest = tokens.into_bytes();
+        rest.extend_from_slice(&raw);
+        rest.extend_from_slice(tail.as_bytes());
+        let Some(len) = string_end(&rest) else {
+            return Ok(());
+        };
+        let contents = &rest[..len];
+        out.clear();
+        filter.filter(contents, &mut out);
+        prop_assert_eq!(&out[..], contents);
+        prop_assert!(filter.in_plain_string());
+        prop_assert_eq!(filter.depth(), depth);
+    }
+
+    /// The word-at-a-time search finds what a byte loop finds.
+    #[test]
+    fn find_in_string_equals_a_byte_loop(
+        bytes in prop::collection::vec(
+            prop_oneof![Just(b'"'), Just(b'\\'), Just(b'a'), Just(0x22 ^ 0x80), any::<u8>()],
+            0..80,
+        ),
+        sparse in 0usize..80,
+    ) {
+        // Mostly bytes that are neither, so that the first match lies at any offset.
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if i < sparse && (b == b'"' || b == b'\\') { b'x' } else { b })
+            .collect();
+        let want = bytes.iter().position(|&b| b == b'"' || b == b'\\');
+        prop_assert_eq!(null_usage::find_in_string(&bytes), want);
+    }
+}
