@@ -135,7 +135,9 @@ pub async fn serve_with(
                 let header_timeout = options.header_timeout;
                 match &options.threads {
                     None => {
-                        connections.spawn(connection(stream, peer, app.clone(), header_timeout, stop, permit));
+                        let app = app.clone();
+                        let serving = connection(stream, peer, app, header_timeout, stop, permit);
+                        connections.spawn(serving);
                     }
                     Some(threads) => {
                         // The socket leaves this runtime's I/O driver here and joins its
