@@ -131,13 +131,12 @@ pub async fn serve_with(
                 };
                 let _ = stream.set_nodelay(true);
                 report.connections += 1;
-                let stop = stop_rx.clone();
+                let (app, stop) = (app.clone(), stop_rx.clone());
                 let header_timeout = options.header_timeout;
+                let serve = move |stream| connection(stream, peer, app, header_timeout, stop, permit);
                 match &options.threads {
                     None => {
-                        let app = app.clone();
-                        let serving = connection(stream, peer, app, header_timeout, stop, permit);
-                        connections.spawn(serving);
+                        connections.spawn(serve(stream));
                     }
                     Some(threads) => {
                         // The socket leaves this runtime's I/O driver here and joins its
@@ -150,15 +149,11 @@ pub async fn serve_with(
                             }
                         };
                         let (handle, counted) = threads.pick();
-                        let app = app.clone();
                         connections.spawn_on(
                             async move {
                                 let _counted = counted;
                                 match TcpStream::from_std(stream) {
-                                    Ok(stream) => {
-                                        connection(stream, peer, app, header_timeout, stop, permit)
-                                            .await
-                                    }
+                                    Ok(stream) => serve(stream).await,
                                     Err(e) => tracing::warn!("cannot serve a connection: {e}"),
                                 }
                             },
