@@ -10,7 +10,11 @@
 //!   1,000 by offset and by cursor.
 //!
 //! `BENCH_ROWS` changes the table size (default 1,000,000). Figures go to BENCHMARKS.md.
+//!
+//! `cargo bench --bench storage -- --sqlite-instructions` counts instead what the SQLite store
+//! costs per record, under callgrind (`storage/sqlite.rs`; no PostgreSQL needed).
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -181,11 +185,31 @@ fn process_cpu(path: &str) -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
-#[tokio::main]
-async fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return; // `cargo test --all-targets` runs benches in test mode: nothing to check here
+#[path = "storage/sqlite.rs"]
+mod sqlite;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.iter().any(|a| a == "--list" || a == "--test") {
+        return ExitCode::SUCCESS; // `cargo test --all-targets` runs benches in test mode
     }
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--sqlite-child", variant, n, dir] => sqlite::child(variant, n, dir),
+        ["--sqlite-instructions"] => sqlite::report(),
+        _ => {
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(postgres());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The PostgreSQL figures.
+async fn postgres() {
     let rows: u64 = std::env::var("BENCH_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -136,6 +136,138 @@ fn stats_equal_the_reference_for_random_data() {
         .unwrap();
 }
 
+/// The rollup rows arbitrary records make, computed here from the records themselves: per
+/// user, UTC day, kind, model and provider, the requests, the input and output tokens (unknown
+/// as 0), their sum, and the cost.
+type DailyRow = (
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    rust_decimal::Decimal,
+);
+
+fn expected_daily(records: &[tower_activity::ActivityRecord]) -> Vec<DailyRow> {
+    let mut rows = std::collections::BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in records.iter().filter(|r| seen.insert(r.id)) {
+        let kind = match r.kind {
+            tower_activity::RecordKind::Request => "request",
+            tower_activity::RecordKind::Event => "event",
+        };
+        let key = (
+            r.user_id.clone(),
+            r.timestamp.date_naive().to_string(),
+            kind.to_owned(),
+            r.model.clone(),
+            r.provider.as_deref().map(str::to_owned),
+        );
+        let (input, output) = (
+            r.input_tokens.unwrap_or(0) as i64,
+            r.output_tokens.unwrap_or(0) as i64,
+        );
+        let sums = rows
+            .entry(key)
+            .or_insert((0i64, 0i64, 0i64, 0i64, rust_decimal::Decimal::ZERO));
+        sums.0 += 1;
+        sums.1 += input;
+        sums.2 += output;
+        sums.3 += input + output;
+        sums.4 += r.cost_usd.unwrap_or_default();
+    }
+    rows.into_iter()
+        .map(|((u, d, k, m, p), (n, i, o, t, c))| (u, d, k, m, p, n, i, o, t, c))
+        .collect()
+}
+
+/// Arbitrary records in batches of arbitrary sizes, some batches carrying a record already
+/// stored and an id twice (which take the path that tells stored rows from new ones): the
+/// table holds each record once, every user's rows read back as the reference's, and the
+/// rollup table equals the sums of the records computed here.
+#[test]
+fn rows_and_rollup_equal_the_records_for_arbitrary_batches() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    let strategy = (
+        prop::collection::vec(data::arb_record(), 0..160),
+        prop::collection::vec((1usize..100, prop::bool::weighted(0.3)), 1..8),
+    );
+    runner
+        .run(&strategy, |(records, batches)| {
+            rt.block_on(async {
+                let sink = memory().await;
+                let (mut start, mut i) = (0, 0);
+                while start < records.len() {
+                    let (size, repeat) = batches[i % batches.len()];
+                    let end = (start + size).min(records.len());
+                    let mut batch = records[start..end].to_vec();
+                    if repeat {
+                        batch.push(batch[0].clone());
+                        if start > 0 {
+                            batch.insert(0, records[start - 1].clone());
+                        }
+                    }
+                    sink.write(&batch).await.unwrap();
+                    (start, i) = (end, i + 1);
+                }
+                let ids: Vec<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT id FROM activity_log ORDER BY id")
+                        .fetch_all(sink.pool())
+                        .await
+                        .unwrap();
+                let mut want: Vec<uuid::Uuid> = records.iter().map(|r| r.id).collect();
+                want.sort();
+                want.dedup();
+                assert_eq!(ids, want, "each record stored once");
+                let memory = scenarios::reference(&records).await;
+                let all = LogQuery {
+                    limit: 1000,
+                    ..LogQuery::default()
+                };
+                for user in ["alice", "bob", "carol"] {
+                    let got = sink.log(user, &all).await.unwrap();
+                    let want = memory.log(user, &all).await.unwrap();
+                    assert_eq!(got, want, "the rows of {user}");
+                }
+                let daily: Vec<DailyRow> = sqlx::query(
+                    "SELECT user_id, day, kind, model, provider, requests, input_tokens, \
+                     output_tokens, total_tokens, cost_usd FROM activity_daily \
+                     ORDER BY user_id, day, kind, model, provider",
+                )
+                .fetch_all(sink.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    (
+                        row.get(0),
+                        row.get(1),
+                        row.get(2),
+                        row.get(3),
+                        row.get(4),
+                        row.get(5),
+                        row.get(6),
+                        row.get(7),
+                        row.get(8),
+                        row.get::<&str, _>(9).parse().unwrap(),
+                    )
+                })
+                .collect();
+                assert_eq!(daily, expected_daily(&records), "the rollup");
+            });
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[tokio::test]
 async fn log_pages_equal_the_reference() {
     scenarios::pagination(&memory().await).await;

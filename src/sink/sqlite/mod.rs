@@ -74,9 +74,11 @@ pub(crate) const INSERT_ROWS: usize = 64;
 /// The write statements of one set of table names, built once.
 #[derive(Debug)]
 struct Sql {
-    /// `insert[k]` inserts `2^k` records (up to [`INSERT_ROWS`]) and returns the ids of
-    /// those it inserted (`ON CONFLICT (id) DO NOTHING RETURNING id`).
+    /// `insert[k]` inserts `2^k` records (up to [`INSERT_ROWS`]), skipping those whose id is
+    /// stored (`ON CONFLICT (id) DO NOTHING`).
     insert: Vec<String>,
+    /// The same, returning the ids of the rows it inserted (`RETURNING id`).
+    insert_returning: Vec<String>,
     rollup_get: String,
     rollup_update: String,
     rollup_insert: String,
@@ -86,16 +88,17 @@ impl Sql {
     fn new(names: &TableNames) -> Self {
         let (log, daily) = (names.log_table(), names.daily_table());
         let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
-        let insert = (0..=INSERT_ROWS.trailing_zeros())
+        let insert: Vec<String> = (0..=INSERT_ROWS.trailing_zeros())
             .map(|k| {
                 format!(
-                    "INSERT INTO {log} ({}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                    "INSERT INTO {log} ({}) VALUES {} ON CONFLICT (id) DO NOTHING",
                     columns(None),
                     vec![row.as_str(); 1 << k].join(", ")
                 )
             })
             .collect();
         Sql {
+            insert_returning: insert.iter().map(|s| format!("{s} RETURNING id")).collect(),
             insert,
             rollup_get: format!(
                 "SELECT rowid, requests, input_tokens, output_tokens, total_tokens, cost_usd \

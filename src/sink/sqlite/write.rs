@@ -1,18 +1,29 @@
-//! A batch into SQLite: one transaction, multi-row inserts (statements prepared once) that
-//! return the ids they inserted, then the rollup rows of the records actually inserted,
-//! their money added in Rust.
+//! A batch into SQLite: one transaction, multi-row inserts (statements prepared once), then
+//! the rollup rows of the records actually inserted, their money added in Rust.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and sends it one message per
 //! statement: an insert per record cost a round trip between threads (two context switches)
 //! per record, on the two cores the requests need. Rows go 64 to a statement instead
 //! (`scripts/peer-c8.sh`, BENCHMARKS.md "Closed loop, 8 connections").
+//!
+//! Which records were inserted: nearly always all of them, and each insert's count of changed
+//! rows says so without a row back per record (`RETURNING id` cost sqlx a row object, a copied
+//! value and a message between threads per record). When an insert stored fewer rows than it
+//! carried (a retried batch, a replayed spool, one id twice), the transaction is rolled back
+//! and the batch inserted again with `RETURNING id`, which tells the new rows from the others.
+//!
+//! Values are bound by value: the text the encoding made (metadata, cost, details) is moved
+//! into the statement's arguments, where sqlx would copy a borrowed text once more before
+//! sending it to the connection's thread.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::{INSERT_ROWS, Sql};
@@ -24,13 +35,13 @@ fn classify(error: sqlx::Error) -> SinkError {
     sink_error::<Sqlite>(error)
 }
 
-/// The rollup key: user, day, kind, model, provider.
+/// The rollup key: user, UTC day, kind, model, provider (as stored: NUL characters replaced).
 type Key<'a> = (
-    Option<&'a str>,
-    String,
+    Option<Cow<'a, str>>,
+    NaiveDate,
     &'static str,
-    Option<&'a str>,
-    Option<&'a str>,
+    Option<Cow<'a, str>>,
+    Option<Cow<'a, str>>,
 );
 
 /// A rollup row's sums.
@@ -58,70 +69,138 @@ impl Sums {
     }
 }
 
+/// What one record adds to the rollup, taken before its encoding is moved into a statement.
+struct Entry<'a> {
+    id: Uuid,
+    key: Key<'a>,
+    sums: Sums,
+}
+
+impl<'a> Entry<'a> {
+    fn new(record: &ActivityRecord, e: &EncodedRecord<'a>) -> Self {
+        Entry {
+            id: e.id,
+            key: (
+                e.user_id.clone(),
+                e.timestamp.date_naive(),
+                e.kind,
+                e.model.clone(),
+                e.provider.clone(),
+            ),
+            sums: Sums {
+                requests: 1,
+                input: e.tokens[0].unwrap_or(0),
+                output: e.tokens[1].unwrap_or(0),
+                total: e.stats_tokens(),
+                // The record's own decimal: the column's text is its `to_string`.
+                cost: record.cost_usd.unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// Encodes `records` and what each adds to the rollup.
+fn encode(
+    records: &[ActivityRecord],
+) -> Result<(Vec<EncodedRecord<'_>>, Vec<Entry<'_>>), SinkError> {
+    let mut encoded = Vec::with_capacity(records.len());
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        let e = EncodedRecord::new(record)?;
+        entries.push(Entry::new(record, &e));
+        encoded.push(e);
+    }
+    Ok((encoded, entries))
+}
+
+/// The statements of `encoded`, in order: the largest power of two that fits, 64, 64 … then
+/// 32, 16 … for the rest; each with its size `k` (`2^k` records).
+fn chunks<'a>(
+    sql: &'a [String],
+    encoded: Vec<EncodedRecord<'a>>,
+) -> impl Iterator<Item = (usize, Query<'a, Sqlite, SqliteArguments<'a>>)> {
+    let mut rest = encoded.into_iter();
+    std::iter::from_fn(move || {
+        let k = rest.len().min(INSERT_ROWS).checked_ilog2()? as usize;
+        let query = rest
+            .by_ref()
+            .take(1 << k)
+            .fold(sqlx::query(&sql[k]), bind_record);
+        Some((k, query))
+    })
+}
+
 pub(super) async fn write(
     pool: &SqlitePool,
     sql: &Sql,
     records: &[ActivityRecord],
 ) -> Result<(), SinkError> {
-    let encoded = records
-        .iter()
-        .map(EncodedRecord::new)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (encoded, mut entries) = encode(records)?;
     // The first statement is a write, so the transaction takes the write lock at once and a
     // busy database is waited for (busy_timeout), not failed.
     let mut tx = pool.begin().await.map_err(classify)?;
-    let mut groups: BTreeMap<Key<'_>, Sums> = BTreeMap::new();
-    let mut rest = &encoded[..];
-    while !rest.is_empty() {
-        // The largest power of two that fits: 64, 64 … then 32, 16 … for the rest.
-        let k = rest.len().min(INSERT_ROWS).ilog2();
-        let (chunk, tail) = rest.split_at(1 << k);
-        rest = tail;
-        let query = chunk
-            .iter()
-            .fold(sqlx::query(&sql.insert[k as usize]), bind_record);
-        let inserted = query.fetch_all(&mut *tx).await.map_err(classify)?;
-        // Records already stored (a retried batch, a replayed spool) are not counted again,
-        // nor the second of two with one id (the first is the one inserted).
-        let mut fresh: Option<HashSet<Uuid>> = (inserted.len() < chunk.len())
+    let mut all_new = true;
+    for (k, query) in chunks(&sql.insert, encoded) {
+        let done = query.execute(&mut *tx).await.map_err(classify)?;
+        if done.rows_affected() < 1 << k {
+            all_new = false;
+            break;
+        }
+    }
+    if !all_new {
+        tx.rollback().await.map_err(classify)?;
+        tx = pool.begin().await.map_err(classify)?;
+        entries = insert_returning(&mut tx, sql, records).await?;
+    }
+    rollup(&mut tx, sql, entries).await?;
+    tx.commit().await.map_err(classify)
+}
+
+/// Inserts `records` with `RETURNING id`; returns the rollup entries of those inserted.
+/// Records already stored (a retried batch, a replayed spool) are not counted again, nor the
+/// second of two with one id (the first is the one inserted).
+async fn insert_returning<'a>(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &Sql,
+    records: &'a [ActivityRecord],
+) -> Result<Vec<Entry<'a>>, SinkError> {
+    let (encoded, entries) = encode(records)?;
+    let mut entries = entries.into_iter();
+    let mut fresh = Vec::with_capacity(records.len());
+    for (k, query) in chunks(&sql.insert_returning, encoded) {
+        let inserted = query.fetch_all(&mut **tx).await.map_err(classify)?;
+        let mut ids: Option<HashSet<Uuid>> = (inserted.len() < 1 << k)
             .then(|| inserted.iter().map(|row| row.try_get(0)).collect())
             .transpose()
             .map_err(classify)?;
-        for e in chunk {
-            if fresh.as_mut().is_some_and(|ids| !ids.remove(&e.id)) {
-                continue;
+        for entry in entries.by_ref().take(1 << k) {
+            if ids.as_mut().is_none_or(|ids| ids.remove(&entry.id)) {
+                fresh.push(entry);
             }
-            let key = (
-                e.user_id.as_deref(),
-                e.timestamp.date_naive().to_string(),
-                e.kind,
-                e.model.as_deref(),
-                e.provider.as_deref(),
-            );
-            let one = Sums {
-                requests: 1,
-                input: e.tokens[0].unwrap_or(0),
-                output: e.tokens[1].unwrap_or(0),
-                total: e.stats_tokens(),
-                cost: e
-                    .cost_usd
-                    .as_deref()
-                    .map(decimal)
-                    .transpose()
-                    .map_err(SinkError::Permanent)?
-                    .unwrap_or_default(),
-            };
-            groups.entry(key).or_default().add(&one)?;
         }
     }
+    Ok(fresh)
+}
+
+/// Adds the entries to their rollup rows: one read per key, then an update or an insert.
+async fn rollup(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &Sql,
+    entries: Vec<Entry<'_>>,
+) -> Result<(), SinkError> {
+    let mut groups: BTreeMap<Key<'_>, Sums> = BTreeMap::new();
+    for entry in entries {
+        groups.entry(entry.key).or_default().add(&entry.sums)?;
+    }
     for ((user, day, kind, model, provider), sums) in groups {
+        let day = day.to_string();
         let existing = sqlx::query(&sql.rollup_get)
-            .bind(user)
-            .bind(&day)
+            .bind(user.as_deref())
+            .bind(day.as_str())
             .bind(kind)
-            .bind(model)
-            .bind(provider)
-            .fetch_optional(&mut *tx)
+            .bind(model.as_deref())
+            .bind(provider.as_deref())
+            .fetch_optional(&mut **tx)
             .await
             .map_err(classify)?;
         match existing {
@@ -142,14 +221,14 @@ pub(super) async fn write(
                     .bind(total.output)
                     .bind(total.total)
                     .bind(total.cost.to_string())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(classify)?;
             }
             None => {
                 sqlx::query(&sql.rollup_insert)
                     .bind(user)
-                    .bind(&day)
+                    .bind(day)
                     .bind(kind)
                     .bind(model)
                     .bind(provider)
@@ -158,38 +237,38 @@ pub(super) async fn write(
                     .bind(sums.output)
                     .bind(sums.total)
                     .bind(sums.cost.to_string())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(classify)?;
             }
         }
     }
-    tx.commit().await.map_err(classify)
+    Ok(())
 }
 
-/// Binds the 34 columns in the shared order.
+/// Binds the 34 columns in the shared order, moving the values in.
 fn bind_record<'q>(
     query: Query<'q, Sqlite, SqliteArguments<'q>>,
-    e: &'q EncodedRecord<'_>,
+    e: EncodedRecord<'q>,
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     let [input, output, total, cache_read, cache_write, reasoning] = e.tokens;
     query
         .bind(e.id)
         .bind(e.kind)
         .bind(e.timestamp.timestamp_micros())
-        .bind(e.user_id.as_deref())
-        .bind(e.session_id.as_deref())
-        .bind(&*e.app)
-        .bind(&*e.endpoint)
+        .bind(e.user_id)
+        .bind(e.session_id)
+        .bind(e.app)
+        .bind(e.endpoint)
         .bind(e.api)
-        .bind(e.model.as_deref())
-        .bind(e.provider.as_deref())
-        .bind(e.upstream.as_deref())
+        .bind(e.model)
+        .bind(e.provider)
+        .bind(e.upstream)
         .bind(e.stream)
         .bind(e.status_code)
         .bind(e.outcome)
         .bind(e.finish_reason)
-        .bind(e.native_finish_reason.as_deref())
+        .bind(e.native_finish_reason)
         .bind(input)
         .bind(output)
         .bind(total)
@@ -197,15 +276,15 @@ fn bind_record<'q>(
         .bind(cache_write)
         .bind(reasoning)
         .bind(e.usage_source)
-        .bind(e.cost_usd.as_deref())
+        .bind(e.cost_usd)
         .bind(e.ttft_ms)
         .bind(e.latency_ms)
         .bind(e.speed)
-        .bind(e.error_type.as_deref())
-        .bind(e.error_message.as_deref())
-        .bind(e.metadata.as_str())
-        .bind(e.service_tier.as_deref())
+        .bind(e.error_type)
+        .bind(e.error_message)
+        .bind(e.metadata)
+        .bind(e.service_tier)
         .bind(e.cost_source)
-        .bind(e.cost_details.as_deref())
-        .bind(e.usage_details.as_deref())
+        .bind(e.cost_details)
+        .bind(e.usage_details)
 }

@@ -1,0 +1,166 @@
+//! `cargo bench --bench storage -- --sqlite-instructions`: what the SQLite store costs per
+//! record, in instructions counted by `valgrind --tool=callgrind` (the figure that does not
+//! move with the machine's load).
+//!
+//! The binary runs itself under callgrind as a child that writes `n` records, for two values
+//! of `n`; the difference of the two totals over the difference of the `n`s is the cost of one
+//! record without start-up, migrations and statement preparation. Variants:
+//!
+//! - `build`: the records are made and dropped (the baseline of `sink`);
+//! - `sink`: `SqliteSink::write` of the records, [`BATCH`] at a time, into a file database
+//!   (WAL, `synchronous = NORMAL`, as the gateway opens it);
+//! - `noop`: the records go through an [`ActivityWriter`] into a `NoopSink` (the baseline of
+//!   `store`, as the gateway's `noop:` store);
+//! - `store`: the same writer with a spool and the SQLite sink (the gateway's default store).
+//!
+//! The callgrind files are kept under `target/storage-instructions/` for
+//! `callgrind_annotate` (`--inclusive=yes`): the per-function view of the same runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use tower_activity::sink::{NoopSink, SqliteSink};
+use tower_activity::{ActivityRecord, ActivitySink, ActivityWriter, SpoolConfig, WriterConfig};
+
+/// The two run lengths whose difference is measured.
+const RUNS: (u64, u64) = (400, 2_400);
+/// Records per `SqliteSink::write` in the `sink` variant: about a second of the gateway's
+/// load test at 200 requests per second.
+const BATCH: usize = 200;
+
+/// The record written `i`-th: four users, five models, a request id in the metadata.
+fn record(i: u64) -> ActivityRecord {
+    let at = Utc::now() - TimeDelta::milliseconds(i as i64);
+    super::record(&format!("user{}", i % 4), i, at)
+}
+
+/// The measured process: `n` records through `variant`.
+pub(crate) fn child(variant: &str, n: &str, dir: &str) -> ExitCode {
+    let Ok(n) = n.parse::<u64>() else {
+        eprintln!("sqlite-instructions: bad count {n:?}");
+        return ExitCode::from(2);
+    };
+    let dir = Path::new(dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        match variant {
+            "build" => {
+                for i in 0..n {
+                    std::hint::black_box(record(i));
+                }
+            }
+            "sink" => {
+                let sink = open(dir).await;
+                let mut batch = Vec::with_capacity(BATCH);
+                for i in 0..n {
+                    batch.push(record(i));
+                    if batch.len() == BATCH {
+                        sink.write(&batch).await.expect("write");
+                        batch.clear();
+                    }
+                }
+                if !batch.is_empty() {
+                    sink.write(&batch).await.expect("write");
+                }
+                sink.close().await;
+            }
+            "noop" | "store" => {
+                let config = WriterConfig::default().with_batch_interval(Duration::from_millis(50));
+                let writer = if variant == "noop" {
+                    ActivityWriter::start(NoopSink, config)
+                } else {
+                    let sink = open(dir).await;
+                    let spool = SpoolConfig::new(dir.join("spool"));
+                    ActivityWriter::start(sink, config.with_spool(spool))
+                };
+                for i in 0..n {
+                    assert!(writer.record(record(i)), "the writer took the record");
+                    // A request's pace, roughly: the writer's tasks run between records.
+                    if i % 16 == 15 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                let stats = writer.shutdown(Duration::from_secs(600)).await;
+                assert_eq!(stats.written, n, "every record written: {stats:?}");
+            }
+            other => panic!("unknown variant {other:?} (build, sink, noop or store)"),
+        }
+    });
+    ExitCode::SUCCESS
+}
+
+async fn open(dir: &Path) -> SqliteSink {
+    let url = format!("sqlite://{}", dir.join("activity.db").display());
+    SqliteSink::connect(&url).await.expect("open the database")
+}
+
+/// Runs every variant at both lengths under callgrind and prints the instructions per record.
+pub(crate) fn report() -> ExitCode {
+    let exe = std::env::current_exe().expect("this binary");
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("sqlite-instructions: valgrind is not on PATH (apt-get install valgrind)");
+        return ExitCode::FAILURE;
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/storage-instructions");
+    let slope = |variant: &str| -> Result<f64, String> {
+        let short = count(&exe, &out, variant, RUNS.0)?;
+        let long = count(&exe, &out, variant, RUNS.1)?;
+        Ok((long as f64 - short as f64) / (RUNS.1 - RUNS.0) as f64)
+    };
+    let figures = ["build", "sink", "noop", "store"]
+        .into_iter()
+        .map(|v| slope(v).map(|s| (v, s)))
+        .collect::<Result<Vec<_>, _>>();
+    let figures = match figures {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sqlite-instructions: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (variant, per_record) in &figures {
+        println!("{variant:<6} {per_record:>10.0} instructions per record");
+    }
+    let get = |v: &str| figures.iter().find(|(n, _)| *n == v).map_or(0.0, |f| f.1);
+    println!(
+        "SqliteSink::write ({BATCH} a batch): {:.0} per record; writer + spool + SQLite over \
+         the noop writer: {:.0} per record (callgrind files in {})",
+        get("sink") - get("build"),
+        get("store") - get("noop"),
+        out.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// The instructions of one child run under callgrind, all threads together.
+fn count(exe: &Path, out: &Path, variant: &str, n: u64) -> Result<u64, String> {
+    let dir: PathBuf = out.join(format!("{variant}-{n}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = out.join(format!("{variant}-{n}.out"));
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", file.display()))
+        .arg(exe)
+        .args(["--sqlite-child", variant, &n.to_string()])
+        .arg(&dir)
+        .status()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        return Err(format!("{variant} {n} under valgrind failed: {status}"));
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no instruction total in {}", file.display()))
+}
