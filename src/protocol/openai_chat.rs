@@ -8,6 +8,9 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -58,8 +61,11 @@ impl OpenAiChat {
     /// What a chunk says, taken out of it (a chunk is large: it is read and absorbed in
     /// place, not moved).
     fn absorb(&mut self, chunk: &mut Chunk<'_>, obs: &mut Observation) {
+        // Most chunks name the model the first one did: kept, not allocated again.
         if let Some(model) = chunk.model.take() {
-            obs.model = Some(model.into_owned());
+            if obs.model.as_deref() != Some(&*model) {
+                obs.model = Some(model.into_owned());
+            }
         }
         if let Some(tier) = chunk.service_tier.take() {
             obs.service_tier = Some(tier.into_owned());
@@ -316,6 +322,11 @@ fn plain_usage<'a>(r: &mut Reader<'a>, u: &mut ChatUsage<'a>) -> Option<()> {
     })
 }
 
+/// Finds `"service_tier"`; built once (`memmem::find` builds a finder per call, which cost
+/// more than the search of a stream's first chunk).
+static SERVICE_TIER_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"service_tier\""));
+
 /// The `model` and `service_tier` a decoded chunk would give, read from the members before its
 /// first object or array (which are top-level ones): `None` unless the model is there, both
 /// are plain strings, neither comes twice, and no `service_tier` follows further on — then the
@@ -338,7 +349,7 @@ fn plain_head(data: &[u8]) -> Option<(&str, Option<&str>)> {
             _ => {}
         }
     }
-    if memchr::memmem::find(&data[nested..], b"\"service_tier\"").is_some() {
+    if SERVICE_TIER_KEY.find(&data[nested..]).is_some() {
         return None;
     }
     Some((model?, tier))

@@ -76,6 +76,22 @@ struct Pattern {
     mask: Vec<u8>,
 }
 
+/// The bytes a pattern is given room for when it first remembers any, and the holes: a
+/// stream remembers a preamble and a postamble several times (a chat stream's role chunk, its
+/// first text chunk, its finish and usage chunks), and each longer than the last would grow
+/// the vectors again.
+const BYTES: usize = 256;
+const HOLES: usize = 16;
+
+/// Room in `v` for `n` elements (it is empty), and for `least` when it has less: allocated
+/// once per stream, not grown step by step.
+#[inline]
+fn room<T>(v: &mut Vec<T>, n: usize, least: usize) {
+    if v.capacity() < n.max(least) {
+        v.reserve(n.max(least));
+    }
+}
+
 /// [`Pattern::mask`]'s mark of a byte in a hole.
 const HOLE: u8 = 0x80;
 /// [`Pattern::mask`]'s mark of the first byte of a hole of two or more digits (where a `0`
@@ -98,6 +114,8 @@ impl Pattern {
         if holes.last().is_some_and(|&(_, end)| end >= to) {
             return;
         }
+        room(&mut self.last, to - from, BYTES);
+        room(&mut self.holes, holes.len(), HOLES);
         self.last.extend_from_slice(&json[from..to]);
         self.holes
             .extend(holes.iter().map(|&(start, end)| (start - from, end - from)));
@@ -330,6 +348,9 @@ pub(crate) struct Preamble<S> {
     post_state: S,
     /// The holes of the event being walked, as ranges of it (kept for its allocation).
     scratch: Vec<(usize, usize)>,
+    /// The members of `pre`, from the walk that remembered it (see [`Mark`]); valid while
+    /// `pre` holds that walk's bytes, not rebased onto another event's.
+    marks: Vec<Mark<S>>,
     /// The first member after the preamble, when its value was a string: the bytes from the
     /// key's opening quote through the value's (`"content":"`), and the key's length. Most
     /// events name the same key there, so it is compared, not parsed.
@@ -337,6 +358,16 @@ pub(crate) struct Preamble<S> {
     head_key: usize,
     /// What the last [`visit`](Preamble::visit) found.
     shape: Shape,
+}
+
+/// A member of a remembered preamble: where its key opens, and what the members before it
+/// built (the state, and how many holes they left). An event that repeats the preamble's bytes
+/// up to past that key's quote is walked from there (see [`Preamble::resume`]).
+#[derive(Debug, Clone, Default)]
+struct Mark<S> {
+    key_at: usize,
+    state: S,
+    holes: usize,
 }
 
 /// What the last [`Preamble::visit`] found of the event's shape.
@@ -466,6 +497,27 @@ impl<S: State> Preamble<S> {
         Some(first)
     }
 
+    /// Where a walk of `json`, which does not repeat the remembered preamble, may start
+    /// instead of at its first byte: the key of the last member of the preamble that opens
+    /// before the first byte where `json` differs from it. Returns that member's [`Mark`]
+    /// (`marks` keeps those before it); `None` when there is none, or the marks do not
+    /// describe the remembered bytes (they were rebased onto a later event's counts).
+    ///
+    /// Exact: [`Members`] decides each member (and [`hole`] each number's end) from bytes
+    /// before the next key's quote, so a walk of `json` from its start finds the members the
+    /// remembered walk found before that key, with the same values and holes, does with them
+    /// what it did (the state of the mark), and reaches that quote as it did; from there on it
+    /// is the walk [`Members`] resumes at a key's quote.
+    fn resume(&self, json: &[u8], marks: &mut Vec<Mark<S>>) -> Option<Mark<S>> {
+        if self.pre.varying || self.pre.last.is_empty() {
+            return None;
+        }
+        let same = common_prefix(json, &self.pre.last);
+        let k = marks.iter().rposition(|m| m.key_at < same)?;
+        marks.truncate(k + 1);
+        marks.pop()
+    }
+
     /// [`visit`](Self::visit) by walking: every event that does not repeat the last one's
     /// preamble, head and postamble.
     #[inline(never)]
@@ -516,10 +568,27 @@ impl<S: State> Preamble<S> {
             None => {
                 let mut holes = std::mem::take(&mut self.scratch);
                 holes.clear();
-                let mut state = S::default();
-                let mut members = Members::new(json, 0);
+                room(&mut holes, 0, HOLES);
+                let mut marks = std::mem::take(&mut self.marks);
+                let (mut state, start) = match self.resume(json, &mut marks) {
+                    Some(mark) => {
+                        holes.extend_from_slice(&self.pre.holes[..mark.holes]);
+                        (mark.state, mark.key_at)
+                    }
+                    None => {
+                        marks.clear();
+                        room(&mut marks, 0, HOLES);
+                        (S::default(), 0)
+                    }
+                };
+                let mut members = Members::new(json, start);
                 let mut cut = None;
                 for m in members.by_ref() {
+                    marks.push(Mark {
+                        key_at: m.key_at,
+                        state: state.clone(),
+                        holes: holes.len(),
+                    });
                     if member(m.key, m.value, &mut state) == Effect::Varies {
                         cut = Some(m);
                         break;
@@ -529,10 +598,13 @@ impl<S: State> Preamble<S> {
                 let Some(cut) = cut else {
                     self.pre.clear();
                     self.post.clear();
+                    marks.clear();
+                    self.marks = marks;
                     self.scratch = holes;
                     return state;
                 };
                 self.pre.remember(json, 0, cut.key_at + 1, &holes);
+                self.marks = marks;
                 self.remember_head(json, Some(&cut));
                 self.scratch = holes;
                 self.state = state.clone();
@@ -543,6 +615,7 @@ impl<S: State> Preamble<S> {
         // The rest: what its members do is kept apart, to be remembered with its bytes.
         let mut holes = std::mem::take(&mut self.scratch);
         holes.clear();
+        room(&mut holes, 0, HOLES);
         let mut post = S::default();
         let mut quiet = true;
         for m in members {

@@ -430,3 +430,61 @@ proptest! {
         }
     }
 }
+
+/// A chat stream's shapes: the role chunk, text chunks, the finish chunk and the usage chunk
+/// share their opening members and part ways at different depths.
+const CHAT: [&str; 4] = [
+    r#"{"id":"c1","n":7,"b":[{"i":0,"k":{"r":"a","t":""},"z":null}],"u":null}"#,
+    r#"{"id":"c1","n":7,"b":[{"i":0,"k":{"t":"hi"},"z":null}],"u":null}"#,
+    r#"{"id":"c1","n":7,"b":[{"i":0,"k":{},"z":null,"u":"stop"}],"u":null}"#,
+    r#"{"id":"c1","n":7,"b":[],"u":{"p":1,"k":2}}"#,
+];
+
+#[test]
+fn a_walk_resumes_at_the_last_key_the_event_repeats() {
+    // Where each event's walk starts, found in the event before it (the same bytes there):
+    // the text chunk at the role's key (the byte after its quote differs), the finish chunk at
+    // `k` (its object opens empty), the usage chunk at `b` (its array holds no object).
+    let want = [
+        None,
+        Some(r#""r":"a""#),
+        Some(r#""k":{"t""#),
+        Some(r#""b":[{"#),
+    ];
+    let mut p = Preamble::default();
+    for (i, event) in CHAT.iter().enumerate() {
+        let event = event.as_bytes();
+        let mut marks = p.marks.clone();
+        let got = p.resume(event, &mut marks).map(|m| m.key_at);
+        let want = want[i]
+            .map(|key| memchr::memmem::find(CHAT[i - 1].as_bytes(), key.as_bytes()).expect("key"));
+        assert_eq!(got, want, "event {i}");
+        assert_eq!(remembered(&mut p, event), whole(event), "event {i}");
+        assert!(!p.shape().repeated);
+    }
+}
+
+/// Events of a chat stream's shapes, in any order, now and then with a byte edited: walks
+/// resumed at every depth.
+fn chat() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let edit = (any::<prop::sample::Index>(), any::<u8>(), 0u8..6);
+    let event = (prop::sample::select(CHAT.to_vec()), edit).prop_map(|(t, (at, byte, how))| {
+        let mut e = t.as_bytes().to_vec();
+        if how == 0 {
+            let i = at.index(e.len());
+            e[i] = byte;
+        }
+        e
+    });
+    proptest::collection::vec(event, 1..16)
+}
+
+proptest! {
+    #[test]
+    fn a_resumed_walk_finds_what_the_whole_walk_finds(events in chat()) {
+        let mut p = Preamble::default();
+        for event in &events {
+            prop_assert_eq!(remembered(&mut p, event), whole(event));
+        }
+    }
+}
