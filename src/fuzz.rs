@@ -74,9 +74,9 @@ fn stripped(frames: &[&[u8]], max_line: usize) -> Vec<u8> {
     let mut strip = Strip::new(max_line);
     let mut out = Vec::new();
     for frame in frames {
-        out.extend_from_slice(&strip.feed(&mut scanner, frame, &mut |_| {}));
+        out.extend_from_slice(&strip.feed(&mut scanner, frame, &mut |_| None));
     }
-    out.extend_from_slice(&strip.finish(&mut scanner, &mut |_| {}));
+    out.extend_from_slice(&strip.finish(&mut scanner, &mut |_| None));
     out
 }
 

@@ -212,19 +212,22 @@ impl ResponseReader {
                 let obs = &mut self.obs;
                 let first = &mut self.first_output;
                 let mut tracker = self.tracker.as_deref_mut();
+                // Returns what the tracker knows of the event being the usage-only chunk.
                 let mut on_event = |event: &SseEvent<'_>| {
-                    if let Some(t) = tracker.as_mut() {
-                        let started = obs.output_started;
-                        t.on_event(event, obs);
-                        if !started && obs.output_started {
-                            *first = Some(Instant::now());
-                        }
+                    let t = tracker.as_mut()?;
+                    let started = obs.output_started;
+                    t.on_event(event, obs);
+                    if !started && obs.output_started {
+                        *first = Some(Instant::now());
                     }
+                    obs.usage_only.take()
                 };
                 match self.strip.as_mut() {
                     Some(strip) => Some(strip.feed(scanner, data, &mut on_event)),
                     None => {
-                        scanner.feed(data, &mut |event: &SseEvent<'_>, _| on_event(event));
+                        scanner.feed(data, &mut |event: &SseEvent<'_>, _| {
+                            on_event(event);
+                        });
                         None
                     }
                 }
@@ -267,6 +270,8 @@ impl ResponseReader {
                 t.finish(&mut self.obs);
             }
         }
+        // A hint about the last event for the strip (which takes it), not an observation.
+        self.obs.usage_only = None;
         Read {
             obs: &mut self.obs,
             tracked: self.tracker.is_some() && !self.unreadable,
@@ -283,14 +288,15 @@ impl ResponseReader {
                 let obs = &mut self.obs;
                 let mut tracker = self.tracker.as_deref_mut();
                 let mut on_event = |event: &SseEvent<'_>| {
-                    if let Some(t) = tracker.as_mut() {
-                        t.on_event(event, obs);
-                    }
+                    tracker.as_mut()?.on_event(event, obs);
+                    obs.usage_only.take()
                 };
                 let tail = match self.strip.as_mut() {
                     Some(strip) => Some(strip.finish(&mut scanner, &mut on_event)),
                     None => {
-                        scanner.finish(&mut |event: &SseEvent<'_>, _| on_event(event));
+                        scanner.finish(&mut |event: &SseEvent<'_>, _| {
+                            on_event(event);
+                        });
                         None
                     }
                 };

@@ -124,13 +124,16 @@ impl Strip {
         }
     }
 
-    /// Scans `frame` with `scanner` (each event also goes to `on_event`) and returns the bytes
-    /// to send for it.
+    /// Scans `frame` with `scanner` (each event also goes to `on_event`, which may say whether
+    /// it is the usage-only chunk, see [`Observation::usage_only`]) and returns the bytes to
+    /// send for it.
+    ///
+    /// [`Observation::usage_only`]: crate::protocol::Observation::usage_only
     pub(crate) fn feed(
         &mut self,
         scanner: &mut SseScanner,
         frame: &[u8],
-        on_event: &mut impl FnMut(&SseEvent<'_>),
+        on_event: &mut impl FnMut(&SseEvent<'_>) -> Option<bool>,
     ) -> Bytes {
         self.pos = 0;
         if let Some(fate) = self.cr.take_if(|_| !frame.is_empty()) {
@@ -172,7 +175,7 @@ impl Strip {
     pub(crate) fn finish(
         &mut self,
         scanner: &mut SseScanner,
-        on_event: &mut impl FnMut(&SseEvent<'_>),
+        on_event: &mut impl FnMut(&SseEvent<'_>) -> Option<bool>,
     ) -> Bytes {
         scanner.finish(&mut Follow {
             strip: self,
@@ -415,11 +418,11 @@ struct Follow<'a, 'f, F> {
     on_event: &'a mut F,
 }
 
-impl<F: FnMut(&SseEvent<'_>)> Visit for Follow<'_, '_, F> {
+impl<F: FnMut(&SseEvent<'_>) -> Option<bool>> Visit for Follow<'_, '_, F> {
     fn event(&mut self, event: &SseEvent<'_>, _end: usize) {
-        (self.on_event)(event);
+        let known = (self.on_event)(event);
         self.strip.drop_event =
-            !self.strip.passing && self.strip.check_usage && is_usage_only(event.data);
+            !self.strip.passing && self.strip.check_usage && usage_only_known(event.data, known);
     }
 
     fn line_end(&mut self, kind: LineKind, end: usize) {
@@ -429,6 +432,25 @@ impl<F: FnMut(&SseEvent<'_>)> Visit for Follow<'_, '_, F> {
 
 /// Finds `"usage"`; built once (a finder's set-up costs more than searching a chunk).
 static USAGE_KEY: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(KEY));
+
+/// [`is_usage_only`], given what the tracker `known` of the chunk (see
+/// [`Observation::usage_only`]): its answer where it is the check's, so that the chunk is not
+/// read again.
+///
+/// The tracker read the chunk whole with the plain reader. On printable ASCII without a
+/// backslash (where that reader and serde agree) the read has taken the whole text as JSON
+/// with `choices` and `usage` at most once each, as the check's own read requires, and the
+/// check is then whether `choices` is an empty array and `usage` not null. A `usage` read
+/// plainly is an object, so its key is written `"usage"` and not followed by `null`: the
+/// check's search finds it.
+///
+/// [`Observation::usage_only`]: crate::protocol::Observation::usage_only
+fn usage_only_known(data: &[u8], known: Option<bool>) -> bool {
+    match known {
+        Some(usage_only) if json::plain_ascii(data) => usage_only,
+        _ => is_usage_only(data),
+    }
+}
 
 /// A chunk with no choices and a usage object: the one the rewrite asked for.
 fn is_usage_only(data: &[u8]) -> bool {

@@ -55,6 +55,12 @@ pub(crate) struct Observation {
     pub(crate) stated_cost: Option<StatedCost>,
     /// Endpoint-specific notes merged into the record's `metadata` (e.g. OpenRouter's `cost`).
     pub(crate) notes: Map<String, Value>,
+    /// Whether the event just read is a chat stream's usage-only chunk (`choices` an empty
+    /// array, `usage` there and not null), when the tracker read it whole with the plain
+    /// [`json::Reader`]; `None` says nothing. On printable ASCII without a backslash it is the
+    /// strip's own check's answer (see `strip::Follow`), which the strip then takes instead of
+    /// reading the chunk again. Taken after each event; not part of the observation.
+    pub(crate) usage_only: Option<bool>,
 }
 
 /// A wire format's response reader.

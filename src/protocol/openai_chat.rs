@@ -160,7 +160,12 @@ impl Tracker for OpenAiChat {
         obs.output_started |= chars > 0 || tool_call;
         if decode {
             let mut chunk = Chunk::default();
-            if decode_chunk(data, &mut chunk) {
+            if let Some(plain) = decode_chunk(data, &mut chunk) {
+                // What the strip's check would say of the chunk when the text is printable
+                // ASCII without a backslash, which the strip tests (see `usage_only`).
+                if plain {
+                    obs.usage_only = Some(chunk.usage_only());
+                }
                 self.absorb(&mut chunk, obs);
             }
             if event.name == b"error" && obs.error.is_none() {
@@ -171,24 +176,25 @@ impl Tracker for OpenAiChat {
 
     fn on_json(&mut self, body: &[u8], obs: &mut Observation) {
         let mut chunk = Chunk::default();
-        if decode_chunk(body, &mut chunk) {
+        if decode_chunk(body, &mut chunk).is_some() {
             self.absorb(&mut chunk, obs);
         }
     }
 }
 
-/// A stream's chunk or a whole response, read into `chunk` (empty): plainly when it can be,
-/// else by serde. `false` when neither reads it (`chunk` then says nothing).
-fn decode_chunk<'a>(json: &'a [u8], chunk: &mut Chunk<'a>) -> bool {
+/// A stream's chunk or a whole response, read into `chunk` (empty): plainly when it can be
+/// (`Some(true)`), else by serde (`Some(false)`). `None` when neither reads it (`chunk` then
+/// says nothing).
+fn decode_chunk<'a>(json: &'a [u8], chunk: &mut Chunk<'a>) -> Option<bool> {
     if plain_chunk(json, chunk).is_some() {
-        return true;
+        return Some(true);
     }
     match serde_json::from_slice::<Chunk<'_>>(json) {
         Ok(decoded) => {
             *chunk = decoded;
-            true
+            Some(false)
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
@@ -216,6 +222,7 @@ fn plain_chunk<'a>(body: &'a [u8], chunk: &mut Chunk<'a>) -> Option<()> {
             if r.null() {
                 return Some(());
             }
+            chunk.choices_array = true;
             // The first choice (most responses' only one) is kept without a vector.
             r.array(|r| {
                 let choice = plain_choice(r)?;
@@ -368,12 +375,26 @@ struct Chunk<'a> {
     first_choice: Option<Choice<'a>>,
     #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     choices: Vec<Choice<'a>>,
+    /// [`plain_chunk`] read `choices` as an array (not `null`, not missing).
+    #[serde(skip)]
+    choices_array: bool,
     #[serde(borrow, default)]
     usage: Option<ChatUsage<'a>>,
     #[serde(borrow, default)]
     x_groq: Option<XGroq<'a>>,
     #[serde(default)]
     error: Option<InBandError>,
+}
+
+impl Chunk<'_> {
+    /// Read by [`plain_chunk`]: whether it is the usage-only chunk (`choices` an empty array,
+    /// `usage` there and not null).
+    fn usage_only(&self) -> bool {
+        self.usage.is_some()
+            && self.choices_array
+            && self.first_choice.is_none()
+            && self.choices.is_empty()
+    }
 }
 
 #[derive(Deserialize)]

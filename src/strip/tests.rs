@@ -12,7 +12,7 @@ fn strip_frames(frames: &[&[u8]], max: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut out = Vec::new();
     let mut alive = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
-        let released = strip.feed(&mut scanner, frame, &mut |_| {});
+        let released = strip.feed(&mut scanner, frame, &mut |_| None);
         out.push(released.to_vec());
         if i % 2 == 0 {
             alive.push(released);
@@ -24,7 +24,7 @@ fn strip_frames(frames: &[&[u8]], max: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
         );
         assert!(strip.line.held.len() <= NullUsage::MAX_CANDIDATE + 1);
     }
-    let tail = strip.finish(&mut scanner, &mut |_| {}).to_vec();
+    let tail = strip.finish(&mut scanner, &mut |_| None).to_vec();
     for (released, sent) in alive.iter().zip(out.iter().step_by(2)) {
         assert_eq!(
             &released[..],
@@ -108,14 +108,14 @@ fn a_large_frame_does_not_keep_its_buffer() {
     let part = "x".repeat(30_000);
     let mut sent = Vec::new();
     for piece in [format!(":{part}"), part.clone(), format!("{part}\n")] {
-        sent.push(strip.feed(&mut scanner, piece.as_bytes(), &mut |_| {}));
+        sent.push(strip.feed(&mut scanner, piece.as_bytes(), &mut |_| None));
     }
     let first = sent.pop().unwrap();
     assert_eq!(first.len(), 90_002);
     let next = strip.feed(
         &mut scanner,
         b"data: {\"a\":1,\"usage\":null}\n\n",
-        &mut |_| {},
+        &mut |_| None,
     );
     assert_eq!(&next[..], b"data: {\"a\":1}\n\n");
     // The next frame is not split from the large allocation's spare room (which would keep
@@ -645,6 +645,36 @@ fn a_plain_chunk_is_read_without_serde() {
     assert_eq!(read_usage_only(br#"[[],{"t":1}]"#), None);
 }
 
+/// Chunk data as a chat stream's chunks are written (printable ASCII, the members a chunk
+/// has, each kind of `choices` and `usage`), now and then with a member twice, a tab, an
+/// escape or a stray byte: what the tracker reads whole and answers for.
+fn plain_chunk_data() -> impl Strategy<Value = String> {
+    let member = prop::sample::select(vec![
+        r#""choices":[]"#,
+        r#""choices":null"#,
+        r#""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"#,
+        r#""choices":[{"index":1}]"#,
+        r#""choices":{}"#,
+        r#""usage":null"#,
+        r#""usage":{"prompt_tokens":1,"completion_tokens":2}"#,
+        r#""usage":{}"#,
+        r#""usage":[]"#,
+        r#""usage" : {"x":{"usage":null}}"#,
+        r#""model":"m""#,
+        r#""id":"chatcmpl-1""#,
+        r#""x":{"usage":{}}"#,
+        r#""created":1"#,
+        "\"usage\":{\"t\":\"\t\"}",
+        r#""choices":[],"choices":[]"#,
+        r#""\u0075sage":{}"#,
+    ]);
+    (
+        prop::collection::vec(member, 0..6),
+        prop::sample::select(vec!["", "", "", " ", "x", "}"]),
+    )
+        .prop_map(|(members, junk)| format!("{{{}}}{junk}", members.join(",")))
+}
+
 /// JSON-ish chunk data: members named like a chunk's, values of every kind (arrays empty or
 /// not, odd number spellings, nesting), spacing and escapes, and some of it broken.
 fn chunk_data() -> impl Strategy<Value = String> {
@@ -717,6 +747,60 @@ proptest! {
             prop_assert_eq!(read, parse_usage_only(data.as_bytes()), "{}", data);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The chat tracker's answer for an event it read whole, where it gives one, is the strip's
+    /// own check's: the strip takes it instead of reading the chunk again.
+    #[test]
+    fn the_trackers_usage_only_answer_is_the_checks(
+        data in prop_oneof![chunk_data(), plain_chunk_data()],
+    ) {
+        use crate::protocol::openai_chat::OpenAiChat;
+        use crate::protocol::{Observation, Tracker};
+        let mut obs = Observation::default();
+        let event = SseEvent { name: b"", data: data.as_bytes(), complete: true };
+        OpenAiChat::default().on_event(&event, &mut obs);
+        let data = data.as_bytes();
+        prop_assert_eq!(
+            usage_only_known(data, obs.usage_only),
+            is_usage_only(data),
+            "{}",
+            String::from_utf8_lossy(data)
+        );
+    }
+}
+
+#[test]
+fn the_tracker_answers_for_the_usage_chunk_and_the_finish_chunk() {
+    use crate::protocol::openai_chat::OpenAiChat;
+    use crate::protocol::{Observation, Tracker};
+    let answer = |data: &[u8]| {
+        let mut obs = Observation::default();
+        let event = SseEvent {
+            name: b"",
+            data,
+            complete: true,
+        };
+        OpenAiChat::default().on_event(&event, &mut obs);
+        obs.usage_only
+    };
+    let usage = br#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":1}}"#;
+    let finish = br#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#;
+    assert_eq!(answer(usage), Some(true));
+    assert_eq!(answer(finish), Some(false));
+    assert_eq!(
+        answer(br#"{"model":"m","choices":null,"usage":{"x":1}}"#),
+        Some(false)
+    );
+    // Not printable ASCII: the strip checks it itself, whatever the tracker says.
+    let tab = b"{\"model\":\"m\",\"choices\":[],\"usage\":{\"x\":\"\t\"}}";
+    assert_eq!(answer(tab), Some(true));
+    assert!(!usage_only_known(tab, Some(true)));
+    assert!(usage_only_known(usage, Some(true)));
+    assert!(!usage_only_known(usage, Some(false)));
 }
 
 #[test]
