@@ -87,6 +87,7 @@ pub(crate) fn child(variant: &str, n: &str, dir: &str) -> ExitCode {
                 }
                 let stats = writer.shutdown(Duration::from_secs(600)).await;
                 assert_eq!(stats.written, n, "every record written: {stats:?}");
+                eprintln!("{variant} {n}: {} batches", stats.batches);
             }
             other => panic!("unknown variant {other:?} (build, sink, noop or store)"),
         }

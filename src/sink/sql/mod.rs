@@ -25,6 +25,10 @@ pub use self::names::TableNames;
 pub(crate) use self::public::sql_sink_methods;
 #[cfg(feature = "sqlite")]
 pub(crate) use self::row::decimal;
+#[cfg(feature = "sqlite")]
+pub(crate) use self::row::{
+    APIS, COST_SOURCES, FINISH_REASONS, KINDS, OUTCOMES, USAGE_SOURCES, kind_name,
+};
 pub(crate) use self::row::{COLUMNS, Dialect, columns};
 pub(crate) use self::store::SqlStore;
 

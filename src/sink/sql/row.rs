@@ -55,6 +55,54 @@ pub(crate) const COLUMNS: [&str; 34] = [
     "usage_details",
 ];
 
+/// Every value of each enum column, in one order: the decoder looks a stored name up here, and
+/// SQLite's insert binds a value as its position here (`sqlite/mod.rs`). A variant missing
+/// from its list could not be read back (nor, in SQLite, written: the batch fails for it);
+/// the `every_variant_is_listed` test matches each enum exhaustively.
+pub(crate) const KINDS: [RecordKind; 2] = [RecordKind::Request, RecordKind::Event];
+/// See [`KINDS`].
+pub(crate) const APIS: [LlmApi; 6] = [
+    LlmApi::OpenAiChat,
+    LlmApi::OpenAiResponses,
+    LlmApi::OpenAiEmbeddings,
+    LlmApi::AnthropicMessages,
+    LlmApi::GeminiGenerate,
+    LlmApi::Unknown,
+];
+/// See [`KINDS`].
+pub(crate) const OUTCOMES: [Outcome; 4] = [
+    Outcome::Ok,
+    Outcome::Error,
+    Outcome::Cancelled,
+    Outcome::Interrupted,
+];
+/// See [`KINDS`].
+pub(crate) const FINISH_REASONS: [FinishReason; 7] = [
+    FinishReason::Stop,
+    FinishReason::Length,
+    FinishReason::ToolCalls,
+    FinishReason::ContentFilter,
+    FinishReason::Error,
+    FinishReason::Cancelled,
+    FinishReason::Other,
+];
+/// See [`KINDS`].
+pub(crate) const USAGE_SOURCES: [UsageSource; 3] = [
+    UsageSource::Reported,
+    UsageSource::Estimated,
+    UsageSource::None,
+];
+/// See [`KINDS`].
+pub(crate) const COST_SOURCES: [CostSource; 2] = [CostSource::Reported, CostSource::Computed];
+
+/// A record kind's stored name.
+pub(crate) fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Request => "request",
+        RecordKind::Event => "event",
+    }
+}
+
 /// The SQL dialect: how a backend reads the richer columns and writes placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 // A build with one backend constructs one variant.
@@ -129,32 +177,14 @@ where
     let usage_details: Option<&str> = row.try_get(33)?;
     Ok(ActivityRecord {
         id: row.try_get(0)?,
-        kind: parse(
-            row.try_get(1)?,
-            &[RecordKind::Request, RecordKind::Event],
-            |k| match k {
-                RecordKind::Request => "request",
-                RecordKind::Event => "event",
-            },
-        )?,
+        kind: parse(row.try_get(1)?, &KINDS, kind_name)?,
         timestamp: DateTime::from_timestamp_micros(micros)
             .ok_or_else(|| format!("timestamp out of range: {micros} µs"))?,
         user_id: row.try_get(3)?,
         session_id: row.try_get(4)?,
         app: row.try_get::<String, _>(5)?.into(),
         endpoint: row.try_get::<String, _>(6)?.into(),
-        api: parse(
-            row.try_get(7)?,
-            &[
-                LlmApi::OpenAiChat,
-                LlmApi::OpenAiResponses,
-                LlmApi::OpenAiEmbeddings,
-                LlmApi::AnthropicMessages,
-                LlmApi::GeminiGenerate,
-                LlmApi::Unknown,
-            ],
-            LlmApi::as_str,
-        )?,
+        api: parse(row.try_get(7)?, &APIS, LlmApi::as_str)?,
         model: row.try_get(8)?,
         provider: row.try_get::<Option<String>, _>(9)?.map(Into::into),
         upstream: row.try_get(10)?,
@@ -163,33 +193,10 @@ where
             .try_get::<Option<i32>, _>(12)?
             .map(u16::try_from)
             .transpose()?,
-        outcome: parse(
-            row.try_get(13)?,
-            &[
-                Outcome::Ok,
-                Outcome::Error,
-                Outcome::Cancelled,
-                Outcome::Interrupted,
-            ],
-            Outcome::as_str,
-        )?,
+        outcome: parse(row.try_get(13)?, &OUTCOMES, Outcome::as_str)?,
         finish_reason: row
             .try_get::<Option<&str>, _>(14)?
-            .map(|name| {
-                parse(
-                    name,
-                    &[
-                        FinishReason::Stop,
-                        FinishReason::Length,
-                        FinishReason::ToolCalls,
-                        FinishReason::ContentFilter,
-                        FinishReason::Error,
-                        FinishReason::Cancelled,
-                        FinishReason::Other,
-                    ],
-                    FinishReason::as_str,
-                )
-            })
+            .map(|name| parse(name, &FINISH_REASONS, FinishReason::as_str))
             .transpose()?,
         native_finish_reason: row.try_get(15)?,
         input_tokens: tokens(16)?,
@@ -198,15 +205,7 @@ where
         cache_read_tokens: tokens(19)?,
         cache_write_tokens: tokens(20)?,
         reasoning_tokens: tokens(21)?,
-        usage_source: parse(
-            row.try_get(22)?,
-            &[
-                UsageSource::Reported,
-                UsageSource::Estimated,
-                UsageSource::None,
-            ],
-            UsageSource::as_str,
-        )?,
+        usage_source: parse(row.try_get(22)?, &USAGE_SOURCES, UsageSource::as_str)?,
         cost_usd: row
             .try_get::<Option<&str>, _>(23)?
             .map(decimal)
@@ -222,13 +221,7 @@ where
         service_tier: row.try_get(30)?,
         cost_source: row
             .try_get::<Option<&str>, _>(31)?
-            .map(|name| {
-                parse(
-                    name,
-                    &[CostSource::Reported, CostSource::Computed],
-                    CostSource::as_str,
-                )
-            })
+            .map(|name| parse(name, &COST_SOURCES, CostSource::as_str))
             .transpose()?,
         cost_details: cost_details.map(serde_json::from_str).transpose()?,
         usage_details: usage_details.map(serde_json::from_str).transpose()?,
@@ -326,6 +319,85 @@ mod tests {
         assert!(list.contains("cost_usd::text") && list.contains("metadata::text"));
         assert!(!columns(None).contains("::"));
         assert_eq!(columns(None).split(", ").count(), 34);
+    }
+
+    /// Each enum matched exhaustively: a new variant fails to compile here until it is added
+    /// to its list (and so can be stored and read back).
+    #[test]
+    fn every_variant_is_listed() {
+        let listed = |found: bool, what: &str| assert!(found, "{what} is not in its list");
+        for k in KINDS {
+            match k {
+                RecordKind::Request | RecordKind::Event => listed(KINDS.contains(&k), "kind"),
+            }
+        }
+        let apis = [
+            LlmApi::OpenAiChat,
+            LlmApi::OpenAiResponses,
+            LlmApi::OpenAiEmbeddings,
+            LlmApi::AnthropicMessages,
+            LlmApi::GeminiGenerate,
+            LlmApi::Unknown,
+        ];
+        for a in apis {
+            match a {
+                LlmApi::OpenAiChat
+                | LlmApi::OpenAiResponses
+                | LlmApi::OpenAiEmbeddings
+                | LlmApi::AnthropicMessages
+                | LlmApi::GeminiGenerate
+                | LlmApi::Unknown => listed(APIS.contains(&a), a.as_str()),
+            }
+        }
+        for o in [
+            Outcome::Ok,
+            Outcome::Error,
+            Outcome::Cancelled,
+            Outcome::Interrupted,
+        ] {
+            match o {
+                Outcome::Ok | Outcome::Error | Outcome::Cancelled | Outcome::Interrupted => {
+                    listed(OUTCOMES.contains(&o), o.as_str())
+                }
+            }
+        }
+        for f in [
+            FinishReason::Stop,
+            FinishReason::Length,
+            FinishReason::ToolCalls,
+            FinishReason::ContentFilter,
+            FinishReason::Error,
+            FinishReason::Cancelled,
+            FinishReason::Other,
+        ] {
+            match f {
+                FinishReason::Stop
+                | FinishReason::Length
+                | FinishReason::ToolCalls
+                | FinishReason::ContentFilter
+                | FinishReason::Error
+                | FinishReason::Cancelled
+                | FinishReason::Other => listed(FINISH_REASONS.contains(&f), f.as_str()),
+            }
+        }
+        for u in [
+            UsageSource::Reported,
+            UsageSource::Estimated,
+            UsageSource::None,
+        ] {
+            match u {
+                UsageSource::Reported | UsageSource::Estimated | UsageSource::None => {
+                    listed(USAGE_SOURCES.contains(&u), u.as_str())
+                }
+            }
+        }
+        for c in [CostSource::Reported, CostSource::Computed] {
+            match c {
+                CostSource::Reported | CostSource::Computed => {
+                    listed(COST_SOURCES.contains(&c), c.as_str())
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,15 +21,19 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use sqlx::error::BoxDynError;
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments};
-use sqlx::{Row, SqlitePool, Transaction};
+use sqlx::{Arguments, Row, SqlitePool, Transaction};
 use uuid::Uuid;
 
-use super::{INSERT_ROWS, Sql};
-use crate::record::ActivityRecord;
+use super::{INSERT_ROWS, Sql, position};
+use crate::record::{ActivityRecord, CostSource, FinishReason, LlmApi, Outcome, UsageSource};
 use crate::sink::SinkError;
-use crate::sink::sql::{EncodedRecord, decimal, sink_error};
+use crate::sink::sql::{
+    APIS, COLUMNS, COST_SOURCES, EncodedRecord, FINISH_REASONS, KINDS, OUTCOMES, USAGE_SOURCES,
+    decimal, kind_name, sink_error,
+};
 
 fn classify(error: sqlx::Error) -> SinkError {
     sink_error::<Sqlite>(error)
@@ -118,15 +122,19 @@ fn encode(
 fn chunks<'a>(
     sql: &'a [String],
     encoded: Vec<EncodedRecord<'a>>,
-) -> impl Iterator<Item = (usize, Query<'a, Sqlite, SqliteArguments<'a>>)> {
+) -> impl Iterator<Item = Result<(usize, Query<'a, Sqlite, SqliteArguments<'a>>), SinkError>> {
     let mut rest = encoded.into_iter();
     std::iter::from_fn(move || {
         let k = rest.len().min(INSERT_ROWS).checked_ilog2()? as usize;
-        let query = rest
+        // The arguments' vector at its size at once, not grown (and copied) a dozen times.
+        let mut args = SqliteArguments::default();
+        args.reserve(COLUMNS.len() << k, 0);
+        let bound = rest
             .by_ref()
             .take(1 << k)
-            .fold(sqlx::query(&sql[k]), bind_record);
-        Some((k, query))
+            .try_for_each(|e| bind_record(&mut args, e))
+            .map_err(SinkError::permanent);
+        Some(bound.map(|()| (k, sqlx::query_with(&sql[k], args))))
     })
 }
 
@@ -140,7 +148,8 @@ pub(super) async fn write(
     // busy database is waited for (busy_timeout), not failed.
     let mut tx = pool.begin().await.map_err(classify)?;
     let mut all_new = true;
-    for (k, query) in chunks(&sql.insert, encoded) {
+    for chunk in chunks(&sql.insert, encoded) {
+        let (k, query) = chunk?;
         let done = query.execute(&mut *tx).await.map_err(classify)?;
         if done.rows_affected() < 1 << k {
             all_new = false;
@@ -167,7 +176,8 @@ async fn insert_returning<'a>(
     let (encoded, entries) = encode(records)?;
     let mut entries = entries.into_iter();
     let mut fresh = Vec::with_capacity(records.len());
-    for (k, query) in chunks(&sql.insert_returning, encoded) {
+    for chunk in chunks(&sql.insert_returning, encoded) {
+        let (k, query) = chunk?;
         let inserted = query.fetch_all(&mut **tx).await.map_err(classify)?;
         let mut ids: Option<HashSet<Uuid>> = (inserted.len() < 1 << k)
             .then(|| inserted.iter().map(|row| row.try_get(0)).collect())
@@ -246,45 +256,57 @@ async fn rollup(
     Ok(())
 }
 
-/// Binds the 34 columns in the shared order, moving the values in.
+/// Adds the 34 columns in the shared order to `args`, moving the values in; an enum as the
+/// position of its name ([`position`]).
 fn bind_record<'q>(
-    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    args: &mut SqliteArguments<'q>,
     e: EncodedRecord<'q>,
-) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+) -> Result<(), BoxDynError> {
     let [input, output, total, cache_read, cache_write, reasoning] = e.tokens;
-    query
-        .bind(e.id)
-        .bind(e.kind)
-        .bind(e.timestamp.timestamp_micros())
-        .bind(e.user_id)
-        .bind(e.session_id)
-        .bind(e.app)
-        .bind(e.endpoint)
-        .bind(e.api)
-        .bind(e.model)
-        .bind(e.provider)
-        .bind(e.upstream)
-        .bind(e.stream)
-        .bind(e.status_code)
-        .bind(e.outcome)
-        .bind(e.finish_reason)
-        .bind(e.native_finish_reason)
-        .bind(input)
-        .bind(output)
-        .bind(total)
-        .bind(cache_read)
-        .bind(cache_write)
-        .bind(reasoning)
-        .bind(e.usage_source)
-        .bind(e.cost_usd)
-        .bind(e.ttft_ms)
-        .bind(e.latency_ms)
-        .bind(e.speed)
-        .bind(e.error_type)
-        .bind(e.error_message)
-        .bind(e.metadata)
-        .bind(e.service_tier)
-        .bind(e.cost_source)
-        .bind(e.cost_details)
-        .bind(e.usage_details)
+    args.add(e.id)?;
+    args.add(position(&KINDS, kind_name, e.kind)?)?;
+    args.add(e.timestamp.timestamp_micros())?;
+    args.add(e.user_id)?;
+    args.add(e.session_id)?;
+    args.add(e.app)?;
+    args.add(e.endpoint)?;
+    args.add(position(&APIS, LlmApi::as_str, e.api)?)?;
+    args.add(e.model)?;
+    args.add(e.provider)?;
+    args.add(e.upstream)?;
+    args.add(e.stream)?;
+    args.add(e.status_code)?;
+    args.add(position(&OUTCOMES, Outcome::as_str, e.outcome)?)?;
+    args.add(
+        e.finish_reason
+            .map(|f| position(&FINISH_REASONS, FinishReason::as_str, f))
+            .transpose()?,
+    )?;
+    args.add(e.native_finish_reason)?;
+    args.add(input)?;
+    args.add(output)?;
+    args.add(total)?;
+    args.add(cache_read)?;
+    args.add(cache_write)?;
+    args.add(reasoning)?;
+    args.add(position(
+        &USAGE_SOURCES,
+        UsageSource::as_str,
+        e.usage_source,
+    )?)?;
+    args.add(e.cost_usd)?;
+    args.add(e.ttft_ms)?;
+    args.add(e.latency_ms)?;
+    args.add(e.speed)?;
+    args.add(e.error_type)?;
+    args.add(e.error_message)?;
+    args.add(e.metadata)?;
+    args.add(e.service_tier)?;
+    args.add(
+        e.cost_source
+            .map(|c| position(&COST_SOURCES, CostSource::as_str, c))
+            .transpose()?,
+    )?;
+    args.add(e.cost_details)?;
+    args.add(e.usage_details)
 }
