@@ -471,22 +471,24 @@ impl<S: State> Preamble<S> {
         json: &'a [u8],
         mut member: impl FnMut(&[u8], Value<'a>, &mut S) -> Effect,
     ) -> S {
-        if let Some(first) = self.repeated(json) {
+        // Compared once: a walk goes on from what the comparison found (a comparison that
+        // finds nothing changes nothing, and one that matches is not repeated by the walk).
+        let pre = self.pre.matches(json, false);
+        if let Some(first) = pre.and_then(|(len, plain)| self.repeated(json, len, plain)) {
             let mut state = self.state.clone();
             member(first.key, first.value, &mut state);
             state.then(&self.post_state);
             return state;
         }
-        self.walk(json, member)
+        self.walk(json, pre, member)
     }
 
-    /// The first member after the preamble, when `json` repeats the preamble, the head and the
-    /// postamble (then the shape says so): what [`walk`](Self::walk) finds before it calls
-    /// `member` once and returns. `None` (and nothing changed that a walk would not change
-    /// the same way: a pattern matched through its holes is marked so) for any other event.
+    /// The first member after the preamble, when `json`, whose first `len` bytes matched the
+    /// preamble (`pre_plain`: with plain counts), repeats the head and the postamble (then the
+    /// shape says so): what [`walk`](Self::walk) finds before it calls `member` once and
+    /// returns. `None` (and nothing changed) for any other event.
     #[inline(always)]
-    fn repeated<'a>(&mut self, json: &'a [u8]) -> Option<Member<'a>> {
-        let (len, pre_plain) = self.pre.matches(json, false)?;
+    fn repeated<'a>(&mut self, json: &'a [u8], len: usize, pre_plain: bool) -> Option<Member<'a>> {
         let first = scan::known_string_member(json, len - 1, &self.head, self.head_key)?;
         let (_, post_plain) = self.post.matches(json.get(first.next..)?, true)?;
         self.shape = Shape {
@@ -519,11 +521,12 @@ impl<S: State> Preamble<S> {
     }
 
     /// [`visit`](Self::visit) by walking: every event that does not repeat the last one's
-    /// preamble, head and postamble.
+    /// preamble, head and postamble; `pre` is what comparing it with the preamble found.
     #[inline(never)]
     fn walk<'a>(
         &mut self,
         json: &'a [u8],
+        pre: Option<(usize, bool)>,
         mut member: impl FnMut(&[u8], Value<'a>, &mut S) -> Effect,
     ) -> S {
         let generation = self.shape.generation;
@@ -532,7 +535,7 @@ impl<S: State> Preamble<S> {
             plain: false,
             generation: generation + 1,
         };
-        let (mut state, split, members) = match self.pre.matches(json, false) {
+        let (mut state, split, members) = match pre {
             Some((len, pre_plain)) => {
                 let mut state = self.state.clone();
                 let known = scan::known_string_member(json, len - 1, &self.head, self.head_key);
