@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use crate::record::ActivityRecord;
 
 mod broadcast;
+pub(crate) mod decimal_text;
 mod fanout;
 mod memory;
 #[cfg(feature = "nats")]

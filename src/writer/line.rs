@@ -6,16 +6,20 @@
 //! cost, the largest item of the spool, BENCHMARKS.md). Here the keys are constants, the
 //! enums their fixed names, the id and the timestamp ASCII written from stack buffers, and a
 //! string value is copied as it is once one pass finds nothing to escape (a string that has
-//! something goes through serde_json). The nested values — cost, cost parts, counts, error,
-//! metadata, floats — are still written by serde_json. The unit tests compare the bytes with
-//! serde_json's for arbitrary records, so a field added to the record without being added
-//! here fails them.
+//! something goes through serde_json), the cost by [`DecimalText`] and the metadata's keys and
+//! strings as the other strings. The other nested values — cost parts, counts, error, the
+//! metadata's other values, floats — are still written by serde_json. The unit tests compare
+//! the bytes with serde_json's for arbitrary records, so a field added to the record without
+//! being added here fails them.
 
 use std::io;
 
 use serde::Serialize;
 
-use crate::record::ActivityRecord;
+use serde_json::Value;
+
+use crate::record::{ActivityRecord, Metadata};
+use crate::sink::decimal_text::DecimalText;
 
 /// Appends `record`'s JSON (no newline) to `out`.
 pub(super) fn write(record: &ActivityRecord, out: &mut Vec<u8>) -> io::Result<()> {
@@ -57,7 +61,8 @@ pub(super) fn write(record: &ActivityRecord, out: &mut Vec<u8>) -> io::Result<()
     line.value(b",\"cache_write_tokens\":", &r.cache_write_tokens)?;
     line.value(b",\"reasoning_tokens\":", &r.reasoning_tokens)?;
     line.name(b",\"usage_source\":", Some(r.usage_source.as_str()));
-    line.value(b",\"cost_usd\":", &r.cost_usd)?;
+    let cost = r.cost_usd.as_ref().map(DecimalText::new);
+    line.name(b",\"cost_usd\":", cost.as_ref().map(DecimalText::as_str));
     line.name(b",\"cost_source\":", r.cost_source.map(|c| c.as_str()));
     line.value(b",\"cost_details\":", &r.cost_details)?;
     line.text(b",\"service_tier\":", r.service_tier.as_deref())?;
@@ -66,7 +71,7 @@ pub(super) fn write(record: &ActivityRecord, out: &mut Vec<u8>) -> io::Result<()
     line.value(b",\"latency_ms\":", &r.latency_ms)?;
     line.value(b",\"speed\":", &r.speed)?;
     line.value(b",\"error\":", &r.error)?;
-    line.value(b",\"metadata\":", &r.metadata)?;
+    line.metadata(b",\"metadata\":", &r.metadata)?;
     line.0.push(b'}');
     Ok(())
 }
@@ -97,15 +102,42 @@ impl Line<'_> {
             self.name(key, None);
             return Ok(());
         };
+        self.0.extend_from_slice(key);
+        self.string(s)
+    }
+
+    /// A string, copied as it is between quotes when nothing in it needs escaping, else
+    /// through serde_json.
+    fn string(&mut self, s: &str) -> io::Result<()> {
         // No early exit, so that the compiler can test many bytes a step.
         let escape = s.bytes().fold(false, |any, b| {
             any | (b < 0x20) | (b == b'"') | (b == b'\\')
         });
         if escape {
-            return self.value(key, s);
+            return serde_json::to_writer(&mut *self.0, s).map_err(io::Error::other);
         }
-        self.0.extend_from_slice(key);
         self.quoted(s);
+        Ok(())
+    }
+
+    /// The metadata object as serde_json writes it (`{"k":v,…}` in the order of
+    /// [`Metadata::iter`]): keys and string values through [`string`](Self::string), other
+    /// values by serde_json.
+    fn metadata(&mut self, key: &[u8], metadata: &Metadata) -> io::Result<()> {
+        self.0.extend_from_slice(key);
+        self.0.push(b'{');
+        for (i, (k, v)) in metadata.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.string(k)?;
+            self.0.push(b':');
+            match v {
+                Value::String(s) => self.string(s)?,
+                other => serde_json::to_writer(&mut *self.0, other).map_err(io::Error::other)?,
+            }
+        }
+        self.0.push(b'}');
         Ok(())
     }
 

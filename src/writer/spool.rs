@@ -415,7 +415,8 @@ impl Spooler {
 
     /// The next synced record to hand on: from memory when it was kept, else read from its
     /// file.
-    fn read_next(&mut self) -> Option<Box<ActivityRecord>> {
+    /// With it, its [`ActivityRecord::approx_size`] (kept with a record kept in memory).
+    fn read_next(&mut self) -> Option<(Box<ActivityRecord>, usize)> {
         while self.fed < self.synced_end() {
             // Kept records the file reader went past (only when a line of ours did not
             // parse back, which a working disk never does) are not handed on twice.
@@ -428,7 +429,7 @@ impl Spooler {
                 self.kept_bytes -= k.size;
                 self.fed += 1;
                 self.resume = Some((k.index, k.end_offset));
-                return Some(k.record);
+                return Some((k.record, k.size));
             }
             let segment = self.segments.iter().find(|s| s.end > self.fed)?;
             let (index, path, synced_bytes) =
@@ -474,7 +475,8 @@ impl Spooler {
             match parse(&self.line) {
                 Some(record) => {
                     self.fed += 1;
-                    return Some(Box::new(record));
+                    let size = record.approx_size();
+                    return Some((Box::new(record), size));
                 }
                 None => tracing::warn!(
                     sink = %self.shared.name,
@@ -500,10 +502,9 @@ impl Spooler {
                 break;
             }
             let Ok(permit) = tx.try_reserve() else { break };
-            let Some(record) = self.read_next() else {
+            let Some((record, size)) = self.read_next() else {
                 break;
             };
-            let size = record.approx_size();
             self.shared.queued_bytes.fetch_add(size, Relaxed);
             permit.send(Msg::Record(record, size));
             let queued = tx.max_capacity() - tx.capacity();

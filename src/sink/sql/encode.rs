@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::record::{ActivityRecord, Metadata};
 use crate::sink::SinkError;
+use crate::sink::decimal_text::DecimalText;
 
 /// Replaces each NUL character with U+FFFD (�).
 ///
@@ -113,7 +114,9 @@ impl<'a> EncodedRecord<'a> {
                 token("reasoning_tokens", record.reasoning_tokens)?,
             ],
             usage_source: record.usage_source.as_str(),
-            cost_usd: record.cost_usd.map(|c| c.to_string()),
+            cost_usd: record
+                .cost_usd
+                .map(|c| DecimalText::new(&c).as_str().to_owned()),
             ttft_ms: record.ttft_ms,
             latency_ms: record.latency_ms,
             speed: record.speed,
