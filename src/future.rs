@@ -17,7 +17,7 @@ use crate::buf::{Frames, to_bytes};
 use crate::guard::ExchangeGuard;
 use crate::record::{LlmApi, ProviderError};
 use crate::request::{ActivityRequestBody, Probed, RequestFacts};
-use crate::splice::with_include_usage;
+use crate::splice::with_include_usage_known;
 
 pin_project! {
     /// The response future of an [`ActivityService`](crate::ActivityService).
@@ -208,7 +208,7 @@ fn finish_reading<B: Body>(
             && facts.stream
             && !facts.include_usage
         {
-            if let Some(rewritten) = with_include_usage(&bytes) {
+            if let Some(rewritten) = with_include_usage_known(&bytes, facts.without_options) {
                 bytes = rewritten;
                 p.injected = true;
                 if parts.headers.contains_key(header::CONTENT_LENGTH) {

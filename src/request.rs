@@ -235,6 +235,11 @@ pub(crate) struct RequestFacts {
     /// The body as read, kept (refcounted, not copied) to estimate input tokens if the provider
     /// reports none.
     pub(crate) body: Option<Bytes>,
+    /// When the plain reader read the body and it has no `stream_options` member: whether its
+    /// object has any member (what the splice needs to add one, see
+    /// [`with_include_usage_known`](crate::splice::with_include_usage_known)). A `bool`, so
+    /// that the facts, which are moved about, keep their size.
+    pub(crate) without_options: Option<bool>,
 }
 
 /// Facts an outer layer (the budget) already probed from the body it hands on, carried in
@@ -338,6 +343,7 @@ fn serde_probe(body: &[u8]) -> RequestFacts {
             .max(),
             terms,
             body: None,
+            without_options: None,
         },
         Err(_) => RequestFacts {
             terms,
@@ -355,8 +361,10 @@ fn plain_probe(body: &Bytes) -> Option<RequestFacts> {
     let mut limit = |n: Option<u64>| max_output = max_output.max(n);
     let (mut tier, mut option_size, mut tool_size) = (None, None, None);
     let mut seen = Seen::default();
+    let (mut members, mut options) = (false, false);
     let mut r = Reader::new(body);
     r.object(|r, key| {
+        members = true;
         match key {
             b"model" => {
                 seen.first(0)?;
@@ -370,6 +378,7 @@ fn plain_probe(body: &Bytes) -> Option<RequestFacts> {
             }
             b"stream_options" => {
                 seen.first(2)?;
+                options = true;
                 if !r.null() {
                     let mut seen = Seen::default();
                     r.object(|r, key| match key {
@@ -459,6 +468,7 @@ fn plain_probe(body: &Bytes) -> Option<RequestFacts> {
     r.end()?;
     facts.max_output = max_output;
     facts.terms = RequestTerms::new(tier, option_size.or(tool_size));
+    facts.without_options = (!options).then_some(members);
     Some(facts)
 }
 
@@ -578,6 +588,40 @@ mod tests {
                 proptest::prop_assert_eq!(show(plain), show(serde_probe(body.as_bytes())), "{}", body);
             }
         }
+    }
+
+    proptest::proptest! {
+        /// The splice made from what the probe read is the splice made by reading the body.
+        #[test]
+        fn the_splice_from_the_probe_is_the_splice(
+            members in proptest::collection::vec(member(), 0..8),
+            space in proptest::sample::select(vec!["", " ", "\n"]),
+        ) {
+            use crate::splice::{with_include_usage, with_include_usage_known};
+            let body = format!("{space}{{{}}}{space}", members.join(","));
+            let facts = RequestFacts::probe(Bytes::from(body.clone()));
+            proptest::prop_assert_eq!(
+                with_include_usage_known(body.as_bytes(), facts.without_options),
+                with_include_usage(body.as_bytes()),
+                "{}",
+                body
+            );
+        }
+    }
+
+    #[test]
+    fn the_probe_says_whether_a_body_without_stream_options_has_members() {
+        let count = |body: &'static str| {
+            RequestFacts::probe(Bytes::from_static(body.as_bytes())).without_options
+        };
+        assert_eq!(
+            count(r#"{"model":"m","stream":true,"messages":[]}"#),
+            Some(true)
+        );
+        assert_eq!(count("{}"), Some(false));
+        assert_eq!(count(r#"{"stream_options":null,"stream":true}"#), None);
+        // Read by serde (a key spelled with an escape): nothing known.
+        assert_eq!(count(r#"{"mod\u0065l":"m"}"#), None);
     }
 
     #[test]

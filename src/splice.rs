@@ -47,6 +47,30 @@ pub(crate) fn with_include_usage(body: &[u8]) -> Option<Bytes> {
     include_usage_edit(body).map(|edit| edit.apply(body))
 }
 
+/// [`with_include_usage`] for a body the request's probe read with the plain [`Reader`]:
+/// `members` says, when none of its object's members is `stream_options`, whether it has any
+/// ([`RequestFacts::without_options`](crate::request::RequestFacts)). For printable ASCII
+/// without a backslash the edit is then the one [`edit_without_options`] finds, without reading
+/// the body again: the probe's reader took the whole text as that object (its members' values
+/// each read as JSON, at most as deep as the reader goes, which serde's parse also takes), and
+/// no key spells `stream_options` (keys are compared as written). Any other body goes the
+/// general way.
+pub(crate) fn with_include_usage_known(body: &[u8], members: Option<bool>) -> Option<Bytes> {
+    match members {
+        Some(members) if json::plain_ascii(body) => {
+            let open = body.iter().position(|&b| b == b'{')?;
+            let edit = Edit {
+                at: open + 1,
+                remove: 0,
+                insert: MEMBER,
+                comma: members,
+            };
+            Some(edit.apply(body))
+        }
+        _ => with_include_usage(body),
+    }
+}
+
 /// The edit that sets `stream_options.include_usage` to `true`:
 ///
 /// - no `stream_options`: `"stream_options":{"include_usage":true}` after the body's `{`;
