@@ -24,6 +24,7 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use testkit::callgrind;
 use testkit::workload::{self, Workload, bare, layered};
 use tower::Layer;
 use tower_activity::sink::NoopSink;
@@ -268,22 +269,5 @@ fn measure(exe: &Path, dir: &Path, w: &Workload) -> Result<Figures, String> {
 /// The instructions of one child run under callgrind.
 fn count(exe: &Path, dir: &Path, name: &str, variant: &str, n: u64) -> Result<u64, String> {
     let out: PathBuf = dir.join(format!("{name}-{variant}-{n}.out"));
-    let status = Command::new("valgrind")
-        .args(["--tool=callgrind", "--quiet"])
-        .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(exe)
-        .args(["--child", name, variant, &n.to_string()])
-        .status()
-        .map_err(|e| format!("valgrind: {e}"))?;
-    if !status.success() {
-        return Err(format!("the child under valgrind failed: {status}"));
-    }
-    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| format!("no instruction total in {}", out.display()))
+    callgrind::instructions(exe, ["--child", name, variant, &n.to_string()], &out)
 }

@@ -16,11 +16,13 @@
 //! The callgrind files are kept under `target/storage-instructions/` for
 //! `callgrind_annotate` (`--inclusive=yes`): the per-function view of the same runs.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use testkit::callgrind;
 use tower_activity::sink::{NoopSink, SqliteSink};
 use tower_activity::{ActivityRecord, ActivitySink, ActivityWriter, SpoolConfig, WriterConfig};
 
@@ -144,24 +146,14 @@ fn count(exe: &Path, out: &Path, variant: &str, n: u64) -> Result<u64, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let file = out.join(format!("{variant}-{n}.out"));
-    let status = Command::new("valgrind")
-        .args(["--tool=callgrind", "--quiet"])
-        .arg(format!("--callgrind-out-file={}", file.display()))
-        .arg(exe)
-        .args(["--sqlite-child", variant, &n.to_string()])
-        .arg(&dir)
-        .status()
-        .map_err(|e| format!("valgrind: {e}"))?;
+    let n_text = n.to_string();
+    let args: [&OsStr; 4] = [
+        "--sqlite-child".as_ref(),
+        variant.as_ref(),
+        n_text.as_ref(),
+        dir.as_os_str(),
+    ];
+    let counted = callgrind::instructions(exe, args, &file);
     let _ = std::fs::remove_dir_all(&dir);
-    if !status.success() {
-        return Err(format!("{variant} {n} under valgrind failed: {status}"));
-    }
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| format!("no instruction total in {}", file.display()))
+    counted.map_err(|e| format!("{variant} {n}: {e}"))
 }
