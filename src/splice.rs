@@ -58,14 +58,7 @@ pub(crate) fn with_include_usage(body: &[u8]) -> Option<Bytes> {
 pub(crate) fn with_include_usage_known(body: &[u8], members: Option<bool>) -> Option<Bytes> {
     match members {
         Some(members) if json::plain_ascii(body) => {
-            let open = body.iter().position(|&b| b == b'{')?;
-            let edit = Edit {
-                at: open + 1,
-                remove: 0,
-                insert: MEMBER,
-                comma: members,
-            };
-            Some(edit.apply(body))
+            member_first(body, members).map(|edit| edit.apply(body))
         }
         _ => with_include_usage(body),
     }
@@ -110,13 +103,19 @@ fn edit_without_options(body: &[u8]) -> Option<Edit> {
         r.skip()
     })?;
     reader.end()?;
-    // Only spaces may stand before the object's brace here.
+    member_first(body, members > 0)
+}
+
+/// `"stream_options":{"include_usage":true}` as the first member of the object `body` (a comma
+/// after it when the object has `members`). Only for a body the reader took whole as one
+/// object: only spaces stand before its brace.
+fn member_first(body: &[u8], members: bool) -> Option<Edit> {
     let open = body.iter().position(|&b| b == b'{')?;
     Some(Edit {
         at: open + 1,
         remove: 0,
         insert: MEMBER,
-        comma: members > 0,
+        comma: members,
     })
 }
 

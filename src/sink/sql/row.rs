@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn every_variant_is_listed() {
         let listed = |found: bool, what: &str| assert!(found, "{what} is not in its list");
-        for k in KINDS {
+        for k in [RecordKind::Request, RecordKind::Event] {
             match k {
                 RecordKind::Request | RecordKind::Event => listed(KINDS.contains(&k), "kind"),
             }
