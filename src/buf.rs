@@ -12,6 +12,12 @@ pub(crate) fn to_bytes<D: Buf>(mut data: D) -> Bytes {
     data.copy_to_bytes(n)
 }
 
+/// Room in `v` for `more` elements, and for `least` in all: a stream's scratch vectors given
+/// their room once, not grown step by step (the strip's patterns, the preamble's).
+pub(crate) fn room<T>(v: &mut Vec<T>, more: usize, least: usize) {
+    v.reserve(more.max(least.saturating_sub(v.len())));
+}
+
 /// One buffer from the kept frames (no copy when there is one frame).
 pub(crate) fn concat(frames: Vec<Bytes>) -> Bytes {
     match frames.len() {

@@ -23,6 +23,7 @@
 
 use super::scan::{self, Member, Members, Value};
 use super::swar::{u64_of, u128_of};
+use crate::buf::room;
 
 /// What a member did to the tracker reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,15 +83,6 @@ struct Pattern {
 /// the vectors again.
 const BYTES: usize = 256;
 const HOLES: usize = 16;
-
-/// Room in `v` for `n` elements (it is empty), and for `least` when it has less: allocated
-/// once per stream, not grown step by step.
-#[inline]
-fn room<T>(v: &mut Vec<T>, n: usize, least: usize) {
-    if v.capacity() < n.max(least) {
-        v.reserve(n.max(least));
-    }
-}
 
 /// [`Pattern::mask`]'s mark of a byte in a hole.
 const HOLE: u8 = 0x80;

@@ -25,6 +25,7 @@ use bytes::BytesMut;
 
 use super::null_usage::{self, KEY, NullUsage};
 use super::{USAGE_KEY, is_null_after, may_be_usage};
+use crate::buf::room;
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
 const HOLES: usize = 16;
@@ -32,15 +33,6 @@ const HOLES: usize = 16;
 /// How many bytes of literals a stream's patterns are given room for at first: a chunk's line
 /// and the longer usage chunk's (≈ 500 bytes with its details) fit without growing.
 const LINE: usize = 1024;
-
-/// Room in `v` for `more` elements, and for `least` in all.
-///
-/// The vectors of holes are given `more` = 0: a later line's learning (which keeps some of
-/// them) would otherwise ask for [`HOLES`] more than they hold and grow them again, four
-/// reallocations per short stream; past their first room they grow as `push` grows them.
-fn room<T>(v: &mut Vec<T>, more: usize, least: usize) {
-    v.reserve(more.max(least.saturating_sub(v.len())));
-}
 
 /// The learned patterns of one stream.
 #[derive(Debug, Default)]
@@ -355,6 +347,9 @@ impl Repeat {
         let rest = line.len() - at;
         room(&mut full.input, rest, LINE);
         room(&mut full.output, rest, LINE);
+        // The vectors of holes are given no `more`: a later line's learning (which keeps some
+        // of them) would otherwise ask for `HOLES` more than they hold and grow them again,
+        // four reallocations per short stream; past their first room they grow as `push` does.
         room(&mut full.ends, 0, HOLES);
         room(&mut full.depths, 0, HOLES);
         room(&mut self.learned, rest, LINE);
