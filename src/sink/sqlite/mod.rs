@@ -207,6 +207,12 @@ impl SqliteSink {
         } else {
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
         }
+        // sqlx pings every connection handed back to the pool (a round trip to the
+        // connection's thread) and drops one that does not answer. Pinging it again when it
+        // is taken out cost each batch another round trip (two thread wake-ups) and could
+        // find nothing new: a SQLite connection is a thread of this process, with no network
+        // to lose while it sits in the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
         Self::from_pool(pool, names).await
@@ -254,3 +260,25 @@ sql_sink_methods!(
     /// Applies the embedded migrations that this database lacks; idempotent (the
     /// constructors call it). The history is in `{prefix}activity_migrations`.
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection is not pinged when it is taken from the pool (sqlx pinged it when it was
+    /// handed back), in a file database as in memory.
+    #[tokio::test]
+    async fn connections_are_not_pinged_when_taken_from_the_pool() {
+        let dir = std::env::temp_dir().join(format!("tower-activity-ping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("a.db").display());
+        for sink in [
+            SqliteSink::connect(&url).await.unwrap(),
+            SqliteSink::in_memory().await.unwrap(),
+        ] {
+            assert!(!sink.pool().options().get_test_before_acquire());
+            sink.close().await;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
