@@ -103,39 +103,33 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// Encodes `records` and what each adds to the rollup.
-fn encode(
-    records: &[ActivityRecord],
-) -> Result<(Vec<EncodedRecord<'_>>, Vec<Entry<'_>>), SinkError> {
-    let mut encoded = Vec::with_capacity(records.len());
-    let mut entries = Vec::with_capacity(records.len());
+/// The size of the next statement for `left` records: `k` for `2^k` records, the largest
+/// power of two up to [`INSERT_ROWS`] (64, 64 … then 32, 16 … for the rest).
+fn next_size(left: usize) -> Option<usize> {
+    left.min(INSERT_ROWS).checked_ilog2().map(|k| k as usize)
+}
+
+/// The statement `sql` over `records` (as many as it has rows), each record encoded as it is
+/// bound and what it adds to the rollup pushed to `entries`.
+///
+/// A batch is encoded a statement at a time, not all of it before the first statement: the
+/// writer's thread then works ≈ 64 records' worth, waits for SQLite's thread, and so on,
+/// instead of running a thousand records' encoding (milliseconds) in one stretch on the CPUs
+/// the requests need; and no vector of every encoded record is allocated.
+fn statement<'q, 'a: 'q>(
+    sql: &'q str,
+    records: &'a [ActivityRecord],
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, SinkError> {
+    // The arguments' vector at its size at once, not grown (and copied) a dozen times.
+    let mut args = SqliteArguments::default();
+    args.reserve(COLUMNS.len() * records.len(), 0);
     for record in records {
         let e = EncodedRecord::new(record)?;
         entries.push(Entry::new(record, &e));
-        encoded.push(e);
+        bind_record(&mut args, e).map_err(SinkError::permanent)?;
     }
-    Ok((encoded, entries))
-}
-
-/// The statements of `encoded`, in order: the largest power of two that fits, 64, 64 … then
-/// 32, 16 … for the rest; each with its size `k` (`2^k` records).
-fn chunks<'a>(
-    sql: &'a [String],
-    encoded: Vec<EncodedRecord<'a>>,
-) -> impl Iterator<Item = Result<(usize, Query<'a, Sqlite, SqliteArguments<'a>>), SinkError>> {
-    let mut rest = encoded.into_iter();
-    std::iter::from_fn(move || {
-        let k = rest.len().min(INSERT_ROWS).checked_ilog2()? as usize;
-        // The arguments' vector at its size at once, not grown (and copied) a dozen times.
-        let mut args = SqliteArguments::default();
-        args.reserve(COLUMNS.len() << k, 0);
-        let bound = rest
-            .by_ref()
-            .take(1 << k)
-            .try_for_each(|e| bind_record(&mut args, e))
-            .map_err(SinkError::permanent);
-        Some(bound.map(|()| (k, sqlx::query_with(&sql[k], args))))
-    })
+    Ok(sqlx::query_with(sql, args))
 }
 
 pub(super) async fn write(
@@ -143,14 +137,19 @@ pub(super) async fn write(
     sql: &Sql,
     records: &[ActivityRecord],
 ) -> Result<(), SinkError> {
-    let (encoded, mut entries) = encode(records)?;
     // The first statement is a write, so the transaction takes the write lock at once and a
     // busy database is waited for (busy_timeout), not failed.
     let mut tx = pool.begin().await.map_err(classify)?;
+    let mut entries = Vec::with_capacity(records.len());
     let mut all_new = true;
-    for chunk in chunks(&sql.insert, encoded) {
-        let (k, query) = chunk?;
-        let done = query.execute(&mut *tx).await.map_err(classify)?;
+    let mut left = records;
+    while let Some(k) = next_size(left.len()) {
+        let (rows, rest) = left.split_at(1 << k);
+        left = rest;
+        let done = statement(&sql.insert[k], rows, &mut entries)?
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         if done.rows_affected() < 1 << k {
             all_new = false;
             break;
@@ -173,17 +172,21 @@ async fn insert_returning<'a>(
     sql: &Sql,
     records: &'a [ActivityRecord],
 ) -> Result<Vec<Entry<'a>>, SinkError> {
-    let (encoded, entries) = encode(records)?;
-    let mut entries = entries.into_iter();
     let mut fresh = Vec::with_capacity(records.len());
-    for chunk in chunks(&sql.insert_returning, encoded) {
-        let (k, query) = chunk?;
-        let inserted = query.fetch_all(&mut **tx).await.map_err(classify)?;
+    let mut entries = Vec::with_capacity(INSERT_ROWS);
+    let mut left = records;
+    while let Some(k) = next_size(left.len()) {
+        let (rows, rest) = left.split_at(1 << k);
+        left = rest;
+        let inserted = statement(&sql.insert_returning[k], rows, &mut entries)?
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(classify)?;
         let mut ids: Option<HashSet<Uuid>> = (inserted.len() < 1 << k)
             .then(|| inserted.iter().map(|row| row.try_get(0)).collect())
             .transpose()
             .map_err(classify)?;
-        for entry in entries.by_ref().take(1 << k) {
+        for entry in entries.drain(..) {
             if ids.as_mut().is_none_or(|ids| ids.remove(&entry.id)) {
                 fresh.push(entry);
             }
@@ -309,4 +312,66 @@ fn bind_record<'q>(
     )?;
     args.add(e.cost_details)?;
     args.add(e.usage_details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RecordKind;
+    use crate::sink::{ActivitySink, SqliteSink};
+
+    async fn rows(sink: &SqliteSink) -> (i64, i64) {
+        let log: i64 = sqlx::query_scalar("SELECT count(*) FROM activity_log")
+            .fetch_one(sink.store.pool())
+            .await
+            .unwrap();
+        let daily: i64 = sqlx::query_scalar("SELECT count(*) FROM activity_daily")
+            .fetch_one(sink.store.pool())
+            .await
+            .unwrap();
+        (log, daily)
+    }
+
+    /// Records are encoded a statement at a time: a record that cannot be encoded, found after
+    /// the first statements have run, fails the batch whole — nothing of it stays stored.
+    #[tokio::test]
+    async fn a_record_that_cannot_be_encoded_late_in_a_batch_leaves_nothing() {
+        let sink = SqliteSink::in_memory().await.unwrap();
+        let mut batch: Vec<ActivityRecord> = (0..150)
+            .map(|i| {
+                let mut r = ActivityRecord::new(RecordKind::Request);
+                r.user_id = Some(format!("user{}", i % 3));
+                r.output_tokens = Some(i);
+                r
+            })
+            .collect();
+        batch[140].output_tokens = Some(u64::MAX);
+        let err = sink.write(&batch).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert!(err.to_string().contains("output_tokens"), "{err}");
+        assert_eq!(
+            rows(&sink).await,
+            (0, 0),
+            "the statements before it rolled back"
+        );
+        batch[140].output_tokens = Some(140);
+        sink.write(&batch).await.unwrap();
+        assert_eq!(rows(&sink).await, (150, 3));
+    }
+
+    #[test]
+    fn statements_are_the_largest_powers_of_two_that_fit() {
+        let sizes = |mut n: usize| {
+            let mut out = Vec::new();
+            while let Some(k) = next_size(n) {
+                out.push(1 << k);
+                n -= 1 << k;
+            }
+            out
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(200), [64, 64, 64, 8]);
+        assert_eq!(sizes(77), [64, 8, 4, 1]);
+    }
 }
