@@ -30,9 +30,11 @@
 # (runnable, on a run queue) per answered request, from /proc/PID/task/*/schedstat
 # (scripts/peer-c8/schedstat.py): the gateway's threads, nginx's worker and wrk's threads.
 # `--bin` runs that gateway binary instead of building one (e.g. when the machine must
-# stay quiet). `--perf-sched` records the first round of each variant with `perf sched record -a` and
-# prints each thread kind's waits for a CPU one by one (scripts/peer-c8/sched-delays.py):
-# how many waits over 1 ms and 3 ms per 100 requests — what a p99 is made of.
+# stay quiet). `--perf-sched` records the first round of each variant with `perf record -e
+# sched:sched_switch -e sched:sched_wakeup -a` and prints each thread kind's waits for a CPU one
+# by one (scripts/peer-c8/sched-delays.py): how many waits over 1 ms and 3 ms per 100
+# requests — what a p99 is made of — and which threads held the CPUs while the request threads
+# waited over 0.5 ms.
 #
 # Each gateway variant registers a user (the Bearer key of its runs) with credits no run uses
 # up. Prints, per mode and variant, the median of the rounds with the spread (min–max) of
@@ -202,7 +204,8 @@ load() {
   if [ "$name" != direct ]; then local p="G_PID_${name//-/_}"; pid=${!p}; before=$(cpu_ticks "$pid"); fi
   local perf_pid=""
   if [ "$PERF_SCHED" = 1 ] && [ "$CUR_ROUND" = 1 ]; then
-    perf sched record -a -o "$run/perf-$name-$mode.data" -- sleep "$secs" >/dev/null 2>&1 &
+    perf record -e sched:sched_switch -e sched:sched_wakeup -a -o "$run/perf-$name-$mode.data" \
+      -- sleep "$secs" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   if [ "$SCHED" = 1 ] && [ "$secs" -gt 2 ]; then
@@ -230,9 +233,8 @@ load() {
   fi
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
-    perf sched timehist -i "$run/perf-$name-$mode.data" >"$run/perf-$name-$mode.txt" 2>/dev/null || true
-    python3 scripts/peer-c8/sched-delays.py "$run/perf-$name-$mode.txt" \
-      "$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")" | sed "s/^/   $mode $name /" >&2
+    perf script -i "$run/perf-$name-$mode.data" 2>/dev/null \
+      | python3 scripts/peer-c8/sched-delays.py "$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")" | sed "s/^/   $mode $name /" >&2
   fi
   # The gateway's CPU time (user + system, all threads) per answered request: the steadiest
   # figure on a shared machine. Read 2 s after the run, so that it includes the writer
