@@ -15,6 +15,11 @@
 //! the others cannot hand some of it over; [`ConnectionThreads::pick`] gives each new
 //! connection to the thread serving the fewest.
 //!
+//! Each thread also keeps one timer pending ([`pace`]): Tokio wakes a runtime's I/O driver
+//! whenever a timer is registered earlier than the driver's next planned wake-up, even from the
+//! runtime's own running thread — a write to its eventfd and one more `epoll_wait`, half a
+//! wake-up per request at c=8 (BENCHMARKS.md, "A timer kept pending").
+//!
 //! Tasks a request spawns (the upstream client's connection tasks, the budget's batches) run
 //! on the thread that spawned them. The threads run until the [`ConnectionThreads`] (every
 //! clone) is dropped, which must wait until everything they run is done — in the binary, the
@@ -23,6 +28,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
@@ -76,7 +82,12 @@ impl ConnectionThreads {
                 .name(format!("gateway-conn-{i}"))
                 .spawn(move || {
                     // Runs the connections spawned onto `handle` until every clone is gone.
-                    let _ = runtime.block_on(stopped);
+                    runtime.block_on(async {
+                        tokio::select! {
+                            _ = stopped => {}
+                            never = pace() => match never {},
+                        }
+                    });
                 })?;
             threads.push(Thread {
                 handle,
@@ -119,6 +130,25 @@ impl ConnectionThreads {
             .iter()
             .map(|t| t.open.load(Ordering::Relaxed))
             .collect()
+    }
+}
+
+/// How soon the timer [`pace`] keeps pending is due: sooner than every timer a request arms
+/// (the shortest default is 10 s, `REQUEST_BODY_IDLE_SECS`: [`Limits`](crate::limits::Limits)).
+pub(crate) const PACE: Duration = Duration::from_secs(1);
+
+/// Keeps a timer due within [`PACE`] on the current runtime's wheel, forever.
+///
+/// Tokio 1.54's timer driver wakes the I/O driver (an eventfd write, then an `epoll_wait`
+/// that returns at once) whenever a timer is registered with a deadline before the wake-up it
+/// planned when it last parked — and with no timer pending it planned none, so the first
+/// timer of nearly every request paid it, on the thread that was already awake
+/// (tokio-rs/tokio#5207; the fix, tokio-rs/tokio#8383, is not released). With this timer
+/// pending, the driver always plans to wake within [`PACE`], and a request's timers, all due
+/// later, are registered without waking anything. The cost: one timer firing per [`PACE`].
+pub(crate) async fn pace() -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(PACE).await;
     }
 }
 
@@ -181,6 +211,67 @@ mod tests {
         done_rx
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("the runtime shut down and dropped its tasks");
+    }
+
+    /// How often a current-thread runtime returns from parking while a remote thread sends it
+    /// `sends` messages, each of which makes it register a 10 s timer; with `pace` beside.
+    fn unparks_per_message(pace: bool) -> f64 {
+        use std::sync::atomic::AtomicU64;
+        let unparks = Arc::new(AtomicU64::new(0));
+        let counter = unparks.clone();
+        let runtime = Builder::new_current_thread()
+            .enable_all()
+            .on_thread_unpark(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+            })
+            .build()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let sends = 100;
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            for _ in 0..sends {
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let start = runtime.block_on(async {
+            let work = async {
+                let mut start = None;
+                while rx.recv().await.is_some() {
+                    start.get_or_insert(unparks.load(Ordering::Relaxed));
+                    // Registered on its first poll, as a request's header timeout is.
+                    let timer = tokio::time::sleep(Duration::from_secs(10));
+                    tokio::pin!(timer);
+                    assert!(futures_util::poll!(timer.as_mut()).is_pending());
+                }
+                start.unwrap()
+            };
+            if pace {
+                tokio::select! {
+                    start = work => start,
+                    never = super::pace() => match never {},
+                }
+            } else {
+                work.await
+            }
+        });
+        sender.join().unwrap();
+        (unparks.load(Ordering::Relaxed) - start) as f64 / sends as f64
+    }
+
+    #[test]
+    fn a_pending_timer_spares_each_request_timer_a_wake_up() {
+        let without = unparks_per_message(false);
+        let with = unparks_per_message(true);
+        // Without: the message's own wake-up, then the one the new timer causes. If this
+        // fails because `without` is near 1, Tokio no longer wakes its driver for a timer
+        // registered on its own thread (tokio-rs/tokio#8383): `pace` can go.
+        assert!(
+            without >= 1.7,
+            "without pace: {without:.2} unparks per message"
+        );
+        assert!(with <= 1.3, "with pace: {with:.2} unparks per message");
     }
 
     #[test]
