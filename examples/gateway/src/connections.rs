@@ -17,8 +17,8 @@
 //!
 //! Each thread also keeps one timer pending ([`pace`]): Tokio wakes a runtime's I/O driver
 //! whenever a timer is registered earlier than the driver's next planned wake-up, even from the
-//! runtime's own running thread — a write to its eventfd and one more `epoll_wait`, half a
-//! wake-up per request at c=8 (BENCHMARKS.md, "A timer kept pending").
+//! runtime's own running thread — a write to its eventfd and one more `epoll_wait`, for two
+//! requests in three at c=8 (BENCHMARKS.md, "A timer kept pending on each connection thread").
 //!
 //! Tasks a request spawns (the upstream client's connection tasks, the budget's batches) run
 //! on the thread that spawned them. The threads run until the [`ConnectionThreads`] (every
