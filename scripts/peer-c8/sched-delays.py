@@ -11,8 +11,9 @@ threads held the CPUs meanwhile.
 A request's latency includes every wait of the threads it passes through (wrk, the gateway's
 connection threads, nginx), so when the waits over 3 ms on that path add up to more than one
 per 100 requests, the p99 cannot be under 3 ms, whatever the code costs. `other` is every
-thread not in the benchmark (the neighbours, the kernel's). (`perf sched record` needs
-tracepoints some VMs lack; these two are everywhere.)
+thread not in the benchmark (the neighbours, the kernel's). (`perf sched record`, used before,
+wrote nothing on one VM of this workplace, cause not found; these two tracepoints are all the
+analysis needs.)
 """
 import bisect
 import collections
