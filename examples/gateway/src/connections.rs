@@ -135,7 +135,7 @@ impl ConnectionThreads {
 
 /// How soon the timer [`pace`] keeps pending is due: sooner than every timer a request arms
 /// (the shortest default is 10 s, `REQUEST_BODY_IDLE_SECS`: [`Limits`](crate::limits::Limits)).
-pub(crate) const PACE: Duration = Duration::from_secs(1);
+const PACE: Duration = Duration::from_secs(1);
 
 /// Keeps a timer due within [`PACE`] on the current runtime's wheel, forever.
 ///
@@ -146,7 +146,7 @@ pub(crate) const PACE: Duration = Duration::from_secs(1);
 /// (tokio-rs/tokio#5207; the fix, tokio-rs/tokio#8383, is not released). With this timer
 /// pending, the driver always plans to wake within [`PACE`], and a request's timers, all due
 /// later, are registered without waking anything. The cost: one timer firing per [`PACE`].
-pub(crate) async fn pace() -> std::convert::Infallible {
+async fn pace() -> std::convert::Infallible {
     loop {
         tokio::time::sleep(PACE).await;
     }

@@ -103,10 +103,16 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// The size of the next statement for `left` records: `k` for `2^k` records, the largest
-/// power of two up to [`INSERT_ROWS`] (64, 64 … then 32, 16 … for the rest).
-fn next_size(left: usize) -> Option<usize> {
-    left.min(INSERT_ROWS).checked_ilog2().map(|k| k as usize)
+/// `records` in the statements that carry them: each with its size `k` (`2^k` records), the
+/// largest power of two up to [`INSERT_ROWS`] that fits (64, 64 … then 32, 16 … for the rest).
+fn statements(records: &[ActivityRecord]) -> impl Iterator<Item = (usize, &[ActivityRecord])> {
+    let mut left = records;
+    std::iter::from_fn(move || {
+        let k = left.len().min(INSERT_ROWS).checked_ilog2()? as usize;
+        let (rows, rest) = left.split_at(1 << k);
+        left = rest;
+        Some((k, rows))
+    })
 }
 
 /// The statement `sql` over `records` (as many as it has rows), each record encoded as it is
@@ -142,10 +148,7 @@ pub(super) async fn write(
     let mut tx = pool.begin().await.map_err(classify)?;
     let mut entries = Vec::with_capacity(records.len());
     let mut all_new = true;
-    let mut left = records;
-    while let Some(k) = next_size(left.len()) {
-        let (rows, rest) = left.split_at(1 << k);
-        left = rest;
+    for (k, rows) in statements(records) {
         let done = statement(&sql.insert[k], rows, &mut entries)?
             .execute(&mut *tx)
             .await
@@ -174,10 +177,7 @@ async fn insert_returning<'a>(
 ) -> Result<Vec<Entry<'a>>, SinkError> {
     let mut fresh = Vec::with_capacity(records.len());
     let mut entries = Vec::with_capacity(INSERT_ROWS);
-    let mut left = records;
-    while let Some(k) = next_size(left.len()) {
-        let (rows, rest) = left.split_at(1 << k);
-        left = rest;
+    for (k, rows) in statements(records) {
         let inserted = statement(&sql.insert_returning[k], rows, &mut entries)?
             .fetch_all(&mut **tx)
             .await
@@ -361,13 +361,16 @@ mod tests {
 
     #[test]
     fn statements_are_the_largest_powers_of_two_that_fit() {
-        let sizes = |mut n: usize| {
-            let mut out = Vec::new();
-            while let Some(k) = next_size(n) {
-                out.push(1 << k);
-                n -= 1 << k;
-            }
-            out
+        let records: Vec<ActivityRecord> = (0..200)
+            .map(|_| ActivityRecord::new(RecordKind::Request))
+            .collect();
+        let sizes = |n: usize| {
+            statements(&records[..n])
+                .map(|(k, rows)| {
+                    assert_eq!(rows.len(), 1 << k);
+                    rows.len()
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(sizes(0), Vec::<usize>::new());
         assert_eq!(sizes(1), [1]);
