@@ -24,9 +24,9 @@
 //!
 //! `ActivityLayer::new(sink)` is the one-line form when something else drains the writer.
 //! The public API comes in tiers: the crate root has the middleware (layer, service, future,
-//! bodies), the record and its enums, [`ActivitySink`], the writer and the error types;
-//! [`sink`] has the concrete sinks, [`query`] the stats and log queries a dashboard reads,
-//! [`pricing`] the price table.
+//! bodies), the record and its enums, [`ActivitySink`] and [`RecordObserver`], the writer and
+//! the error types; [`sink`] has the concrete sinks, [`query`] the stats and log queries a
+//! dashboard reads, [`pricing`] the price table.
 //!
 //! # What it reads
 //!
@@ -117,7 +117,7 @@ pub use service::ActivityService;
 pub use settlement::{Settle, Settlement};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use sink::StorageError;
-pub use sink::{ActivitySink, SinkError};
+pub use sink::{ActivitySink, RecordObserver, SinkError};
 pub use writer::{
     ActivityWriter, SinkStats, SpoolConfig, WriterConfig, WriterError, WriterGuard, WriterStats,
 };

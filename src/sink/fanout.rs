@@ -1,11 +1,13 @@
-//! [`FanOut`]: several sinks that each receive every record, independently.
+//! [`FanOut`]: several sinks that each receive every record, independently, and observers
+//! that read each record as it is taken.
 
 use std::fmt;
 use std::sync::Arc;
 
-use super::ActivitySink;
+use super::{ActivitySink, RecordObserver};
 
-/// Named sinks that each receive every record through a lane of their own: give it to
+/// Named sinks that each receive every record through a lane of their own, and named
+/// [observers](RecordObserver) that read each record on the caller's thread: give it to
 /// [`ActivityWriter::start`](crate::ActivityWriter::start) or
 /// [`ActivityLayer::builder`](crate::ActivityLayer::builder) where one sink would go.
 ///
@@ -15,6 +17,11 @@ use super::ActivitySink;
 /// finally drops only in its own lane, while the database keeps every record; and each sink is
 /// counted on its own ([`ActivityWriter::sink_stats`](crate::ActivityWriter::sink_stats)). A
 /// record costs one clone per extra sink.
+///
+/// An observer costs no clone and no queue: it is called with `&record` before the record
+/// goes to the sinks' queues (see [`RecordObserver`] for what it may do there). Use one for
+/// counters in memory; use a sink for anything that does I/O. A `FanOut` may hold observers
+/// only (a writer that counts and stores nothing); it needs at least one member.
 ///
 /// A single sink converts into a `FanOut` of one sink named `"default"`, which is what
 /// `ActivityLayer::builder(sink)` does.
@@ -38,7 +45,15 @@ use super::ActivitySink;
 /// ```
 #[derive(Default)]
 pub struct FanOut {
-    sinks: Vec<(Arc<str>, Box<dyn ActivitySink>)>,
+    members: Vec<(Arc<str>, Member)>,
+}
+
+/// What a name of a [`FanOut`] stands for.
+pub(crate) enum Member {
+    /// Gets every record through a lane (queue, task, batches) of its own.
+    Sink(Box<dyn ActivitySink>),
+    /// Reads every record on the caller's thread.
+    Observer(Box<dyn RecordObserver>),
 }
 
 impl FanOut {
@@ -51,31 +66,43 @@ impl FanOut {
     }
 
     /// Adds a sink under `name` (the label of its counters and warnings). A name given twice
-    /// replaces the earlier sink, so that each name counts one sink.
-    pub fn sink(mut self, name: impl Into<Arc<str>>, sink: impl ActivitySink) -> Self {
-        let name = name.into();
-        self.sinks.retain(|(n, _)| *n != name);
-        self.sinks.push((name, Box::new(sink)));
+    /// (to a sink or an observer) replaces the earlier one, so that each name counts one
+    /// member.
+    pub fn sink(self, name: impl Into<Arc<str>>, sink: impl ActivitySink) -> Self {
+        self.add(name.into(), Member::Sink(Box::new(sink)))
+    }
+
+    /// Adds an [observer](RecordObserver) under `name` (the label of its counters and
+    /// warnings, beside the sinks'): it reads every record the writer takes, on the caller's
+    /// thread, before the sinks' queues get it. A name given twice (to a sink or an observer)
+    /// replaces the earlier one.
+    pub fn observer(self, name: impl Into<Arc<str>>, observer: impl RecordObserver) -> Self {
+        self.add(name.into(), Member::Observer(Box::new(observer)))
+    }
+
+    fn add(mut self, name: Arc<str>, member: Member) -> Self {
+        self.members.retain(|(n, _)| *n != name);
+        self.members.push((name, member));
         self
     }
 
-    /// The sinks' names, in the order they were added.
+    /// The names of the sinks and observers, in the order they were added.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sinks.iter().map(|(name, _)| &**name)
+        self.members.iter().map(|(name, _)| &**name)
     }
 
-    /// How many sinks there are.
+    /// How many sinks and observers there are.
     pub fn len(&self) -> usize {
-        self.sinks.len()
+        self.members.len()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.sinks.is_empty()
+        self.members.is_empty()
     }
 
-    pub(crate) fn into_sinks(self) -> Vec<(Arc<str>, Box<dyn ActivitySink>)> {
-        self.sinks
+    pub(crate) fn into_members(self) -> Vec<(Arc<str>, Member)> {
+        self.members
     }
 }
 
@@ -88,5 +115,34 @@ impl fmt::Debug for FanOut {
 impl<S: ActivitySink> From<S> for FanOut {
     fn from(sink: S) -> Self {
         FanOut::new().sink(FanOut::DEFAULT_NAME, sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ActivityRecord;
+    use crate::sink::NoopSink;
+
+    struct Nothing;
+
+    impl RecordObserver for Nothing {
+        fn observe(&self, _: &ActivityRecord) {}
+    }
+
+    #[test]
+    fn a_name_counts_one_member_whichever_kind() {
+        let f = FanOut::new()
+            .sink("a", NoopSink)
+            .observer("b", Nothing)
+            .observer("a", Nothing)
+            .sink("b", NoopSink);
+        assert_eq!(f.names().collect::<Vec<_>>(), ["a", "b"]);
+        let kinds: Vec<bool> = f
+            .into_members()
+            .iter()
+            .map(|(_, m)| matches!(m, Member::Observer(_)))
+            .collect();
+        assert_eq!(kinds, [true, false], "the later member of a name wins");
     }
 }

@@ -16,6 +16,8 @@
 //!   gateways whose ingesters (`tower_activity::ingest`) write the database.
 //!
 //! [`FanOut`] names several sinks for one writer: each gets every record through its own queue.
+//! A [`RecordObserver`] in a `FanOut` reads each record on the caller's thread instead, without
+//! a copy or a queue: for counters in memory (the gateway's `/metrics`).
 
 use std::error::Error;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ mod fanout;
 mod memory;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
+mod observer;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "postgres")]
@@ -44,12 +47,14 @@ mod tracing;
 
 pub use self::broadcast::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY};
 pub use self::fanout::FanOut;
+pub(crate) use self::fanout::Member;
 pub use self::memory::MemorySink;
 #[cfg(feature = "nats")]
 pub use self::nats::{
     DEFAULT_NATS_URL, DEFAULT_STREAM, DEFAULT_SUBJECT, NatsError, NatsSink, NatsSinkBuilder,
     StreamConfig,
 };
+pub use self::observer::RecordObserver;
 #[cfg(feature = "otel")]
 pub use self::otel::{OtelError, OtelSink, OtelSinkBuilder};
 #[cfg(feature = "postgres")]

@@ -1,14 +1,17 @@
-//! [`ActivityWriter`]: the public handle over one lane per sink, and [`SinkStats`].
+//! [`ActivityWriter`]: the public handle over one lane per sink and the observers, and
+//! [`SinkStats`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Lane, WriterConfig, WriterError, WriterStats, run_lanes};
+use super::{Lane, Observed, WriterConfig, WriterError, WriterStats, run_lanes};
 use crate::record::ActivityRecord;
-use crate::sink::FanOut;
+use crate::sink::{FanOut, Member};
 
 /// A cloneable handle to the background task(s) that write records to the sink(s).
 ///
@@ -25,7 +28,9 @@ use crate::sink::FanOut;
 ///
 /// Started over a [`FanOut`], the writer has one queue and one task per sink, each with the
 /// whole [`WriterConfig`]: every record is offered to every sink, and a slow or failing sink
-/// fills, retries and drops only in its own lane ([`sink_stats`](Self::sink_stats)).
+/// fills, retries and drops only in its own lane ([`sink_stats`](Self::sink_stats)). The
+/// `FanOut`'s [observers](crate::sink::RecordObserver) read each record first, on the caller's
+/// thread.
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,16 +51,59 @@ use crate::sink::FanOut;
 /// ```
 #[derive(Clone)]
 pub struct ActivityWriter {
-    lanes: Arc<[Lane]>,
+    members: Arc<Members>,
 }
 
-/// One sink's counters in a writer, from [`ActivityWriter::sink_stats`].
+/// What the handles share: the lanes and the observers, behind one pointer.
+struct Members {
+    lanes: Box<[Lane]>,
+    observers: Box<[Observed]>,
+    /// The `FanOut`'s order of the two, for [`ActivityWriter::sink_stats`].
+    order: Box<[Slot]>,
+    /// Set by `shutdown`: the observers are not called any more.
+    closed: AtomicBool,
+    /// The observers' counters added up when the first shutdown's drain ended.
+    observed_at_shutdown: OnceLock<WriterStats>,
+}
+
+/// A member of the `FanOut`: the index of its lane or of its observer.
+#[derive(Clone, Copy)]
+enum Slot {
+    Lane(usize),
+    Observer(usize),
+}
+
+impl Members {
+    /// Shows `record` to every observer; `false` (and counted) after shutdown.
+    fn observe(&self, record: &ActivityRecord) -> bool {
+        if self.closed.load(Relaxed) {
+            self.observers.iter().for_each(Observed::dropped_closed);
+            return false;
+        }
+        for observer in self.observers.iter() {
+            observer.observe(record);
+        }
+        true
+    }
+
+    /// The members' names and counters, in the order of the `FanOut`.
+    fn each(&self) -> impl Iterator<Item = (&Arc<str>, WriterStats)> {
+        self.order.iter().map(|slot| match *slot {
+            Slot::Lane(i) => (&self.lanes[i].shared.name, self.lanes[i].stats()),
+            Slot::Observer(i) => (&self.observers[i].name, self.observers[i].stats()),
+        })
+    }
+}
+
+/// One sink's (or observer's) counters in a writer, from [`ActivityWriter::sink_stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SinkStats {
     /// The sink's name in its [`FanOut`] (`"default"` for a writer started over one sink).
     pub name: Arc<str>,
-    /// Its counters; the invariants of [`WriterStats`] hold for each sink on its own.
+    /// Its counters; the invariants of [`WriterStats`] hold for each sink on its own. An
+    /// [observer](crate::sink::RecordObserver) counts each record it read as `enqueued`,
+    /// `written` and one batch (`failed` if it panicked), with `queue_depth` 0.
     pub stats: WriterStats,
 }
 
@@ -90,11 +138,12 @@ impl ActivityWriter {
 
     /// Like [`start`](Self::start), returning an error instead of panicking when there is no
     /// current Tokio runtime (and `config` does not ask for a thread of its own), `config` is
-    /// invalid, the [`FanOut`] is empty, or the writer's own thread cannot start.
+    /// invalid, the [`FanOut`] is empty (neither sink nor observer), or the writer's own
+    /// thread cannot start.
     pub fn try_start(sinks: impl Into<FanOut>, config: WriterConfig) -> Result<Self, WriterError> {
         config.validate()?;
-        let sinks = sinks.into().into_sinks();
-        if sinks.is_empty() {
+        let members = sinks.into().into_members();
+        if members.is_empty() {
             return Err(WriterError::InvalidConfig(
                 "the FanOut has no sink: add one with FanOut::sink(name, sink)",
             ));
@@ -105,23 +154,45 @@ impl ActivityWriter {
                 Some(tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?)
             }
         };
-        let subdir = sinks.len() > 1;
+        // Counted over the members, observers included: adding an observer beside a sink keeps
+        // the spool where a second sink would have put it (the gateway's `database/`).
+        let subdir = members.len() > 1;
         let mut tasks = Vec::new();
-        let lanes = sinks
-            .into_iter()
-            .map(|(name, sink)| Lane::start(name, sink, &config, subdir, &mut tasks))
-            .collect::<Result<_, _>>()?;
+        let (mut lanes, mut observers, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        for (name, member) in members {
+            match member {
+                Member::Sink(sink) => {
+                    order.push(Slot::Lane(lanes.len()));
+                    lanes.push(Lane::start(name, sink, &config, subdir, &mut tasks)?);
+                }
+                Member::Observer(observer) => {
+                    order.push(Slot::Observer(observers.len()));
+                    observers.push(Observed::new(name, observer));
+                }
+            }
+        }
         run_lanes(tasks, runtime)?;
-        Ok(ActivityWriter { lanes })
+        Ok(ActivityWriter {
+            members: Arc::new(Members {
+                lanes: lanes.into(),
+                observers: observers.into(),
+                order: order.into(),
+                closed: AtomicBool::new(false),
+                observed_at_shutdown: OnceLock::new(),
+            }),
+        })
     }
 
-    /// Queues a record for every sink; never blocks and never awaits.
+    /// Shows a record to every [observer](crate::sink::RecordObserver), then queues it for
+    /// every sink; never blocks and never awaits (unless an observer does).
     ///
-    /// Returns `true` when every sink's queue took the record. Returns `false` when at least
-    /// one dropped it: its queue was full ([`WriterStats::dropped_queue_full`]) or the writer
-    /// is shut down ([`WriterStats::dropped_closed`]); the other sinks still have it. Drops are
-    /// logged with at most one warning per second, per reason and per sink, saying how many
-    /// records were dropped.
+    /// Returns `true` when every sink's queue took the record (and the observers read it).
+    /// Returns `false` when at least one dropped it: its queue was full
+    /// ([`WriterStats::dropped_queue_full`]) or the writer is shut down
+    /// ([`WriterStats::dropped_closed`], observers included); the other sinks still have it.
+    /// Drops are logged with at most one warning per second, per reason and per sink, saying
+    /// how many records were dropped. An observer that panics does not change the answer (it
+    /// counts as [`failed`](WriterStats::failed), as a sink's rejection does).
     ///
     /// Strings over their caps ([`ActivityRecord::MAX_NAME`] …) are cut first, and the fields
     /// cut are named in `metadata.truncated`.
@@ -135,25 +206,29 @@ impl ActivityWriter {
     #[inline]
     pub(crate) fn enqueue(&self, mut record: Box<ActivityRecord>) -> bool {
         let size = record.capped_size();
-        let Some((last, others)) = self.lanes.split_last() else {
-            return false;
-        };
+        let members = &*self.members;
         let mut all = true;
+        if !members.observers.is_empty() {
+            all = members.observe(&record);
+        }
+        let Some((last, others)) = members.lanes.split_last() else {
+            return all;
+        };
         for lane in others {
             all &= lane.record(record.clone(), size);
         }
         last.record(record, size) && all
     }
 
-    /// The current counters, added up over the sinks (see [`WriterStats`]).
+    /// The current counters, added up over the sinks and observers (see [`WriterStats`]).
     pub fn stats(&self) -> WriterStats {
-        self.lanes
-            .iter()
-            .map(Lane::stats)
+        self.members
+            .each()
+            .map(|(_, stats)| stats)
             .fold(WriterStats::default(), sum)
     }
 
-    /// Each sink's counters, in the order of the [`FanOut`].
+    /// Each sink's (and observer's) counters, in the order of the [`FanOut`].
     ///
     /// ```
     /// use tower_activity::{ActivityRecord, ActivityWriter, RecordKind, WriterConfig};
@@ -171,19 +246,20 @@ impl ActivityWriter {
     /// # }
     /// ```
     pub fn sink_stats(&self) -> Vec<SinkStats> {
-        self.lanes
-            .iter()
-            .map(|lane| SinkStats {
-                name: Arc::clone(&lane.shared.name),
-                stats: lane.stats(),
+        self.members
+            .each()
+            .map(|(name, stats)| SinkStats {
+                name: Arc::clone(name),
+                stats,
             })
             .collect()
     }
 
     /// Whether the writer refuses new records ([`shutdown`](Self::shutdown) was called, or the
-    /// tasks are gone).
+    /// sinks' tasks are gone and it has no observer).
     pub fn is_closed(&self) -> bool {
-        self.lanes.iter().all(Lane::is_closed)
+        let m = &*self.members;
+        m.lanes.iter().all(Lane::is_closed) && (m.observers.is_empty() || m.closed.load(Relaxed))
     }
 
     /// Waits until every record queued before the call has been written or failed, by every
@@ -193,24 +269,26 @@ impl ActivityWriter {
     /// it waits for room. A partial batch is written at once instead of waiting for
     /// [`WriterConfig::batch_interval`]. After [`shutdown`](Self::shutdown), waits for the drain
     /// to end. A slow sink makes this wait for it: use [`flush_sink`](Self::flush_sink) to wait
-    /// for one sink only (a read-your-writes query of the database).
+    /// for one sink only (a read-your-writes query of the database). Observers have nothing
+    /// to flush: they read each record before `record` returns.
     pub async fn flush(&self) {
         // Each lane drains in its own task: waiting for them one after the other takes as long
         // as the slowest.
-        for lane in self.lanes.iter() {
+        for lane in self.members.lanes.iter() {
             lane.flush().await;
         }
     }
 
     /// Like [`flush`](Self::flush) for the sink named `name` only; `false` (at once) when the
-    /// writer has no sink of that name.
+    /// writer has no sink of that name, `true` at once for an observer's name.
     pub async fn flush_sink(&self, name: &str) -> bool {
-        match self.lanes.iter().find(|lane| &*lane.shared.name == name) {
+        let m = &*self.members;
+        match m.lanes.iter().find(|lane| &*lane.shared.name == name) {
             Some(lane) => {
                 lane.flush().await;
                 true
             }
-            None => false,
+            None => m.observers.iter().any(|o| &*o.name == name),
         }
     }
 
@@ -218,7 +296,8 @@ impl ActivityWriter {
     /// (added up over the sinks).
     ///
     /// From the call on, [`record`](Self::record) refuses new records
-    /// ([`WriterStats::dropped_closed`]). Every sink's queue is drained in batches, all at the
+    /// ([`WriterStats::dropped_closed`], counted by every sink and observer) and no observer
+    /// is called any more. Every sink's queue is drained in batches, all at the
     /// same time; transient failures are retried until `deadline` (from now) passes. Records
     /// still unwritten then — including a sink call still in flight, which is cancelled — are
     /// counted as [`failed`](WriterStats::failed) and reported in one warning per sink. Returns
@@ -226,21 +305,31 @@ impl ActivityWriter {
     ///
     /// Idempotent: later calls (and concurrent ones) wait for the same drain and return the same
     /// final stats; the deadline of the first call wins. The returned stats are those at the end
-    /// of the drain; [`stats`](Self::stats) keeps counting later drops.
+    /// of the drain (the observers' as the drain ends); [`stats`](Self::stats) keeps counting
+    /// later drops.
     pub async fn shutdown(&self, deadline: Duration) -> WriterStats {
         // `Duration::MAX` means "no deadline"; a year is as good and does not overflow.
         let now = Instant::now();
         let at = now
             .checked_add(deadline)
             .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
-        for lane in self.lanes.iter() {
+        let m = &*self.members;
+        m.closed.store(true, Relaxed);
+        for lane in m.lanes.iter() {
             lane.stop(at);
         }
         let mut total = WriterStats::default();
-        for lane in self.lanes.iter() {
+        for lane in m.lanes.iter() {
             total = sum(total, lane.finished().await);
         }
-        total
+        // Taken once, so that every call returns the same figures.
+        let observed = m.observed_at_shutdown.get_or_init(|| {
+            m.observers
+                .iter()
+                .map(Observed::stats)
+                .fold(WriterStats::default(), sum)
+        });
+        sum(total, *observed)
     }
 }
 

@@ -33,18 +33,22 @@
 //!
 //! Several sinks ([`FanOut`](crate::sink::FanOut)) each get a lane of their own — queue, task, batches, retries and
 //! counters — like OpenTelemetry's one batch processor per exporter: a slow or failing sink
-//! fills only its own queue, and never delays or loses another sink's records.
+//! fills only its own queue, and never delays or loses another sink's records. Its
+//! [observers](crate::sink::RecordObserver) read each record on the caller's thread before the
+//! lanes get it, with counters of their own.
 
 mod config;
 mod guard;
 mod handle;
 mod line;
+mod observe;
 mod spool;
 mod task;
 
 pub use self::config::{SpoolConfig, WriterConfig, WriterError};
 pub use self::guard::WriterGuard;
 pub use self::handle::{ActivityWriter, SinkStats};
+use self::observe::Observed;
 use self::spool::Spooler;
 use self::task::Task;
 use self::task::{Either, race};

@@ -1,8 +1,10 @@
 //! `GET /metrics` (the OpenMetrics text format, which Prometheus scrapes) and `GET /healthz`.
 //!
 //! Built with `prometheus-client`. The LLM request metrics are counted from the activity
-//! records by [`RecordMetrics`], a sink of the writer's `FanOut` named `metrics`: their totals
-//! are the activity log's totals, exact tokens and cost included.
+//! records by [`RecordMetrics`], an observer of the writer's `FanOut` named `metrics` (it reads
+//! each record as the writer takes it, without a copy): their totals are those of the records
+//! the writer took, the activity log's totals (exact tokens and cost included) unless the
+//! database's lane dropped or failed some, which its `sink="database"` counters show.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -44,7 +46,8 @@ use crate::AppState;
 /// The OpenMetrics text content type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The name of [`RecordMetrics`] in the writer's `FanOut` (`sink="metrics"`).
+/// The name of [`RecordMetrics`] in the writer's `FanOut` (`sink="metrics"`: an observer's
+/// counters, each record read counting as enqueued, written and a batch of one).
 pub const SINK_NAME: &str = "metrics";
 
 /// Every metric `/metrics` shows (see the module docs). Cheap to clone.
@@ -60,7 +63,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// The metrics of `records` (a sink of `writer`) and `writer`'s counters.
+    /// The metrics of `records` (an observer of `writer`) and `writer`'s counters.
     pub fn new(records: &RecordMetrics, writer: &ActivityWriter) -> Self {
         let mut registry = Registry::default();
         records.register(&mut registry);

@@ -1,12 +1,15 @@
 //! [`RecordMetrics`]: the LLM requests' Prometheus metrics, counted from their activity
-//! records. It is a sink of the writer's `FanOut` (a lane of its own), so its sums are the
-//! log's sums: the same records, the same exact tokens and cost.
+//! records. It is an observer of the writer's `FanOut`: it reads each record the writer takes,
+//! on the request's thread as the record is made, without a copy or a queue. So its sums are
+//! those of the records the writer took — the log's sums, with the same exact tokens and cost,
+//! unless the database's lane dropped or failed some (`activity_records_dropped_total` and
+//! `activity_records_failed_total` with `sink="database"` count them), and it counts a record
+//! before the database has it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -16,7 +19,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use tower_activity::{ActivityRecord, ActivitySink, RecordKind, SinkError};
+use tower_activity::{ActivityRecord, RecordKind, RecordObserver};
 
 use super::series::{Series, TOKEN_TYPES};
 
@@ -90,7 +93,8 @@ fn ttft_histogram() -> Histogram {
 type CostSums = Arc<Mutex<BTreeMap<(String, String), Decimal>>>;
 
 /// The LLM requests' metrics (see the [module docs](super)); give it to the writer's `FanOut`
-/// as a sink, then to [`Metrics::new`](super::Metrics::new). Cheap to clone.
+/// as an observer (`FanOut::observer`), then to [`Metrics::new`](super::Metrics::new). Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct RecordMetrics {
     requests: Family<RouteLabels, Counter>,
@@ -175,7 +179,7 @@ impl RecordMetrics {
     }
 
     /// Counts one request record.
-    fn observe(&self, r: &ActivityRecord) {
+    fn request(&self, r: &ActivityRecord) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let by_route = series.route(&r.endpoint, r.outcome.as_str(), || {
             let labels = RouteLabels {
@@ -249,26 +253,18 @@ impl RecordMetrics {
     }
 }
 
-#[async_trait]
-impl ActivitySink for RecordMetrics {
-    async fn write(&self, records: &[ActivityRecord]) -> Result<(), SinkError> {
-        for record in records {
-            match record.kind {
-                RecordKind::Request => self.observe(record),
-                RecordKind::Event if record.endpoint == REFUSED => {
-                    let status = record.status_code.unwrap_or_default();
-                    self.refusals.get_or_create(&RefusalLabels { status }).inc();
-                }
-                _ => {}
+/// Counters in the process, bumped as each record is taken (a restart starts them at zero,
+/// as Prometheus expects): a lock on the few series a gateway's records name, no I/O.
+impl RecordObserver for RecordMetrics {
+    fn observe(&self, record: &ActivityRecord) {
+        match record.kind {
+            RecordKind::Request => self.request(record),
+            RecordKind::Event if record.endpoint == REFUSED => {
+                let status = record.status_code.unwrap_or_default();
+                self.refusals.get_or_create(&RefusalLabels { status }).inc();
             }
+            _ => {}
         }
-        Ok(())
-    }
-
-    /// Counters in the process: the spool does not stand in front of them (a restart
-    /// starts them at zero, as Prometheus expects).
-    fn durable(&self) -> bool {
-        false
     }
 }
 

@@ -1,6 +1,7 @@
-//! The activity writer's counters, one series per sink of its `FanOut` (`sink="database"`,
-//! `sink="metrics"`, `sink="otlp"`), read from [`ActivityWriter::sink_stats`] at each scrape.
-//! The spool's (`activity_spool_*`) are 0 for a sink without one.
+//! The activity writer's counters, one series per member of its `FanOut` (`sink="database"`,
+//! `sink="otlp"`, and the observer `sink="metrics"`, whose queue is always empty), read from
+//! [`ActivityWriter::sink_stats`] at each scrape. The spool's (`activity_spool_*`) are 0 for
+//! a sink without one.
 
 use std::fmt;
 

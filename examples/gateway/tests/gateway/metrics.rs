@@ -9,7 +9,7 @@ use gateway::metrics::{MAX_MODELS, Metrics, OTHER, RecordMetrics, route};
 use prometheus_parse::{Scrape, Value as Parsed};
 use rust_decimal::prelude::ToPrimitive;
 use tower_activity::sink::NoopSink;
-use tower_activity::{ActivitySink, ActivityWriter, WriterConfig};
+use tower_activity::{ActivitySink, ActivityWriter, RecordObserver, WriterConfig};
 
 use super::*;
 
@@ -219,7 +219,7 @@ async fn models_past_the_cap_are_counted_as_other() {
             r
         })
         .collect();
-    records.write(&batch).await.unwrap();
+    batch.iter().for_each(|r| records.observe(r));
     // The budget's refusals arrive as `budget.refused` events; other events count nothing.
     let event = |name: &str, status: u16| {
         let mut r = ActivityRecord::new(RecordKind::Event);
@@ -234,7 +234,7 @@ async fn models_past_the_cap_are_counted_as_other() {
         event("budget.threshold", 200),
         event("auth.login", 429),
     ];
-    records.write(&events).await.unwrap();
+    events.iter().for_each(|r| records.observe(r));
 
     let s = scrape(&metrics.render());
     let models: std::collections::BTreeSet<&str> = s
