@@ -103,7 +103,7 @@ pub struct SinkStats {
     pub name: Arc<str>,
     /// Its counters; the invariants of [`WriterStats`] hold for each sink on its own. An
     /// [observer](crate::sink::RecordObserver) counts each record it read as `enqueued`,
-    /// `written` and one batch (`failed` if it panicked), with `queue_depth` 0.
+    /// `written` (`failed` if it panicked), with no batch and `queue_depth` 0.
     pub stats: WriterStats,
 }
 

@@ -77,8 +77,9 @@ impl Observed {
         }
     }
 
-    /// The observer's counters, as a sink's: a call is a record `enqueued` and a batch of one,
-    /// `written` when it returned and `failed` when it panicked; nothing is ever queued.
+    /// The observer's counters, as a sink's: a call is a record `enqueued`, `written` when it
+    /// returned and `failed` when it panicked; nothing is ever queued or batched (the
+    /// writer's total `batches` stays the sinks' batches).
     pub(super) fn stats(&self) -> WriterStats {
         let written = self.observed.load(Relaxed);
         let failed = self.failed.load(Relaxed);
@@ -86,7 +87,6 @@ impl Observed {
             enqueued: written + failed,
             written,
             failed,
-            batches: written + failed,
             dropped_closed: self.dropped_closed.load(Relaxed),
             ..WriterStats::default()
         }
@@ -116,7 +116,7 @@ mod tests {
             o.observe(&record);
         }
         let s = o.stats();
-        assert_eq!((s.enqueued, s.written, s.failed, s.batches), (5, 0, 5, 5));
+        assert_eq!((s.enqueued, s.written, s.failed, s.batches), (5, 0, 5, 0));
         assert_eq!(
             o.panics.pending.load(Relaxed),
             4,

@@ -47,7 +47,7 @@ use crate::AppState;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The name of [`RecordMetrics`] in the writer's `FanOut` (`sink="metrics"`: an observer's
-/// counters, each record read counting as enqueued, written and a batch of one).
+/// counters: each record read counts as enqueued and written, and there are no batches).
 pub const SINK_NAME: &str = "metrics";
 
 /// Every metric `/metrics` shows (see the module docs). Cheap to clone.
