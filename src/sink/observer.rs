@@ -36,8 +36,8 @@ use crate::record::ActivityRecord;
 /// In [`ActivityWriter::sink_stats`](crate::ActivityWriter::sink_stats) an observer has its
 /// counters under its name: a record observed counts as `enqueued` and `written`, with no
 /// batch (`batches` and the batch times stay 0, so the writer's total counts the sinks'
-/// batches only) and `queue_depth` 0, so the invariants of [`WriterStats`](crate::WriterStats) hold for it
-/// as for a sink.
+/// batches only) and `queue_depth` 0, so the invariants of
+/// [`WriterStats`](crate::WriterStats) hold for it as for a sink.
 ///
 /// Share an observer with your own code through an [`Arc`]: `Arc<O>` and
 /// `Arc<dyn RecordObserver>` are observers too.
