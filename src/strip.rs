@@ -115,7 +115,7 @@ impl Strip {
             check_usage: false,
             line_start: None,
             line: NullUsage::new(),
-            repeat: Repeat::default(),
+            repeat: Repeat::new(),
             unfiltered: None,
             scratch: Vec::new(),
             cr: None,
@@ -408,6 +408,12 @@ impl Strip {
         if end == frame.len() && frame.last() == Some(&b'\r') {
             self.cr = Some(fate);
         }
+    }
+}
+
+impl Drop for Strip {
+    fn drop(&mut self) {
+        self.repeat.finish();
     }
 }
 

@@ -19,13 +19,34 @@
 //! A line that fits only the start of the pattern (the role chunk, the finish chunk and the
 //! usage chunk share the `id`, `object`, `model` and `system_fingerprint` of the text chunks)
 //! is filtered from after the last hole it fits, from the filter state that hole stood in,
-//! and the pattern learned from there.
+//! and the pattern learned from there — unless lines have repeated a shape already (the
+//! finish chunk after the text chunks): one such line is filtered without being learned, so the
+//! shape that repeats is kept, and a second in a row is learned. A line whose data is not an
+//! object (`[DONE]`) goes out as it is.
+//!
+//! A stream's patterns start with the room the last stream that ended on the same thread left
+//! (cleared, see [`Repeat::new`]), not with ten new vectors.
+
+use std::cell::Cell;
+use std::mem;
 
 use bytes::BytesMut;
 
-use super::null_usage::{self, KEY, NullUsage};
+use super::null_usage::{self, DATA, KEY, NullUsage};
 use super::{USAGE_KEY, is_null_after, may_be_usage};
 use crate::buf::room;
+
+/// The most room a finished stream's vectors may hold to be kept for the next stream (see
+/// [`Repeat::new`]); patterns learned from longer lines are freed with their stream.
+const SPARE_ROOM: usize = 4 * LINE;
+
+thread_local! {
+    /// The cleared patterns of the last stream that ended on this thread, for the next one to
+    /// start with: a stream's strip is new, and giving its ten vectors their room (then freeing
+    /// them) cost more than a short stream's learning of a line. At most one per thread, of at
+    /// most [`SPARE_ROOM`] per vector.
+    static SPARE: Cell<Option<Repeat>> = const { Cell::new(None) };
+}
 
 /// How many holes a chunk's pattern is given room for at first (a chat chunk has about six).
 const HOLES: usize = 16;
@@ -48,6 +69,9 @@ pub(super) struct Repeat {
     learned_ends: Vec<usize>,
     /// The holes of the line being matched, as ranges of it (kept for its allocation).
     holes: Vec<(usize, usize)>,
+    /// The last line fitted no pattern whole and was filtered without being learned (see
+    /// [`Repeat::filter_or_hold`]): the next such line is learned.
+    missed: bool,
 }
 
 /// Literals with a hole between each two.
@@ -212,6 +236,19 @@ impl Pattern {
     }
 }
 
+/// The bytes `v` holds room for.
+fn room_of<T>(v: &Vec<T>) -> usize {
+    v.capacity() * mem::size_of::<T>()
+}
+
+/// Whether the filter reads `line` as a `data:` line whose value is an object: `data:`, spaces
+/// or tabs, `{` (see [`NullUsage::prefix`]); from any other line it removes nothing.
+fn opens_object(line: &[u8]) -> bool {
+    line.strip_prefix(DATA)
+        .and_then(|value| value.iter().find(|&&b| !null_usage::is_ws(b)))
+        == Some(&b'{')
+}
+
 /// Where the string whose contents start `bytes` ends: its first quote that no backslash
 /// escapes, read as the filter reads strings (by the same function, see
 /// [`NullUsage::in_plain_string`]).
@@ -220,6 +257,57 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
 }
 
 impl Repeat {
+    /// A stream's patterns, none learned yet: the spare a finished stream on this thread left
+    /// ([`Repeat::finish`]), else new ones.
+    pub(super) fn new() -> Self {
+        SPARE
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// The stream ended: its vectors, cleared, are kept for the next stream on this thread
+    /// when they are not larger than [`SPARE_ROOM`] (and this thread keeps none yet).
+    pub(super) fn finish(&mut self) {
+        if self.full.input.capacity() == 0 {
+            // Nothing learned: nothing to keep.
+            return;
+        }
+        let vectors = [
+            room_of(&self.full.input),
+            room_of(&self.full.output),
+            room_of(&self.fast.input),
+            room_of(&self.fast.output),
+            room_of(&self.learned),
+            room_of(&self.full.ends),
+            room_of(&self.fast.ends),
+            room_of(&self.full.depths),
+            room_of(&self.fast.depths),
+            room_of(&self.learned_ends),
+            room_of(&self.holes),
+        ];
+        if vectors.iter().any(|&room| room > SPARE_ROOM) {
+            return;
+        }
+        let mut spare = mem::take(self);
+        spare.clear();
+        let _ = SPARE.try_with(|cell| {
+            let kept = cell.take();
+            cell.set(Some(kept.unwrap_or(spare)));
+        });
+    }
+
+    /// Forgets every pattern, keeping the vectors' room: the state of [`Repeat::default`].
+    fn clear(&mut self) {
+        self.full.clear();
+        self.fast.clear();
+        self.learned.clear();
+        self.learned_ends.clear();
+        self.holes.clear();
+        self.missed = false;
+    }
+
     /// Filters `line`, a whole `data:` line with its terminator, into `dest` as `filter` would
     /// (followed by [`NullUsage::end_line`]); `filter` must be [fresh](NullUsage::is_fresh).
     ///
@@ -251,14 +339,25 @@ impl Repeat {
     ) -> Line {
         let start = dest.len();
         let proven = |p: bool| if p { Line::NoUsage } else { Line::Unknown };
+        if !opens_object(line) {
+            // The filter removes nothing from data that is not an object (`data: [DONE]`):
+            // the line goes out as it is, and the filter ends where its walk would have (off,
+            // nothing held; the line's end resets it either way). A line without a quote has
+            // no `"usage"`.
+            dest.extend_from_slice(line);
+            filter.done();
+            return proven(memchr::memchr(b'"', line).is_none());
+        }
         if self.fast.fit(line, dest, &mut self.holes) == Fit::Whole {
             filter.done();
+            self.missed = false;
             return proven(self.fast.proves_no_usage(line, &self.holes));
         }
         dest.truncate(start);
         let fit = self.full.fit(line, dest, &mut self.holes);
         if fit == Fit::Whole {
             filter.done();
+            self.missed = false;
             let p = self.full.proves_no_usage(line, &self.holes);
             self.refine(line);
             return proven(p);
@@ -267,15 +366,26 @@ impl Repeat {
             dest.truncate(start);
             return Line::Held;
         }
-        match fit {
+        // Once lines have repeated a shape (`fast` holds it), one line of another shape (a
+        // chat stream's finish chunk) is filtered without being learned, so that the shape
+        // that repeats is kept; a second such line in a row is learned (the stream's shape
+        // changed).
+        let learn = self.missed || self.fast.ends.is_empty();
+        self.missed = !learn;
+        let (holes, at) = match fit {
             Fit::Start { holes, at } => {
                 filter.resume_in_string(self.full.depths[holes - 1]);
-                self.learn(filter, line, holes, at, dest);
+                (holes, at)
             }
             _ => {
                 dest.truncate(start);
-                self.learn(filter, line, 0, 0, dest);
+                (0, 0)
             }
+        };
+        if learn {
+            self.learn(filter, line, holes, at, dest);
+        } else {
+            filter.filter(&line[at..], dest);
         }
         // Searched above when `may_hold`: no `"usage"` but ones followed by `null`.
         proven(may_hold)

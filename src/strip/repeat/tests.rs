@@ -47,9 +47,11 @@ fn a_chat_stream_is_learned_once_then_fits_a_pattern_with_one_hole() {
         assert!(!want.ends_with(b",\"usage\":null}\n") && want.len() + 13 == line.len());
         assert_eq!(repeated(&mut repeat, line), want, "line {i}");
         // The role line and the first content line are learned (`id`, `object`, `model` and
-        // the text are holes); the second fits that and leaves the text the one hole.
+        // the text are holes); the second fits that and leaves the text the one hole. The
+        // finish line, of another shape, is filtered without being learned: the pattern that
+        // repeats stays.
         let holes = match i {
-            0 | 1 | 7 => None,
+            0 | 1 => None,
             _ => Some(1),
         };
         assert_eq!(
@@ -59,7 +61,73 @@ fn a_chat_stream_is_learned_once_then_fits_a_pattern_with_one_hole() {
             repeat.fast
         );
     }
-    assert_eq!(repeat.full.ends.len(), 5, "the finish line's holes");
+    assert_eq!(repeat.full.ends.len(), 5, "the content line's holes");
+    assert!(repeat.full.input.ends_with(
+        br#""},"finish_reason":null}],"usage":null}
+"#
+    ));
+}
+
+#[test]
+fn a_second_line_of_another_shape_in_a_row_is_learned() {
+    let mut repeat = Repeat::default();
+    let text = |word: &str| chunk(&format!(r#"{{"content":"{word}"}}"#), "null");
+    let tool = |args: &str| {
+        chunk(
+            &format!(r#"{{"tool_calls":[{{"index":0,"function":{{"arguments":"{args}"}}}}]}}"#),
+            "null",
+        )
+    };
+    let see = |repeat: &mut Repeat, line: &str| {
+        let line = line.as_bytes();
+        assert_eq!(repeated(repeat, line), walked(line));
+    };
+    for word in ["a", "b", "c"] {
+        see(&mut repeat, &text(word));
+    }
+    see(&mut repeat, &tool("{"));
+    // One line of another shape: the content lines' pattern stays.
+    assert!(repeat.fast.input.ends_with(
+        br#""},"finish_reason":null}],"usage":null}
+"#
+    ));
+    see(&mut repeat, &text("d"));
+    assert!(!repeat.missed, "a line that fits ends the miss");
+    see(&mut repeat, &tool("\"x"));
+    see(&mut repeat, &tool(":1}"));
+    // Two in a row: the new shape is learned, and the next line fits it.
+    assert!(repeat.full.input.ends_with(
+        br#""}}]},"finish_reason":null}],"usage":null}
+"#
+    ));
+    see(&mut repeat, &tool("}"));
+    assert!(repeat.fast.input.ends_with(
+        br#""}}]},"finish_reason":null}],"usage":null}
+"#
+    ));
+}
+
+#[test]
+fn a_line_whose_data_is_no_object_goes_out_as_it_is() {
+    let mut repeat = Repeat::default();
+    for line in [
+        &b"data: [DONE]\n"[..],
+        b"data:[\"usage\",{\"usage\":null}]\r\n",
+        b"data: \t \"usage\"\n",
+        b"data:\n",
+        b"data: ",
+        b"dat",
+    ] {
+        let mut f = NullUsage::new();
+        let mut out = BytesMut::new();
+        let proven = repeat.filter_line(&mut f, line, &mut out);
+        assert_eq!(out, line);
+        assert_eq!(proven, !line.contains(&b'"'));
+        f.end_line(&mut out);
+        assert_eq!(&out[..], walked(line), "{}", String::from_utf8_lossy(line));
+        assert!(f.is_fresh());
+    }
+    assert!(repeat.full.ends.is_empty() && repeat.fast.ends.is_empty());
 }
 
 #[test]
@@ -261,4 +329,37 @@ proptest! {
         let want = bytes.iter().position(|&b| b == b'"' || b == b'\\');
         prop_assert_eq!(null_usage::find_in_string(&bytes), want);
     }
+}
+
+#[test]
+fn a_finished_streams_patterns_start_the_next_one_cleared() {
+    // Whatever an earlier test left on this thread.
+    drop(Repeat::new());
+    let text = |word: &str| chunk(&format!(r#"{{"content":"{word}"}}"#), "null");
+    let mut repeat = Repeat::new();
+    for word in ["a", "b", "c"] {
+        repeated(&mut repeat, text(word).as_bytes());
+    }
+    repeated(&mut repeat, chunk("{}", r#""stop""#).as_bytes());
+    assert!(repeat.missed && !repeat.fast.ends.is_empty());
+    let room = repeat.full.input.capacity();
+    repeat.finish();
+    let mut next = Repeat::new();
+    assert_eq!(next.full.input.capacity(), room, "the room is kept");
+    assert_eq!(format!("{next:?}"), format!("{:?}", Repeat::default()));
+    // It learns and filters as a new one does.
+    let mut new = Repeat::default();
+    for line in [chunk("{}", "null"), text("d"), text("e")] {
+        let line = line.as_bytes();
+        assert_eq!(repeated(&mut next, line), walked(line));
+        repeated(&mut new, line);
+        assert_eq!(format!("{next:?}"), format!("{new:?}"));
+    }
+    // Patterns of a line longer than the room kept are freed with their stream.
+    let refusal = |r: String| chunk(&format!(r#"{{"refusal":"{r}"}}"#), "null");
+    repeated(&mut next, refusal("x".repeat(2 * SPARE_ROOM)).as_bytes());
+    repeated(&mut next, refusal("y".repeat(2 * SPARE_ROOM)).as_bytes());
+    assert!(next.learned.capacity() > SPARE_ROOM);
+    next.finish();
+    assert_eq!(Repeat::new().full.input.capacity(), 0);
 }
