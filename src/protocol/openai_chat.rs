@@ -7,6 +7,7 @@
 //! moderation chunk. An in-band error is a chunk (or an `event: error`) with an `error` object.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -49,12 +50,40 @@ impl State for Flags {
     }
 }
 
+/// The most room, in bytes, a finished stream's preamble may hold in one vector to be kept for
+/// the next stream (see [`SPARE`]).
+const SPARE_ROOM: usize = 4096;
+
+thread_local! {
+    /// The preamble of the last stream that ended on this thread, reset, for the next stream's
+    /// first event: a tracker is new for each response, and giving a preamble's vectors their
+    /// room (then freeing them) is a fixed cost of every stream. At most one per thread, none
+    /// of its vectors holding more than [`SPARE_ROOM`].
+    static SPARE: Cell<Option<Preamble<Flags>>> = const { Cell::new(None) };
+}
+
+impl Drop for OpenAiChat {
+    fn drop(&mut self) {
+        // Only a stream's tracker has walked an event (a JSON response's never has).
+        if self.preamble.is_new() || self.preamble.largest_room() > SPARE_ROOM {
+            return;
+        }
+        let mut spare = std::mem::take(&mut self.preamble);
+        spare.reset();
+        let _ = SPARE.try_with(|cell| {
+            let kept = cell.take();
+            cell.set(Some(kept.unwrap_or(spare)));
+        });
+    }
+}
+
 impl OpenAiChat {
     /// The tracker for `/v1/embeddings` (input tokens only; output is a known 0).
     pub(crate) fn embeddings() -> Self {
         OpenAiChat {
             embeddings: true,
-            ..OpenAiChat::default()
+            finish_of_first: false,
+            preamble: Preamble::default(),
         }
     }
 
@@ -104,6 +133,12 @@ impl Tracker for OpenAiChat {
             return;
         }
         // Chunks of one stream repeat the same preamble: only what follows it is walked.
+        if self.preamble.is_new() {
+            // The first event: the room a finished stream's preamble left on this thread.
+            if let Some(spare) = SPARE.try_with(Cell::take).ok().flatten() {
+                self.preamble = spare;
+            }
+        }
         let mut chars = 0;
         let mut text_chars = 0;
         let mut decode = event.name == b"error";

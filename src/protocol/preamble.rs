@@ -434,6 +434,49 @@ fn hole(json: &[u8], m: &Member<'_>) -> Option<(usize, usize)> {
 }
 
 impl<S: State> Preamble<S> {
+    /// Whether this preamble has not walked an event yet: it holds no room (the first walk
+    /// gives its vectors theirs).
+    pub(crate) fn is_new(&self) -> bool {
+        self.scratch.capacity() == 0
+    }
+
+    /// The most room, in bytes, any of its vectors holds.
+    pub(crate) fn largest_room(&self) -> usize {
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        [
+            bytes(&self.pre.last),
+            bytes(&self.pre.holes),
+            bytes(&self.pre.mask),
+            bytes(&self.post.last),
+            bytes(&self.post.holes),
+            bytes(&self.post.mask),
+            bytes(&self.scratch),
+            bytes(&self.marks),
+            bytes(&self.head),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+
+    /// Forgets everything it remembered, keeping its vectors' room: the state of
+    /// [`Preamble::default`], for another stream to start with.
+    pub(crate) fn reset(&mut self) {
+        for pattern in [&mut self.pre, &mut self.post] {
+            pattern.clear();
+            pattern.plain = false;
+        }
+        self.state = S::default();
+        self.post_state = S::default();
+        self.scratch.clear();
+        self.marks.clear();
+        self.head.clear();
+        self.head_key = 0;
+        self.shape = Shape::default();
+    }
+
     /// Remembers the head of `first`, the first member after the preamble, when its value is
     /// a string.
     fn remember_head(&mut self, json: &[u8], first: Option<&Member<'_>>) {

@@ -338,3 +338,49 @@ fn tier_modalities_and_a_stated_cost_are_read() {
     );
     assert_eq!(obs.stated_cost, None);
 }
+
+#[test]
+fn a_finished_streams_preamble_starts_the_next_one_reset() {
+    let pre = r#"{"id":"c","object":"chat.completion.chunk","created":9,"model":"m","choices":["#;
+    let chunk = |delta: &str| format!(r#"{pre}{{"index":0,"delta":{delta}}}]}}"#);
+    let events = [
+        chunk(r#"{"role":"assistant","content":""}"#),
+        chunk(r#"{"content":"ab"}"#),
+        chunk(r#"{"content":"cde"}"#),
+    ];
+    let events: Vec<(&str, &str)> = events.iter().map(|e| ("", e.as_str())).collect();
+    drop(SPARE.with(Cell::take));
+    let mut first = OpenAiChat::default();
+    feed(&mut first, &events);
+    drop(first);
+    let spare = SPARE.with(Cell::take).expect("a stream's preamble is kept");
+    assert!(!spare.is_new());
+    assert_eq!(
+        format!("{spare:?}"),
+        format!("{:?}", Preamble::<Flags>::default())
+    );
+    SPARE.with(|cell| cell.set(Some(spare)));
+    // The next stream takes it, and observes what a new preamble does.
+    let other = [
+        r#"{"id":"d","model":"n","choices":[{"delta":{"content":"x"}}]}"#,
+        r#"{"id":"d","model":"n","choices":[{"delta":{"content":"yz"}}]}"#,
+        r#"{"id":"d","model":"n","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}"#,
+    ];
+    let other: Vec<(&str, &str)> = other.iter().map(|e| ("", *e)).collect();
+    let mut next = OpenAiChat::default();
+    let with_spare = feed(&mut next, &other);
+    assert!(SPARE.with(Cell::take).is_none(), "taken by the next stream");
+    let fresh = feed(&mut OpenAiChat::default(), &other);
+    assert_eq!(format!("{with_spare:?}"), format!("{fresh:?}"));
+    assert_eq!(with_spare.output_chars, 3);
+    // A JSON response's tracker walks nothing and keeps nothing.
+    drop(next);
+    assert!(SPARE.with(Cell::take).is_some());
+    let mut json = OpenAiChat::default();
+    json.on_json(
+        br#"{"model":"m","choices":[]}"#,
+        &mut Observation::default(),
+    );
+    drop(json);
+    assert!(SPARE.with(Cell::take).is_none());
+}
