@@ -316,7 +316,8 @@ impl Strip {
     /// any other line is one the filter lets through unchanged (it removes nothing outside
     /// `data:` lines, and keeps an object left open by an earlier data line waiting).
     fn route_line(&mut self, bytes: &[u8]) {
-        let through = |s: &Self| s.whole(bytes) && !bytes.starts_with(DATA) && s.line.is_unread();
+        let data = bytes.starts_with(DATA);
+        let through = |s: &Self| !data && s.whole(bytes) && s.line.is_unread();
         // Under the cap with an unfiltered line as it is, a line is under it with the line
         // filtered: one the filter lets through may follow the unfiltered line, anything else
         // is routed after it is filtered.

@@ -117,6 +117,39 @@ pub(super) fn find_in_string(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'"' || b == b'\\')
 }
 
+/// Where the next `:` is: as [`find_in_string`], eight bytes at a time for the first few words
+/// (the members of a chunk are a few dozen bytes apart), then `memchr`.
+pub(super) fn find_colon(bytes: &[u8]) -> Option<usize> {
+    const WORDS: usize = 4 * 8;
+    let colons = |w: u64| {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        let x = w ^ (LO * u64::from(b':'));
+        x.wrapping_sub(LO) & !x & HI
+    };
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        if i == WORDS {
+            return memchr::memchr(b':', &bytes[i..]).map(|j| j + i);
+        }
+        let m = colons(word(&bytes[i..i + 8]));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i == bytes.len() {
+        return None;
+    }
+    if bytes.len() >= 8 {
+        // The last word again, without the bytes already looked at.
+        let back = i + 8 - bytes.len();
+        let m = colons(word(&bytes[bytes.len() - 8..])) >> (back * 8);
+        return (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize);
+    }
+    bytes.iter().position(|&b| b == b':')
+}
+
 /// Eight bytes as a little-endian word (`bytes` is eight long).
 fn word(bytes: &[u8]) -> u64 {
     let mut w = [0; 8];

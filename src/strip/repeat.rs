@@ -469,7 +469,7 @@ impl Repeat {
         // (from `line[lit..]`).
         let (mut done, mut lit, mut out) = (at, at, dest.len());
         let mut search = at;
-        while let Some(colon) = memchr::memchr(b':', &line[search..]) {
+        while let Some(colon) = null_usage::find_colon(&line[search..]) {
             let colon = search + colon;
             search = colon + 1;
             if colon == 0 || line[colon - 1] != b'"' || line.get(colon + 1) != Some(&b'"') {

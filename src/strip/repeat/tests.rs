@@ -329,6 +329,24 @@ proptest! {
         let want = bytes.iter().position(|&b| b == b'"' || b == b'\\');
         prop_assert_eq!(null_usage::find_in_string(&bytes), want);
     }
+
+    #[test]
+    fn find_colon_equals_a_byte_loop(
+        bytes in prop::collection::vec(
+            prop_oneof![Just(b':'), Just(b'"'), Just(b':' ^ 0x80), Just(b';'), any::<u8>()],
+            0..80,
+        ),
+        sparse in 0usize..80,
+    ) {
+        // Mostly bytes that are not, so that the first colon lies at any offset.
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if i < sparse && b == b':' { b'x' } else { b })
+            .collect();
+        let want = bytes.iter().position(|&b| b == b':');
+        prop_assert_eq!(null_usage::find_colon(&bytes), want);
+    }
 }
 
 #[test]
