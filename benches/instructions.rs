@@ -17,18 +17,34 @@
 //! minus bare, divided by the workload's units (SSE events, or 1 request), is the layer's cost
 //! per unit. `--check` compares that with `benches/instructions.json`, the baseline checked into
 //! the repository: updating it is a reviewed change in the commit that explains it.
+//!
+//! One more row, `budget_memory_json_openai_chat`, is what [`BudgetLayer`] adds per JSON
+//! request in front of the activity layer, with a [`MemoryBudgetStore`] (the gateway's shape,
+//! and `benches/budget.rs`'s `budget_layer/memory`: a user charged to four windows — the
+//! balance with a credit, the day, the month, and the minute capped on requests): the JSON
+//! workload through budget and activity layers, less the same through the activity layer
+//! alone (its "bare" column is that layered figure). `--only NAME` measures the workloads
+//! whose name contains `NAME` and shows them (`--only budget`: the budget row alone).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use testkit::callgrind;
+use testkit::framed::{Ending, FramedBody};
 use testkit::workload::{self, Workload, bare, layered};
 use tower::Layer;
+use tower_activity::budget::{BudgetLayer, BudgetStore, MemoryBudgetStore, Metric, Scope, Window};
 use tower_activity::sink::NoopSink;
-use tower_activity::{ActivityLayer, WriterConfig};
+use tower_activity::{ActivityLayer, ActivityRequestBody, Attribution, WriterConfig};
 
 /// The two run lengths whose difference is measured. The long run is 200 exchanges longer so
 /// that a one-off heap event (a consolidation when the queued records are freed at exit, worth
@@ -38,6 +54,9 @@ const RUNS: (u64, u64) = (10, 210);
 const TOLERANCE: f64 = 0.05;
 /// The baseline, relative to the package root.
 const BASELINE: &str = "benches/instructions.json";
+/// The budget layer's row, and the workload it runs.
+const BUDGET: &str = "budget_memory_json_openai_chat";
+const BUDGET_WORKLOAD: &str = "json_openai_chat";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args()
@@ -46,12 +65,14 @@ fn main() -> ExitCode {
         .collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["--child", name, variant, n] => child(name, variant, n),
-        [] => report(Mode::Show),
-        ["--check"] => report(Mode::Check),
-        ["--update"] => report(Mode::Update),
+        [] => report(Mode::Show, ""),
+        ["--only", only] => report(Mode::Show, only),
+        ["--check"] => report(Mode::Check, ""),
+        ["--update"] => report(Mode::Update, ""),
         _ => {
             eprintln!(
                 "usage: cargo bench --bench instructions [-- --check | --update]\n\
+                 or: cargo bench --bench instructions -- --only NAME\n\
                  got: {args:?}"
             );
             ExitCode::from(2)
@@ -91,12 +112,85 @@ fn child(name: &str, variant: &str, n: &str) -> ExitCode {
                 std::hint::black_box(layered(&service, &w).await);
             }
         }),
+        "budget" => rt.block_on(budget(&w, n)),
         other => {
-            eprintln!("instructions: unknown variant {other:?} (bare or layered)");
+            eprintln!("instructions: unknown variant {other:?} (bare, layered or budget)");
             return ExitCode::from(2);
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `n` exchanges of `w` through the budget layer (memory store, the gateway's four windows)
+/// in front of the activity layer as the `layered` variant builds it.
+async fn budget(w: &Workload, n: u64) {
+    const USER: &str = "bench";
+    let config = WriterConfig::default()
+        .with_queue_capacity(1 << 16)
+        .with_batch_size(1 << 16)
+        .with_batch_interval(Duration::from_secs(3600));
+    let activity = ActivityLayer::builder(NoopSink)
+        .writer_config(config)
+        .build();
+    let store = MemoryBudgetStore::new();
+    store
+        .raise_limit(
+            &format!("user:{USER}"),
+            Window::Total,
+            Metric::Spend,
+            Decimal::from(1_000_000),
+        )
+        .await
+        .expect("credits granted");
+    let budget = BudgetLayer::builder(store)
+        .credits(Scope::User)
+        .track(Scope::User, Window::Day)
+        .track(Scope::User, Window::Month)
+        .limit(
+            Scope::User,
+            Window::Minute,
+            Metric::Requests,
+            Decimal::from(1_000_000_000_i64),
+        )
+        .attribution(|_| Some(Attribution::user(USER)))
+        .events(activity.events())
+        .build()
+        .expect("a valid budget");
+    let service = budget.layer(activity.layer(budget_upstream(w)));
+    for _ in 0..n {
+        std::hint::black_box(layered(&service, w).await);
+        budget.flush().await;
+    }
+    let stats = budget.stats();
+    assert_eq!(
+        (stats.settled, stats.refused),
+        (n, 0),
+        "every request settled"
+    );
+}
+
+/// [`Workload::upstream`] for a request the budget layer read first (its body wrapped twice),
+/// at the same cost per call.
+fn budget_upstream(
+    w: &Workload,
+) -> impl tower::Service<
+    http::Request<ActivityRequestBody<ActivityRequestBody<Full<Bytes>>>>,
+    Response = http::Response<FramedBody>,
+    Error = Infallible,
+    Future = workload::Answer,
+> + Clone
++ use<> {
+    let frames: Arc<[Bytes]> = w.frames.clone().into();
+    let content_type = w.content_type;
+    tower::service_fn(
+        move |_req: http::Request<ActivityRequestBody<ActivityRequestBody<Full<Bytes>>>>| {
+            let body = FramedBody::from_frames(frames.to_vec(), Ending::Plain);
+            std::future::ready(Ok(http::Response::builder()
+                .header("content-type", content_type)
+                .body(body)
+                .expect("valid response")))
+        },
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,7 +214,7 @@ impl Figures {
     }
 }
 
-fn report(mode: Mode) -> ExitCode {
+fn report(mode: Mode, only: &str) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -140,13 +234,39 @@ fn report(mode: Mode) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut figures = BTreeMap::new();
+    let with_budget = BUDGET.contains(only);
     for w in workload::all() {
+        let wanted = w.name.contains(only) || (with_budget && w.name == BUDGET_WORKLOAD);
+        if !wanted {
+            continue;
+        }
         match measure(&exe, &dir, &w) {
             Ok(f) => {
                 figures.insert(w.name, f);
             }
             Err(e) => {
                 eprintln!("instructions: {}: {e}", w.name);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if with_budget {
+        // The activity layer alone is the JSON workload's layered figure.
+        let activity = figures.get(BUDGET_WORKLOAD).map(|f| f.layered);
+        let budget = activity.ok_or_else(|| format!("{BUDGET_WORKLOAD} not measured"));
+        match budget.and_then(|activity| {
+            let both = per_exchange(&exe, &dir, BUDGET_WORKLOAD, "budget")?;
+            Ok(Figures {
+                bare: activity,
+                layered: both,
+                units: 1,
+            })
+        }) {
+            Ok(f) => {
+                figures.insert(BUDGET, f);
+            }
+            Err(e) => {
+                eprintln!("instructions: {BUDGET}: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -254,16 +374,18 @@ fn check(path: &Path, figures: &BTreeMap<&str, Figures>) -> ExitCode {
 
 /// Both variants of one workload, each at both run lengths.
 fn measure(exe: &Path, dir: &Path, w: &Workload) -> Result<Figures, String> {
-    let per_exchange = |variant: &str| -> Result<f64, String> {
-        let short = count(exe, dir, w.name, variant, RUNS.0)?;
-        let long = count(exe, dir, w.name, variant, RUNS.1)?;
-        Ok((long as f64 - short as f64) / (RUNS.1 - RUNS.0) as f64)
-    };
     Ok(Figures {
-        bare: per_exchange("bare")?,
-        layered: per_exchange("layered")?,
+        bare: per_exchange(exe, dir, w.name, "bare")?,
+        layered: per_exchange(exe, dir, w.name, "layered")?,
         units: w.units,
     })
+}
+
+/// One variant's instructions per exchange: the difference of its two run lengths.
+fn per_exchange(exe: &Path, dir: &Path, name: &str, variant: &str) -> Result<f64, String> {
+    let short = count(exe, dir, name, variant, RUNS.0)?;
+    let long = count(exe, dir, name, variant, RUNS.1)?;
+    Ok((long as f64 - short as f64) / (RUNS.1 - RUNS.0) as f64)
 }
 
 /// The instructions of one child run under callgrind.
