@@ -42,10 +42,12 @@ pub struct MemoryBudgetStore {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Each subject's caps and counters; looked up by `&str`, no key is built.
+    /// Each subject's caps and counters; looked up by `&str`, no key is built. SipHash (the
+    /// std default): a subject can be named by the client (a model, a tag, a custom scope).
     subjects: HashMap<String, Subject>,
-    /// The admissions not settled yet (settlement takes each check's estimate back).
-    reservations: HashSet<Uuid>,
+    /// The admissions not settled yet (settlement takes each check's estimate back). Their
+    /// ids are the layer's own random UUIDs, not chosen by a client: hashed with foldhash.
+    reservations: HashSet<Uuid, foldhash::fast::RandomState>,
 }
 
 /// One subject's own caps, per window ([`slot`]), and its counters (one per window start).
@@ -115,6 +117,24 @@ fn state_of(subject: Option<&Subject>, key: &CounterKey, defaults: &Limits) -> C
     }
 }
 
+/// Whether every check fits its counter's caps (`states` in check order).
+fn fits(checks: &[Check], states: &[CounterState]) -> bool {
+    checks
+        .iter()
+        .zip(states)
+        .all(|(c, s)| s.limits.admit(&s.used, &s.reserved, &c.estimate))
+}
+
+/// Reserves each check's estimate in `subject`'s counter, and writes the counter's reserved
+/// total into its state.
+fn reserve(subject: &mut Subject, checks: &[Check], states: &mut [CounterState]) {
+    for (check, state) in checks.iter().zip(states) {
+        let counter = subject.counter_mut(&check.counter);
+        counter.reserved = counter.reserved.plus(&check.estimate);
+        state.reserved = counter.reserved;
+    }
+}
+
 /// The checks in runs of one subject each (an admission's checks of one subject are
 /// usually next to each other: the layer makes them scope by scope).
 fn runs(checks: &[Check]) -> impl Iterator<Item = &[Check]> {
@@ -133,13 +153,66 @@ impl MemoryBudgetStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Admission under the lock: decided on each check's counter, then reserved in all.
+    fn admit_locked(&self, admission: &Admission) -> Verdict {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let checks = &admission.checks;
+        let one_subject = runs(checks).nth(1).is_none();
+        let mut states: Vec<CounterState> = Vec::with_capacity(checks.len());
+        if one_subject && !checks.is_empty() {
+            // The usual admission (the gateway's four windows of one user): the subject is
+            // looked up once, to decide and to reserve.
+            let name = checks[0].counter.subject.as_str();
+            let found = state.subjects.get_mut(name);
+            states.extend(
+                checks
+                    .iter()
+                    .map(|c| state_of(found.as_deref(), &c.counter, &c.defaults)),
+            );
+            if !fits(checks, &states) {
+                return Verdict::Refused(states);
+            }
+            let subject = match found {
+                Some(subject) => subject,
+                None => state.subjects.entry(name.to_owned()).or_default(),
+            };
+            reserve(subject, checks, &mut states);
+        } else {
+            for run in runs(checks) {
+                let subject = state.subjects.get(run[0].counter.subject.as_str());
+                states.extend(
+                    run.iter()
+                        .map(|c| state_of(subject, &c.counter, &c.defaults)),
+                );
+            }
+            if !fits(checks, &states) {
+                return Verdict::Refused(states);
+            }
+            let mut at = 0;
+            for run in runs(checks) {
+                let subject = state.subject_mut(&run[0].counter.subject);
+                reserve(subject, run, &mut states[at..at + run.len()]);
+                at += run.len();
+            }
+        }
+        state.reservations.insert(admission.id);
+        Verdict::Admitted(states)
+    }
+
     /// Settlement under the lock (it never waits on anything else, so it needs no task).
     fn settle_locked(&self, admission: &Admission, used: &Usage) -> Vec<CounterState> {
         let mut state = self.lock();
+        let state = &mut *state;
         let held = state.reservations.remove(&admission.id);
         let mut out = Vec::with_capacity(admission.checks.len());
         for run in runs(&admission.checks) {
-            let subject = state.subject_mut(&run[0].counter.subject);
+            let name = run[0].counter.subject.as_str();
+            // One lookup (the subject is there unless housekeeping forgot it meanwhile).
+            let subject = match state.subjects.get_mut(name) {
+                Some(subject) => subject,
+                None => state.subjects.entry(name.to_owned()).or_default(),
+            };
             for check in run {
                 let counter = subject.counter_mut(&check.counter);
                 if held {
@@ -190,35 +263,7 @@ impl State {
 #[async_trait]
 impl BudgetStore for MemoryBudgetStore {
     async fn admit(&self, admission: &Admission) -> Result<Verdict, BudgetError> {
-        let mut state = self.lock();
-        let mut states: Vec<CounterState> = Vec::with_capacity(admission.checks.len());
-        for run in runs(&admission.checks) {
-            let subject = state.subjects.get(run[0].counter.subject.as_str());
-            states.extend(
-                run.iter()
-                    .map(|c| state_of(subject, &c.counter, &c.defaults)),
-            );
-        }
-        let fits = admission
-            .checks
-            .iter()
-            .zip(&states)
-            .all(|(c, s)| s.limits.admit(&s.used, &s.reserved, &c.estimate));
-        if !fits {
-            return Ok(Verdict::Refused(states));
-        }
-        let mut at = 0;
-        for run in runs(&admission.checks) {
-            let subject = state.subject_mut(&run[0].counter.subject);
-            for check in run {
-                let counter = subject.counter_mut(&check.counter);
-                counter.reserved = counter.reserved.plus(&check.estimate);
-                states[at].reserved = counter.reserved;
-                at += 1;
-            }
-        }
-        state.reservations.insert(admission.id);
-        Ok(Verdict::Admitted(states))
+        Ok(self.admit_locked(admission))
     }
 
     async fn settle(

@@ -122,12 +122,34 @@ impl Limits {
         self.exceeded(used, reserved, estimate).is_none()
     }
 
-    /// The first metric whose cap `used + reserved + estimate` would pass.
+    /// The first metric (in [`Metric::ALL`]'s order) whose cap `used + reserved + estimate`
+    /// would pass. Only the capped metrics are summed (as [`Usage::plus`] sums them).
     pub fn exceeded(&self, used: &Usage, reserved: &Usage, estimate: &Usage) -> Option<Metric> {
-        let total = used.plus(reserved).plus(estimate);
-        Metric::ALL
-            .into_iter()
-            .find(|m| self.get(*m).is_some_and(|max| total.get(*m) > max))
+        if let Some(max) = self.spend {
+            let total = used
+                .spend
+                .checked_add(reserved.spend)
+                .unwrap_or(Decimal::MAX)
+                .checked_add(estimate.spend)
+                .unwrap_or(Decimal::MAX);
+            if total > max {
+                return Some(Metric::Spend);
+            }
+        }
+        let count = |u: fn(&Usage) -> u64| {
+            Decimal::from(
+                u(used)
+                    .saturating_add(u(reserved))
+                    .saturating_add(u(estimate)),
+            )
+        };
+        if self.tokens.is_some_and(|max| count(|u| u.tokens) > max) {
+            return Some(Metric::Tokens);
+        }
+        if self.requests.is_some_and(|max| count(|u| u.requests) > max) {
+            return Some(Metric::Requests);
+        }
+        None
     }
 
     fn slot(&mut self, metric: Metric) -> &mut Option<Decimal> {
@@ -168,6 +190,64 @@ mod tests {
             Some(Metric::Spend)
         );
         assert!(Limits::none().admit(&used, &reserved, &over));
+    }
+
+    #[test]
+    fn exceeded_sums_only_the_capped_metrics_as_plus_would() {
+        let usages = [
+            Usage::ZERO,
+            Usage {
+                spend: Decimal::new(7, 2),
+                tokens: 40,
+                requests: 1,
+            },
+            Usage {
+                spend: Decimal::MAX,
+                tokens: u64::MAX,
+                requests: u64::MAX - 1,
+            },
+            Usage {
+                spend: Decimal::new(3, 1),
+                tokens: 60,
+                requests: 2,
+            },
+        ];
+        let caps = [
+            None,
+            Some(Decimal::ZERO),
+            Some(Decimal::new(1, 1)),
+            Some(Decimal::from(100)),
+            Some(Decimal::MAX),
+        ];
+        // The rule as first written: every metric summed, then compared.
+        let reference = |l: &Limits, a: &Usage, b: &Usage, c: &Usage| {
+            let total = a.plus(b).plus(c);
+            Metric::ALL
+                .into_iter()
+                .find(|m| l.get(*m).is_some_and(|max| total.get(*m) > max))
+        };
+        for spend in caps {
+            for tokens in caps {
+                for requests in caps {
+                    let limits = Limits {
+                        spend,
+                        tokens,
+                        requests,
+                    };
+                    for a in &usages {
+                        for b in &usages {
+                            for c in &usages {
+                                assert_eq!(
+                                    limits.exceeded(a, b, c),
+                                    reference(&limits, a, b, c),
+                                    "{limits:?} {a:?} {b:?} {c:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
