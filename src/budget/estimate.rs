@@ -2,6 +2,8 @@
 //! record uses when a provider reports no usage), output from its stated token limit (else
 //! the configured default), priced with the layer's table.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::account::CHARS_PER_TOKEN;
@@ -23,11 +25,12 @@ pub(super) enum Read {
     Nothing,
 }
 
-/// A request's estimate and the model it names.
+/// A request's estimate and the model it names (borrowed from the probed facts, owned when
+/// it comes from a Gemini path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Estimate {
+pub(super) struct Estimate<'a> {
     pub(super) usage: Usage,
-    pub(super) model: Option<String>,
+    pub(super) model: Option<Cow<'a, str>>,
     /// Whether the request stated its output limit (else the default was assumed).
     pub(super) stated: bool,
 }
@@ -44,14 +47,14 @@ impl Read {
 
 /// The estimate of a request to `api` whose body was `read` and probed into `facts`
 /// (`path_model`: a Gemini path's).
-pub(super) fn estimate(
+pub(super) fn estimate<'a>(
     api: LlmApi,
     read: &Read,
-    facts: Option<&RequestFacts>,
+    facts: Option<&'a RequestFacts>,
     path_model: Option<String>,
     prices: &PriceTable,
     default_output: u64,
-) -> Estimate {
+) -> Estimate<'a> {
     let chars = match read {
         Read::Whole(body) => prompt_chars(body),
         Read::Part(bytes) => *bytes,
@@ -64,8 +67,8 @@ pub(super) fn estimate(
         _ => stated.unwrap_or(default_output),
     };
     let model = facts
-        .and_then(|f| f.model.as_deref().map(str::to_owned))
-        .or(path_model);
+        .and_then(|f| f.model.as_deref().map(Cow::Borrowed))
+        .or(path_model.map(Cow::Owned));
     let tokens = TokenUsage {
         input,
         output,
@@ -97,10 +100,11 @@ mod tests {
             br#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"12345678"}]}"#,
         );
         let read = Read::Whole(body);
+        let facts = read.probe();
         let e = estimate(
             LlmApi::OpenAiChat,
             &read,
-            read.probe().as_ref(),
+            facts.as_ref(),
             None,
             PriceTable::embedded(),
             4096,
@@ -116,10 +120,11 @@ mod tests {
     fn defaults_and_unknowns() {
         let body = Bytes::from_static(br#"{"model":"no-such-model","messages":[]}"#);
         let read = Read::Whole(body);
+        let facts = read.probe();
         let e = estimate(
             LlmApi::OpenAiChat,
             &read,
-            read.probe().as_ref(),
+            facts.as_ref(),
             None,
             PriceTable::embedded(),
             50,

@@ -173,24 +173,37 @@ fn show(metric: Metric, d: Decimal) -> String {
 /// capped counter with the least left (after this request's reservation when it was admitted).
 pub(super) fn rate_headers(states: &[CounterState], now: DateTime<Utc>) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (metric, names) in [
-        (
-            Metric::Requests,
-            [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
-            ],
-        ),
-        (
-            Metric::Tokens,
-            [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
-            ],
-        ),
-    ] {
+    for (name, value) in rate_header_list(states, now).into_iter().flatten() {
+        headers.insert(name, value);
+    }
+    headers
+}
+
+/// The headers of [`rate_headers`], each name at most once, as a list to insert into a
+/// response's own map (no map of their own to build, hash and drop).
+pub(super) type RateHeaders = [Option<(HeaderName, HeaderValue)>; 6];
+
+/// The headers' names for `metric`, made at compile time (`from_static` checks a name at run
+/// time otherwise).
+fn names(metric: Metric) -> [HeaderName; 3] {
+    match metric {
+        Metric::Requests => [
+            const { HeaderName::from_static("x-ratelimit-limit-requests") },
+            const { HeaderName::from_static("x-ratelimit-remaining-requests") },
+            const { HeaderName::from_static("x-ratelimit-reset-requests") },
+        ],
+        _ => [
+            const { HeaderName::from_static("x-ratelimit-limit-tokens") },
+            const { HeaderName::from_static("x-ratelimit-remaining-tokens") },
+            const { HeaderName::from_static("x-ratelimit-reset-tokens") },
+        ],
+    }
+}
+
+/// [`rate_headers`] as a list.
+pub(super) fn rate_header_list(states: &[CounterState], now: DateTime<Utc>) -> RateHeaders {
+    let mut out: RateHeaders = Default::default();
+    for (i, metric) in [Metric::Requests, Metric::Tokens].into_iter().enumerate() {
         let tightest = states
             .iter()
             .filter_map(|s| Some((s.remaining(metric)?, s)))
@@ -198,33 +211,85 @@ pub(super) fn rate_headers(states: &[CounterState], now: DateTime<Utc>) -> Heade
         let Some((left, state)) = tightest else {
             continue;
         };
-        let [limit, remaining, reset] = names.map(HeaderName::from_static);
-        let number = |d: Decimal| HeaderValue::from_str(&d.trunc().to_string()).ok();
-        if let (Some(max), Some(left)) = (state.limits.get(metric).and_then(number), number(left)) {
-            headers.insert(limit, max);
-            headers.insert(remaining, left);
+        let [limit, remaining, reset] = names(metric);
+        if let (Some(max), Some(left)) = (state.limits.get(metric).and_then(whole), whole(left)) {
+            out[3 * i] = Some((limit, max));
+            out[3 * i + 1] = Some((remaining, left));
         }
         if let Some(end) = state.counter.end() {
-            if let Ok(v) = HeaderValue::from_str(&duration(end - now)) {
-                headers.insert(reset, v);
-            }
+            out[3 * i + 2] = Some((reset, duration_value(end - now)));
         }
     }
-    headers
+    out
+}
+
+/// A cap or what is left of it, truncated to a whole number, as a header value: a
+/// non-negative count written by `itoa` (one allocation, no decimal formatting), anything
+/// else as its decimal text (the same digits).
+fn whole(d: Decimal) -> Option<HeaderValue> {
+    let d = d.trunc();
+    match u64::try_from(d.mantissa()) {
+        // `trunc` leaves scale 0: the mantissa is the value.
+        Ok(n) if d.is_sign_positive() && d.scale() == 0 => Some(HeaderValue::from(n)),
+        _ => HeaderValue::from_str(&d.to_string()).ok(),
+    }
 }
 
 /// A duration as OpenAI writes its resets (Go's format): `250ms`, `59s`, `6m0s`, `23h59m59s`.
 pub(super) fn duration(d: chrono::TimeDelta) -> String {
+    let mut out = String::new();
+    write_duration(&mut out, d).expect("a String takes any text");
+    out
+}
+
+/// [`duration`] as a header value, written into a buffer on the stack (no `String`).
+fn duration_value(d: chrono::TimeDelta) -> HeaderValue {
+    let mut buf = StackText::default();
+    match write_duration(&mut buf, d) {
+        // Digits and letters only: always a valid header value.
+        Ok(()) => HeaderValue::from_bytes(buf.as_bytes())
+            .unwrap_or_else(|_| HeaderValue::from_static("0s")),
+        Err(_) => {
+            HeaderValue::from_str(&duration(d)).unwrap_or_else(|_| HeaderValue::from_static("0s"))
+        }
+    }
+}
+
+fn write_duration(out: &mut impl std::fmt::Write, d: chrono::TimeDelta) -> std::fmt::Result {
     let ms = d.num_milliseconds().max(0);
     if ms < 1000 {
-        return format!("{ms}ms");
+        return write!(out, "{ms}ms");
     }
     let s = (ms as u64).div_ceil(1000);
     let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
     match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
+        (0, 0) => write!(out, "{s}s"),
+        (0, _) => write!(out, "{m}m{s}s"),
+        _ => write!(out, "{h}h{m}m{s}s"),
+    }
+}
+
+/// Up to 32 bytes of text on the stack (the longest duration, `u64::MAX` seconds in hours,
+/// minutes and seconds, is 24).
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -254,6 +319,27 @@ mod tests {
         assert_eq!(duration(d(59_001)), "1m0s");
         assert_eq!(duration(d(360_000)), "6m0s");
         assert_eq!(duration(d(86_399_000)), "23h59m59s");
+        for ms in [-5, 0, 999, 1000, 59_001, 86_399_000, i64::MAX / 1000 * 1000] {
+            assert_eq!(duration_value(d(ms)), duration(d(ms)).as_str(), "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_read_as_their_decimal_text() {
+        for d in [
+            Decimal::ZERO,
+            Decimal::from(60),
+            Decimal::new(600, 1),
+            Decimal::new(12345, 2),
+            Decimal::from(i64::MAX),
+            Decimal::from(u64::MAX),
+            Decimal::MAX,
+            Decimal::new(-15, 1),
+            Decimal::from_parts(0, 0, 0, true, 0),
+        ] {
+            let text = d.trunc().to_string();
+            assert_eq!(whole(d).unwrap(), text.as_str(), "{d}");
+        }
     }
 
     #[test]

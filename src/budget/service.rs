@@ -7,23 +7,24 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use serde_json::json;
 use tower_service::Service;
 use uuid::Uuid;
 
-use crate::buf::{concat, to_bytes};
+use crate::buf::{Frames, to_bytes};
 use crate::protocol::model_from_path;
 use crate::record::LlmApi;
-use crate::request::{ActivityRequestBody, Probed};
+use crate::request::{ActivityRequestBody, Probed, RequestFacts};
 use crate::settlement::Settlement;
 
 use super::body::BudgetBody;
 use super::estimate::{Read, estimate};
 use super::events;
 use super::layer::Shared;
-use super::refusal::{Refusal, rate_headers};
+use super::refusal::{RateHeaders, Refusal, rate_header_list, rate_headers};
 use super::settle::BudgetSettle;
 use super::store::{Admission, Verdict};
 
@@ -116,8 +117,9 @@ where
 {
     let now = (shared.clock)();
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let api = shared.api_for(&path);
+    // Borrowed, not copied: only the extensions change before the request goes on.
+    let path = parts.uri.path();
+    let api = shared.api_for(path);
     let length = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -133,19 +135,16 @@ where
         _ => read_body(body, shared.max_request_body).await,
     };
     let facts = read.probe();
+    // The model is borrowed from the facts until the checks are made (the facts go into the
+    // extensions only when the request goes on).
     let estimate = estimate(
         api,
         &read,
         facts.as_ref(),
-        model_from_path(api, &path),
+        model_from_path(api, path),
         &shared.prices.current(),
         shared.default_output_tokens,
     );
-    if let Some(facts) = facts {
-        // The activity layer inside reads the same bytes: it takes these facts instead of
-        // probing them again.
-        parts.extensions.insert(Probed(facts));
-    }
     let who = shared.who(&parts);
     let checks = shared.checks(
         &parts,
@@ -154,12 +153,20 @@ where
         &estimate.usage,
         now,
     );
+    // The activity layer inside reads the same bytes: it takes these facts instead of
+    // probing them again.
+    let probed = |parts: &mut Parts, facts: Option<RequestFacts>| {
+        if let Some(facts) = facts {
+            parts.extensions.insert(Probed(facts));
+        }
+    };
     if checks.is_empty() {
         shared
             .tracker
             .unchecked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return call(inner, parts, body, HeaderMap::new()).await;
+        probed(&mut parts, facts);
+        return call(inner, parts, body, RateHeaders::default()).await;
     }
     let admission = Admission {
         id: Uuid::now_v7(),
@@ -171,7 +178,8 @@ where
                 .tracker
                 .admitted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let headers = rate_headers(&states, now);
+            let headers = rate_header_list(&states, now);
+            probed(&mut parts, facts);
             parts.extensions.insert(Settlement::new(BudgetSettle {
                 shared: shared.clone(),
                 admission,
@@ -192,7 +200,7 @@ where
                         events.record_raw(events::refused(
                             who.as_ref(),
                             &refusal,
-                            &path,
+                            path,
                             estimate.model.as_deref(),
                         ));
                     }
@@ -213,24 +221,29 @@ where
             if shared.fail_closed {
                 return Ok(unavailable("the budget store is unavailable").map(BudgetBody::refusal));
             }
-            call(inner, parts, body, HeaderMap::new()).await
+            probed(&mut parts, facts);
+            call(inner, parts, body, RateHeaders::default()).await
         }
     }
 }
 
-/// Calls the inner service and adds the `x-ratelimit-*` headers to its answer.
+/// Calls the inner service and adds the `x-ratelimit-*` headers to its answer (each
+/// replacing any the inner service set under its name).
 async fn call<S, B, ResB>(
     mut inner: S,
     parts: http::request::Parts,
     body: ActivityRequestBody<B>,
-    headers: HeaderMap,
+    headers: RateHeaders,
 ) -> Result<Response<BudgetBody<ResB>>, S::Error>
 where
     S: Service<Request<ActivityRequestBody<B>>, Response = Response<ResB>>,
     B: Body,
 {
     let mut response = inner.call(Request::from_parts(parts, body)).await?;
-    response.headers_mut().extend(headers);
+    let map = response.headers_mut();
+    for (name, value) in headers.into_iter().flatten() {
+        map.insert(name, value);
+    }
     Ok(response.map(BudgetBody::inner))
 }
 
@@ -254,37 +267,35 @@ where
     B::Data: Buf,
 {
     let mut body = Box::pin(body);
-    let mut frames = Vec::new();
-    let mut len = 0;
+    // The first frame inline: a body of one frame (nearly every request) needs no vector.
+    let mut frames = Frames::default();
     loop {
         match poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
-                    let data = to_bytes(data);
-                    len += data.len();
-                    frames.push(data);
-                    if len > cap {
-                        let read = Read::Part(len as u64);
+                    frames.push(to_bytes(data));
+                    if frames.len() > cap {
+                        let read = Read::Part(frames.len() as u64);
                         return (
-                            ActivityRequestBody::read(concat(frames), Some(body), None),
+                            ActivityRequestBody::read(frames.take(), Some(body), None),
                             read,
                         );
                     }
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        let bytes: Bytes = concat(frames);
+                        let bytes: Bytes = frames.take();
                         let read = Read::Whole(bytes.clone());
                         return (ActivityRequestBody::read(bytes, None, Some(trailers)), read);
                     }
                 }
             },
             Some(Err(error)) => {
-                let read = Read::Part(len as u64);
-                return (ActivityRequestBody::failed(concat(frames), error), read);
+                let read = Read::Part(frames.len() as u64);
+                return (ActivityRequestBody::failed(frames.take(), error), read);
             }
             None => {
-                let bytes = concat(frames);
+                let bytes = frames.take();
                 let read = Read::Whole(bytes.clone());
                 return (ActivityRequestBody::read(bytes, None, None), read);
             }
