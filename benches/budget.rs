@@ -17,28 +17,25 @@
 //! `MemoryBudgetStore` (no database call per request), so its figure is the memory row.
 //! Figures go to BENCHMARKS.md, "Budgets".
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http_body_util::Full;
 use rust_decimal::Decimal;
+use testkit::budget;
 use testkit::budget::redis::TestPrefix;
-use testkit::framed::{Ending, FramedBody};
 use testkit::storage::postgres::TestDb;
 use testkit::workload::{self, layered};
 use tokio::runtime::Runtime;
 use tower::Layer;
 use tower_activity::budget::{
     Admission, BudgetLayer, BudgetStore, Check, CounterKey, Limits, MemoryBudgetStore, Metric,
-    PostgresBudgetStore, Scope, Usage, Window,
+    PostgresBudgetStore, Usage, Window,
 };
 use tower_activity::sink::{NoopSink, TableNames};
-use tower_activity::{ActivityLayer, ActivityRequestBody, Attribution};
+use tower_activity::{ActivityLayer, Attribution};
 
 const USER: &str = "bench";
 
@@ -86,19 +83,6 @@ fn used() -> Usage {
     }
 }
 
-/// A credit line large enough for every iteration.
-async fn grant(store: &dyn BudgetStore) {
-    store
-        .raise_limit(
-            &format!("user:{USER}"),
-            Window::Total,
-            Metric::Spend,
-            Decimal::from(1_000_000),
-        )
-        .await
-        .expect("credits granted");
-}
-
 /// The stores by name.
 type Stores = Vec<(&'static str, Arc<dyn BudgetStore>)>;
 
@@ -117,7 +101,7 @@ fn stores(rt: &Runtime) -> (Stores, TestDb, TestPrefix) {
             ("redis", Arc::new(redis)),
         ];
         for (_, store) in &stores {
-            grant(store.as_ref()).await;
+            budget::grant(store.as_ref(), USER).await;
         }
         (stores, db, space)
     })
@@ -173,22 +157,12 @@ fn bench(c: &mut Criterion) {
     });
     for (name, store) in &stores {
         let budget = rt.block_on(async {
-            BudgetLayer::builder_shared(store.clone())
-                .credits(Scope::User)
-                .track(Scope::User, Window::Day)
-                .track(Scope::User, Window::Month)
-                .limit(
-                    Scope::User,
-                    Window::Minute,
-                    Metric::Requests,
-                    Decimal::from(1_000_000_000_i64),
-                )
-                .attribution(|_| Some(Attribution::user(USER)))
+            budget::gateway_shape(BudgetLayer::builder_shared(store.clone()), USER)
                 .events(activity.events())
                 .build()
                 .expect("a valid budget")
         });
-        let service = budget.layer(activity.layer(upstream(&w)));
+        let service = budget.layer(activity.layer(w.upstream_for()));
         group.bench_function(*name, |b| {
             b.iter(|| {
                 rt.block_on(async {
@@ -210,29 +184,6 @@ fn bench(c: &mut Criterion) {
     // Their drops delete the bench's database and Redis keys.
     drop(db);
     drop(space);
-}
-
-/// The workload's upstream for a request the budget layer read first (its body wrapped
-/// twice: by the budget layer, then by the activity layer).
-fn upstream(
-    w: &workload::Workload,
-) -> impl tower::Service<
-    http::Request<ActivityRequestBody<ActivityRequestBody<Full<Bytes>>>>,
-    Response = http::Response<FramedBody>,
-    Error = Infallible,
-    Future = workload::Answer,
-> + Clone
-+ use<> {
-    let (frames, content_type) = (w.frames.clone(), w.content_type);
-    tower::service_fn(
-        move |_req: http::Request<ActivityRequestBody<ActivityRequestBody<Full<Bytes>>>>| {
-            let body = FramedBody::from_frames(frames.clone(), Ending::Plain);
-            std::future::ready(Ok(http::Response::builder()
-                .header("content-type", content_type)
-                .body(body)
-                .expect("a valid response")))
-        },
-    )
 }
 
 fn config() -> Criterion {

@@ -31,20 +31,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use http_body_util::Full;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use testkit::budget;
 use testkit::callgrind;
-use testkit::framed::{Ending, FramedBody};
 use testkit::workload::{self, Workload, bare, layered};
 use tower::Layer;
-use tower_activity::budget::{BudgetLayer, BudgetStore, MemoryBudgetStore, Metric, Scope, Window};
+use tower_activity::budget::{BudgetLayer, MemoryBudgetStore};
 use tower_activity::sink::NoopSink;
-use tower_activity::{ActivityLayer, ActivityRequestBody, Attribution, WriterConfig};
+use tower_activity::{ActivityLayer, WriterConfig};
 
 /// The two run lengths whose difference is measured. The long run is 200 exchanges longer so
 /// that a one-off heap event (a consolidation when the queued records are freed at exit, worth
@@ -133,30 +127,12 @@ async fn budget(w: &Workload, n: u64) {
         .writer_config(config)
         .build();
     let store = MemoryBudgetStore::new();
-    store
-        .raise_limit(
-            &format!("user:{USER}"),
-            Window::Total,
-            Metric::Spend,
-            Decimal::from(1_000_000),
-        )
-        .await
-        .expect("credits granted");
-    let budget = BudgetLayer::builder(store)
-        .credits(Scope::User)
-        .track(Scope::User, Window::Day)
-        .track(Scope::User, Window::Month)
-        .limit(
-            Scope::User,
-            Window::Minute,
-            Metric::Requests,
-            Decimal::from(1_000_000_000_i64),
-        )
-        .attribution(|_| Some(Attribution::user(USER)))
+    budget::grant(&store, USER).await;
+    let budget = budget::gateway_shape(BudgetLayer::builder(store), USER)
         .events(activity.events())
         .build()
         .expect("a valid budget");
-    let service = budget.layer(activity.layer(budget_upstream(w)));
+    let service = budget.layer(activity.layer(w.upstream_for()));
     for _ in 0..n {
         std::hint::black_box(layered(&service, w).await);
         budget.flush().await;
@@ -167,30 +143,6 @@ async fn budget(w: &Workload, n: u64) {
         (n, 0),
         "every request settled"
     );
-}
-
-/// [`Workload::upstream`] for a request the budget layer read first (its body wrapped twice),
-/// at the same cost per call.
-fn budget_upstream(
-    w: &Workload,
-) -> impl tower::Service<
-    http::Request<ActivityRequestBody<ActivityRequestBody<Full<Bytes>>>>,
-    Response = http::Response<FramedBody>,
-    Error = Infallible,
-    Future = workload::Answer,
-> + Clone
-+ use<> {
-    let frames: Arc<[Bytes]> = w.frames.clone().into();
-    let content_type = w.content_type;
-    tower::service_fn(
-        move |_req: http::Request<ActivityRequestBody<ActivityRequestBody<Full<Bytes>>>>| {
-            let body = FramedBody::from_frames(frames.to_vec(), Ending::Plain);
-            std::future::ready(Ok(http::Response::builder()
-                .header("content-type", content_type)
-                .body(body)
-                .expect("valid response")))
-        },
-    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -93,46 +93,32 @@ static STRUCTURE: [bool; 256] = {
 /// one-word deltas): eight bytes at a time by word arithmetic finds their end before `memchr2`
 /// would have set up; past a few words `memchr2` takes over.
 pub(super) fn find_in_string(bytes: &[u8]) -> Option<usize> {
-    const WORDS: usize = 4 * 8;
-    let mut i = 0;
-    while i + 8 <= bytes.len() {
-        if i == WORDS {
-            return memchr::memchr2(b'"', b'\\', &bytes[i..]).map(|j| j + i);
-        }
-        let m = specials(word(&bytes[i..i + 8]));
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    if i == bytes.len() {
-        return None;
-    }
-    if bytes.len() >= 8 {
-        // The last word again, without the bytes already looked at.
-        let back = i + 8 - bytes.len();
-        let m = specials(word(&bytes[bytes.len() - 8..])) >> (back * 8);
-        return (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize);
-    }
-    bytes.iter().position(|&b| b == b'"' || b == b'\\')
+    find_by_words(bytes, specials, |rest| memchr::memchr2(b'"', b'\\', rest))
 }
 
-/// Where the next `:` is: as [`find_in_string`], eight bytes at a time for the first few words
-/// (the members of a chunk are a few dozen bytes apart), then `memchr`.
+/// Where the next `:` is: as [`find_in_string`] (the members of a chunk are a few dozen bytes
+/// apart).
 pub(super) fn find_colon(bytes: &[u8]) -> Option<usize> {
+    find_by_words(bytes, colons, |rest| memchr::memchr(b':', rest))
+}
+
+/// The first byte of `bytes` that `flags` marks, eight bytes at a time for the first few words,
+/// then by `far` (a `memchr` over the rest). `flags(w)` sets the high bit of each byte of the
+/// little-endian word `w` that matches, and may set one wrongly only above a byte that matched,
+/// so the lowest is exact.
+#[inline(always)]
+fn find_by_words(
+    bytes: &[u8],
+    flags: impl Fn(u64) -> u64,
+    far: impl Fn(&[u8]) -> Option<usize>,
+) -> Option<usize> {
     const WORDS: usize = 4 * 8;
-    let colons = |w: u64| {
-        const LO: u64 = 0x0101_0101_0101_0101;
-        const HI: u64 = 0x8080_8080_8080_8080;
-        let x = w ^ (LO * u64::from(b':'));
-        x.wrapping_sub(LO) & !x & HI
-    };
     let mut i = 0;
     while i + 8 <= bytes.len() {
         if i == WORDS {
-            return memchr::memchr(b':', &bytes[i..]).map(|j| j + i);
+            return far(&bytes[i..]).map(|j| j + i);
         }
-        let m = colons(word(&bytes[i..i + 8]));
+        let m = flags(word(&bytes[i..i + 8]));
         if m != 0 {
             return Some(i + (m.trailing_zeros() / 8) as usize);
         }
@@ -144,10 +130,11 @@ pub(super) fn find_colon(bytes: &[u8]) -> Option<usize> {
     if bytes.len() >= 8 {
         // The last word again, without the bytes already looked at.
         let back = i + 8 - bytes.len();
-        let m = colons(word(&bytes[bytes.len() - 8..])) >> (back * 8);
+        let m = flags(word(&bytes[bytes.len() - 8..])) >> (back * 8);
         return (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize);
     }
-    bytes.iter().position(|&b| b == b':')
+    // Fewer than eight bytes: one at a time (a lone byte's flag is exact).
+    bytes.iter().position(|&b| flags(u64::from(b)) != 0)
 }
 
 /// Eight bytes as a little-endian word (`bytes` is eight long).
@@ -157,14 +144,22 @@ fn word(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// A word whose lowest set bit is the high bit of the first byte of `w` that is `"` or `\\`
-/// (zero when there is none). A byte's flag may be set wrongly only above a byte that matched,
-/// so the lowest one is exact.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `x` (and possibly of a byte above one).
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The flags of [`find_by_words`] for `"` and `\\`.
 fn specials(w: u64) -> u64 {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\')))
+    zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')))
+}
+
+/// The flags of [`find_by_words`] for `:`.
+fn colons(w: u64) -> u64 {
+    zero_bytes(w ^ (LO * u64::from(b':')))
 }
 
 /// How the filter reads a string's contents, and the one place it does

@@ -46,11 +46,25 @@ impl Workload {
         Future = Answer,
     > + Clone
     + use<> {
+        self.upstream_for()
+    }
+
+    /// [`upstream`](Self::upstream) for a request whose body arrives as `B`: behind the
+    /// budget layer and the activity layer, read by both, it is wrapped twice.
+    pub fn upstream_for<B>(
+        &self,
+    ) -> impl Service<
+        Request<B>,
+        Response = Response<FramedBody>,
+        Error = Infallible,
+        Future = Answer,
+    > + Clone
+    + use<B> {
         // Shared, so that cloning the service costs what a real client's clone does (an `Arc`),
         // not a copy of every frame: the layer clones its inner service once per request.
         let frames: Arc<[Bytes]> = self.frames.clone().into();
         let content_type = self.content_type;
-        service_fn(move |_req: Request<ActivityRequestBody<Full<Bytes>>>| {
+        service_fn(move |_req: Request<B>| {
             let body = FramedBody::from_frames(frames.to_vec(), Ending::Plain);
             std::future::ready(Ok(Response::builder()
                 .header("content-type", content_type)

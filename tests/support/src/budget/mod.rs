@@ -20,7 +20,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceExt};
-use tower_activity::budget::{BudgetBody, BudgetLayer, BudgetLayerBuilder, BudgetStore};
+use tower_activity::budget::{
+    BudgetBody, BudgetLayer, BudgetLayerBuilder, BudgetStore, Metric, Scope, Window,
+};
 use tower_activity::pricing::{PriceTable, TokenUsage};
 use tower_activity::sink::MemorySink;
 use tower_activity::{ActivityBody, ActivityLayer, ActivityRecord, Attribution, RecordKind};
@@ -157,6 +159,36 @@ pub fn chat_request(user: &str, max_tokens: Option<u64>, stream: bool) -> Reques
     chat(user)
         .body(chat_body(max_tokens, stream))
         .expect("a valid request")
+}
+
+/// The gateway's budget for one user, as the benches measure it: `user` charged to a balance
+/// with a credit (`Scope::User` credits), the day and the month tracked, and a per-minute cap
+/// on requests far out of reach. The caller adds its events and builds.
+pub fn gateway_shape(builder: BudgetLayerBuilder, user: &'static str) -> BudgetLayerBuilder {
+    builder
+        .credits(Scope::User)
+        .track(Scope::User, Window::Day)
+        .track(Scope::User, Window::Month)
+        .limit(
+            Scope::User,
+            Window::Minute,
+            Metric::Requests,
+            Decimal::from(1_000_000_000_i64),
+        )
+        .attribution(move |_| Some(Attribution::user(user)))
+}
+
+/// A credit line for `user` (a balance of $1,000,000) that no bench uses up.
+pub async fn grant(store: &dyn BudgetStore, user: &str) {
+    store
+        .raise_limit(
+            &format!("user:{user}"),
+            Window::Total,
+            Metric::Spend,
+            Decimal::from(1_000_000),
+        )
+        .await
+        .expect("credits granted");
 }
 
 /// A unique subject value for one test run (tests share servers).
