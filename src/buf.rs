@@ -1,7 +1,9 @@
 //! Byte helpers the request and response sides share.
 
+use std::cell::Cell;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::thread::LocalKey;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame};
@@ -16,6 +18,29 @@ pub(crate) fn to_bytes<D: Buf>(mut data: D) -> Bytes {
 /// their room once, not grown step by step (the strip's patterns, the preamble's).
 pub(crate) fn room<T>(v: &mut Vec<T>, more: usize, least: usize) {
     v.reserve(more.max(least.saturating_sub(v.len())));
+}
+
+/// The bytes `v` holds room for.
+pub(crate) fn room_of<T>(v: &Vec<T>) -> usize {
+    v.capacity() * std::mem::size_of::<T>()
+}
+
+/// A thread's one spare of a per-stream scratch value (a stream's strip patterns, a tracker's
+/// preamble), kept when a stream ends for the next stream on the thread to start with: giving
+/// a stream's vectors their room, then freeing them, is a fixed cost of every stream.
+pub(crate) type Spare<T> = LocalKey<Cell<Option<T>>>;
+
+/// The thread's spare, if it has one (none while the thread is being torn down).
+pub(crate) fn take_spare<T: 'static>(spare: &'static Spare<T>) -> Option<T> {
+    spare.try_with(Cell::take).ok().flatten()
+}
+
+/// Keeps `value` as the thread's spare unless it has one already (then `value` is dropped).
+pub(crate) fn keep_spare<T: 'static>(spare: &'static Spare<T>, value: T) {
+    let _ = spare.try_with(|cell| {
+        let kept = cell.take();
+        cell.set(Some(kept.unwrap_or(value)));
+    });
 }
 
 /// One buffer from the kept frames (no copy when there is one frame).

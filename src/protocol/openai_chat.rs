@@ -20,6 +20,7 @@ use super::json::{Reader, Seen};
 use super::preamble::{Effect, Preamble, State};
 use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
+use crate::buf::{keep_spare, take_spare};
 use crate::sse::SseEvent;
 
 /// Reads OpenAI chat (and compatible) responses.
@@ -70,10 +71,7 @@ impl Drop for OpenAiChat {
         }
         let mut spare = std::mem::take(&mut self.preamble);
         spare.reset();
-        let _ = SPARE.try_with(|cell| {
-            let kept = cell.take();
-            cell.set(Some(kept.unwrap_or(spare)));
-        });
+        keep_spare(&SPARE, spare);
     }
 }
 
@@ -135,7 +133,7 @@ impl Tracker for OpenAiChat {
         // Chunks of one stream repeat the same preamble: only what follows it is walked.
         if self.preamble.is_new() {
             // The first event: the room a finished stream's preamble left on this thread.
-            if let Some(spare) = SPARE.try_with(Cell::take).ok().flatten() {
+            if let Some(spare) = take_spare(&SPARE) {
                 self.preamble = spare;
             }
         }

@@ -23,7 +23,7 @@
 
 use super::scan::{self, Member, Members, Value};
 use super::swar::{u64_of, u128_of};
-use crate::buf::room;
+use crate::buf::{room, room_of};
 
 /// What a member did to the tracker reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,19 +442,16 @@ impl<S: State> Preamble<S> {
 
     /// The most room, in bytes, any of its vectors holds.
     pub(crate) fn largest_room(&self) -> usize {
-        fn bytes<T>(v: &Vec<T>) -> usize {
-            v.capacity() * std::mem::size_of::<T>()
-        }
         [
-            bytes(&self.pre.last),
-            bytes(&self.pre.holes),
-            bytes(&self.pre.mask),
-            bytes(&self.post.last),
-            bytes(&self.post.holes),
-            bytes(&self.post.mask),
-            bytes(&self.scratch),
-            bytes(&self.marks),
-            bytes(&self.head),
+            room_of(&self.pre.last),
+            room_of(&self.pre.holes),
+            room_of(&self.pre.mask),
+            room_of(&self.post.last),
+            room_of(&self.post.holes),
+            room_of(&self.post.mask),
+            room_of(&self.scratch),
+            room_of(&self.marks),
+            room_of(&self.head),
         ]
         .into_iter()
         .max()

@@ -34,7 +34,7 @@ use bytes::BytesMut;
 
 use super::null_usage::{self, DATA, KEY, NullUsage};
 use super::{USAGE_KEY, is_null_after, may_be_usage};
-use crate::buf::room;
+use crate::buf::{keep_spare, room, room_of, take_spare};
 
 /// The most room a finished stream's vectors may hold to be kept for the next stream (see
 /// [`Repeat::new`]); patterns learned from longer lines are freed with their stream.
@@ -236,11 +236,6 @@ impl Pattern {
     }
 }
 
-/// The bytes `v` holds room for.
-fn room_of<T>(v: &Vec<T>) -> usize {
-    v.capacity() * mem::size_of::<T>()
-}
-
 /// Whether the filter reads `line` as a `data:` line whose value is an object: `data:`, spaces
 /// or tabs, `{` (see [`NullUsage::prefix`]); from any other line it removes nothing.
 fn opens_object(line: &[u8]) -> bool {
@@ -260,11 +255,7 @@ impl Repeat {
     /// A stream's patterns, none learned yet: the spare a finished stream on this thread left
     /// ([`Repeat::finish`]), else new ones.
     pub(super) fn new() -> Self {
-        SPARE
-            .try_with(Cell::take)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        take_spare(&SPARE).unwrap_or_default()
     }
 
     /// The stream ended: its vectors, cleared, are kept for the next stream on this thread
@@ -292,10 +283,7 @@ impl Repeat {
         }
         let mut spare = mem::take(self);
         spare.clear();
-        let _ = SPARE.try_with(|cell| {
-            let kept = cell.take();
-            cell.set(Some(kept.unwrap_or(spare)));
-        });
+        keep_spare(&SPARE, spare);
     }
 
     /// Forgets every pattern, keeping the vectors' room: the state of [`Repeat::default`].
