@@ -1,6 +1,7 @@
 //! [`MemoryBudgetStore`]: counters in one process's memory, behind one mutex.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::hash::RandomState;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ pub struct MemoryBudgetStore {
 struct State {
     /// Each subject's caps and counters; looked up by `&str`, no key is built. SipHash (the
     /// std default): a subject can be named by the client (a model, a tag, a custom scope).
-    subjects: HashMap<String, Subject>,
+    subjects: hashbrown::HashMap<String, Subject, RandomState>,
     /// The admissions not settled yet (settlement takes each check's estimate back). Their
     /// ids are the layer's own random UUIDs, not chosen by a client: hashed with foldhash.
     reservations: HashSet<Uuid, foldhash::fast::RandomState>,
@@ -156,45 +157,23 @@ impl MemoryBudgetStore {
     /// Admission under the lock: decided on each check's counter, then reserved in all.
     fn admit_locked(&self, admission: &Admission) -> Verdict {
         let mut state = self.lock();
-        let state = &mut *state;
         let checks = &admission.checks;
-        let one_subject = runs(checks).nth(1).is_none();
         let mut states: Vec<CounterState> = Vec::with_capacity(checks.len());
-        if one_subject && !checks.is_empty() {
-            // The usual admission (the gateway's four windows of one user): the subject is
-            // looked up once, to decide and to reserve.
-            let name = checks[0].counter.subject.as_str();
-            let found = state.subjects.get_mut(name);
+        for run in runs(checks) {
+            let subject = state.subjects.get(run[0].counter.subject.as_str());
             states.extend(
-                checks
-                    .iter()
-                    .map(|c| state_of(found.as_deref(), &c.counter, &c.defaults)),
+                run.iter()
+                    .map(|c| state_of(subject, &c.counter, &c.defaults)),
             );
-            if !fits(checks, &states) {
-                return Verdict::Refused(states);
-            }
-            let subject = match found {
-                Some(subject) => subject,
-                None => state.subjects.entry(name.to_owned()).or_default(),
-            };
-            reserve(subject, checks, &mut states);
-        } else {
-            for run in runs(checks) {
-                let subject = state.subjects.get(run[0].counter.subject.as_str());
-                states.extend(
-                    run.iter()
-                        .map(|c| state_of(subject, &c.counter, &c.defaults)),
-                );
-            }
-            if !fits(checks, &states) {
-                return Verdict::Refused(states);
-            }
-            let mut at = 0;
-            for run in runs(checks) {
-                let subject = state.subject_mut(&run[0].counter.subject);
-                reserve(subject, run, &mut states[at..at + run.len()]);
-                at += run.len();
-            }
+        }
+        if !fits(checks, &states) {
+            return Verdict::Refused(states);
+        }
+        let mut at = 0;
+        for run in runs(checks) {
+            let subject = state.subject_mut(&run[0].counter.subject);
+            reserve(subject, run, &mut states[at..at + run.len()]);
+            at += run.len();
         }
         state.reservations.insert(admission.id);
         Verdict::Admitted(states)
@@ -203,16 +182,10 @@ impl MemoryBudgetStore {
     /// Settlement under the lock (it never waits on anything else, so it needs no task).
     fn settle_locked(&self, admission: &Admission, used: &Usage) -> Vec<CounterState> {
         let mut state = self.lock();
-        let state = &mut *state;
         let held = state.reservations.remove(&admission.id);
         let mut out = Vec::with_capacity(admission.checks.len());
         for run in runs(&admission.checks) {
-            let name = run[0].counter.subject.as_str();
-            // One lookup (the subject is there unless housekeeping forgot it meanwhile).
-            let subject = match state.subjects.get_mut(name) {
-                Some(subject) => subject,
-                None => state.subjects.entry(name.to_owned()).or_default(),
-            };
+            let subject = state.subject_mut(&run[0].counter.subject);
             for check in run {
                 let counter = subject.counter_mut(&check.counter);
                 if held {
@@ -231,15 +204,10 @@ impl State {
         state_of(self.subjects.get(key.subject.as_str()), key, defaults)
     }
 
-    /// `subject`'s entry, made first when missing (the name is copied only then).
+    /// `subject`'s entry, made when missing: one lookup, the name copied only for a new
+    /// subject (`entry_ref`).
     fn subject_mut(&mut self, subject: &str) -> &mut Subject {
-        // Two lookups only for a new subject: `entry` would copy the name every time.
-        if !self.subjects.contains_key(subject) {
-            self.subjects.insert(subject.to_owned(), Subject::default());
-        }
-        self.subjects
-            .get_mut(subject)
-            .expect("the subject was just inserted")
+        self.subjects.entry_ref(subject).or_default()
     }
 
     /// Changes `subject`'s own caps over `window` with `f`; returns them afterwards.

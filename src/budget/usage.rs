@@ -25,6 +25,11 @@ pub struct Usage {
     pub requests: u64,
 }
 
+/// Two amounts of spend added, saturating at `Decimal::MAX` (as every sum of usage here).
+fn add_spend(a: Decimal, b: Decimal) -> Decimal {
+    a.checked_add(b).unwrap_or(Decimal::MAX)
+}
+
 impl Usage {
     /// Nothing.
     pub const ZERO: Usage = Usage {
@@ -46,7 +51,7 @@ impl Usage {
     /// saturates at its maximum, far above any budget).
     pub fn plus(&self, other: &Usage) -> Usage {
         Usage {
-            spend: self.spend.checked_add(other.spend).unwrap_or(Decimal::MAX),
+            spend: add_spend(self.spend, other.spend),
             tokens: self.tokens.saturating_add(other.tokens),
             requests: self.requests.saturating_add(other.requests),
         }
@@ -126,13 +131,7 @@ impl Limits {
     /// would pass. Only the capped metrics are summed (as [`Usage::plus`] sums them).
     pub fn exceeded(&self, used: &Usage, reserved: &Usage, estimate: &Usage) -> Option<Metric> {
         if let Some(max) = self.spend {
-            let total = used
-                .spend
-                .checked_add(reserved.spend)
-                .unwrap_or(Decimal::MAX)
-                .checked_add(estimate.spend)
-                .unwrap_or(Decimal::MAX);
-            if total > max {
+            if add_spend(add_spend(used.spend, reserved.spend), estimate.spend) > max {
                 return Some(Metric::Spend);
             }
         }
