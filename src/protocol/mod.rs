@@ -19,7 +19,7 @@ pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
 mod preamble;
 mod scan;
-mod swar;
+pub(crate) mod swar;
 #[cfg(test)]
 mod testing;
 mod usage;

@@ -2,6 +2,8 @@
 
 use bytes::BytesMut;
 
+use crate::protocol::swar::{byte_matches, u64_of};
+
 /// Removes the member `"usage":null` from the top-level object of a `data:` line, with the
 /// comma that separated it (`{"a":1,"usage":null}` → `{"a":1}`, `{"usage":null,"a":1}` →
 /// `{"a":1}`), whitespace around its parts allowed. One pass over the bytes as they come,
@@ -118,7 +120,7 @@ fn find_by_words(
         if i == WORDS {
             return far(&bytes[i..]).map(|j| j + i);
         }
-        let m = flags(word(&bytes[i..i + 8]));
+        let m = flags(u64_of(&bytes[i..]));
         if m != 0 {
             return Some(i + (m.trailing_zeros() / 8) as usize);
         }
@@ -130,36 +132,21 @@ fn find_by_words(
     if bytes.len() >= 8 {
         // The last word again, without the bytes already looked at.
         let back = i + 8 - bytes.len();
-        let m = flags(word(&bytes[bytes.len() - 8..])) >> (back * 8);
+        let m = flags(u64_of(&bytes[bytes.len() - 8..])) >> (back * 8);
         return (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize);
     }
     // Fewer than eight bytes: one at a time (a lone byte's flag is exact).
     bytes.iter().position(|&b| flags(u64::from(b)) != 0)
 }
 
-/// Eight bytes as a little-endian word (`bytes` is eight long).
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(bytes);
-    u64::from_le_bytes(w)
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each zero byte of `x` (and possibly of a byte above one).
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(LO) & !x & HI
-}
-
 /// The flags of [`find_by_words`] for `"` and `\\`.
 fn specials(w: u64) -> u64 {
-    zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')))
+    byte_matches(w, b'"') | byte_matches(w, b'\\')
 }
 
 /// The flags of [`find_by_words`] for `:`.
 fn colons(w: u64) -> u64 {
-    zero_bytes(w ^ (LO * u64::from(b':')))
+    byte_matches(w, b':')
 }
 
 /// How the filter reads a string's contents, and the one place it does
