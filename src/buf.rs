@@ -25,21 +25,39 @@ pub(crate) fn room_of<T>(v: &Vec<T>) -> usize {
     v.capacity() * std::mem::size_of::<T>()
 }
 
-/// A thread's one spare of a per-stream scratch value (a stream's strip patterns, a tracker's
-/// preamble), kept when a stream ends for the next stream on the thread to start with: giving
-/// a stream's vectors their room, then freeing them, is a fixed cost of every stream.
+/// A thread's one spare of a per-stream [`Scratch`] value (a stream's strip patterns, a
+/// tracker's preamble), kept when a stream ends for the next stream on the thread to start
+/// with: giving a stream's vectors their room, then freeing them, is a fixed cost of every
+/// stream.
 pub(crate) type Spare<T> = LocalKey<Cell<Option<T>>>;
+
+/// Per-stream scratch vectors whose room a [`Spare`] keeps for the next stream.
+pub(crate) trait Scratch: Default + 'static {
+    /// Whether a stream gave it room (else there is nothing to keep).
+    fn has_room(&self) -> bool;
+    /// The most room, in bytes, any of its vectors holds.
+    fn largest_room(&self) -> usize;
+    /// Forgets what the stream left, keeping the room: the state of `Default`.
+    fn reset(&mut self);
+}
 
 /// The thread's spare, if it has one (none while the thread is being torn down).
 pub(crate) fn take_spare<T: 'static>(spare: &'static Spare<T>) -> Option<T> {
     spare.try_with(Cell::take).ok().flatten()
 }
 
-/// Keeps `value` as the thread's spare unless it has one already (then `value` is dropped).
-pub(crate) fn keep_spare<T: 'static>(spare: &'static Spare<T>, value: T) {
+/// Keeps `value`'s room, reset, as the thread's spare (leaving `value` new) when a stream gave
+/// it room, none of its vectors holds more than `max_room` bytes, and the thread keeps none
+/// yet.
+pub(crate) fn keep_spare<T: Scratch>(spare: &'static Spare<T>, value: &mut T, max_room: usize) {
+    if !value.has_room() || value.largest_room() > max_room {
+        return;
+    }
+    let mut kept = std::mem::take(value);
+    kept.reset();
     let _ = spare.try_with(|cell| {
-        let kept = cell.take();
-        cell.set(Some(kept.unwrap_or(value)));
+        let old = cell.take();
+        cell.set(Some(old.unwrap_or(kept)));
     });
 }
 

@@ -20,7 +20,7 @@ use super::json::{Reader, Seen};
 use super::preamble::{Effect, Preamble, State};
 use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
-use crate::buf::{keep_spare, take_spare};
+use crate::buf::{Scratch, keep_spare, take_spare};
 use crate::sse::SseEvent;
 
 /// Reads OpenAI chat (and compatible) responses.
@@ -66,12 +66,7 @@ thread_local! {
 impl Drop for OpenAiChat {
     fn drop(&mut self) {
         // Only a stream's tracker has walked an event (a JSON response's never has).
-        if self.preamble.is_new() || self.preamble.largest_room() > SPARE_ROOM {
-            return;
-        }
-        let mut spare = std::mem::take(&mut self.preamble);
-        spare.reset();
-        keep_spare(&SPARE, spare);
+        keep_spare(&SPARE, &mut self.preamble, SPARE_ROOM);
     }
 }
 
@@ -131,7 +126,7 @@ impl Tracker for OpenAiChat {
             return;
         }
         // Chunks of one stream repeat the same preamble: only what follows it is walked.
-        if self.preamble.is_new() {
+        if !self.preamble.has_room() {
             // The first event: the room a finished stream's preamble left on this thread.
             if let Some(spare) = take_spare(&SPARE) {
                 self.preamble = spare;

@@ -23,7 +23,7 @@
 
 use super::scan::{self, Member, Members, Value};
 use super::swar::{u64_of, u128_of};
-use crate::buf::{room, room_of};
+use crate::buf::{Scratch, room, room_of};
 
 /// What a member did to the tracker reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,15 +433,14 @@ fn hole(json: &[u8], m: &Member<'_>) -> Option<(usize, usize)> {
     scalar_end(json, m.value_at).map(|end| (m.value_at, end))
 }
 
-impl<S: State> Preamble<S> {
-    /// Whether this preamble has not walked an event yet: it holds no room (the first walk
-    /// gives its vectors theirs).
-    pub(crate) fn is_new(&self) -> bool {
-        self.scratch.capacity() == 0
+/// A stream's preamble is scratch a thread keeps for its next stream (the chat tracker's).
+impl<S: State + 'static> Scratch for Preamble<S> {
+    /// Whether it has walked an event: the first walk gives its vectors their room.
+    fn has_room(&self) -> bool {
+        self.scratch.capacity() != 0
     }
 
-    /// The most room, in bytes, any of its vectors holds.
-    pub(crate) fn largest_room(&self) -> usize {
+    fn largest_room(&self) -> usize {
         [
             room_of(&self.pre.last),
             room_of(&self.pre.holes),
@@ -458,9 +457,7 @@ impl<S: State> Preamble<S> {
         .unwrap_or(0)
     }
 
-    /// Forgets everything it remembered, keeping its vectors' room: the state of
-    /// [`Preamble::default`], for another stream to start with.
-    pub(crate) fn reset(&mut self) {
+    fn reset(&mut self) {
         for pattern in [&mut self.pre, &mut self.post] {
             pattern.clear();
             pattern.plain = false;
@@ -473,7 +470,9 @@ impl<S: State> Preamble<S> {
         self.head_key = 0;
         self.shape = Shape::default();
     }
+}
 
+impl<S: State> Preamble<S> {
     /// Remembers the head of `first`, the first member after the preamble, when its value is
     /// a string.
     fn remember_head(&mut self, json: &[u8], first: Option<&Member<'_>>) {

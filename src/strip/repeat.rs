@@ -28,13 +28,12 @@
 //! (cleared, see [`Repeat::new`]), not with ten new vectors.
 
 use std::cell::Cell;
-use std::mem;
 
 use bytes::BytesMut;
 
 use super::null_usage::{self, DATA, KEY, NullUsage};
 use super::{USAGE_KEY, is_null_after, may_be_usage};
-use crate::buf::{keep_spare, room, room_of, take_spare};
+use crate::buf::{Scratch, keep_spare, room, room_of, take_spare};
 
 /// The most room a finished stream's vectors may hold to be kept for the next stream (see
 /// [`Repeat::new`]); patterns learned from longer lines are freed with their stream.
@@ -251,21 +250,15 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
     null_usage::string_end(bytes, false).ok()
 }
 
-impl Repeat {
-    /// A stream's patterns, none learned yet: the spare a finished stream on this thread left
-    /// ([`Repeat::finish`]), else new ones.
-    pub(super) fn new() -> Self {
-        take_spare(&SPARE).unwrap_or_default()
+/// A stream's patterns are scratch a thread keeps for its next stream.
+impl Scratch for Repeat {
+    /// Whether a line was learned.
+    fn has_room(&self) -> bool {
+        self.full.input.capacity() != 0
     }
 
-    /// The stream ended: its vectors, cleared, are kept for the next stream on this thread
-    /// when they are not larger than [`SPARE_ROOM`] (and this thread keeps none yet).
-    pub(super) fn finish(&mut self) {
-        if self.full.input.capacity() == 0 {
-            // Nothing learned: nothing to keep.
-            return;
-        }
-        let vectors = [
+    fn largest_room(&self) -> usize {
+        [
             room_of(&self.full.input),
             room_of(&self.full.output),
             room_of(&self.fast.input),
@@ -277,23 +270,34 @@ impl Repeat {
             room_of(&self.fast.depths),
             room_of(&self.learned_ends),
             room_of(&self.holes),
-        ];
-        if vectors.iter().any(|&room| room > SPARE_ROOM) {
-            return;
-        }
-        let mut spare = mem::take(self);
-        spare.clear();
-        keep_spare(&SPARE, spare);
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
     }
 
-    /// Forgets every pattern, keeping the vectors' room: the state of [`Repeat::default`].
-    fn clear(&mut self) {
+    /// Forgets every pattern, keeping the vectors' room.
+    fn reset(&mut self) {
         self.full.clear();
         self.fast.clear();
         self.learned.clear();
         self.learned_ends.clear();
         self.holes.clear();
         self.missed = false;
+    }
+}
+
+impl Repeat {
+    /// A stream's patterns, none learned yet: the spare a finished stream on this thread left
+    /// ([`Repeat::finish`]), else new ones.
+    pub(super) fn new() -> Self {
+        take_spare(&SPARE).unwrap_or_default()
+    }
+
+    /// The stream ended: its vectors, cleared, are kept for the next stream on this thread
+    /// when they are not larger than [`SPARE_ROOM`] (and this thread keeps none yet).
+    pub(super) fn finish(&mut self) {
+        keep_spare(&SPARE, self, SPARE_ROOM);
     }
 
     /// Filters `line`, a whole `data:` line with its terminator, into `dest` as `filter` would
