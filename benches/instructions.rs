@@ -92,16 +92,7 @@ fn child(name: &str, variant: &str, n: &str) -> ExitCode {
             }
         }),
         "layered" => rt.block_on(async {
-            // The writer must not write (or wake on a timer) while the exchanges run: one batch
-            // larger than the run, due in an hour. Its records are dropped at exit.
-            let config = WriterConfig::default()
-                .with_queue_capacity(1 << 16)
-                .with_batch_size(1 << 16)
-                .with_batch_interval(Duration::from_secs(3600));
-            let layer = ActivityLayer::builder(NoopSink)
-                .writer_config(config)
-                .build();
-            let service = layer.layer(upstream);
+            let service = quiet_layer().layer(upstream);
             for _ in 0..n {
                 std::hint::black_box(layered(&service, &w).await);
             }
@@ -115,17 +106,24 @@ fn child(name: &str, variant: &str, n: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `n` exchanges of `w` through the budget layer (memory store, the gateway's four windows)
-/// in front of the activity layer as the `layered` variant builds it.
-async fn budget(w: &Workload, n: u64) {
-    const USER: &str = "bench";
+/// The activity layer (no-op sink) whose writer does not write, or wake on a timer, while
+/// the exchanges run: one batch larger than the run, due in an hour. Its records are dropped
+/// at exit.
+fn quiet_layer() -> ActivityLayer {
     let config = WriterConfig::default()
         .with_queue_capacity(1 << 16)
         .with_batch_size(1 << 16)
         .with_batch_interval(Duration::from_secs(3600));
-    let activity = ActivityLayer::builder(NoopSink)
+    ActivityLayer::builder(NoopSink)
         .writer_config(config)
-        .build();
+        .build()
+}
+
+/// `n` exchanges of `w` through the budget layer (memory store, the gateway's four windows)
+/// in front of the activity layer as the `layered` variant builds it.
+async fn budget(w: &Workload, n: u64) {
+    const USER: &str = "bench";
+    let activity = quiet_layer();
     let store = MemoryBudgetStore::new();
     budget::grant(&store, USER).await;
     let budget = budget::gateway_shape(BudgetLayer::builder(store), USER)
