@@ -101,7 +101,7 @@ fn stores(rt: &Runtime) -> (Stores, TestDb, TestPrefix) {
             ("redis", Arc::new(redis)),
         ];
         for (_, store) in &stores {
-            budget::grant(store.as_ref(), USER).await;
+            budget::grant(store.as_ref(), USER, Decimal::from(1_000_000)).await;
         }
         (stores, db, space)
     })

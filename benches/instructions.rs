@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use testkit::budget;
 use testkit::callgrind;
@@ -125,7 +126,7 @@ async fn budget(w: &Workload, n: u64) {
     const USER: &str = "bench";
     let activity = quiet_layer();
     let store = MemoryBudgetStore::new();
-    budget::grant(&store, USER).await;
+    budget::grant(&store, USER, Decimal::from(1_000_000)).await;
     let budget = budget::gateway_shape(BudgetLayer::builder(store), USER)
         .events(activity.events())
         .build()

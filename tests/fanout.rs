@@ -19,11 +19,8 @@ fn records(n: usize) -> Vec<ActivityRecord> {
 
 fn stats_of(writer: &ActivityWriter, name: &str) -> WriterStats {
     writer
-        .sink_stats()
-        .into_iter()
-        .find(|s| &*s.name == name)
+        .sink_stats_of(name)
         .unwrap_or_else(|| panic!("no sink named {name}"))
-        .stats
 }
 
 #[tokio::test(start_paused = true)]

@@ -50,11 +50,8 @@ fn record(user: &str) -> ActivityRecord {
 
 fn stats_of(writer: &ActivityWriter, name: &str) -> WriterStats {
     writer
-        .sink_stats()
-        .into_iter()
-        .find(|s| &*s.name == name)
+        .sink_stats_of(name)
         .unwrap_or_else(|| panic!("no member named {name}"))
-        .stats
 }
 
 /// `enqueued == written + failed + queue_depth`, for each member and for the sum.

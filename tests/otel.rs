@@ -41,12 +41,7 @@ fn otel(endpoint: &str) -> OtelSink {
 }
 
 fn stats_of(writer: &ActivityWriter, name: &str) -> WriterStats {
-    writer
-        .sink_stats()
-        .into_iter()
-        .find(|s| &*s.name == name)
-        .expect("a sink of that name")
-        .stats
+    writer.sink_stats_of(name).expect("a sink of that name")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -255,6 +255,29 @@ impl ActivityWriter {
             .collect()
     }
 
+    /// The counters of the sink (or observer) named `name`, as [`sink_stats`](Self::sink_stats)
+    /// gives them; `None` when the writer has no member of that name.
+    ///
+    /// ```
+    /// use tower_activity::{ActivityWriter, WriterConfig};
+    /// use tower_activity::sink::{FanOut, MemorySink};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let writer = ActivityWriter::start(
+    ///     FanOut::new().sink("database", MemorySink::new()),
+    ///     WriterConfig::default(),
+    /// );
+    /// assert_eq!(writer.sink_stats_of("database").map(|s| s.enqueued), Some(0));
+    /// assert!(writer.sink_stats_of("otlp").is_none());
+    /// # }
+    /// ```
+    pub fn sink_stats_of(&self, name: &str) -> Option<WriterStats> {
+        self.members
+            .each()
+            .find(|(member, _)| &***member == name)
+            .map(|(_, stats)| stats)
+    }
+
     /// Whether the writer refuses new records ([`shutdown`](Self::shutdown) was called, or the
     /// sinks' tasks are gone and it has no observer).
     pub fn is_closed(&self) -> bool {

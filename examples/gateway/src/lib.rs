@@ -359,10 +359,7 @@ impl Gateway {
     pub fn database_stats(&self) -> WriterStats {
         self.state
             .writer
-            .sink_stats()
-            .into_iter()
-            .find(|s| &*s.name == DATABASE_SINK)
-            .map(|s| s.stats)
+            .sink_stats_of(DATABASE_SINK)
             .unwrap_or_default()
     }
 

@@ -128,11 +128,8 @@ async fn every_request_is_one_span_whose_attributes_equal_its_log_row() {
     let otlp = gw
         .gateway
         .writer()
-        .sink_stats()
-        .into_iter()
-        .find(|s| &*s.name == gateway::telemetry::SINK_NAME)
-        .expect("an otlp lane")
-        .stats;
+        .sink_stats_of(gateway::telemetry::SINK_NAME)
+        .expect("an otlp lane");
     assert_eq!((otlp.written, otlp.failed), (11, 0));
 }
 
@@ -153,14 +150,7 @@ async fn the_log_keeps_every_record_while_the_collector_is_down() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     assert_eq!(page.json()["total"], 4);
     let writer = gw.gateway.writer().clone();
-    let lane = |name: &str| {
-        writer
-            .sink_stats()
-            .into_iter()
-            .find(|s| &*s.name == name)
-            .unwrap()
-            .stats
-    };
+    let lane = |name: &str| writer.sink_stats_of(name).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while lane(gateway::telemetry::SINK_NAME).retried < 2 && tokio::time::Instant::now() < deadline
     {

@@ -178,14 +178,14 @@ pub fn gateway_shape(builder: BudgetLayerBuilder, user: &'static str) -> BudgetL
         .attribution(move |_| Some(Attribution::user(user)))
 }
 
-/// A credit line for `user` (a balance of $1,000,000) that no bench uses up.
-pub async fn grant(store: &dyn BudgetStore, user: &str) {
+/// A credit of `dollars` to `user`'s balance (its total spend cap).
+pub async fn grant(store: &dyn BudgetStore, user: &str, dollars: Decimal) {
     store
         .raise_limit(
             &format!("user:{user}"),
             Window::Total,
             Metric::Spend,
-            Decimal::from(1_000_000),
+            dollars,
         )
         .await
         .expect("credits granted");
