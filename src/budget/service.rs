@@ -153,20 +153,12 @@ where
         &estimate.usage,
         now,
     );
-    // The activity layer inside reads the same bytes: it takes these facts instead of
-    // probing them again.
-    let probed = |parts: &mut Parts, facts: Option<RequestFacts>| {
-        if let Some(facts) = facts {
-            parts.extensions.insert(Probed(facts));
-        }
-    };
     if checks.is_empty() {
         shared
             .tracker
             .unchecked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        probed(&mut parts, facts);
-        return call(inner, parts, body, RateHeaders::default()).await;
+        return call(inner, parts, body, facts, RateHeaders::default()).await;
     }
     let admission = Admission {
         id: Uuid::now_v7(),
@@ -179,14 +171,13 @@ where
                 .admitted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let headers = rate_header_list(&states, now);
-            probed(&mut parts, facts);
             parts.extensions.insert(Settlement::new(BudgetSettle {
                 shared: shared.clone(),
                 admission,
                 who,
                 runtime: tokio::runtime::Handle::current(),
             }));
-            call(inner, parts, body, headers).await
+            call(inner, parts, body, facts, headers).await
         }
         Ok(Verdict::Refused(states)) => {
             shared
@@ -221,24 +212,29 @@ where
             if shared.fail_closed {
                 return Ok(unavailable("the budget store is unavailable").map(BudgetBody::refusal));
             }
-            probed(&mut parts, facts);
-            call(inner, parts, body, RateHeaders::default()).await
+            call(inner, parts, body, facts, RateHeaders::default()).await
         }
     }
 }
 
-/// Calls the inner service and adds the `x-ratelimit-*` headers to its answer (each
-/// replacing any the inner service set under its name).
+/// Calls the inner service with the request's probed `facts` in its extensions (the activity
+/// layer inside reads the same bytes: it takes them instead of probing again), and adds the
+/// `x-ratelimit-*` headers to its answer (each replacing any the inner service set under its
+/// name).
 async fn call<S, B, ResB>(
     mut inner: S,
-    parts: http::request::Parts,
+    mut parts: Parts,
     body: ActivityRequestBody<B>,
+    facts: Option<RequestFacts>,
     headers: RateHeaders,
 ) -> Result<Response<BudgetBody<ResB>>, S::Error>
 where
     S: Service<Request<ActivityRequestBody<B>>, Response = Response<ResB>>,
     B: Body,
 {
+    if let Some(facts) = facts {
+        parts.extensions.insert(Probed(facts));
+    }
     let mut response = inner.call(Request::from_parts(parts, body)).await?;
     let map = response.headers_mut();
     for (name, value) in headers.into_iter().flatten() {
