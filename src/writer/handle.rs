@@ -145,7 +145,7 @@ impl ActivityWriter {
         let members = sinks.into().into_members();
         if members.is_empty() {
             return Err(WriterError::InvalidConfig(
-                "the FanOut has no sink: add one with FanOut::sink(name, sink)",
+                "the FanOut is empty: add a sink with FanOut::sink(name, sink) or an observer with FanOut::observer(name, observer)",
             ));
         }
         let runtime = match config.own_thread {
