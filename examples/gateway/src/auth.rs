@@ -99,14 +99,23 @@ pub async fn require_key(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let user = match authenticate(&state, request.headers()).await {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
-    };
+    match admit(&state, &mut request).await {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// What [`require_key`] does before the request goes on: the caller's key checked, the
+/// [`Caller`] and an [`Attribution`] to the user put into `request`'s extensions; the `401`
+/// otherwise. The LLM routes call it from [`front::llm`](crate::front::llm).
+pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Response> {
+    let user = authenticate(state, request.headers())
+        .await
+        .map_err(IntoResponse::into_response)?;
     let extensions = request.extensions_mut();
     extensions.insert(Attribution::user(&user.id));
     extensions.insert(Caller { user_id: user.id });
-    next.run(request).await
+    Ok(())
 }
 
 /// Middleware on `GET /metrics`: when [`AppState::metrics_token`] is set, the request must

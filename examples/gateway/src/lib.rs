@@ -28,12 +28,12 @@
 //!
 //! # Layers, outermost first
 //!
-//! [`paths::refuse_unnormalised`] (every route: `400 invalid_path` for `..`, `//`, encoded
-//! dots and slashes) → [`limits::bound_request_body`] (every route: the body's idle and whole
-//! timeouts) → [`auth::require_key`] (puts the caller and an
-//! [`Attribution`](tower_activity::Attribution) into the request) → [`proxy::known_action`] →
-//! [`sessions::attribute`] (adds the session) → [`routing::route`] (picks the upstream, `404`
-//! when none serves the model) → the [`budget`] layer (credits and limits: `402`/`429`,
+//! [`front::EveryRequestLayer`] (every route: `400 invalid_path` for `..`, `//`, encoded dots
+//! and slashes ([`paths::check`]); the body's idle and whole timeouts ([`limits::bound`])) →
+//! [`front::llm`] on the LLM routes: [`auth::admit`] (puts the caller and an
+//! [`Attribution`](tower_activity::Attribution) into the request; [`auth::require_key`] on the
+//! other authenticated routes) → [`proxy::known_action`] → [`sessions::attribute`] (adds the
+//! session) → [`routing::route`] (picks the upstream, `404` when none serves the model) → the [`budget`] layer (credits and limits: `402`/`429`,
 //! never sent on, recorded as events) → [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who
 //! made each request, and requests refused before it (no key, someone else's session, no
 //! upstream, a body too slow) are not recorded.
@@ -48,6 +48,7 @@ pub mod dashboard;
 pub mod error;
 pub mod fleet;
 pub mod fresh;
+pub mod front;
 pub mod headers;
 pub mod limits;
 pub mod live_hub;
@@ -67,17 +68,20 @@ pub mod storage;
 pub mod store;
 pub mod telemetry;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::http::HeaderName;
-use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, post_service};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_activity::query::ActivityQuery;
 use tower_activity::sink::{BroadcastSink, FanOut, OtelSink};
 use tower_activity::{ActivityLayer, ActivitySink, ActivityWriter, EventRecorder, WriterStats};
@@ -371,30 +375,25 @@ impl Gateway {
 
 /// The gateway's routes over `state`, with `layer` on the LLM routes (none: the load test's
 /// baseline).
+///
+/// Every boxed level costs each request allocations ([`front`] says which). So an LLM route is
+/// one boxed level: a tower stack of what it passes ([`front::llm`], the budget, the activity
+/// layer) around [`proxy::forward`] as a plain service, not an axum handler boxed again; and
+/// what every route passes ([`front::EveryRequestLayer`]) wraps the whole router once, as its
+/// fallback, instead of each route.
 pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
-    let llm = Router::new()
-        .route("/v1/chat/completions", post(proxy::forward))
-        .route("/v1/responses", post(proxy::forward))
-        .route("/v1/embeddings", post(proxy::forward))
-        .route("/v1/messages", post(proxy::forward))
-        .route("/v1beta/models/{*rest}", post(proxy::forward));
-    // One stack, applied once. Each `Router::layer` boxes every route again, and a request
-    // clones its route's service once per middleware above it (`from_fn` clones its inner
-    // service for each call): every boxed level under the middlewares was a boxed clone more
-    // per middleware and request (the activity layer's level alone: 13 per request, ≈ 6,000
-    // instructions). Outermost first: the Gemini action check, the attribution, the
-    // upstream's choice, the budget, the activity layer.
-    let common = ServiceBuilder::new()
-        .layer(from_fn(proxy::known_action))
-        .layer(from_fn_with_state(state.clone(), sessions::attribute))
-        .layer(from_fn_with_state(state.clone(), routing::route));
+    let forward = proxy::Forward::new(state.clone());
+    // Outermost first.
+    let common = ServiceBuilder::new().layer(from_fn_with_state(state.clone(), front::llm));
     let llm = match (layer, state.budget.as_ref().map(|b| b.layer.clone())) {
-        (Some(layer), Some(budget)) => llm.layer(common.layer(budget).layer(layer)),
-        (Some(layer), None) => llm.layer(common.layer(layer)),
-        (None, Some(budget)) => llm.layer(common.layer(budget)),
-        (None, None) => llm.layer(common),
+        (Some(layer), Some(budget)) => {
+            llm_routes(common.layer(budget).layer(layer).service(forward))
+        }
+        (Some(layer), None) => llm_routes(common.layer(layer).service(forward)),
+        (None, Some(budget)) => llm_routes(common.layer(budget).service(forward)),
+        (None, None) => llm_routes(common.service(forward)),
     };
-    let authenticated = Router::new()
+    let user = Router::new()
         .route(
             "/v1/chat/sessions",
             post(sessions::create)
@@ -406,9 +405,8 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
         .route("/user/activity/stream", get(activity::stream))
         .route("/user/credits", get(budget::credits::get))
         .route("/user/limits", axum::routing::put(budget::limits::put_own))
-        .merge(llm)
         .layer(from_fn_with_state(state.clone(), auth::require_key));
-    Router::new()
+    let routes = Router::new()
         .route(
             "/auth/register",
             post(auth::register)
@@ -424,15 +422,27 @@ pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
             )),
         )
         .route("/healthz", get(metrics::healthz))
-        .merge(authenticated)
+        .merge(user)
+        .merge(llm)
         .merge(budget::admin::routes(&state))
         .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(from_fn_with_state(
-            state.clone(),
-            limits::bound_request_body,
-        ))
-        .with_state(state)
-        .layer(from_fn(paths::refuse_unnormalised))
+        .with_state(state.clone());
+    Router::new().fallback_service(front::EveryRequestLayer::new(state).layer(routes))
+}
+
+/// The LLM routes (`POST` only), each served by `service`.
+fn llm_routes<S>(service: S) -> Router<AppState>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
+    Router::new()
+        .route("/v1/chat/completions", post_service(service.clone()))
+        .route("/v1/responses", post_service(service.clone()))
+        .route("/v1/embeddings", post_service(service.clone()))
+        .route("/v1/messages", post_service(service.clone()))
+        .route("/v1beta/models/{*rest}", post_service(service))
 }

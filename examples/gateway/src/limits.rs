@@ -1,6 +1,6 @@
 //! [`Limits`]: the bounds that keep a client (slow, hostile or just broken) and an upstream
 //! (hung, silent) from holding the gateway's memory, connections or requests forever; and
-//! [`bound_request_body`], the middleware that times request bodies.
+//! [`bound`], which times a request's body.
 //!
 //! | bound | default | variable |
 //! |---|---|---|
@@ -27,9 +27,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -38,7 +37,6 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_activity::LlmApi;
 
-use crate::AppState;
 use crate::error::api_error;
 
 /// The largest body the gateway's own JSON routes take (registration, chat sessions): they
@@ -166,23 +164,20 @@ where
     }
 }
 
-/// Middleware around every route: the request body gets the idle and whole-body limits.
-pub async fn bound_request_body(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// `request` with its body given the idle and whole-body limits (a request without a body
+/// as it is). Every request passes it before routing
+/// ([`EveryRequest`](crate::front::EveryRequest)).
+pub fn bound(limits: &Limits, request: Request) -> Request {
     if request.body().is_end_stream() {
-        return next.run(request).await;
+        return request;
     }
-    let limits = &state.limits;
     let (parts, body) = request.into_parts();
     let body = Body::new(TimedBody::new(
         body,
         limits.body_idle,
         Some(limits.body_timeout),
     ));
-    next.run(Request::from_parts(parts, body)).await
+    Request::from_parts(parts, body)
 }
 
 /// The first error of type `T` in `e`'s chain of sources.

@@ -1,4 +1,4 @@
-//! [`refuse_unnormalised`]: a request path must be in normal form before it is routed.
+//! [`check`] and its [`refusal`]: a request path must be in normal form before it is routed.
 //!
 //! The gateway forwards LLM paths upstream with its own key (Gemini's
 //! `/v1beta/models/{*rest}` takes any tail), so a path that an upstream would normalise into a
@@ -12,8 +12,6 @@
 //! they become separators or new escapes), a raw `\`, an escape of a control byte, and a
 //! malformed escape (`%zz`).
 
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -26,19 +24,23 @@ pub fn check(path: &str) -> Result<(), &'static str> {
     if rest.is_empty() {
         return Ok(());
     }
-    let segments: Vec<&str> = rest.split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
         // A trailing slash is an empty last segment: allowed (such a route does not exist,
         // and the 404 says so); an empty one inside is `//`.
-        if segment.is_empty() && i != last {
+        if segment.is_empty() && segments.peek().is_some() {
             return Err("it has an empty segment (`//`)");
         }
         if segment.contains('\\') {
             return Err("it has a `\\`");
         }
-        let decoded = decode(segment)?;
-        if decoded == b"." || decoded == b".." {
+        // Only a segment with an escape is decoded (into a copy): the rest are read as they are.
+        let dots = if segment.contains('%') {
+            matches!(&decode(segment)?[..], b"." | b"..")
+        } else {
+            matches!(segment, "." | "..")
+        };
+        if dots {
             return Err("it has a `.` or `..` segment (perhaps percent-encoded)");
         }
     }
@@ -72,23 +74,24 @@ fn decode(segment: &str) -> Result<Vec<u8>, &'static str> {
     Ok(out)
 }
 
-/// Middleware around every route: `400 invalid_path` for a path [`check`] refuses.
-pub async fn refuse_unnormalised(request: Request, next: Next) -> Response {
-    if let Err(why) = check(request.uri().path()) {
-        let shown: String = request.uri().path().chars().take(200).collect();
-        return ApiError::new(
+/// The `400 invalid_path` answer to a path [`check`] refuses (`None`: the path is in normal
+/// form). Every request passes it before routing ([`EveryRequest`](crate::front::EveryRequest)).
+pub fn refusal(path: &str) -> Option<Response> {
+    let why = check(path).err()?;
+    let shown: String = path.chars().take(200).collect();
+    Some(
+        ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_path",
             format!("the path {shown:?} is not in normal form: {why}; send the canonical path"),
         )
-        .into_response();
-    }
-    next.run(request).await
+        .into_response(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, decode};
 
     #[test]
     fn normal_paths_pass() {
@@ -128,5 +131,51 @@ mod tests {
         ] {
             assert!(check(path).is_err(), "{path} passed");
         }
+    }
+
+    /// [`check`] reads a segment without an escape as it is; decoding every segment (what it
+    /// did first) must refuse exactly the same paths. Every path of up to three segments made
+    /// of these pieces (dots, escapes of dots, slashes and percent signs, malformed escapes,
+    /// backslashes, empty) is compared, with and without a trailing slash.
+    #[test]
+    fn reading_plain_segments_as_they_are_refuses_the_same_paths() {
+        fn decoding_every_segment(path: &str) -> bool {
+            let Some(rest) = path.strip_prefix('/') else {
+                return false;
+            };
+            let segments: Vec<&str> = rest.split('/').collect();
+            rest.is_empty()
+                || segments.iter().enumerate().all(|(i, s)| {
+                    (!s.is_empty() || i == segments.len() - 1)
+                        && !s.contains('\\')
+                        && decode(s).is_ok_and(|d| d != b"." && d != b"..")
+                })
+        }
+        let pieces = [
+            "", ".", "..", "...", "a", "a.b", "%2e", "%2E%2e", ".%2e", "%2f", "%25", "%5c", "%zz",
+            "%2", "%41", "a\\b", "%00",
+        ];
+        let mut paths = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for tail in ["", "/"] {
+                        for path in [
+                            format!("/{a}{tail}"),
+                            format!("/{a}/{b}{tail}"),
+                            format!("/{a}/{b}/{c}{tail}"),
+                        ] {
+                            assert_eq!(
+                                check(&path).is_ok(),
+                                decoding_every_segment(&path),
+                                "{path}"
+                            );
+                            paths += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(paths, 17 * 17 * 17 * 2 * 3);
     }
 }

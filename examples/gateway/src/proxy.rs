@@ -18,15 +18,19 @@
 //! is a `502` (`type: "upstream_unreachable"`), recorded as an `error`. Messages and records
 //! name the upstream by its name; its URL appears in messages without userinfo.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_activity::LlmApi;
@@ -98,6 +102,44 @@ impl UpstreamClient {
             .map(|u| format!("{} ({})", u.config.name, u.config.url))
             .collect();
         names.join(", ")
+    }
+}
+
+/// [`forward`] as a tower service, for a request body of any type (the activity layer's, on
+/// the LLM routes): the innermost service of their stack, so that no boxed axum handler sits
+/// under it (see [`router`](crate::router)).
+#[derive(Clone)]
+pub struct Forward {
+    state: AppState,
+}
+
+impl Forward {
+    /// Forwards with `state`'s upstreams.
+    pub fn new(state: AppState) -> Self {
+        Forward { state }
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for Forward
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::Map<
+        Pin<Box<dyn Future<Output = Response> + Send>>,
+        fn(Response) -> Result<Response, Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let future: Pin<Box<dyn Future<Output = Response> + Send>> =
+            Box::pin(forward(State(self.state.clone()), request.map(Body::new)));
+        future.map(Ok)
     }
 }
 
@@ -197,17 +239,15 @@ pub async fn forward(State(state): State<AppState>, request: Request) -> Respons
     response
 }
 
-/// Middleware outside the activity layer: a Gemini path with an action the gateway does not
-/// forward is a 404 that is not recorded.
-pub async fn known_action(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
+/// Outside the activity layer: a Gemini path with an action the gateway does not forward is
+/// a 404 that is not recorded.
+pub fn known_action(path: &str) -> Result<(), ApiError> {
     if path.starts_with("/v1beta/models/") && !GEMINI_ACTIONS.iter().any(|a| path.ends_with(a)) {
-        return ApiError::not_found(format!(
+        return Err(ApiError::not_found(format!(
             "no route for POST {path}; Gemini models serve `:generateContent` and `:streamGenerateContent`"
-        ))
-        .into_response();
+        )));
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// Query parameters the gateway reads and never forwards: the session, and Gemini's `key`

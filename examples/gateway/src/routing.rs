@@ -14,10 +14,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use tower_activity::LlmApi;
@@ -119,9 +118,9 @@ struct ModelOnly<'a> {
     model: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Middleware on the LLM routes (inside authentication, outside the activity layer): picks
-/// the upstream ([`Chosen`] in the extensions) or answers `404`.
-pub async fn route(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// On the LLM routes (after authentication, before the activity layer): picks the upstream
+/// ([`Chosen`] in the extensions of the request returned) or answers `404`.
+pub async fn route(state: &AppState, request: Request) -> Result<Request, Response> {
     let api = LlmApi::detect(request.uri().path());
     let routes = state.upstream.routes();
     let path_model = (api == LlmApi::GeminiGenerate)
@@ -134,7 +133,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
         let limit = state.limits.max_routed_body;
         let bytes = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) => return crate::limits::body_error(api, &*e, limit),
+            Err(e) => return Err(crate::limits::body_error(api, &*e, limit)),
         };
         let model = serde_json::from_slice::<ModelOnly>(&bytes)
             .ok()
@@ -147,7 +146,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
             Some(m) => format!("{:?}", m.chars().take(256).collect::<String>()),
             None => "(none given)".to_owned(),
         };
-        return api_error(
+        return Err(api_error(
             api,
             StatusCode::NOT_FOUND,
             "model_not_found",
@@ -155,11 +154,11 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
                 "no upstream of this gateway serves model {shown} on {}; the configured models are listed in GATEWAY_CONFIG",
                 api.as_str()
             ),
-        );
+        ));
     };
     let mut request = request;
     request.extensions_mut().insert(Chosen(upstream));
-    next.run(request).await.into_response()
+    Ok(request)
 }
 
 /// The model of a Gemini path: `/v1beta/models/{model}:{action}`.

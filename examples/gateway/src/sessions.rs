@@ -10,7 +10,6 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{SubsecRound, Utc};
 use serde::Deserialize;
@@ -122,41 +121,31 @@ pub fn requested_session(request: &Request) -> Result<Option<String>, ApiError> 
     }
 }
 
-/// Middleware on the LLM routes (inside [`require_key`](crate::auth::require_key)): checks
-/// the session a request names belongs to the caller and adds it to the [`Attribution`].
-pub async fn attribute(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let session = match requested_session(&request) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
+/// On the LLM routes, after [`auth::admit`](crate::auth::admit): checks the session a
+/// request names belongs to the caller and adds it to the [`Attribution`].
+pub async fn attribute(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
+    let Some(session_id) = requested_session(request)? else {
+        return Ok(());
     };
-    if let Some(session_id) = session {
-        let Some(caller) = request.extensions().get::<Caller>().cloned() else {
-            return ApiError::unauthorized("missing API key").into_response();
-        };
-        match state.accounts.session(&caller.user_id, &session_id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return ApiError::not_found(format!(
-                    "chat session {session_id:?} not found: create one with POST /v1/chat/sessions"
-                ))
-                .parameter("session_id")
-                .into_response();
-            }
-            Err(e) => {
-                return ApiError::internal("cannot check the chat session", &e).into_response();
-            }
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return Err(ApiError::unauthorized("missing API key"));
+    };
+    match state.accounts.session(&caller.user_id, &session_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(ApiError::not_found(format!(
+                "chat session {session_id:?} not found: create one with POST /v1/chat/sessions"
+            ))
+            .parameter("session_id"));
         }
-        let who = request
-            .extensions()
-            .get::<Attribution>()
-            .cloned()
-            .unwrap_or_else(|| Attribution::user(&caller.user_id))
-            .session(session_id);
-        request.extensions_mut().insert(who);
+        Err(e) => return Err(ApiError::internal("cannot check the chat session", &e)),
     }
-    next.run(request).await
+    let who = request
+        .extensions()
+        .get::<Attribution>()
+        .cloned()
+        .unwrap_or_else(|| Attribution::user(&caller.user_id))
+        .session(session_id);
+    request.extensions_mut().insert(who);
+    Ok(())
 }
