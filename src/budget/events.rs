@@ -31,7 +31,7 @@ fn event(name: &str, who: Option<&Attribution>, counter: &CounterKey) -> Activit
         who.apply(&mut record);
     }
     let m = &mut record.metadata;
-    m.insert("subject".into(), counter.subject.clone().into());
+    m.insert("subject".into(), (*counter.subject).into());
     m.insert("window".into(), counter.window.as_str().into());
     m.insert("window_start".into(), stamp(counter.start).into());
     record

@@ -76,8 +76,18 @@ impl Shared {
         now: DateTime<Utc>,
     ) -> Vec<Check> {
         let mut checks: Vec<Check> = Vec::with_capacity(self.tracked.len());
+        // The last scope's subject: the windows of one scope share it.
+        let mut last: Option<(&Scope, Option<Arc<str>>)> = None;
         for t in &self.tracked {
-            let Some(subject) = t.scope.subject(parts, who, model) else {
+            let subject = match &last {
+                Some((scope, subject)) if scope.same_subjects(&t.scope) => subject.clone(),
+                _ => {
+                    let subject = t.scope.subject(parts, who, model);
+                    last = Some((&t.scope, subject.clone()));
+                    subject
+                }
+            };
+            let Some(subject) = subject else {
                 continue;
             };
             let counter = CounterKey::at(subject, t.window, now);

@@ -160,7 +160,7 @@ impl MemoryBudgetStore {
         let checks = &admission.checks;
         let mut states: Vec<CounterState> = Vec::with_capacity(checks.len());
         for run in runs(checks) {
-            let subject = state.subjects.get(run[0].counter.subject.as_str());
+            let subject = state.subjects.get(&*run[0].counter.subject);
             states.extend(
                 run.iter()
                     .map(|c| state_of(subject, &c.counter, &c.defaults)),
@@ -201,7 +201,7 @@ impl MemoryBudgetStore {
 
 impl State {
     fn state(&self, key: &CounterKey, defaults: &Limits) -> CounterState {
-        state_of(self.subjects.get(key.subject.as_str()), key, defaults)
+        state_of(self.subjects.get(&*key.subject), key, defaults)
     }
 
     /// `subject`'s entry, made when missing: one lookup, the name copied only for a new
@@ -400,7 +400,7 @@ mod tests {
             };
             assert_eq!(states.len(), 4);
             assert_eq!(states[0].counter.window, Window::Minute);
-            assert_eq!(states[2].counter.subject, "user:b");
+            assert_eq!(&*states[2].counter.subject, "user:b");
         }
         let Verdict::Refused(states) = store.admit(&admission(Uuid::now_v7())).await.unwrap()
         else {

@@ -78,13 +78,13 @@ impl Scope {
         }
     }
 
-    /// The subject of a request in this scope, if it has one (built in one allocation).
+    /// The subject of a request in this scope, if it has one.
     pub(crate) fn subject(
         &self,
         parts: &Parts,
         who: Option<&Attribution>,
         model: Option<&str>,
-    ) -> Option<String> {
+    ) -> Option<Arc<str>> {
         Some(match self {
             Scope::User => join(&["user", who?.user_id.as_deref()?]),
             Scope::ApiKey => join(&["key", &parts.extensions.get::<ApiKeyId>()?.0]),
@@ -99,10 +99,26 @@ impl Scope {
             Scope::Custom { name, derive } => join(&[name, &derive(parts)?]),
         })
     }
+
+    /// Whether `self` and `other` give every request the same subject (so one is built
+    /// once per request however many windows track the scope): the same kind, tag, or
+    /// custom name and function.
+    pub(crate) fn same_subjects(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::User, Scope::User)
+            | (Scope::ApiKey, Scope::ApiKey)
+            | (Scope::Model, Scope::Model) => true,
+            (Scope::Tag(a), Scope::Tag(b)) => a == b,
+            (Scope::Custom { name: a, derive: f }, Scope::Custom { name: b, derive: g }) => {
+                a == b && Arc::ptr_eq(f, g)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `parts` joined with `:`.
-fn join(parts: &[&str]) -> String {
+fn join(parts: &[&str]) -> Arc<str> {
     let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -110,7 +126,7 @@ fn join(parts: &[&str]) -> String {
         }
         out.push_str(part);
     }
-    out
+    out.into()
 }
 
 impl fmt::Debug for Scope {
@@ -145,5 +161,19 @@ mod tests {
         let fixed = Scope::custom("org", |_| Some("acme".into()));
         assert_eq!(s(fixed).as_deref(), Some("org:acme"));
         assert_eq!(Scope::User.subject(&parts, None, None), None);
+    }
+
+    #[test]
+    fn same_subjects_only_where_every_request_gets_the_same() {
+        let org = Scope::custom("org", |_| Some("acme".into()));
+        let other_org = Scope::custom("org", |_| Some("other".into()));
+        assert!(Scope::User.same_subjects(&Scope::User));
+        assert!(Scope::tag("team").same_subjects(&Scope::tag("team")));
+        assert!(org.same_subjects(&org.clone()));
+        // Equal by name (`PartialEq`), but their functions may name different subjects.
+        assert!(org == other_org && !org.same_subjects(&other_org));
+        assert!(!Scope::tag("team").same_subjects(&Scope::tag("tier")));
+        assert!(!Scope::User.same_subjects(&Scope::ApiKey));
+        assert!(!Scope::custom("user", |_| None).same_subjects(&Scope::User));
     }
 }

@@ -2,6 +2,7 @@
 //! one process, or in PostgreSQL or Redis for a fleet — and the values it trades in.
 
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +26,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CounterKey {
     /// The subject (`user:u_42`, `model:gpt-4o` …, see [`Scope`](super::Scope)).
-    pub subject: String,
+    /// Shared, not copied: a request's checks of one scope and the states a store returns
+    /// for them hold the same name.
+    pub subject: Arc<str>,
     /// The window.
     pub window: Window,
     /// Its start ([`Window::start`]).
@@ -34,7 +37,7 @@ pub struct CounterKey {
 
 impl CounterKey {
     /// The counter of `subject`'s `window` that contains `at`.
-    pub fn at(subject: impl Into<String>, window: Window, at: DateTime<Utc>) -> Self {
+    pub fn at(subject: impl Into<Arc<str>>, window: Window, at: DateTime<Utc>) -> Self {
         CounterKey {
             subject: subject.into(),
             window,

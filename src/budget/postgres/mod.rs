@@ -191,7 +191,7 @@ impl Arrays {
             caps: Default::default(),
         };
         for (key, estimate, defaults) in checks {
-            a.subjects.push(key.subject.clone());
+            a.subjects.push(key.subject.to_string());
             a.windows.push(key.window.as_str().to_owned());
             a.starts.push(key.start);
             a.spend.push(estimate.spend.to_string());
@@ -242,7 +242,10 @@ fn decode(row: &PgRow) -> Result<(CounterKey, bool, bool, CounterState), BudgetE
     };
     let window: String = row.try_get(1).map_err(BudgetError::store)?;
     let key = CounterKey {
-        subject: row.try_get(0).map_err(BudgetError::store)?,
+        subject: row
+            .try_get::<&str, _>(0)
+            .map_err(BudgetError::store)?
+            .into(),
         window: window.parse().map_err(BudgetError::store)?,
         start: row.try_get(2).map_err(BudgetError::store)?,
     };
@@ -367,7 +370,7 @@ impl BudgetStore for PostgresBudgetStore {
             .filter(|k| !rows.iter().any(|(key, ..)| key == *k))
             .collect();
         if !missing.is_empty() {
-            let subjects: Vec<&str> = missing.iter().map(|k| k.subject.as_str()).collect();
+            let subjects: Vec<&str> = missing.iter().map(|k| &*k.subject).collect();
             let windows: Vec<&str> = missing.iter().map(|k| k.window.as_str()).collect();
             let starts: Vec<DateTime<Utc>> = missing.iter().map(|k| k.start).collect();
             self.run(|| {

@@ -308,9 +308,14 @@ async fn run(
         let subject = format!("user:{user}");
         let counters: Vec<(CounterKey, Limits)> = minutes
             .iter()
-            .map(|m| (CounterKey::at(&subject, Window::Minute, *m), Limits::none()))
+            .map(|m| {
+                (
+                    CounterKey::at(subject.as_str(), Window::Minute, *m),
+                    Limits::none(),
+                )
+            })
             .chain([(
-                CounterKey::at(&subject, Window::Total, boundary),
+                CounterKey::at(subject.as_str(), Window::Total, boundary),
                 Limits::none(),
             )])
             .collect();

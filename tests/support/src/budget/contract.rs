@@ -230,7 +230,7 @@ pub async fn concurrent_across_counters(store: Arc<dyn BudgetStore>, n: usize) {
     let per_user = |u: &str| {
         admitted
             .iter()
-            .filter(|a| a.checks.iter().any(|c| c.counter.subject == u))
+            .filter(|a| a.checks.iter().any(|c| &*c.counter.subject == u))
             .count() as u64
     };
     let keys: Vec<(CounterKey, Limits)> = users
