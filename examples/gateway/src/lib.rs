@@ -33,10 +33,11 @@
 //! [`front::llm`] on the LLM routes: [`auth::admit`] (puts the caller and an
 //! [`Attribution`](tower_activity::Attribution) into the request; [`auth::require_key`] on the
 //! other authenticated routes) → [`proxy::known_action`] → [`sessions::attribute`] (adds the
-//! session) → [`routing::route`] (picks the upstream, `404` when none serves the model) → the [`budget`] layer (credits and limits: `402`/`429`,
-//! never sent on, recorded as events) → [`ActivityLayer`] → [`proxy::forward`]. So the layer sees who
-//! made each request, and requests refused before it (no key, someone else's session, no
-//! upstream, a body too slow) are not recorded.
+//! session) → [`routing::route`] (picks the upstream, `404` when none serves the model) → the
+//! [`budget`] layer (credits and limits: `402`/`429`, never sent on, recorded as events) →
+//! [`ActivityLayer`] → [`proxy::Forward`]. So the layer sees who made each request, and
+//! requests refused before it (no key, someone else's session, no upstream, a body too slow)
+//! are not recorded.
 
 pub mod activity;
 pub mod auth;
@@ -378,7 +379,7 @@ impl Gateway {
 ///
 /// Every boxed level costs each request allocations ([`front`] says which). So an LLM route is
 /// one boxed level: a tower stack of what it passes ([`front::llm`], the budget, the activity
-/// layer) around [`proxy::forward`] as a plain service, not an axum handler boxed again; and
+/// layer) around [`proxy::Forward`], a plain service, not an axum handler boxed again; and
 /// what every route passes ([`front::EveryRequestLayer`]) wraps the whole router once, as its
 /// fallback, instead of each route.
 pub fn router(state: AppState, layer: Option<ActivityLayer>) -> Router {
