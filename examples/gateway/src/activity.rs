@@ -10,7 +10,7 @@
 //! is in the answer even though the writer batches every second. Concurrent reads share one
 //! flush ([`ReadYourWrites`](crate::fresh::ReadYourWrites)).
 //!
-//! Each log row is an [`ActivityRecord`](tower_activity::ActivityRecord) (its JSON names)
+//! Each log row is an [`ActivityRecord`] (its JSON names)
 //! plus the field names of the original API, so that its dashboard works unchanged:
 //!
 //! | field | value |

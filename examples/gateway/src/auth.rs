@@ -118,8 +118,9 @@ pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Respon
     Ok(())
 }
 
-/// Middleware on `GET /metrics`: when [`AppState::metrics_token`] is set, the request must
-/// carry it as `Authorization: Bearer <token>` (`401` otherwise).
+/// Middleware on `GET /metrics`: when the gateway's
+/// [`metrics_token`](crate::SharedState::metrics_token) is set, the request must carry it as
+/// `Authorization: Bearer <token>` (`401` otherwise).
 pub async fn require_metrics_token(
     State(state): State<AppState>,
     request: Request,

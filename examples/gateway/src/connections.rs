@@ -15,7 +15,7 @@
 //! the others cannot hand some of it over; [`ConnectionThreads::pick`] gives each new
 //! connection to the thread serving the fewest.
 //!
-//! Each thread also keeps one timer pending ([`pace`]): Tokio wakes a runtime's I/O driver
+//! Each thread also keeps one timer pending (`pace`): Tokio wakes a runtime's I/O driver
 //! whenever a timer is registered earlier than the driver's next planned wake-up, even from the
 //! runtime's own running thread — a write to its eventfd and one more `epoll_wait`, for two
 //! requests in three at c=8 (BENCHMARKS.md, "A timer kept pending on each connection thread").

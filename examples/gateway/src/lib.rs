@@ -1,7 +1,7 @@
 //! The example gateway: an axum proxy for OpenAI chat, Responses, Anthropic and Gemini that
 //! accounts every request with [`ActivityLayer`], with users, chat sessions, the activity API,
 //! metrics and a graceful shutdown. `src/main.rs` is the `gateway` binary; tests mount
-//! [`Gateway::router`] (merge your own routes into it) or [`serve`] it.
+//! [`Gateway::router`] (merge your own routes into it) or [`serve()`] it.
 //!
 //! # Routes
 //!
@@ -19,7 +19,7 @@
 //! | `GET /metrics` | `METRICS_TOKEN` when set | Prometheus text |
 //! | `GET /healthz` | – | liveness |
 //!
-//! Every proxied response names its record in `x-activity-id`. [`AppState::live`] publishes
+//! Every proxied response names its record in `x-activity-id`. [`SharedState::live`] publishes
 //! each record once stored, for a live feed.
 //!
 //! "key" is an API key from `/auth/register` in `Authorization: Bearer …` (or `x-api-key`,
@@ -335,7 +335,7 @@ impl Gateway {
     }
 
     /// [`close_live_feeds`](Self::close_live_feeds) as a handle for a task that does not hold
-    /// the gateway (a shutdown future given to [`serve`]).
+    /// the gateway (a shutdown future given to [`serve()`]).
     pub fn close_feeds_handle(&self) -> impl FnOnce() + Send + 'static {
         let closing = self.closing.clone();
         move || {

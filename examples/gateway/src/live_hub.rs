@@ -1,7 +1,7 @@
 //! [`LiveHub`]: one live channel per user, so a feed that falls behind loses — and its
 //! `lagged` event counts — only its own user's records.
 //!
-//! The stored-records broadcast ([`AppState::live`](crate::AppState::live)) carries everyone's
+//! The stored-records broadcast ([`AppState::live`](crate::SharedState::live)) carries everyone's
 //! records: a subscriber that lags on it loses records of all users, and the count says so.
 //! The hub reads that broadcast once (from the first feed on) and hands each record to its
 //! user's channel ([`USER_CAPACITY`] records), which only that user's feeds read. If the hub

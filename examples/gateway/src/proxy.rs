@@ -4,7 +4,7 @@
 //! One pooled hyper-util client (HTTP/1, keep-alive; TLS by rustls with the Mozilla roots for
 //! an `https://` upstream) serves every upstream. The request goes to the upstream's base URL +
 //! its path + its query (less `session_id` and `key`, compared after percent-decoding), with
-//! only the headers [`headers`](crate::headers) allows, and the upstream's key sent the way
+//! only the headers [`headers`] allows, and the upstream's key sent the way
 //! each API expects: `Authorization: Bearer` (OpenAI chat, Responses, embeddings), `x-api-key`
 //! and `anthropic-version` (Anthropic; `2023-06-01` unless the client names one),
 //! `x-goog-api-key` (Gemini). A base URL's `user:password` goes as `Authorization: Basic`

@@ -108,9 +108,10 @@ fn bucket_key(addr: IpAddr) -> IpAddr {
     }
 }
 
-/// Middleware on `POST /auth/register`: [`AppState::registrations`]' limit per peer address
-/// (from [`serve`](crate::serve), which puts `ConnectInfo` in each request; without one,
-/// every request shares the unspecified address's bucket).
+/// Middleware on `POST /auth/register`: the gateway's
+/// [`registrations`](crate::SharedState::registrations) limit per peer address (from
+/// [`serve`](crate::serve()), which puts `ConnectInfo` in each request; without one, every
+/// request shares the unspecified address's bucket).
 pub async fn registrations(
     State(state): State<AppState>,
     request: Request,

@@ -1,32 +1,5 @@
 //! [`NatsSink`] (feature `nats`): records into a JetStream stream, for a fleet of gateways
 //! whose ingesters write the database.
-//!
-//! # Messages
-//!
-//! Each record is one message on [`StreamConfig::subject`] (default `activity.records`) of
-//! stream [`StreamConfig::name`] (default `ACTIVITY`, created if missing): its JSON (the
-//! [`ActivityRecord`] serde form, as [`TracingSink`](super::TracingSink) logs it), with header
-//! `Nats-Msg-Id` = the record's id. JetStream drops a message whose id it has seen within its
-//! duplicate window, and the database's `ON CONFLICT (id) DO NOTHING` drops any later copy, so
-//! a batch retried after a lost acknowledgement stores every record once: exactly-once in
-//! effect, end to end.
-//!
-//! # Batches
-//!
-//! A batch's messages are published back to back (pipelined, without waiting for each
-//! acknowledgement), at most 1,000 unacknowledged at a time: the client holds a permit
-//! for each until its acknowledgement is read, and it has 5,000, so a larger batch sent whole
-//! before reading any would wait forever for its own permits. The batch is written when every
-//! acknowledgement came back; a missing or negative acknowledgement (no stream, a timeout, a
-//! lost connection, a cluster electing a leader) is [`SinkError::Transient`], so the writer
-//! retries the batch with backoff and the duplicate window absorbs what had landed. A record
-//! larger than the server's `max_payload` is [`SinkError::Permanent`] (the writer isolates it).
-//!
-//! # Connection
-//!
-//! [`NatsSinkBuilder::url`] takes one URL or a comma-separated list (a cluster's servers).
-//! Building fails at once when no server answers; once connected, the client reconnects by
-//! itself (to any server of the cluster) while the writer's queue absorbs the records.
 
 mod error;
 mod stream;
@@ -55,8 +28,37 @@ pub use self::stream::{DEFAULT_STREAM, DEFAULT_SUBJECT, StreamConfig};
 /// The default NATS URL.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
-/// Publishes every record to a JetStream stream (see the [module docs](self)). Cheap to clone:
-/// clones share the connection.
+/// Publishes every record to a JetStream stream. Cheap to clone: clones share the
+/// connection.
+///
+/// # Messages
+///
+/// Each record is one message on [`StreamConfig::subject`] (default `activity.records`) of
+/// stream [`StreamConfig::name`] (default `ACTIVITY`, created if missing): its JSON (the
+/// [`ActivityRecord`] serde form, as [`TracingSink`](super::TracingSink) logs it), with header
+/// `Nats-Msg-Id` = the record's id. JetStream drops a message whose id it has seen within its
+/// duplicate window, and the database's `ON CONFLICT (id) DO NOTHING` drops any later copy, so
+/// a batch retried after a lost acknowledgement stores every record once: exactly-once in
+/// effect, end to end.
+///
+/// # Batches
+///
+/// A batch's messages are published back to back (pipelined, without waiting for each
+/// acknowledgement), at most 1,000 unacknowledged at a time: the client holds a permit
+/// for each until its acknowledgement is read, and it has 5,000, so a larger batch sent whole
+/// before reading any would wait forever for its own permits. The batch is written when every
+/// acknowledgement came back; a missing or negative acknowledgement (no stream, a timeout, a
+/// lost connection, a cluster electing a leader) is [`SinkError::Transient`], so the writer
+/// retries the batch with backoff and the duplicate window absorbs what had landed. A record
+/// larger than the server's `max_payload` is [`SinkError::Permanent`] (the writer isolates it).
+///
+/// # Connection
+///
+/// [`NatsSinkBuilder::url`] takes one URL or a comma-separated list (a cluster's servers).
+/// Building fails at once when no server answers; once connected, the client reconnects by
+/// itself (to any server of the cluster) while the writer's queue absorbs the records.
+///
+/// # Example
 ///
 /// ```no_run
 /// use std::time::Duration;

@@ -1,78 +1,5 @@
 //! [`OtelSink`] (feature `otel`): records as OpenTelemetry GenAI spans and metrics over
 //! OTLP/HTTP (protobuf).
-//!
-//! # Spans
-//!
-//! One span per record, sent by the writer's lane itself (the sink calls the OTLP exporter
-//! directly, without the SDK's batch processor), so a batch is counted written only once the
-//! collector accepted it, and retried or split like any other sink's.
-//!
-//! - **Ids.** The span id is the last 8 bytes of the record id (random in a UUID v7), so an
-//!   export retried after a lost answer repeats the same span. A request that carried a valid
-//!   W3C `traceparent` (kept in `metadata.traceparent`) is a child of that span, in that
-//!   trace; otherwise the trace id is the record id.
-//! - **Timing.** Start = the record's `timestamp`, end = start + `latency_ms`: the request's
-//!   own timing, not the export's.
-//! - **Name and kind.** `"{gen_ai.operation.name} {model}"` (`chat gpt-4o`), kind `CLIENT`;
-//!   an event (login, registration, session created, budget thresholds) is an `INTERNAL`
-//!   span of zero duration named after the event, with the `activity.*` attributes only.
-//! - **Status.** `ERROR` for outcome `error` (the provider's message as the description) and
-//!   `interrupted`; unset otherwise (a client that went away is not an error of the call).
-//!
-//! | attribute | from the record |
-//! |---|---|
-//! | `gen_ai.operation.name` | `api`: `chat` (OpenAI chat and Responses, Anthropic), `generate_content` (Gemini), `embeddings`, `text_completion` (`/v1/completions`); absent for an unknown API |
-//! | `gen_ai.provider.name` | `provider`: `openai`, `anthropic`, `gcp.gemini`, `mistral_ai`, `deepseek`, `x_ai`, `cohere`, else the provider in lower case (`meta`, `alibaba`) |
-//! | `gen_ai.request.model`, `gen_ai.response.model` | `model` (the record keeps one name: the response's, else the request's) |
-//! | `gen_ai.response.id` | `metadata.response_id`, when a tracker kept it |
-//! | `gen_ai.response.finish_reasons` | `[finish_reason]` (normalised) |
-//! | `gen_ai.request.stream` | `stream` |
-//! | `gen_ai.usage.input_tokens`, `…output_tokens`, `…cache_read.input_tokens`, `…cache_creation.input_tokens`, `…reasoning.output_tokens` | `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `reasoning_tokens`; **absent when unknown**, never 0 |
-//! | `gen_ai.usage.cost.amount` | `cost_usd` as an exact decimal **string** (`"0.0000325"`), absent when unknown |
-//! | `gen_ai.usage.cost.currency`, `…cost.source` | `USD`; `provider` (reported) or `local` (computed) |
-//! | `gen_ai.response.time_to_first_chunk` | `ttft_ms` / 1000 (seconds) |
-//! | `gen_ai.conversation.id` | `session_id` |
-//! | `http.response.status_code`, `error.type` | `status_code`; for outcomes `error` and `interrupted`: the provider's error type, else (`error`) the status, else the outcome (`interrupted`: a stream's `200` says nothing of its failure) |
-//! | `activity.id` | `id`, the response's `x-activity-id`: joins the span with its log row |
-//! | `activity.kind`, `activity.outcome`, `activity.api`, `activity.endpoint`, `activity.usage_source`, `activity.upstream`, `activity.service_tier` | the fields of the same names |
-//! | `activity.user_id`, `activity.session_id`, `activity.app` | the attribution |
-//! | `activity.model`, `activity.provider` | `model`, `provider` exactly as in the log |
-//! | `activity.cost_details.<part>`, `activity.usage_details.<part>` | each part (decimal string / count) |
-//!
-//! Cost has no convention yet; the names are those of the open proposal
-//! (`gen_ai.usage.cost.*`), with the amount as a string because a double would lose digits.
-//! Prompt and completion text are never exported, nor the `metadata` tags.
-//!
-//! # Metrics
-//!
-//! Recorded for the records of each batch the collector accepted (a retried batch counts
-//! once) and exported every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) with cumulative
-//! temporality: `gen_ai.client.token.usage` (histogram, `{token}`, by `gen_ai.token.type` =
-//! `input` / `output`), `gen_ai.client.operation.duration` (histogram, `s`, with `error.type`
-//! on errors), `gen_ai.server.time_to_first_token` (histogram, `s`, streams), each with
-//! `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model` and
-//! `gen_ai.response.model`; and `activity.cost` (counter, `USD`, by `gen_ai.request.model` and
-//! `gen_ai.provider.name`), observed from exact decimal sums, so only the exported value is
-//! rounded (once, to a double). The cost counter keeps at most
-//! [`OtelSink::MAX_COST_SERIES`] (model, provider) pairs; later models add to model `other`.
-//!
-//! # Configuration
-//!
-//! The builder's values win; otherwise the standard variables apply:
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL, default `http://localhost:4318`; `/v1/traces` and
-//! `/v1/metrics` are appended), `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT` (full URLs),
-//! `OTEL_EXPORTER_OTLP_HEADERS` (`key=value,…`, e.g. an API key), `OTEL_EXPORTER_OTLP_TIMEOUT`
-//! (ms), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL` (ms).
-//! Only `http/protobuf` is spoken. The default client speaks plain HTTP (a collector beside
-//! the process); give [`OtelSinkBuilder::http_client`] a TLS-capable client for `https://`.
-//!
-//! # Failures
-//!
-//! No answer, a timeout, or a status other than 400, 413 and 422 is
-//! [`SinkError::Transient`]: the writer retries the batch with backoff while the lane's queue
-//! absorbs new records (the exporter's own retries are off, so the writer's counters see every
-//! attempt). 400, 413 and 422 reject the batch itself: [`SinkError::Permanent`], so the writer
-//! splits it and counts the spans the collector refuses on their own as failed.
 
 mod client;
 mod metrics;
@@ -101,9 +28,83 @@ use super::{ActivitySink, SinkError};
 use crate::record::ActivityRecord;
 
 /// Exports every record as an OpenTelemetry GenAI span, and GenAI metrics beside, over
-/// OTLP/HTTP; see the [module docs](self) for the mapping. Usually one sink of a
-/// [`FanOut`](super::FanOut) next to the database, so a collector that is down never holds
-/// the database's records back.
+/// OTLP/HTTP. Usually one sink of a [`FanOut`](super::FanOut) next to the database, so a
+/// collector that is down never holds the database's records back.
+///
+/// # Spans
+///
+/// One span per record, sent by the writer's lane itself (the sink calls the OTLP exporter
+/// directly, without the SDK's batch processor), so a batch is counted written only once the
+/// collector accepted it, and retried or split like any other sink's.
+///
+/// - **Ids.** The span id is the last 8 bytes of the record id (random in a UUID v7), so an
+///   export retried after a lost answer repeats the same span. A request that carried a valid
+///   W3C `traceparent` (kept in `metadata.traceparent`) is a child of that span, in that
+///   trace; otherwise the trace id is the record id.
+/// - **Timing.** Start = the record's `timestamp`, end = start + `latency_ms`: the request's
+///   own timing, not the export's.
+/// - **Name and kind.** `"{gen_ai.operation.name} {model}"` (`chat gpt-4o`), kind `CLIENT`;
+///   an event (login, registration, session created, budget thresholds) is an `INTERNAL`
+///   span of zero duration named after the event, with the `activity.*` attributes only.
+/// - **Status.** `ERROR` for outcome `error` (the provider's message as the description) and
+///   `interrupted`; unset otherwise (a client that went away is not an error of the call).
+///
+/// | attribute | from the record |
+/// |---|---|
+/// | `gen_ai.operation.name` | `api`: `chat` (OpenAI chat and Responses, Anthropic), `generate_content` (Gemini), `embeddings`, `text_completion` (`/v1/completions`); absent for an unknown API |
+/// | `gen_ai.provider.name` | `provider`: `openai`, `anthropic`, `gcp.gemini`, `mistral_ai`, `deepseek`, `x_ai`, `cohere`, else the provider in lower case (`meta`, `alibaba`) |
+/// | `gen_ai.request.model`, `gen_ai.response.model` | `model` (the record keeps one name: the response's, else the request's) |
+/// | `gen_ai.response.id` | `metadata.response_id`, when a tracker kept it |
+/// | `gen_ai.response.finish_reasons` | `[finish_reason]` (normalised) |
+/// | `gen_ai.request.stream` | `stream` |
+/// | `gen_ai.usage.input_tokens`, `…output_tokens`, `…cache_read.input_tokens`, `…cache_creation.input_tokens`, `…reasoning.output_tokens` | `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `reasoning_tokens`; **absent when unknown**, never 0 |
+/// | `gen_ai.usage.cost.amount` | `cost_usd` as an exact decimal **string** (`"0.0000325"`), absent when unknown |
+/// | `gen_ai.usage.cost.currency`, `…cost.source` | `USD`; `provider` (reported) or `local` (computed) |
+/// | `gen_ai.response.time_to_first_chunk` | `ttft_ms` / 1000 (seconds) |
+/// | `gen_ai.conversation.id` | `session_id` |
+/// | `http.response.status_code`, `error.type` | `status_code`; for outcomes `error` and `interrupted`: the provider's error type, else (`error`) the status, else the outcome (`interrupted`: a stream's `200` says nothing of its failure) |
+/// | `activity.id` | `id`, the response's `x-activity-id`: joins the span with its log row |
+/// | `activity.kind`, `activity.outcome`, `activity.api`, `activity.endpoint`, `activity.usage_source`, `activity.upstream`, `activity.service_tier` | the fields of the same names |
+/// | `activity.user_id`, `activity.session_id`, `activity.app` | the attribution |
+/// | `activity.model`, `activity.provider` | `model`, `provider` exactly as in the log |
+/// | `activity.cost_details.<part>`, `activity.usage_details.<part>` | each part (decimal string / count) |
+///
+/// Cost has no convention yet; the names are those of the open proposal
+/// (`gen_ai.usage.cost.*`), with the amount as a string because a double would lose digits.
+/// Prompt and completion text are never exported, nor the `metadata` tags.
+///
+/// # Metrics
+///
+/// Recorded for the records of each batch the collector accepted (a retried batch counts
+/// once) and exported every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) with cumulative
+/// temporality: `gen_ai.client.token.usage` (histogram, `{token}`, by `gen_ai.token.type` =
+/// `input` / `output`), `gen_ai.client.operation.duration` (histogram, `s`, with `error.type`
+/// on errors), `gen_ai.server.time_to_first_token` (histogram, `s`, streams), each with
+/// `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model` and
+/// `gen_ai.response.model`; and `activity.cost` (counter, `USD`, by `gen_ai.request.model` and
+/// `gen_ai.provider.name`), observed from exact decimal sums, so only the exported value is
+/// rounded (once, to a double). The cost counter keeps at most
+/// [`OtelSink::MAX_COST_SERIES`] (model, provider) pairs; later models add to model `other`.
+///
+/// # Configuration
+///
+/// The builder's values win; otherwise the standard variables apply:
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL, default `http://localhost:4318`; `/v1/traces` and
+/// `/v1/metrics` are appended), `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT` (full URLs),
+/// `OTEL_EXPORTER_OTLP_HEADERS` (`key=value,…`, e.g. an API key), `OTEL_EXPORTER_OTLP_TIMEOUT`
+/// (ms), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL` (ms).
+/// Only `http/protobuf` is spoken. The default client speaks plain HTTP (a collector beside
+/// the process); give [`OtelSinkBuilder::http_client`] a TLS-capable client for `https://`.
+///
+/// # Failures
+///
+/// No answer, a timeout, or a status other than 400, 413 and 422 is
+/// [`SinkError::Transient`]: the writer retries the batch with backoff while the lane's queue
+/// absorbs new records (the exporter's own retries are off, so the writer's counters see every
+/// attempt). 400, 413 and 422 reject the batch itself: [`SinkError::Permanent`], so the writer
+/// splits it and counts the spans the collector refuses on their own as failed.
+///
+/// # Example
 ///
 /// ```no_run
 /// use std::time::Duration;

@@ -268,7 +268,7 @@ fn short_chat_frames() -> Vec<Bytes> {
     frames
 }
 
-/// The mock's short stream ([`short_chat_frames`]) for a client that asked for the usage
+/// The mock's short stream (`short_chat_frames`) for a client that asked for the usage
 /// itself: passed through as it is.
 pub fn sse_openai_chat_short() -> Workload {
     chat_stream("sse_openai_chat_short", short_chat_frames(), true)

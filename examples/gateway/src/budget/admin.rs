@@ -12,7 +12,7 @@
 //! - `PUT /admin/users/{user_id}/limits` `{"daily_spend", "monthly_spend",
 //!   "requests_per_minute", "tokens_per_day"}` (any subset; `null` removes one) →
 //!   `{"user_id", "limits"}`: the administrator's ceilings; the limits in force are the lower
-//!   of these and the user's own ([`limits`](super::limits)).
+//!   of these and the user's own ([`limits`]).
 
 use std::sync::Arc;
 

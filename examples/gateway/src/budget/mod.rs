@@ -1,5 +1,5 @@
 //! Spend control in the gateway: credits, limits and the admin API, on
-//! [`BudgetLayer`](tower_activity::budget::BudgetLayer).
+//! [`BudgetLayer`].
 //!
 //! Every registered user gets `INITIAL_CREDITS` (decimal USD, default `1.00`): a balance the
 //! exact cost of each request is deducted from when its record is made. A request whose

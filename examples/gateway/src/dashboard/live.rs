@@ -1,6 +1,6 @@
 //! `GET /user/activity/stream`: the caller's new records as Server-Sent Events.
 //!
-//! The gateway authenticates the request (Bearer API key → user id) and hands [`stream`] the
+//! The gateway authenticates the request (Bearer API key → user id) and hands [`stream()`] the
 //! user id and a fresh receiver of that user's records
 //! ([`LiveHub::subscribe`](crate::live_hub::LiveHub::subscribe)). The events:
 //!

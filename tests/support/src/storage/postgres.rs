@@ -79,7 +79,7 @@ impl TestDb {
         .unwrap()
     }
 
-    /// A connection to the server (not to this database), for [`kill_connections`].
+    /// A connection to the server (not to this database), for [`kill_connections`](Self::kill_connections).
     pub async fn admin(&self) -> PgConnection {
         admin().await
     }
