@@ -119,14 +119,7 @@ impl Scope {
 
 /// `parts` joined with `:`.
 fn join(parts: &[&str]) -> Arc<str> {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push_str(part);
-    }
-    out.into()
+    parts.join(":").into()
 }
 
 impl fmt::Debug for Scope {

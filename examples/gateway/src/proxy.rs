@@ -30,7 +30,6 @@ use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use futures_util::FutureExt;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_activity::LlmApi;
@@ -127,19 +126,15 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = futures_util::future::Map<
-        Pin<Box<dyn Future<Output = Response> + Send>>,
-        fn(Response) -> Result<Response, Infallible>,
-    >;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let future: Pin<Box<dyn Future<Output = Response> + Send>> =
-            Box::pin(forward(State(self.state.clone()), request.map(Body::new)));
-        future.map(Ok)
+        let future = forward(State(self.state.clone()), request.map(Body::new));
+        Box::pin(async move { Ok(future.await) })
     }
 }
 

@@ -305,17 +305,17 @@ async fn run(
             ids,
             "{store_name}: one log row per admitted request, none for a refused one"
         );
-        let subject = format!("user:{user}");
+        let subject: std::sync::Arc<str> = format!("user:{user}").into();
         let counters: Vec<(CounterKey, Limits)> = minutes
             .iter()
             .map(|m| {
                 (
-                    CounterKey::at(subject.as_str(), Window::Minute, *m),
+                    CounterKey::at(subject.clone(), Window::Minute, *m),
                     Limits::none(),
                 )
             })
             .chain([(
-                CounterKey::at(subject.as_str(), Window::Total, boundary),
+                CounterKey::at(subject.clone(), Window::Total, boundary),
                 Limits::none(),
             )])
             .collect();
