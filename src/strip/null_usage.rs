@@ -581,3 +581,6 @@ impl NullUsage {
         self.at = Place::Off;
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests;
