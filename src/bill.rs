@@ -14,13 +14,13 @@ use serde_json::Value;
 
 use crate::pricing::{PricingTier, SearchContextSize, TokenUsage, parse_exact};
 use crate::protocol::{StatedCost, Usage, UsageDetails};
-use crate::record::ActivityRecord;
+use crate::record::{ActivityRecord, word};
 
 /// What the request asked for that changes its price.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct RequestTerms {
     /// The request's `service_tier` (OpenAI; the response's own value wins).
-    pub(crate) service_tier: Option<String>,
+    pub(crate) service_tier: Option<Cow<'static, str>>,
     /// The web search tool's `search_context_size` (default medium).
     pub(crate) search_context: SearchContextSize,
 }
@@ -60,7 +60,7 @@ impl RequestTerms {
     /// The terms of a request naming `service_tier` and a web search `search_context_size`.
     pub(crate) fn new(service_tier: Option<&str>, search_context: Option<&str>) -> RequestTerms {
         RequestTerms {
-            service_tier: service_tier.map(str::to_owned),
+            service_tier: service_tier.map(word),
             search_context: search_context
                 .and_then(SearchContextSize::parse)
                 .unwrap_or_default(),
@@ -104,7 +104,7 @@ pub(crate) fn usage_details(r: &mut ActivityRecord, usage: &Usage) {
     // Inserted one by one: collecting sorts the entries in a vector of its own first.
     for (name, n) in usage.details.entries() {
         if let Some(n) = n {
-            details.insert(name.to_owned(), n);
+            details.insert(Cow::Borrowed(name), n);
         }
     }
     r.usage_details = (!details.is_empty()).then_some(details);
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn usage_details_are_the_reported_counts_and_none_without_one() {
         let mut r = ActivityRecord::new(RecordKind::Request);
-        r.usage_details = Some(BTreeMap::from([("stale".to_owned(), 1)]));
+        r.usage_details = Some(BTreeMap::from([("stale".into(), 1)]));
         usage_details(&mut r, &Usage::default());
         assert_eq!(r.usage_details, None);
         // A count with no `usage_details` name (output video) is none either.
@@ -206,10 +206,13 @@ mod tests {
         assert_eq!(
             r.usage_details,
             Some(BTreeMap::from([
-                ("cache_write_1h_tokens".to_owned(), 0),
-                ("input_audio_tokens".to_owned(), 7),
+                ("cache_write_1h_tokens".into(), 0),
+                ("input_audio_tokens".into(), 7),
             ]))
         );
+        // The names are the layer's own: borrowed, never copied.
+        let names = r.usage_details.iter().flatten().map(|(k, _)| k);
+        assert!(names.into_iter().all(|k| matches!(k, Cow::Borrowed(_))));
     }
 
     #[test]

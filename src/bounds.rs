@@ -32,18 +32,16 @@ impl ActivityRecord {
         };
         let name =
             |value: &mut Option<String>| value.as_mut().is_some_and(|v| cut_to(v, Self::MAX_NAME));
+        let word = |value: &mut Option<Cow<'static, str>>| {
+            value.as_mut().is_some_and(|v| cut_cow(v, Self::MAX_NAME))
+        };
         note("model", name(&mut self.model));
-        note(
-            "provider",
-            self.provider
-                .as_mut()
-                .is_some_and(|v| cut_cow(v, Self::MAX_NAME)),
-        );
+        note("provider", word(&mut self.provider));
         note("user_id", name(&mut self.user_id));
         note("session_id", name(&mut self.session_id));
         note("upstream", name(&mut self.upstream));
-        note("native_finish_reason", name(&mut self.native_finish_reason));
-        note("service_tier", name(&mut self.service_tier));
+        note("native_finish_reason", word(&mut self.native_finish_reason));
+        note("service_tier", word(&mut self.service_tier));
         note("app", cut_cow(&mut self.app, Self::MAX_NAME));
         note("endpoint", cut_cow(&mut self.endpoint, Self::MAX_ENDPOINT));
         if let Some(error) = &mut self.error {
@@ -94,22 +92,15 @@ impl ActivityRecord {
 
     /// [`approx_size`](Self::approx_size), or `None` when a string is over its cap.
     fn size_within_caps(&self) -> Option<usize> {
-        let name = |s: &Option<String>| {
-            let len = s.as_ref().map_or(0, String::len);
-            (len <= Self::MAX_NAME).then_some(len)
-        };
-        let name_cow = |s: &Option<Cow<'static, str>>| {
-            let len = s.as_ref().map_or(0, |s| s.len());
-            (len <= Self::MAX_NAME).then_some(len)
-        };
+        let name = |len: usize| (len <= Self::MAX_NAME).then_some(len);
         let mut size = size_of::<ActivityRecord>()
-            + name(&self.user_id)?
-            + name(&self.session_id)?
-            + name(&self.model)?
-            + name_cow(&self.provider)?
-            + name(&self.upstream)?
-            + name(&self.native_finish_reason)?
-            + name(&self.service_tier)?;
+            + name(len(&self.user_id))?
+            + name(len(&self.session_id))?
+            + name(len(&self.model))?
+            + name(len(&self.provider))?
+            + name(len(&self.upstream))?
+            + name(len(&self.native_finish_reason))?
+            + name(len(&self.service_tier))?;
         if self.app.len() > Self::MAX_NAME || self.endpoint.len() > Self::MAX_ENDPOINT {
             return None;
         }
@@ -118,7 +109,7 @@ impl ActivityRecord {
             if e.message.len() > ProviderError::MAX_MESSAGE {
                 return None;
             }
-            size += name(&e.kind)? + e.message.len();
+            size += name(len(&e.kind))? + e.message.len();
         }
         size += self.details_size();
         for (k, v) in self.metadata.iter() {
@@ -143,19 +134,18 @@ impl ActivityRecord {
     /// metadata hold): what the writer's queue counts against
     /// [`WriterConfig::queue_bytes`](crate::WriterConfig::queue_bytes).
     pub(crate) fn approx_size(&self) -> usize {
-        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         let mut size = size_of::<ActivityRecord>()
-            + opt(&self.user_id)
-            + opt(&self.session_id)
+            + len(&self.user_id)
+            + len(&self.session_id)
             + self.app.len()
             + self.endpoint.len()
-            + opt(&self.model)
-            + self.provider.as_ref().map_or(0, |p| p.len())
-            + opt(&self.upstream)
-            + opt(&self.native_finish_reason)
-            + opt(&self.service_tier);
+            + len(&self.model)
+            + len(&self.provider)
+            + len(&self.upstream)
+            + len(&self.native_finish_reason)
+            + len(&self.service_tier);
         if let Some(e) = &self.error {
-            size += opt(&e.kind) + e.message.len();
+            size += len(&e.kind) + e.message.len();
         }
         size += self.details_size();
         size += self
@@ -173,6 +163,11 @@ const ENTRY: usize = size_of::<String>() + 32;
 
 /// Cuts `s` to at most `max` bytes on a character boundary; `true` when it was longer.
 /// [`cut_to`] for a string that may be borrowed (copied only when it is cut).
+/// The length of an optional string, 0 when absent.
+fn len<S: std::ops::Deref<Target = str>>(s: &Option<S>) -> usize {
+    s.as_deref().map_or(0, str::len)
+}
+
 fn cut_cow(s: &mut Cow<'static, str>, max: usize) -> bool {
     if s.len() <= max {
         return false;

@@ -17,9 +17,11 @@ use uuid::timestamp::context::ContextV7;
 
 mod cost_details;
 mod metadata;
+mod words;
 
 pub use self::cost_details::CostDetails;
 pub use self::metadata::{Iter as MetadataIter, Metadata};
+pub(crate) use self::words::{word, word_of};
 
 /// Whether a record is an API call seen by the layer or an event the application recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -281,8 +283,9 @@ pub struct ActivityRecord {
     pub outcome: Outcome,
     /// The normalised finish reason, `None` when the provider said nothing.
     pub finish_reason: Option<FinishReason>,
-    /// Exactly what the provider said (`end_turn`, `MAX_TOKENS` …).
-    pub native_finish_reason: Option<String>,
+    /// Exactly what the provider said (`end_turn`, `MAX_TOKENS` …); the reasons providers
+    /// document are borrowed, not copied.
+    pub native_finish_reason: Option<Cow<'static, str>>,
     /// All prompt tokens, including cache reads and writes.
     pub input_tokens: Option<u64>,
     /// All generated tokens, including reasoning.
@@ -311,13 +314,15 @@ pub struct ActivityRecord {
     #[serde(default)]
     pub cost_details: Option<CostDetails>,
     /// The service tier the provider says served the request (`priority`, `flex`,
-    /// `default`, `standard` …); `None` when it said nothing.
+    /// `default`, `standard` …; the documented tiers borrowed, not copied); `None` when it
+    /// said nothing.
     #[serde(default)]
-    pub service_tier: Option<String>,
+    pub service_tier: Option<Cow<'static, str>>,
     /// Counts read beyond the token fields (audio, image and text tokens per direction,
     /// cache writes by lifetime, web searches and fetches …); `None` when there are none.
+    /// The layer's names are borrowed, not copied.
     #[serde(default)]
-    pub usage_details: Option<BTreeMap<String, u64>>,
+    pub usage_details: Option<BTreeMap<Cow<'static, str>, u64>>,
     /// Streams: request start to the first event that carries output, in milliseconds.
     pub ttft_ms: Option<f64>,
     /// Request start to the end (or drop) of the response body, in milliseconds.

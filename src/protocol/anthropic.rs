@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::preamble::{Effect, Preamble};
 use super::scan::Value;
 use super::{Observation, Tracker, Usage, UsageDetails};
+use crate::record::word_of;
 use crate::sse::SseEvent;
 
 /// Reads Anthropic Messages responses.
@@ -63,7 +64,7 @@ struct ServerToolUse {
 impl Anthropic {
     fn absorb_usage(&mut self, update: RawUsage, obs: &mut Observation) {
         if let Some(tier) = update.service_tier {
-            obs.service_tier = Some(tier);
+            obs.service_tier = Some(word_of(tier.into()));
         }
         let u = &mut self.usage;
         u.input_tokens = update.input_tokens.or(u.input_tokens);
@@ -112,7 +113,7 @@ impl Anthropic {
             obs.model = Some(model.into_owned());
         }
         if let Some(reason) = message.stop_reason {
-            obs.native_finish = Some(reason.into_owned());
+            obs.native_finish = Some(word_of(reason));
         }
         if let Some(usage) = message.usage {
             self.absorb_usage(usage, obs);
@@ -159,7 +160,7 @@ impl Tracker for Anthropic {
             b"message_delta" => {
                 if let Ok(e) = serde_json::from_slice::<MessageDelta<'_>>(data) {
                     if let Some(reason) = e.delta.and_then(|d| d.stop_reason) {
-                        obs.native_finish = Some(reason.into_owned());
+                        obs.native_finish = Some(word_of(reason));
                     }
                     if let Some(usage) = e.usage {
                         self.absorb_usage(usage, obs);

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::preamble::{Effect, Preamble, State};
 use super::scan::Value;
 use super::{InBandError, Modalities, ModalityCount, Observation, Tracker, Usage, UsageDetails};
+use crate::record::{word, word_of};
 use crate::sse::SseEvent;
 
 /// Reads Gemini responses.
@@ -100,17 +101,17 @@ impl Gemini {
             obs.terminal = true;
             let first = candidate.index.unwrap_or(0) == 0;
             if first || !self.finish_of_first {
-                obs.native_finish = Some(reason.clone().into_owned());
+                obs.native_finish = Some(word(reason));
                 self.finish_of_first |= first;
             }
         }
         if let Some(reason) = chunk.prompt_feedback.and_then(|f| f.block_reason) {
             obs.terminal = true;
-            obs.native_finish = Some(reason.into_owned());
+            obs.native_finish = Some(word_of(reason));
         }
         if let Some(u) = chunk.usage_metadata {
             if let Some(tier) = u.service_tier {
-                obs.service_tier = Some(tier.into_owned());
+                obs.service_tier = Some(word_of(tier));
             }
             let thoughts = u.thoughts_token_count;
             obs.usage = Some(Usage {

@@ -6,6 +6,8 @@
 //! turns an observation into a record — outcome, estimates, cost, timing — is shared and lives
 //! in `account.rs`, so the trackers stay pure parsers.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -34,7 +36,7 @@ pub(crate) struct Observation {
     /// The provider's reported usage (the latest, for cumulative streams).
     pub(crate) usage: Option<Usage>,
     /// The provider's finish reason, verbatim.
-    pub(crate) native_finish: Option<String>,
+    pub(crate) native_finish: Option<Cow<'static, str>>,
     /// Its normalised form (trackers set it for reasons `FinishReason::normalise` cannot map,
     /// e.g. Responses `incomplete` + `max_output_tokens`); `None` means "normalise `native_finish`".
     pub(crate) finish: Option<FinishReason>,
@@ -50,7 +52,7 @@ pub(crate) struct Observation {
     /// The provider's request id, when the body carries one.
     pub(crate) request_id: Option<String>,
     /// The service tier the response says served it (`priority`, `flex`, `default` …).
-    pub(crate) service_tier: Option<String>,
+    pub(crate) service_tier: Option<Cow<'static, str>>,
     /// The provider's statement of what it charged (OpenRouter's `usage.cost`).
     pub(crate) stated_cost: Option<StatedCost>,
     /// Endpoint-specific notes merged into the record's `metadata` (e.g. OpenRouter's `cost`).

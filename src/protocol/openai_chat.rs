@@ -21,6 +21,7 @@ use super::preamble::{Effect, Preamble, State};
 use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, StatedCost, Tracker, Usage, UsageDetails};
 use crate::buf::{Scratch, keep_spare, take_spare};
+use crate::record::{word, word_of};
 use crate::sse::SseEvent;
 
 /// Reads OpenAI chat (and compatible) responses.
@@ -90,7 +91,7 @@ impl OpenAiChat {
             }
         }
         if let Some(tier) = chunk.service_tier.take() {
-            obs.service_tier = Some(tier.into_owned());
+            obs.service_tier = Some(word_of(tier));
         }
         for choice in chunk.first_choice.iter().chain(&chunk.choices) {
             let Some(reason) = &choice.finish_reason else {
@@ -99,7 +100,7 @@ impl OpenAiChat {
             // With n > 1 every choice finishes; the record keeps the first choice's reason.
             let first = choice.index.unwrap_or(0) == 0;
             if first || !self.finish_of_first {
-                obs.native_finish = Some(reason.clone().into_owned());
+                obs.native_finish = Some(word(reason));
                 self.finish_of_first |= first;
             }
         }
@@ -141,7 +142,7 @@ impl Tracker for OpenAiChat {
                 Some((model, tier)) => {
                     obs.model = Some(model.to_owned());
                     if let Some(tier) = tier {
-                        obs.service_tier = Some(tier.to_owned());
+                        obs.service_tier = Some(word(tier));
                     }
                 }
                 None => decode = true,

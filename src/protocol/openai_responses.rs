@@ -15,6 +15,7 @@ use super::json::{Reader, Seen};
 use super::preamble::{Effect, Preamble};
 use super::scan::{Members, Value};
 use super::{InBandError, Modalities, Observation, Tracker, Usage, UsageDetails};
+use crate::record::word_of;
 use crate::sse::SseEvent;
 
 /// Reads OpenAI Responses API responses.
@@ -367,10 +368,10 @@ impl Response<'_> {
         // (`max_output_tokens`, `content_filter`), a failed one says `failed`.
         let reason = self.incomplete_details.and_then(|d| d.reason);
         if let Some(native) = reason.or(self.status.filter(|s| s != "in_progress")) {
-            obs.native_finish = Some(native.into_owned());
+            obs.native_finish = Some(word_of(native));
         }
         if let Some(tier) = self.service_tier {
-            obs.service_tier = Some(tier.into_owned());
+            obs.service_tier = Some(word_of(tier));
         }
         if let Some(u) = self.usage {
             let (i, o) = (

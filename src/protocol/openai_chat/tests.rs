@@ -21,6 +21,8 @@ fn a_repeated_preamble_is_skipped_only_when_nothing_in_it_matters() {
     ]);
     assert_eq!(obs.output_chars, 5);
     assert_eq!(obs.native_finish.as_deref(), Some("stop"));
+    // A documented reason is the record's own word, not a copy of the event's.
+    assert!(matches!(obs.native_finish, Some(Cow::Borrowed(_))));
 
     // A preamble that carries text (no provider does, but nothing forbids it) is never
     // skipped: each chunk's text counts.
@@ -81,6 +83,7 @@ fn the_model_and_tier_are_read_from_the_head_or_decoded() {
     ]);
     assert_eq!(obs.model.as_deref(), Some("gpt-4o"));
     assert_eq!(obs.service_tier.as_deref(), Some("priority"));
+    assert!(matches!(obs.service_tier, Some(Cow::Borrowed(_))));
     assert_eq!(
         plain_head(br#"{"model":"m","choices":[],"service_tier":"flex"}"#),
         None

@@ -134,7 +134,7 @@ impl<'a> EncodedRecord<'a> {
                 record
                     .usage_details
                     .as_ref()
-                    .map(|d| d.iter().map(|(k, v)| (k.as_str(), v))),
+                    .map(|d| d.iter().map(|(k, v)| (&**k, v))),
             )?,
         })
     }

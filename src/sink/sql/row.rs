@@ -13,7 +13,7 @@ use super::{DecodeError, StorageError};
 use crate::query::{QueryError, Stats, StatsBuilder};
 use crate::record::{
     ActivityRecord, CostSource, FinishReason, LlmApi, Metadata, Outcome, ProviderError, RecordKind,
-    UsageSource,
+    UsageSource, word,
 };
 
 /// The record's columns, in the order of [`EncodedRecord`](super::EncodedRecord) and of the
@@ -198,7 +198,7 @@ where
             .try_get::<Option<&str>, _>(14)?
             .map(|name| parse(name, &FINISH_REASONS, FinishReason::as_str))
             .transpose()?,
-        native_finish_reason: row.try_get(15)?,
+        native_finish_reason: row.try_get::<Option<&str>, _>(15)?.map(word),
         input_tokens: tokens(16)?,
         output_tokens: tokens(17)?,
         total_tokens: tokens(18)?,
@@ -218,7 +218,7 @@ where
             message,
         }),
         metadata: serde_json::from_str::<Metadata>(metadata)?,
-        service_tier: row.try_get(30)?,
+        service_tier: row.try_get::<Option<&str>, _>(30)?.map(word),
         cost_source: row
             .try_get::<Option<&str>, _>(31)?
             .map(|name| parse(name, &COST_SOURCES, CostSource::as_str))

@@ -121,8 +121,8 @@ fn record() -> impl Strategy<Value = ActivityRecord> {
         r.model = s.4;
         r.provider = s.5.map(Into::into);
         r.upstream = s.6;
-        r.native_finish_reason = s.7;
-        r.service_tier = s.8;
+        r.native_finish_reason = s.7.map(Into::into);
+        r.service_tier = s.8.map(Into::into);
         r.api = e.1;
         r.outcome = e.2;
         r.finish_reason = e.3;
@@ -151,7 +151,8 @@ fn record() -> impl Strategy<Value = ActivityRecord> {
             }
             d
         });
-        r.usage_details = x.1;
+        r.usage_details =
+            x.1.map(|d| d.into_iter().map(|(k, v)| (k.into(), v)).collect());
         r.error =
             x.2.map(|(kind, message)| ProviderError::new(kind, &message));
         let mut metadata = Metadata::new();
@@ -181,7 +182,7 @@ fn a_default_record_and_one_with_every_field_escape_as_serde_json_does() {
     assert_eq!(line(&r), serde_json::to_vec(&r).unwrap());
     r.user_id = Some("a\"b\\c\u{1}d\ne".into());
     r.model = Some("gpt-4o".into());
-    r.usage_details = Some(BTreeMap::from([("x\"".to_owned(), 3)]));
+    r.usage_details = Some(BTreeMap::from([("x\"".into(), 3)]));
     r.speed = Some(f64::NAN);
     assert_eq!(line(&r), serde_json::to_vec(&r).unwrap());
     let back: ActivityRecord = serde_json::from_slice(&line(&r)).unwrap();

@@ -69,8 +69,8 @@ pub fn full_record(user: &str) -> ActivityRecord {
         ),
     ]));
     r.usage_details = Some(BTreeMap::from([
-        ("input_audio_tokens".to_owned(), 18_446_744_073_709_551_615),
-        ("web_search_requests".to_owned(), 3),
+        ("input_audio_tokens".into(), 18_446_744_073_709_551_615),
+        ("web_search_requests".into(), 3),
     ]));
     r.ttft_ms = Some(0.1 + 0.2);
     r.latency_ms = Some(1_234.567_890_123_456_7);
