@@ -17,12 +17,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
+use http_body_util::Either;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
+use tower_activity::ActivityRequestBody;
 
-type Https = Client<HttpsConnector<HttpConnector>, Body>;
+/// A request body as the upstream client sends it: the router's [`Body`] passed through, the
+/// activity layer's (or the budget's) body around it, or the activity layer's around the
+/// budget's — each as it is, not boxed again into a [`Body`] (an allocation per request, and
+/// a second dynamic call per frame).
+pub type Sent = Either<ActivityRequestBody<Body>, ActivityRequestBody<ActivityRequestBody<Body>>>;
+
+type Https = Client<HttpsConnector<HttpConnector>, Sent>;
 
 thread_local! {
     /// This thread's client of each [`PerThreadClient`] (by identity), the dead ones pruned
@@ -51,7 +59,7 @@ impl PerThreadClient {
     }
 
     /// Sends `request` with this thread's client (made on its first request).
-    pub fn request(&self, request: Request<Body>) -> ResponseFuture {
+    pub fn request(&self, request: Request<Sent>) -> ResponseFuture {
         CLIENTS.with(|clients| {
             let mut clients = clients.borrow_mut();
             let mine = Arc::as_ptr(&self.id);
@@ -114,7 +122,9 @@ mod tests {
 
     async fn get(client: &PerThreadClient, addr: std::net::SocketAddr) {
         let request = Request::get(format!("http://{addr}/"))
-            .body(Body::empty())
+            .body(Either::Left(
+                ActivityRequestBody::passthrough(Body::empty()),
+            ))
             .unwrap();
         let response = client.request(request).await.unwrap();
         assert_eq!(response.status(), 200);

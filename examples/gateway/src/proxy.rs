@@ -30,16 +30,17 @@ use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use http_body_util::Either;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
-use tower_activity::LlmApi;
+use tower_activity::{ActivityRequestBody, LlmApi};
 
 use crate::AppState;
 use crate::config::UpstreamUrl;
 use crate::error::{ApiError, api_error};
 use crate::headers;
 use crate::limits::{BodyTimeout, Limits, TimedBody};
-use crate::pools::PerThreadClient;
+use crate::pools::{PerThreadClient, Sent};
 use crate::routing::{Chosen, Routes, Upstream};
 
 /// The Gemini actions the gateway forwards (`/v1beta/models/{model}:{action}`).
@@ -104,9 +105,33 @@ impl UpstreamClient {
     }
 }
 
-/// [`forward`] as a tower service, for a request body of any type (the activity layer's, on
-/// the LLM routes): the innermost service of their stack, so that no boxed axum handler sits
-/// under it (see [`router`](crate::router)).
+/// A request body [`Forward`] can send upstream without boxing it (see [`Sent`]).
+pub trait IntoSent: Send + 'static {
+    /// The body as the upstream client sends it.
+    fn into_sent(self) -> Sent;
+}
+
+impl IntoSent for Body {
+    fn into_sent(self) -> Sent {
+        Either::Left(ActivityRequestBody::passthrough(self))
+    }
+}
+
+impl IntoSent for ActivityRequestBody<Body> {
+    fn into_sent(self) -> Sent {
+        Either::Left(self)
+    }
+}
+
+impl IntoSent for ActivityRequestBody<ActivityRequestBody<Body>> {
+    fn into_sent(self) -> Sent {
+        Either::Right(self)
+    }
+}
+
+/// [`forward`] as a tower service, for the router's body or the activity layer's (on the LLM
+/// routes): the innermost service of their stack, so that no boxed axum handler sits under it
+/// (see [`router`](crate::router)).
 #[derive(Clone)]
 pub struct Forward {
     state: AppState,
@@ -119,11 +144,7 @@ impl Forward {
     }
 }
 
-impl<B> tower::Service<http::Request<B>> for Forward
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
+impl<B: IntoSent> tower::Service<http::Request<B>> for Forward {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -133,13 +154,13 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let future = forward(State(self.state.clone()), request.map(Body::new));
+        let future = forward(State(self.state.clone()), request.map(IntoSent::into_sent));
         Box::pin(async move { Ok(future.await) })
     }
 }
 
 /// The LLM routes' handler: forwards the request and streams the answer back.
-pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
+pub async fn forward(State(state): State<AppState>, request: Request<Sent>) -> Response {
     let client = &state.upstream;
     let api = LlmApi::detect(request.uri().path());
     let chosen: Arc<Upstream> = match request.extensions().get::<Chosen>() {

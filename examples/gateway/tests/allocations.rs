@@ -67,14 +67,16 @@ async fn allocations_per_llm_request_stay_bounded() {
     let off = per_request(false).await;
     let on = per_request(true).await;
     eprintln!("allocations per JSON request: layer off {off:.1}, layers on {on:.1}");
-    // Measured when written: 87 with the layer off, 126 with both layers.
+    // Measured when written: 87 with the layer off, 126 with both layers; 111 since the
+    // record borrows the providers' words and the upstream client sends the layers' body
+    // unboxed (2026-12-05). The bounds are a tenth over.
     assert!(
         off <= 96.0,
         "layer off: {off:.1} allocations per request (bound 96)"
     );
     assert!(
-        on <= 139.0,
-        "layers on: {on:.1} allocations per request (bound 139)"
+        on <= 122.0,
+        "layers on: {on:.1} allocations per request (bound 122)"
     );
     // The layers add their own; were they skipped, the figures would be equal.
     assert!(on > off + 20.0, "layers on {on:.1}, off {off:.1}");
