@@ -6,7 +6,6 @@
 //! *how*, so that the accounting stays readable and the pricing rules stay in `pricing`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -14,7 +13,7 @@ use serde_json::Value;
 
 use crate::pricing::{PricingTier, SearchContextSize, TokenUsage, parse_exact};
 use crate::protocol::{StatedCost, Usage, UsageDetails};
-use crate::record::{ActivityRecord, word};
+use crate::record::{ActivityRecord, UsageCounts, word};
 
 /// What the request asked for that changes its price.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -100,11 +99,10 @@ pub(crate) fn usage_details(r: &mut ActivityRecord, usage: &Usage) {
         r.usage_details = None;
         return;
     }
-    let mut details = BTreeMap::new();
-    // Inserted one by one: collecting sorts the entries in a vector of its own first.
+    let mut details = UsageCounts::new();
     for (name, n) in usage.details.entries() {
         if let Some(n) = n {
-            details.insert(Cow::Borrowed(name), n);
+            details.insert(name, n);
         }
     }
     r.usage_details = (!details.is_empty()).then_some(details);
@@ -191,13 +189,13 @@ mod tests {
     #[test]
     fn usage_details_are_the_reported_counts_and_none_without_one() {
         let mut r = ActivityRecord::new(RecordKind::Request);
-        r.usage_details = Some(BTreeMap::from([("stale".into(), 1)]));
+        r.usage_details = Some([("stale", 1)].into_iter().collect());
         usage_details(&mut r, &Usage::default());
         assert_eq!(r.usage_details, None);
         // A count with no `usage_details` name (output video) is none either.
         let mut u = Usage::default();
         u.details.output.video = Some(3);
-        r.usage_details = Some(BTreeMap::new());
+        r.usage_details = Some(UsageCounts::new());
         usage_details(&mut r, &u);
         assert_eq!(r.usage_details, None);
         u.details.cache_write_1h = Some(0);
@@ -205,14 +203,12 @@ mod tests {
         usage_details(&mut r, &u);
         assert_eq!(
             r.usage_details,
-            Some(BTreeMap::from([
-                ("cache_write_1h_tokens".into(), 0),
-                ("input_audio_tokens".into(), 7),
-            ]))
+            Some(
+                [("cache_write_1h_tokens", 0), ("input_audio_tokens", 7)]
+                    .into_iter()
+                    .collect()
+            )
         );
-        // The names are the layer's own: borrowed, never copied.
-        let names = r.usage_details.iter().flatten().map(|(k, _)| k);
-        assert!(names.into_iter().all(|k| matches!(k, Cow::Borrowed(_))));
     }
 
     #[test]

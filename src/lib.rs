@@ -109,8 +109,8 @@ pub use pricing::PriceError;
 pub use provider::ProviderRules;
 pub use query::QueryError;
 pub use record::{
-    ActivityRecord, CostDetails, CostSource, FinishReason, LlmApi, Metadata, MetadataIter, Outcome,
-    ProviderError, RecordKind, UsageSource,
+    ActivityRecord, CostDetails, CostSource, Details, FinishReason, LlmApi, Metadata, MetadataIter,
+    Outcome, ProviderError, RecordKind, UsageCounts, UsageSource,
 };
 pub use request::ActivityRequestBody;
 pub use service::ActivityService;

@@ -4,7 +4,6 @@
 //! example's output and the gateway's activity API (see `docs/DESIGN.md` §2 of the project).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -15,11 +14,11 @@ use uuid::Uuid;
 use uuid::timestamp::Timestamp;
 use uuid::timestamp::context::ContextV7;
 
-mod cost_details;
+mod details;
 mod metadata;
 mod words;
 
-pub use self::cost_details::CostDetails;
+pub use self::details::{CostDetails, Details, UsageCounts};
 pub use self::metadata::{Iter as MetadataIter, Metadata};
 pub(crate) use self::words::{word, word_of};
 
@@ -322,7 +321,7 @@ pub struct ActivityRecord {
     /// cache writes by lifetime, web searches and fetches …); `None` when there are none.
     /// The layer's names are borrowed, not copied.
     #[serde(default)]
-    pub usage_details: Option<BTreeMap<Cow<'static, str>, u64>>,
+    pub usage_details: Option<UsageCounts>,
     /// Streams: request start to the first event that carries output, in milliseconds.
     pub ttft_ms: Option<f64>,
     /// Request start to the end (or drop) of the response body, in milliseconds.

@@ -67,9 +67,9 @@ async fn allocations_per_llm_request_stay_bounded() {
     let off = per_request(false).await;
     let on = per_request(true).await;
     eprintln!("allocations per JSON request: layer off {off:.1}, layers on {on:.1}");
-    // Measured when written: 87 with the layer off, 126 with both layers; 111 since the
-    // record borrows the providers' words and the upstream client sends the layers' body
-    // unboxed (2026-12-05). The bounds are a tenth over.
+    // Measured when written: 87 with the layer off, 126 with both layers; 110 since the
+    // record borrows the providers' words and keeps its usage counts inline, and the upstream
+    // client sends the layers' body unboxed (2026-12-05). The bounds are a tenth over.
     assert!(
         off <= 96.0,
         "layer off: {off:.1} allocations per request (bound 96)"

@@ -130,12 +130,7 @@ impl<'a> EncodedRecord<'a> {
             service_tier: sanitise_opt(&record.service_tier),
             cost_source: record.cost_source.map(|s| s.as_str()),
             cost_details: details_json(record.cost_details.as_ref().map(|d| d.iter()))?,
-            usage_details: details_json(
-                record
-                    .usage_details
-                    .as_ref()
-                    .map(|d| d.iter().map(|(k, v)| (&**k, v))),
-            )?,
+            usage_details: details_json(record.usage_details.as_ref().map(|d| d.iter()))?,
         })
     }
 

@@ -411,7 +411,7 @@ pub fn check(case: &Case, r: &ActivityRecord, how: &str) {
         assert_eq!(parts, cost, "{at}: the parts add up to the cost");
     }
     for (name, n) in case.usage {
-        let got = r.usage_details.as_ref().and_then(|d| d.get(*name));
+        let got = r.usage_details.as_ref().and_then(|d| d.get(name));
         assert_eq!(got, Some(n), "{at}: usage_details.{name}");
     }
 }

@@ -1,6 +1,5 @@
 //! Records to store: one with every field set, one with every field empty, random ones.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
@@ -68,10 +67,14 @@ pub fn full_record(user: &str) -> ActivityRecord {
             Decimal::from_str("12.345678901234567890123457").unwrap(),
         ),
     ]));
-    r.usage_details = Some(BTreeMap::from([
-        ("input_audio_tokens".into(), 18_446_744_073_709_551_615),
-        ("web_search_requests".into(), 3),
-    ]));
+    r.usage_details = Some(
+        [
+            ("input_audio_tokens", 18_446_744_073_709_551_615),
+            ("web_search_requests", 3),
+        ]
+        .into_iter()
+        .collect(),
+    );
     r.ttft_ms = Some(0.1 + 0.2);
     r.latency_ms = Some(1_234.567_890_123_456_7);
     r.speed = Some(f64::MIN_POSITIVE);

@@ -1,7 +1,10 @@
-//! [`CostDetails`]: the exact amount of each priced part of a record's cost.
+//! [`Details`]: a record's small maps by part name — [`CostDetails`], the exact amount of
+//! each priced part of its cost, and [`UsageCounts`], the counts read beyond its token
+//! fields.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Index;
 
 use rust_decimal::Decimal;
@@ -12,15 +15,7 @@ use smallvec::SmallVec;
 
 /// A record's `cost_details`: USD per priced part (`input`, `cache_read`, `output`, …,
 /// `computed`), in the order of the part names — a JSON object of exact decimal strings.
-///
-/// A small map: a record has a handful of parts (at most sixteen), kept sorted in one vector
-/// instead of a B-tree, whose node is larger than the record's other fields together and was a
-/// twentieth of the layer's cost per JSON request to allocate and free. Up to
-/// four parts (input, output and two more: most records) are kept in the record itself,
-/// with no allocation at all. The layer's keys are
-/// the fixed part names, borrowed; a map read back from storage owns its keys. It reads as a
-/// map (`get`, indexing, `iter` in key order), serialises as a JSON object in the order a
-/// `BTreeMap` gives, and a key inserted twice keeps the last value, as a map does.
+/// See [`Details`].
 ///
 /// ```
 /// use rust_decimal::Decimal;
@@ -34,24 +29,57 @@ use smallvec::SmallVec;
 /// assert_eq!(serde_json::to_string(&d)?, r#"{"input":"0.000001","output":"0.000002"}"#);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CostDetails {
+pub type CostDetails = Details<Decimal>;
+
+/// A record's `usage_details`: the counts read beyond its token fields (audio, image and text
+/// tokens per direction, cache writes by lifetime, web searches …) by name — a JSON object of
+/// whole numbers. See [`Details`].
+///
+/// ```
+/// use tower_activity::UsageCounts;
+///
+/// let d: UsageCounts = [("output_audio_tokens", 7), ("input_audio_tokens", 0)].into_iter().collect();
+/// assert_eq!(d.get("output_audio_tokens"), Some(&7));
+/// assert_eq!(serde_json::to_string(&d)?, r#"{"input_audio_tokens":0,"output_audio_tokens":7}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub type UsageCounts = Details<u64>;
+
+/// A small map from part names to values: what [`CostDetails`] and [`UsageCounts`] are.
+///
+/// A record has a handful of parts (at most sixteen), kept sorted in one vector instead of a
+/// B-tree, whose node is larger than the record's other fields together and was a twentieth
+/// of the layer's cost per JSON request to allocate and free. Up to four parts (most records)
+/// are kept in the record itself, with no allocation at all. The layer's keys are its fixed
+/// part names, borrowed; a map read back from storage owns its keys. It reads as a map
+/// (`get`, indexing, `iter` in key order), serialises as a JSON object in the order a
+/// `BTreeMap` gives, and a key inserted twice keeps the last value, as a map does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details<V> {
     /// Sorted by key (as `str`s compare), each key once.
-    parts: SmallVec<[(Cow<'static, str>, Decimal); CostDetails::INLINE]>,
+    parts: SmallVec<[(Cow<'static, str>, V); INLINE]>,
 }
 
-impl CostDetails {
-    /// How many parts are kept without an allocation.
-    const INLINE: usize = 4;
+/// How many parts are kept without an allocation.
+const INLINE: usize = 4;
 
+impl<V> Default for Details<V> {
+    fn default() -> Self {
+        Details {
+            parts: SmallVec::new(),
+        }
+    }
+}
+
+impl<V> Details<V> {
     /// An empty map.
     pub fn new() -> Self {
-        CostDetails::default()
+        Details::default()
     }
 
     /// An empty map with room for `n` parts.
     pub fn with_capacity(n: usize) -> Self {
-        CostDetails {
+        Details {
             parts: SmallVec::with_capacity(n),
         }
     }
@@ -60,12 +88,8 @@ impl CostDetails {
         self.parts.binary_search_by(|(k, _)| k.as_ref().cmp(key))
     }
 
-    /// Sets `key` to `amount`, returning the amount it replaces.
-    pub fn insert(
-        &mut self,
-        key: impl Into<Cow<'static, str>>,
-        amount: Decimal,
-    ) -> Option<Decimal> {
+    /// Sets `key` to `amount`, returning the value it replaces.
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, amount: V) -> Option<V> {
         let key = key.into();
         match self.position(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.parts[i].1, amount)),
@@ -79,7 +103,7 @@ impl CostDetails {
     /// [`insert`](Self::insert) of a part that comes after every part there (what pricing
     /// produces, in the order of the part names): appended after one comparison instead of
     /// searched for; inserted where it belongs otherwise.
-    pub(crate) fn push_in_order(&mut self, key: &'static str, amount: Decimal) {
+    pub(crate) fn push_in_order(&mut self, key: &'static str, amount: V) {
         match self.parts.last() {
             Some((last, _)) if **last >= *key => {
                 self.insert(key, amount);
@@ -88,8 +112,8 @@ impl CostDetails {
         }
     }
 
-    /// The amount of part `key`.
-    pub fn get(&self, key: &str) -> Option<&Decimal> {
+    /// The value of part `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
         self.position(key).ok().map(|i| &self.parts[i].1)
     }
 
@@ -98,8 +122,8 @@ impl CostDetails {
         self.position(key).is_ok()
     }
 
-    /// Removes part `key`, returning its amount.
-    pub fn remove(&mut self, key: &str) -> Option<Decimal> {
+    /// Removes part `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
         self.position(key).ok().map(|i| self.parts.remove(i).1)
     }
 
@@ -113,8 +137,8 @@ impl CostDetails {
         self.parts.is_empty()
     }
 
-    /// Every part and its amount, in the order of the keys.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Decimal)> + '_ {
+    /// Every part and its value, in the order of the keys.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &V)> + '_ {
         self.parts.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
@@ -123,28 +147,28 @@ impl CostDetails {
         self.parts.iter().map(|(k, _)| k.as_ref())
     }
 
-    /// The amounts, in the order of their keys.
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &Decimal> + '_ {
+    /// The values, in the order of their keys.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + '_ {
         self.parts.iter().map(|(_, v)| v)
     }
 }
 
-/// The amount of a part; panics when there is none, as a map's indexing does.
-impl Index<&str> for CostDetails {
-    type Output = Decimal;
+/// The value of a part; panics when there is none, as a map's indexing does.
+impl<V> Index<&str> for Details<V> {
+    type Output = V;
 
-    fn index(&self, key: &str) -> &Decimal {
+    fn index(&self, key: &str) -> &V {
         match self.get(key) {
-            Some(amount) => amount,
-            None => panic!("no cost part {key:?}"),
+            Some(value) => value,
+            None => panic!("no part {key:?}"),
         }
     }
 }
 
-impl<K: Into<Cow<'static, str>>> FromIterator<(K, Decimal)> for CostDetails {
-    fn from_iter<I: IntoIterator<Item = (K, Decimal)>>(iter: I) -> Self {
+impl<K: Into<Cow<'static, str>>, V> FromIterator<(K, V)> for Details<V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let iter = iter.into_iter();
-        let mut details = CostDetails::with_capacity(iter.size_hint().0);
+        let mut details = Details::with_capacity(iter.size_hint().0);
         for (key, amount) in iter {
             details.insert(key, amount);
         }
@@ -152,11 +176,11 @@ impl<K: Into<Cow<'static, str>>> FromIterator<(K, Decimal)> for CostDetails {
     }
 }
 
-impl<'a> IntoIterator for &'a CostDetails {
-    type Item = (&'a str, &'a Decimal);
+impl<'a, V> IntoIterator for &'a Details<V> {
+    type Item = (&'a str, &'a V);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Cow<'static, str>, Decimal)>,
-        fn(&'a (Cow<'static, str>, Decimal)) -> (&'a str, &'a Decimal),
+        std::slice::Iter<'a, (Cow<'static, str>, V)>,
+        fn(&'a (Cow<'static, str>, V)) -> (&'a str, &'a V),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -165,7 +189,7 @@ impl<'a> IntoIterator for &'a CostDetails {
 }
 
 /// As a JSON object, its keys in order.
-impl Serialize for CostDetails {
+impl<V: Serialize> Serialize for Details<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.len()))?;
         for (key, amount) in self.iter() {
@@ -175,27 +199,27 @@ impl Serialize for CostDetails {
     }
 }
 
-impl<'de> Deserialize<'de> for CostDetails {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Details<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Parts;
+        struct Parts<V>(PhantomData<V>);
 
-        impl<'de> Visitor<'de> for Parts {
-            type Value = CostDetails;
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Parts<V> {
+            type Value = Details<V>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of decimal amounts")
+                f.write_str("an object of parts by name")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CostDetails, A::Error> {
-                let mut details = CostDetails::with_capacity(map.size_hint().unwrap_or(0).min(16));
-                while let Some((key, amount)) = map.next_entry::<String, Decimal>()? {
-                    details.insert(key, amount);
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details<V>, A::Error> {
+                let mut details = Details::with_capacity(map.size_hint().unwrap_or(0).min(16));
+                while let Some((key, value)) = map.next_entry::<String, V>()? {
+                    details.insert(key, value);
                 }
                 Ok(details)
             }
         }
 
-        deserializer.deserialize_map(Parts)
+        deserializer.deserialize_map(Parts(PhantomData))
     }
 }
 
@@ -266,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "no cost part")]
+    #[should_panic(expected = "no part")]
     fn indexing_a_missing_part_panics_as_a_map_does() {
         let _ = CostDetails::new()["input"];
     }
