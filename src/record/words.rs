@@ -70,10 +70,11 @@ words! {
 
 /// `text` as a record keeps it: a provider's documented word borrowed, anything else copied.
 pub(crate) fn word(text: &str) -> Cow<'static, str> {
-    known(text).map_or_else(|| Cow::Owned(text.to_owned()), Cow::Borrowed)
+    word_of(Cow::Borrowed(text))
 }
 
-/// [`word`] of a value that may already be owned: an unknown word is kept as it is.
+/// [`word`] of a value that may already be owned: an unknown word is kept as it is (moved,
+/// not copied, when it is owned).
 pub(crate) fn word_of(text: Cow<'_, str>) -> Cow<'static, str> {
     match known(&text) {
         Some(known) => Cow::Borrowed(known),
