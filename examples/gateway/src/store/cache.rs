@@ -7,6 +7,8 @@
 //! expire after [`KEY_TTL`] to bound that. Misses (unknown keys) are never remembered, so a
 //! key registered on another gateway instance works at once. The cache holds at most
 //! [`MAX_KEYS`] entries and forgets them all when full (simple, and a refill is cheap).
+//! Entries are keyed by the key's SHA-256 itself, not its hex: an authenticated request asks
+//! [`AccountStore::user_id_at_hand`] with the digest it has just computed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{AccountStore, ChatSession, StoreError, User};
+use super::{AccountStore, ChatSession, StoreError, User, digest_of};
 
 /// How long a remembered key lookup is trusted.
 pub const KEY_TTL: Duration = Duration::from_secs(60);
@@ -24,7 +26,7 @@ pub const MAX_KEYS: usize = 100_000;
 /// An [`AccountStore`] that remembers successful `user_by_key` lookups.
 pub struct CachedAccounts {
     inner: Arc<dyn AccountStore>,
-    keys: Mutex<HashMap<String, (User, Instant)>>,
+    keys: Mutex<HashMap<[u8; 32], (User, Instant)>>,
 }
 
 impl CachedAccounts {
@@ -36,19 +38,20 @@ impl CachedAccounts {
         }
     }
 
-    fn remembered(&self, key_hash: &str) -> Option<User> {
+    /// What `f` makes of the user remembered for `digest`, unless absent or expired.
+    fn remembered<T>(&self, digest: &[u8; 32], f: impl FnOnce(&User) -> T) -> Option<T> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.get(key_hash)
+        keys.get(digest)
             .filter(|(_, at)| at.elapsed() < KEY_TTL)
-            .map(|(user, _)| user.clone())
+            .map(|(user, _)| f(user))
     }
 
-    fn remember(&self, key_hash: &str, user: &User) {
+    fn remember(&self, digest: [u8; 32], user: &User) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if keys.len() >= MAX_KEYS {
             keys.clear();
         }
-        keys.insert(key_hash.to_owned(), (user.clone(), Instant::now()));
+        keys.insert(digest, (user.clone(), Instant::now()));
     }
 }
 
@@ -63,14 +66,19 @@ impl AccountStore for CachedAccounts {
     }
 
     async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
-        if let Some(user) = self.remembered(key_hash) {
+        let digest = digest_of(key_hash);
+        if let Some(user) = digest.and_then(|d| self.remembered(&d, User::clone)) {
             return Ok(Some(user));
         }
         let found = self.inner.user_by_key(key_hash).await?;
-        if let Some(user) = &found {
-            self.remember(key_hash, user);
+        if let (Some(user), Some(digest)) = (&found, digest) {
+            self.remember(digest, user);
         }
         Ok(found)
+    }
+
+    fn user_id_at_hand(&self, key_digest: &[u8; 32]) -> Option<String> {
+        self.remembered(key_digest, |user| user.id.clone())
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{AccountStore, ChatSession, StoreError, User};
+use super::{AccountStore, ChatSession, StoreError, User, digest_of};
 
 /// Users and sessions in memory; everything is gone when the process ends.
 #[derive(Debug, Default)]
@@ -16,7 +16,8 @@ pub struct MemoryAccounts {
 #[derive(Debug, Default)]
 struct Inner {
     users: Vec<User>,
-    by_key: HashMap<String, usize>,
+    /// By the key's SHA-256 (a hash not in lowercase hex is never a key's: it finds no one).
+    by_key: HashMap<[u8; 32], usize>,
     sessions: Vec<(String, ChatSession)>,
 }
 
@@ -38,15 +39,31 @@ impl AccountStore for MemoryAccounts {
         if inner.users.iter().any(|u| u.email == user.email) {
             return Err(StoreError::DuplicateEmail);
         }
+        let digest = digest_of(key_hash).ok_or_else(|| {
+            StoreError::backend(format!(
+                "{key_hash:?} is not a key hash (64 lowercase hex digits)"
+            ))
+        })?;
         let index = inner.users.len();
         inner.users.push(user.clone());
-        inner.by_key.insert(key_hash.to_owned(), index);
+        inner.by_key.insert(digest, index);
         Ok(())
     }
 
     async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
+        let Some(digest) = digest_of(key_hash) else {
+            return Ok(None);
+        };
         let inner = self.lock();
-        Ok(inner.by_key.get(key_hash).map(|&i| inner.users[i].clone()))
+        Ok(inner.by_key.get(&digest).map(|&i| inner.users[i].clone()))
+    }
+
+    fn user_id_at_hand(&self, key_digest: &[u8; 32]) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .by_key
+            .get(key_digest)
+            .map(|&i| inner.users[i].id.clone())
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -83,5 +100,54 @@ impl AccountStore for MemoryAccounts {
             .iter()
             .find(|(owner, s)| owner == user_id && s.id == session_id)
             .map(|(_, s)| s.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{key_digest, key_hash};
+
+    #[tokio::test]
+    async fn a_key_is_found_by_its_hash_and_by_its_digest() {
+        let store = MemoryAccounts::default();
+        let user = User {
+            id: "u1".into(),
+            email: "u1@example.com".into(),
+        };
+        store
+            .create_user(&user, &key_hash("sk-gw-a"))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.user_by_key(&key_hash("sk-gw-a")).await.unwrap(),
+            Some(user)
+        );
+        assert_eq!(
+            store.user_id_at_hand(&key_digest("sk-gw-a")).as_deref(),
+            Some("u1")
+        );
+        assert_eq!(store.user_id_at_hand(&key_digest("sk-gw-b")), None);
+        assert_eq!(store.user_by_key(&key_hash("sk-gw-b")).await.unwrap(), None);
+        // Only the lowercase hex the stores keep names a key.
+        let upper = key_hash("sk-gw-a").to_uppercase();
+        assert_eq!(store.user_by_key(&upper).await.unwrap(), None);
+        assert_eq!(store.user_by_key("not hex").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_user_is_not_created_with_something_else_than_a_key_hash() {
+        let store = MemoryAccounts::default();
+        let user = User {
+            id: "u1".into(),
+            email: "u1@example.com".into(),
+        };
+        let err = store.create_user(&user, "sk-gw-a").await.unwrap_err();
+        assert!(
+            err.to_string().contains("\"sk-gw-a\" is not a key hash"),
+            "{err}"
+        );
+        assert_eq!(store.user_by_id("u1").await.unwrap(), None);
     }
 }

@@ -148,7 +148,13 @@ async fn key_lookups_are_remembered_but_misses_are_not() {
     let store = Arc::new(Counting::default());
     let cached = CachedAccounts::new(store.clone());
     let hash = gateway::auth::key_hash("sk-gw-test");
+    let digest = gateway::auth::key_digest("sk-gw-test");
     assert_eq!(cached.user_by_key(&hash).await.unwrap(), None);
+    assert_eq!(
+        cached.user_id_at_hand(&digest),
+        None,
+        "a miss is not remembered"
+    );
 
     let user = User {
         id: "u1".into(),
@@ -168,4 +174,17 @@ async fn key_lookups_are_remembered_but_misses_are_not() {
         2,
         "hits are served from memory"
     );
+    // What every authenticated request asks first: the id, by the digest, without a lookup.
+    assert_eq!(cached.user_id_at_hand(&digest).as_deref(), Some("u1"));
+    let other = gateway::auth::key_digest("sk-gw-other");
+    assert_eq!(cached.user_id_at_hand(&other), None);
+    assert_eq!(
+        store.user_id_at_hand(&digest),
+        None,
+        "a store without a cache has none"
+    );
+    // The same hash in capitals is not what the stores keep: looked up, never cached.
+    let upper = hash.to_uppercase();
+    assert_eq!(cached.user_by_key(&upper).await.unwrap(), None);
+    assert_eq!(store.lookups.load(Ordering::SeqCst), 3);
 }
