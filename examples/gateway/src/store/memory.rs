@@ -108,13 +108,16 @@ mod tests {
     use super::*;
     use crate::auth::{key_digest, key_hash};
 
-    #[tokio::test]
-    async fn a_key_is_found_by_its_hash_and_by_its_digest() {
-        let store = MemoryAccounts::default();
-        let user = User {
+    fn u1() -> User {
+        User {
             id: "u1".into(),
             email: "u1@example.com".into(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_is_found_by_its_hash_and_by_its_digest() {
+        let (store, user) = (MemoryAccounts::default(), u1());
         store
             .create_user(&user, &key_hash("sk-gw-a"))
             .await
@@ -138,11 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_user_is_not_created_with_something_else_than_a_key_hash() {
-        let store = MemoryAccounts::default();
-        let user = User {
-            id: "u1".into(),
-            email: "u1@example.com".into(),
-        };
+        let (store, user) = (MemoryAccounts::default(), u1());
         let err = store.create_user(&user, "sk-gw-a").await.unwrap_err();
         assert!(
             err.to_string().contains("\"sk-gw-a\" is not a key hash"),
