@@ -119,11 +119,15 @@ fn slow_bodies_are_closed_and_memory_stays_bounded() {
     let loaded = gw.rss_kib();
     // The bound (docs/decisions.md): what open slow connections hold is at most what each
     // has sent (here 256 KiB, for the half that may send that much) plus a little per
-    // connection; 100 × 256 KiB = 25 MiB, so 64 MiB over idle leaves room for allocator
+    // connection; 100 × 256 KiB = 25 MiB, so 64 MiB over idle leaves room for glibc's
     // slack. Before the bounds this was the 16 → 303 MB of the issue, never released.
+    // Built with `--features mimalloc` (so under `cargo test --all-features`) the binary's
+    // allocator keeps the old blocks of grown buffers: +86–90 MiB measured (decisions.md,
+    // "Allocator"), bounded all the same; 128 MiB there still fails the unbounded 303 MB.
+    let bound_mib = if cfg!(feature = "mimalloc") { 128 } else { 64 };
     assert!(
-        loaded < idle + 64 * 1024,
-        "RSS {idle} KiB idle, {loaded} KiB with 200 slow bodies"
+        loaded < idle + bound_mib * 1024,
+        "RSS {idle} KiB idle, {loaded} KiB with 200 slow bodies (bound: {bound_mib} MiB over idle)"
     );
     // Every connection is answered and closed by the gateway: the LLM bodies with a 408
     // after the timeout; the registrations at once with a 429 (past the first ten from this
