@@ -20,7 +20,7 @@ use tower_activity::Attribution;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::store::{StoreError, User};
+use crate::store::{KeyDigest, StoreError, User, key_hex};
 
 /// The prefix of every API key the gateway issues.
 pub const KEY_PREFIX: &str = "sk-gw-";
@@ -40,18 +40,14 @@ pub fn new_key() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(bytes))
 }
 
-/// The SHA-256 of an API key: what the key cache ([`CachedAccounts`](crate::store::CachedAccounts))
-/// is keyed by. Stores keep it in hex ([`key_hash`]).
-pub type KeyDigest = [u8; 32];
-
-/// The SHA-256 of `key`.
+/// The SHA-256 of `key`: what the account stores find its user by.
 pub fn key_digest(key: &str) -> KeyDigest {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The SHA-256 of `key`, in lowercase hex: what the store keeps and looks up.
+/// The SHA-256 of `key`, in lowercase hex: what the SQL stores keep.
 pub fn key_hash(key: &str) -> String {
-    hex::encode(key_digest(key))
+    key_hex(&key_digest(key))
 }
 
 /// The API key the request carries, if any.
@@ -89,7 +85,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User,
 
 /// The user whose key has the SHA-256 `digest`, looked up in the store; a 401 for none.
 async fn user_by_digest(state: &AppState, digest: &KeyDigest) -> Result<User, ApiError> {
-    match state.accounts.user_by_key(&hex::encode(digest)).await {
+    match state.accounts.user_by_key(digest).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(ApiError::unauthorized(
             "invalid API key: it is not one this gateway issued (POST /auth/register returns one)",
@@ -152,7 +148,7 @@ pub async fn require_metrics_token(
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
         // Compared as hashes: the time taken says nothing about the token's bytes.
-        if given.map(key_hash) != Some(key_hash(token)) {
+        if given.map(key_digest) != Some(key_digest(token)) {
             return ApiError::unauthorized(
                 "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
             )
@@ -193,7 +189,7 @@ pub async fn register(
         ),
         None => None,
     };
-    match state.accounts.create_user(&user, &key_hash(&key)).await {
+    match state.accounts.create_user(&user, &key_digest(&key)).await {
         Ok(()) => {}
         Err(StoreError::DuplicateEmail) => {
             return Err(ApiError::new(

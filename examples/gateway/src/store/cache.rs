@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{AccountStore, ChatSession, StoreError, User, digest_of};
+use super::{AccountStore, ChatSession, KeyDigest, StoreError, User};
 
 /// How long a remembered key lookup is trusted.
 pub const KEY_TTL: Duration = Duration::from_secs(60);
@@ -26,7 +26,7 @@ pub const MAX_KEYS: usize = 100_000;
 /// An [`AccountStore`] that remembers successful `user_by_key` lookups.
 pub struct CachedAccounts {
     inner: Arc<dyn AccountStore>,
-    keys: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+    keys: Mutex<HashMap<KeyDigest, (User, Instant)>>,
 }
 
 impl CachedAccounts {
@@ -39,14 +39,14 @@ impl CachedAccounts {
     }
 
     /// What `f` makes of the user remembered for `digest`, unless absent or expired.
-    fn remembered<T>(&self, digest: &[u8; 32], f: impl FnOnce(&User) -> T) -> Option<T> {
+    fn remembered<T>(&self, digest: &KeyDigest, f: impl FnOnce(&User) -> T) -> Option<T> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         keys.get(digest)
             .filter(|(_, at)| at.elapsed() < KEY_TTL)
             .map(|(user, _)| f(user))
     }
 
-    fn remember(&self, digest: [u8; 32], user: &User) {
+    fn remember(&self, digest: KeyDigest, user: &User) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if keys.len() >= MAX_KEYS {
             keys.clear();
@@ -61,24 +61,23 @@ impl AccountStore for CachedAccounts {
         self.inner.migrate().await
     }
 
-    async fn create_user(&self, user: &User, key_hash: &str) -> Result<(), StoreError> {
-        self.inner.create_user(user, key_hash).await
+    async fn create_user(&self, user: &User, key: &KeyDigest) -> Result<(), StoreError> {
+        self.inner.create_user(user, key).await
     }
 
-    async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
-        let digest = digest_of(key_hash);
-        if let Some(user) = digest.and_then(|d| self.remembered(&d, User::clone)) {
+    async fn user_by_key(&self, key: &KeyDigest) -> Result<Option<User>, StoreError> {
+        if let Some(user) = self.remembered(key, User::clone) {
             return Ok(Some(user));
         }
-        let found = self.inner.user_by_key(key_hash).await?;
-        if let (Some(user), Some(digest)) = (&found, digest) {
-            self.remember(digest, user);
+        let found = self.inner.user_by_key(key).await?;
+        if let Some(user) = &found {
+            self.remember(*key, user);
         }
         Ok(found)
     }
 
-    fn user_id_at_hand(&self, key_digest: &[u8; 32]) -> Option<String> {
-        self.remembered(key_digest, |user| user.id.clone())
+    fn user_id_at_hand(&self, key: &KeyDigest) -> Option<String> {
+        self.remembered(key, |user| user.id.clone())
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {

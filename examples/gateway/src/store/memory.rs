@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{AccountStore, ChatSession, StoreError, User, digest_of};
+use super::{AccountStore, ChatSession, KeyDigest, StoreError, User};
 
 /// Users and sessions in memory; everything is gone when the process ends.
 #[derive(Debug, Default)]
@@ -16,8 +16,8 @@ pub struct MemoryAccounts {
 #[derive(Debug, Default)]
 struct Inner {
     users: Vec<User>,
-    /// By the key's SHA-256 (a hash not in lowercase hex is never a key's: it finds no one).
-    by_key: HashMap<[u8; 32], usize>,
+    /// By the key's SHA-256.
+    by_key: HashMap<KeyDigest, usize>,
     sessions: Vec<(String, ChatSession)>,
 }
 
@@ -34,36 +34,25 @@ impl AccountStore for MemoryAccounts {
         Ok(())
     }
 
-    async fn create_user(&self, user: &User, key_hash: &str) -> Result<(), StoreError> {
+    async fn create_user(&self, user: &User, key: &KeyDigest) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.users.iter().any(|u| u.email == user.email) {
             return Err(StoreError::DuplicateEmail);
         }
-        let digest = digest_of(key_hash).ok_or_else(|| {
-            StoreError::backend(format!(
-                "{key_hash:?} is not a key hash (64 lowercase hex digits)"
-            ))
-        })?;
         let index = inner.users.len();
         inner.users.push(user.clone());
-        inner.by_key.insert(digest, index);
+        inner.by_key.insert(*key, index);
         Ok(())
     }
 
-    async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
-        let Some(digest) = digest_of(key_hash) else {
-            return Ok(None);
-        };
+    async fn user_by_key(&self, key: &KeyDigest) -> Result<Option<User>, StoreError> {
         let inner = self.lock();
-        Ok(inner.by_key.get(&digest).map(|&i| inner.users[i].clone()))
+        Ok(inner.by_key.get(key).map(|&i| inner.users[i].clone()))
     }
 
-    fn user_id_at_hand(&self, key_digest: &[u8; 32]) -> Option<String> {
+    fn user_id_at_hand(&self, key: &KeyDigest) -> Option<String> {
         let inner = self.lock();
-        inner
-            .by_key
-            .get(key_digest)
-            .map(|&i| inner.users[i].id.clone())
+        inner.by_key.get(key).map(|&i| inner.users[i].id.clone())
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -106,7 +95,7 @@ impl AccountStore for MemoryAccounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{key_digest, key_hash};
+    use crate::auth::key_digest;
 
     fn u1() -> User {
         User {
@@ -116,15 +105,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_key_is_found_by_its_hash_and_by_its_digest() {
+    async fn a_key_is_found_by_its_digest() {
         let (store, user) = (MemoryAccounts::default(), u1());
         store
-            .create_user(&user, &key_hash("sk-gw-a"))
+            .create_user(&user, &key_digest("sk-gw-a"))
             .await
             .unwrap();
 
         assert_eq!(
-            store.user_by_key(&key_hash("sk-gw-a")).await.unwrap(),
+            store.user_by_key(&key_digest("sk-gw-a")).await.unwrap(),
             Some(user)
         );
         assert_eq!(
@@ -132,21 +121,9 @@ mod tests {
             Some("u1")
         );
         assert_eq!(store.user_id_at_hand(&key_digest("sk-gw-b")), None);
-        assert_eq!(store.user_by_key(&key_hash("sk-gw-b")).await.unwrap(), None);
-        // Only the lowercase hex the stores keep names a key.
-        let upper = key_hash("sk-gw-a").to_uppercase();
-        assert_eq!(store.user_by_key(&upper).await.unwrap(), None);
-        assert_eq!(store.user_by_key("not hex").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn a_user_is_not_created_with_something_else_than_a_key_hash() {
-        let (store, user) = (MemoryAccounts::default(), u1());
-        let err = store.create_user(&user, "sk-gw-a").await.unwrap_err();
-        assert!(
-            err.to_string().contains("\"sk-gw-a\" is not a key hash"),
-            "{err}"
+        assert_eq!(
+            store.user_by_key(&key_digest("sk-gw-b")).await.unwrap(),
+            None
         );
-        assert_eq!(store.user_by_id("u1").await.unwrap(), None);
     }
 }

@@ -59,16 +59,14 @@ impl StoreError {
     }
 }
 
-/// The SHA-256 a key hash in lowercase hex spells (as the stores keep it); `None` for anything
-/// else. The in-memory maps are keyed by the digest, so that
-/// [`AccountStore::user_id_at_hand`] needs no hex.
-fn digest_of(key_hash: &str) -> Option<[u8; 32]> {
-    if key_hash.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let mut digest = [0; 32];
-    hex::decode_to_slice(key_hash, &mut digest).ok()?;
-    Some(digest)
+/// The SHA-256 of an API key ([`auth::key_digest`](crate::auth::key_digest)): how a store
+/// finds a key's user. The SQL stores keep it as lowercase hex ([`key_hex`]); the in-memory
+/// maps as it is.
+pub type KeyDigest = [u8; 32];
+
+/// `key`'s digest as the SQL stores keep it: 64 lowercase hex digits.
+pub fn key_hex(key: &KeyDigest) -> String {
+    hex::encode(key)
 }
 
 /// Users (by e-mail and by API-key hash) and their chat sessions.
@@ -77,18 +75,19 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Creates tables and indexes if they are missing; safe to call on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
 
-    /// Adds a user; [`StoreError::DuplicateEmail`] when `email` is taken.
-    async fn create_user(&self, user: &User, key_hash: &str) -> Result<(), StoreError>;
+    /// Adds a user with the API key whose SHA-256 is `key`; [`StoreError::DuplicateEmail`]
+    /// when `email` is taken.
+    async fn create_user(&self, user: &User, key: &KeyDigest) -> Result<(), StoreError>;
 
-    /// The user whose API key hashes to `key_hash`.
-    async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError>;
+    /// The user whose API key has the SHA-256 `key`.
+    async fn user_by_key(&self, key: &KeyDigest) -> Result<Option<User>, StoreError>;
 
-    /// The id of the user whose API key has the SHA-256 `key_digest`, when the store has it
-    /// at hand without I/O (a cache, [`CachedAccounts`]); `None` (the default) means "ask
+    /// The id of the user whose API key has the SHA-256 `key`, when the store has it at hand
+    /// without I/O (a cache, [`CachedAccounts`]); `None` (the default) means "ask
     /// [`user_by_key`](Self::user_by_key)", not "no such user". Every authenticated request
     /// asks this first: it takes no boxed future and copies only the id.
-    fn user_id_at_hand(&self, key_digest: &[u8; 32]) -> Option<String> {
-        let _ = key_digest;
+    fn user_id_at_hand(&self, key: &KeyDigest) -> Option<String> {
+        let _ = key;
         None
     }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
 
-use super::{AccountStore, ChatSession, StoreError, User};
+use super::{AccountStore, ChatSession, KeyDigest, StoreError, User, key_hex};
 
 /// Users and chat sessions in the `gateway_users` and `gateway_chat_sessions` tables of a
 /// SQLite database (timestamps as microseconds since the epoch).
@@ -82,13 +82,13 @@ impl AccountStore for SqliteAccounts {
         tx.commit().await.map_err(backend)
     }
 
-    async fn create_user(&self, user: &User, key_hash: &str) -> Result<(), StoreError> {
+    async fn create_user(&self, user: &User, key: &KeyDigest) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO gateway_users (id, email, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
         )
         .bind(&user.id)
         .bind(&user.email)
-        .bind(key_hash)
+        .bind(key_hex(key))
         .bind(Utc::now().timestamp_micros())
         .execute(&self.pool)
         .await;
@@ -101,10 +101,10 @@ impl AccountStore for SqliteAccounts {
         }
     }
 
-    async fn user_by_key(&self, key_hash: &str) -> Result<Option<User>, StoreError> {
+    async fn user_by_key(&self, key: &KeyDigest) -> Result<Option<User>, StoreError> {
         self.user_where(
             "SELECT id, email FROM gateway_users WHERE key_hash = ?1",
-            key_hash,
+            &key_hex(key),
         )
         .await
     }
