@@ -209,6 +209,8 @@ mod tests {
                     .collect()
             )
         );
+        // The names are the layer's own: borrowed, never copied.
+        assert!(r.usage_details.as_ref().unwrap().borrows_every_key());
     }
 
     #[test]

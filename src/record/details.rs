@@ -147,6 +147,14 @@ impl<V> Details<V> {
         self.parts.iter().map(|(k, _)| k.as_ref())
     }
 
+    /// Whether every key is borrowed (the layer's own names), none copied.
+    #[cfg(test)]
+    pub(crate) fn borrows_every_key(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|(k, _)| matches!(k, Cow::Borrowed(_)))
+    }
+
     /// The values, in the order of their keys.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + '_ {
         self.parts.iter().map(|(_, v)| v)
