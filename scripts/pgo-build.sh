@@ -17,7 +17,7 @@
 # Code the training never ran is laid out and optimised as cold (for size): train with what
 # you deploy — the database, the budget store, the wire formats your clients use — or a path
 # left out runs slower than in the plain release build. The release profile's fat LTO
-# applies to both builds. Takes about 25 minutes on two cores; needs curl. BENCHMARKS.md,
+# applies to both builds. Takes about 17 minutes on two cores; needs curl. BENCHMARKS.md,
 # "A profile-guided build", has what it changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --database-url) DATABASE="$2"; shift 2 ;;
     --budget-store) BUDGET="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "pgo-build: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
