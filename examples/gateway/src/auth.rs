@@ -20,7 +20,7 @@ use tower_activity::Attribution;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::store::{KeyDigest, StoreError, User, key_hex};
+use crate::store::{KeyDigest, StoreError, User};
 
 /// The prefix of every API key the gateway issues.
 pub const KEY_PREFIX: &str = "sk-gw-";
@@ -43,11 +43,6 @@ pub fn new_key() -> String {
 /// The SHA-256 of `key`: what the account stores find its user by.
 pub fn key_digest(key: &str) -> KeyDigest {
     Sha256::digest(key.as_bytes()).into()
-}
-
-/// The SHA-256 of `key`, in lowercase hex: what the SQL stores keep.
-pub fn key_hash(key: &str) -> String {
-    key_hex(&key_digest(key))
 }
 
 /// The API key the request carries, if any.
@@ -263,6 +258,12 @@ pub fn valid_email(email: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::key_hex;
+
+    /// What the SQL stores keep for `key`.
+    fn key_hash(key: &str) -> String {
+        key_hex(&key_digest(key))
+    }
 
     #[test]
     fn keys_are_random_and_only_their_hash_is_compared() {

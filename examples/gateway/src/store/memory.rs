@@ -97,16 +97,13 @@ mod tests {
     use super::*;
     use crate::auth::key_digest;
 
-    fn u1() -> User {
-        User {
-            id: "u1".into(),
-            email: "u1@example.com".into(),
-        }
-    }
-
     #[tokio::test]
     async fn a_key_is_found_by_its_digest() {
-        let (store, user) = (MemoryAccounts::default(), u1());
+        let store = MemoryAccounts::default();
+        let user = User {
+            id: "u1".into(),
+            email: "u1@example.com".into(),
+        };
         store
             .create_user(&user, &key_digest("sk-gw-a"))
             .await
