@@ -48,7 +48,9 @@ mkdir -p "$DATA" "$BINS"
 echo "== building the instrumented gateway and the load test"
 RUSTFLAGS="-Cprofile-generate=$DATA" CARGO_TARGET_DIR=$ROOT/generate \
   cargo build --release -p gateway --bin gateway
-cargo build --release -p loadtest -p mock-upstream --bin loadtest --bin mock_upstream
+# The same packages as the other scripts build, so that their build is reused, not redone
+# with other features.
+cargo build --release -p loadtest -p gateway -p mock-upstream
 cp "$ROOT/generate/release/gateway" target/release/loadtest target/release/mock_upstream "$BINS/"
 
 echo "== training: OpenAI chat under the load test"
