@@ -22,9 +22,12 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use rust_decimal::Decimal;
 use testkit::callgrind;
 use tower_activity::sink::{NoopSink, SqliteSink};
-use tower_activity::{ActivityRecord, ActivitySink, ActivityWriter, SpoolConfig, WriterConfig};
+use tower_activity::{
+    ActivityRecord, ActivitySink, ActivityWriter, CostSource, SpoolConfig, WriterConfig,
+};
 
 /// The two run lengths whose difference is measured.
 const RUNS: (u64, u64) = (400, 2_400);
@@ -32,10 +35,27 @@ const RUNS: (u64, u64) = (400, 2_400);
 /// load test at 200 requests per second.
 const BATCH: usize = 200;
 
-/// The record written `i`-th: four users, five models, a request id in the metadata.
+/// The record written `i`-th: four users, five models, a request id in the metadata; priced
+/// as the layer prices a record, with its cost's parts and the price table's entry in the
+/// metadata (the JSON the spool's line and the SQL columns write besides the strings).
 fn record(i: u64) -> ActivityRecord {
     let at = Utc::now() - TimeDelta::milliseconds(i as i64);
-    super::record(&format!("user{}", i % 4), i, at)
+    let mut r = super::record(&format!("user{}", i % 4), i, at);
+    let cost = r.cost_usd.unwrap_or_default();
+    r.cost_source = Some(CostSource::Computed);
+    r.cost_details = Some(
+        [
+            ("input", cost / Decimal::from(4)),
+            ("output", cost - cost / Decimal::from(4)),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    r.metadata.insert(
+        "price_table".into(),
+        serde_json::json!({"source": "litellm model_prices_and_context_window.json", "date": "2026-11-20"}),
+    );
+    r
 }
 
 /// The measured process: `n` records through `variant`.

@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use crate::record::ActivityRecord;
 
 mod broadcast;
-pub(crate) mod decimal_text;
 mod fanout;
+pub(crate) mod json_text;
 mod memory;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;

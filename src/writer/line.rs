@@ -4,22 +4,20 @@
 //! serde_json escapes every map key and every string value a byte at a time (≈ 11
 //! instructions a byte, ≈ 850 bytes a record: 9.9k of the 15.5k instructions a record's line
 //! cost, the largest item of the spool, BENCHMARKS.md). Here the keys are constants, the
-//! enums their fixed names, the id and the timestamp ASCII written from stack buffers, and a
-//! string value is copied as it is once one pass finds nothing to escape (a string that has
-//! something goes through serde_json), the cost by [`DecimalText`] and the metadata's keys and
-//! strings as the other strings. The other nested values — cost parts, counts, error, the
-//! metadata's other values, floats — are still written by serde_json. The unit tests compare
-//! the bytes with serde_json's for arbitrary records, so a field added to the record without
+//! enums their fixed names, the id and the timestamp ASCII written from stack buffers, and the
+//! strings, the cost, the metadata and the cost and usage details are written by
+//! [`json_text`] (strings copied as they are once one pass finds nothing to escape, decimals
+//! from itoa's digits), as the SQL stores write their JSON columns. The remaining values —
+//! counts, floats, the error — are still written by serde_json. The unit tests compare the
+//! bytes with serde_json's for arbitrary records, so a field added to the record without
 //! being added here fails them.
 
 use std::io;
 
 use serde::Serialize;
 
-use serde_json::Value;
-
-use crate::record::{ActivityRecord, Metadata};
-use crate::sink::decimal_text::DecimalText;
+use crate::record::ActivityRecord;
+use crate::sink::json_text;
 
 /// Appends `record`'s JSON (no newline) to `out`.
 pub(super) fn write(record: &ActivityRecord, out: &mut Vec<u8>) -> io::Result<()> {
@@ -61,17 +59,27 @@ pub(super) fn write(record: &ActivityRecord, out: &mut Vec<u8>) -> io::Result<()
     line.value(b",\"cache_write_tokens\":", &r.cache_write_tokens)?;
     line.value(b",\"reasoning_tokens\":", &r.reasoning_tokens)?;
     line.name(b",\"usage_source\":", Some(r.usage_source.as_str()));
-    let cost = r.cost_usd.as_ref().map(DecimalText::new);
-    line.name(b",\"cost_usd\":", cost.as_ref().map(DecimalText::as_str));
+    line.with(b",\"cost_usd\":", r.cost_usd.as_ref(), |out, cost| {
+        json_text::decimal_string(out, cost);
+        Ok(())
+    })?;
     line.name(b",\"cost_source\":", r.cost_source.map(|c| c.as_str()));
-    line.value(b",\"cost_details\":", &r.cost_details)?;
+    line.with(
+        b",\"cost_details\":",
+        r.cost_details.as_ref(),
+        json_text::cost_details,
+    )?;
     line.text(b",\"service_tier\":", r.service_tier.as_deref())?;
-    line.value(b",\"usage_details\":", &r.usage_details)?;
+    line.with(
+        b",\"usage_details\":",
+        r.usage_details.as_ref(),
+        json_text::usage_details,
+    )?;
     line.value(b",\"ttft_ms\":", &r.ttft_ms)?;
     line.value(b",\"latency_ms\":", &r.latency_ms)?;
     line.value(b",\"speed\":", &r.speed)?;
     line.value(b",\"error\":", &r.error)?;
-    line.metadata(b",\"metadata\":", &r.metadata)?;
+    line.with(b",\"metadata\":", Some(&r.metadata), json_text::metadata)?;
     line.0.push(b'}');
     Ok(())
 }
@@ -90,61 +98,31 @@ impl Line<'_> {
     fn name(&mut self, key: &[u8], s: Option<&str>) {
         self.0.extend_from_slice(key);
         match s {
-            Some(s) => self.quoted(s),
+            Some(s) => json_text::quoted(self.0, s),
             None => self.0.extend_from_slice(b"null"),
         }
     }
 
-    /// A string, or `null`: copied as it is when nothing in it needs escaping, else through
-    /// serde_json.
+    /// A string, or `null` ([`json_text::string`]).
     fn text(&mut self, key: &[u8], s: Option<&str>) -> io::Result<()> {
-        let Some(s) = s else {
-            self.name(key, None);
-            return Ok(());
-        };
-        self.0.extend_from_slice(key);
-        self.string(s)
+        self.with(key, s, json_text::string)
     }
 
-    /// A string, copied as it is between quotes when nothing in it needs escaping, else
-    /// through serde_json.
-    fn string(&mut self, s: &str) -> io::Result<()> {
-        // No early exit, so that the compiler can test many bytes a step.
-        let escape = s.bytes().fold(false, |any, b| {
-            any | (b < 0x20) | (b == b'"') | (b == b'\\')
-        });
-        if escape {
-            return serde_json::to_writer(&mut *self.0, s).map_err(io::Error::other);
-        }
-        self.quoted(s);
-        Ok(())
-    }
-
-    /// The metadata object as serde_json writes it (`{"k":v,…}` in the order of
-    /// [`Metadata::iter`]): keys and string values through [`string`](Self::string), other
-    /// values by serde_json.
-    fn metadata(&mut self, key: &[u8], metadata: &Metadata) -> io::Result<()> {
+    /// A value written by `write`, or `null`.
+    fn with<T: ?Sized>(
+        &mut self,
+        key: &[u8],
+        value: Option<&T>,
+        write: impl FnOnce(&mut Vec<u8>, &T) -> io::Result<()>,
+    ) -> io::Result<()> {
         self.0.extend_from_slice(key);
-        self.0.push(b'{');
-        for (i, (k, v)) in metadata.iter().enumerate() {
-            if i > 0 {
-                self.0.push(b',');
-            }
-            self.string(k)?;
-            self.0.push(b':');
-            match v {
-                Value::String(s) => self.string(s)?,
-                other => serde_json::to_writer(&mut *self.0, other).map_err(io::Error::other)?,
+        match value {
+            Some(v) => write(self.0, v),
+            None => {
+                self.0.extend_from_slice(b"null");
+                Ok(())
             }
         }
-        self.0.push(b'}');
-        Ok(())
-    }
-
-    fn quoted(&mut self, s: &str) {
-        self.0.push(b'"');
-        self.0.extend_from_slice(s.as_bytes());
-        self.0.push(b'"');
     }
 }
 

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::record::{ActivityRecord, Metadata};
+use crate::record::{ActivityRecord, Details, Metadata};
 use crate::sink::SinkError;
-use crate::sink::decimal_text::DecimalText;
+use crate::sink::json_text;
 
 /// Replaces each NUL character with U+FFFD (�).
 ///
@@ -114,9 +114,11 @@ impl<'a> EncodedRecord<'a> {
                 token("reasoning_tokens", record.reasoning_tokens)?,
             ],
             usage_source: record.usage_source.as_str(),
-            cost_usd: record
-                .cost_usd
-                .map(|c| DecimalText::new(&c).as_str().to_owned()),
+            cost_usd: record.cost_usd.map(|c| {
+                let mut text = String::with_capacity(24);
+                json_text::decimal(&mut text, &c);
+                text
+            }),
             ttft_ms: record.ttft_ms,
             latency_ms: record.latency_ms,
             speed: record.speed,
@@ -129,8 +131,16 @@ impl<'a> EncodedRecord<'a> {
             metadata: metadata_json(&record.metadata)?,
             service_tier: sanitise_opt(&record.service_tier),
             cost_source: record.cost_source.map(|s| s.as_str()),
-            cost_details: details_json(record.cost_details.as_ref().map(|d| d.iter()))?,
-            usage_details: details_json(record.usage_details.as_ref().map(|d| d.iter()))?,
+            cost_details: record
+                .cost_details
+                .as_ref()
+                .map(|d| details_json(d, json_text::cost_details))
+                .transpose()?,
+            usage_details: record
+                .usage_details
+                .as_ref()
+                .map(|d| details_json(d, json_text::usage_details))
+                .transpose()?,
         })
     }
 
@@ -147,7 +157,7 @@ impl<'a> EncodedRecord<'a> {
 /// The metadata as JSON text, NUL characters in keys and strings replaced (serde_json writes
 /// them as `\u0000`, which `JSONB` rejects).
 fn metadata_json(metadata: &Metadata) -> Result<String, SinkError> {
-    let json = serde_json::to_string(metadata).map_err(SinkError::permanent)?;
+    let json = json_string(|out| json_text::metadata(out, metadata))?;
     if !json.contains("\\u0000") {
         return Ok(json);
     }
@@ -155,18 +165,27 @@ fn metadata_json(metadata: &Metadata) -> Result<String, SinkError> {
     serde_json::to_string(&clean).map_err(SinkError::permanent)
 }
 
-/// A details map as JSON text, its keys without NUL characters (the layer's own keys have
-/// none; a record made by hand might).
-fn details_json<'a, V: serde::Serialize + 'a>(
-    details: Option<impl Iterator<Item = (&'a str, &'a V)>>,
-) -> Result<Option<String>, SinkError> {
-    let Some(details) = details else {
-        return Ok(None);
-    };
-    let clean: BTreeMap<Cow<'_, str>, &V> = details.map(|(k, v)| (sanitise(k), v)).collect();
-    serde_json::to_string(&clean)
-        .map(Some)
-        .map_err(SinkError::permanent)
+/// A details map as JSON text (`write` is [`json_text`]'s), its keys without NUL characters
+/// (the layer's own keys have none; a record made by hand might: those keys are replaced and
+/// the map sorted again).
+fn details_json<V: serde::Serialize>(
+    details: &Details<V>,
+    write: fn(&mut String, &Details<V>) -> std::io::Result<()>,
+) -> Result<String, SinkError> {
+    if !details.keys().any(|k| k.contains('\0')) {
+        return json_string(|out| write(out, details));
+    }
+    let clean: BTreeMap<Cow<'_, str>, &V> = details.iter().map(|(k, v)| (sanitise(k), v)).collect();
+    serde_json::to_string(&clean).map_err(SinkError::permanent)
+}
+
+/// The text `write` appends to an empty string (with serde_json's starting room).
+fn json_string(
+    write: impl FnOnce(&mut String) -> std::io::Result<()>,
+) -> Result<String, SinkError> {
+    let mut out = String::with_capacity(128);
+    write(&mut out).map_err(SinkError::permanent)?;
+    Ok(out)
 }
 
 fn clean_object(map: &Map<String, Value>) -> Map<String, Value> {
@@ -188,6 +207,7 @@ fn clean_value(value: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::RecordKind;
+    use rust_decimal::Decimal;
     use serde_json::json;
 
     #[test]
@@ -208,6 +228,32 @@ mod tests {
             "a literal backslash-u text is left alone"
         );
         assert!(matches!(sanitise("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn details_are_json_objects_with_nul_free_keys() {
+        let mut r = ActivityRecord::new(RecordKind::Request);
+        r.cost_details = Some(
+            [
+                ("output", Decimal::new(24, 7)),
+                ("input", Decimal::new(-5, 0)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        r.usage_details = Some([("z\0", 7), ("b", 1), ("a", 0)].into_iter().collect());
+        let e = EncodedRecord::new(&r).unwrap();
+        assert_eq!(
+            e.cost_details.as_deref(),
+            Some(r#"{"input":"-5","output":"0.0000024"}"#)
+        );
+        // A NUL in a key is replaced, and the keys stay in order.
+        assert_eq!(
+            e.usage_details.as_deref(),
+            Some("{\"a\":0,\"b\":1,\"z\u{FFFD}\":7}")
+        );
+        r.cost_details = None;
+        assert_eq!(EncodedRecord::new(&r).unwrap().cost_details, None);
     }
 
     #[test]
