@@ -24,8 +24,9 @@ use gateway::{Gateway, GatewayConfig, UpstreamUrl};
 /// through its arena's slow path and refills the workers' caches with `_int_malloc`, where
 /// mimalloc hands cross-thread frees back to the owning thread in batches. Under `valgrind
 /// --tool=callgrind` at 200 rps (`scripts/gateway-instructions.sh`) it cut the whole gateway's
-/// instructions per JSON request by 13–19 % and per SSE stream by 7–11 %, but its resident set
-/// is about twice glibc's, so it is not the default (docs/decisions.md, "Allocator").
+/// instructions per JSON request by 13–19 % and per SSE stream by 7–11 %, but left to itself
+/// its resident set is about twice glibc's, so it is not the default; run it with
+/// `MIMALLOC_ARENA_EAGER_COMMIT=0`, which keeps it to glibc's (docs/decisions.md, "Allocator").
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
