@@ -35,6 +35,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const WRITER_DEADLINE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
+    // Before SQLite's first connection, which takes its process-wide configuration.
+    if let Err(rc) = gateway::storage::sqlite_memory_statistics_off() {
+        eprintln!("gateway: SQLite's memory statistics stay on (sqlite3_config: {rc})");
+    }
     // The runtime's scheduler knobs come from the environment (gateway::runtime).
     let config = match gateway::runtime::RuntimeConfig::from_env() {
         Ok(config) => config,
