@@ -42,14 +42,12 @@ fn record(i: u64) -> ActivityRecord {
     let at = Utc::now() - TimeDelta::milliseconds(i as i64);
     let mut r = super::record(&format!("user{}", i % 4), i, at);
     let cost = r.cost_usd.unwrap_or_default();
+    let input = cost / Decimal::from(4);
     r.cost_source = Some(CostSource::Computed);
     r.cost_details = Some(
-        [
-            ("input", cost / Decimal::from(4)),
-            ("output", cost - cost / Decimal::from(4)),
-        ]
-        .into_iter()
-        .collect(),
+        [("input", input), ("output", cost - input)]
+            .into_iter()
+            .collect(),
     );
     r.metadata.insert(
         "price_table".into(),

@@ -92,17 +92,7 @@ pub(crate) fn value(out: &mut impl JsonOut, value: &Value) -> io::Result<()> {
     match value {
         Value::String(s) => string(out, s),
         Value::Object(map) => object(out, map.iter().map(|(k, v)| (k.as_str(), v)), self::value),
-        Value::Array(items) => {
-            out.text("[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.text(",");
-                }
-                self::value(out, item)?;
-            }
-            out.text("]");
-            Ok(())
-        }
+        Value::Array(items) => list(out, ["[", "]"], items, self::value),
         Value::Number(n) => {
             out.number(n);
             Ok(())
@@ -186,19 +176,31 @@ pub(crate) fn usage_details(out: &mut impl JsonOut, details: &UsageCounts) -> io
 /// Appends `{"k":v,…}`: each key through [`string`], each value by `value`.
 fn object<'a, O: JsonOut, V: ?Sized + 'a>(
     out: &mut O,
-    members: impl Iterator<Item = (&'a str, &'a V)>,
+    members: impl IntoIterator<Item = (&'a str, &'a V)>,
     mut value: impl FnMut(&mut O, &V) -> io::Result<()>,
 ) -> io::Result<()> {
-    out.text("{");
-    for (i, (k, v)) in members.enumerate() {
+    list(out, ["{", "}"], members, |out, (k, v)| {
+        string(out, k)?;
+        out.text(":");
+        value(out, v)
+    })
+}
+
+/// Appends `items` between `brackets`, separated by commas, each by `write`.
+fn list<O: JsonOut, T>(
+    out: &mut O,
+    [open, close]: [&str; 2],
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut O, T) -> io::Result<()>,
+) -> io::Result<()> {
+    out.text(open);
+    for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             out.text(",");
         }
-        string(out, k)?;
-        out.text(":");
-        value(out, v)?;
+        write(out, item)?;
     }
-    out.text("}");
+    out.text(close);
     Ok(())
 }
 
