@@ -4,7 +4,7 @@
 #   scripts/peer-c8.sh [--runs N] [--duration SECS] [--modes "sse json"]
 #                      [--variants "direct baseline noop sqlite"] [--compare BIN]
 #                      [--with NAME:BASE:VAR=VALUE[,VAR=VALUE…]]… [--sched] [--perf-sched]
-#                      [--bin GATEWAY_BINARY]
+#                      [--bin GATEWAY_BINARY] [--order alternate|fixed]
 #
 # nginx (one worker) serves a static OpenAI chat stream (with its usage chunk) on one port
 # and the chat.completion JSON on another (scripts/peer-c8/); `wrk -c8 -t2` POSTs a chat
@@ -25,6 +25,14 @@
 #   NAME      (`--with NAME:BASE:VAR=VALUE,…`) the variant BASE with these environment
 #             variables added, e.g. `--with w1:sqlite:TOKIO_WORKER_THREADS=1`; added to the
 #             variants, measured in turn with the others
+#
+# The variants are measured one after the other in each round: in the order given in odd
+# rounds and in the reverse order in even rounds (`--order alternate`, the default), so that
+# no variant always runs in the same place. Where a variant runs matters on this kind of
+# machine: measured right after another SQLite gateway, the same binary read 8–15 % more
+# req/s than measured first (BENCHMARKS.md, 2026-12-06); `--order fixed` keeps the given
+# order in every round. With `--compare` the summary also gives `compare` − `sqlite` for each
+# order separately: their mean is the A/B, their difference the position's bias.
 #
 # `--sched` prints, after each run, every thread's time on a CPU and time waiting for one
 # (runnable, on a run queue) per answered request, from /proc/PID/task/*/schedstat
@@ -55,6 +63,7 @@ COMPARE_BIN=""
 GATEWAY_BIN=""
 SCHED=0
 PERF_SCHED=0
+ORDER=alternate
 CUR_ROUND=0
 declare -A WITH_BASE WITH_ENV
 while [ $# -gt 0 ]; do
@@ -71,6 +80,9 @@ while [ $# -gt 0 ]; do
     --sched) SCHED=1; shift ;;
     --perf-sched) PERF_SCHED=1; shift ;;
     --bin) GATEWAY_BIN="$(realpath "$2")"; shift 2 ;;
+    --order)
+      case "$2" in alternate|fixed) ORDER="$2" ;; *) echo "--order: alternate or fixed, not '$2'" >&2; exit 2 ;; esac
+      shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -253,7 +265,7 @@ load() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 results="$work/results.tsv"
-echo -e "mode\tvariant\tround\tp50_us\tp99_us\trps\trequests\tnon2xx\tsocket_errors\tcpu_us" >"$results"
+echo -e "mode\tvariant\tround\tposition\tp50_us\tp99_us\trps\trequests\tnon2xx\tsocket_errors\tcpu_us" >"$results"
 echo "== $(date -u +%FT%TZ), $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in $MODES; do
   gateways=()
@@ -269,12 +281,18 @@ for mode in $MODES; do
   done
   for round in $(seq 1 "$RUNS"); do
     CUR_ROUND=$round
-    for v in $VARIANTS; do
+    order=$VARIANTS
+    if [ "$ORDER" = alternate ] && [ $((round % 2)) = 0 ]; then
+      order=$(tr ' ' '\n' <<<"$VARIANTS" | grep . | tac | tr '\n' ' ')
+    fi
+    position=0
+    for v in $order; do
+      position=$((position + 1))
       line=$(load "$v" "$mode" "$DURATION")
-      echo "   $mode $v round $round: $line"
+      echo "   $mode $v round $round (#$position): $line"
       # shellcheck disable=SC2001
       fields=$(sed 's/[a-z0-9_]*=//g' <<<"$line" | tr ' ' '\t')
-      echo -e "$mode\t$v\t$round\t$fields" >>"$results"
+      echo -e "$mode\t$v\t$round\t$position\t$fields" >>"$results"
       if [ "$v" != direct ]; then
         a="G_ANSWERED_${v//-/_}"; printf -v "G_ANSWERED_${v//-/_}" %s $(( ${!a} + $(cut -f4 <<<"$fields") ))
       fi
@@ -323,4 +341,30 @@ for mode in modes:
             d99 = f"{med(x99):+,.0f} ({spread(x99)})"
         print(f"| {mode} | {variant} | {med(p50):,.0f} ({spread(p50)}) | {med(p99):,.0f} ({spread(p99)}) "
               f"| {med(rps):,.0f} ({spread(rps)}) | {d50} | {d99} | {cpu} | {bad} |")
+
+# compare − sqlite, the rounds split by which of the two ran first: the mean of the two
+# orders' medians is the A/B without the position's bias, half their difference that bias.
+pairs = []
+for mode in modes:
+    by = {}
+    for r in rows:
+        if r["mode"] == mode and r["variant"] in ("sqlite", "compare"):
+            by.setdefault(r["round"], {})[r["variant"]] = r
+    for key, label in (("p99_us", "p99 µs"), ("rps", "req/s"), ("cpu_us", "CPU µs/req")):
+        split = {"sqlite first": [], "compare first": []}
+        for rnd in by.values():
+            if len(rnd) < 2:
+                continue
+            s, c = rnd["sqlite"], rnd["compare"]
+            first = "sqlite first" if int(s["position"]) < int(c["position"]) else "compare first"
+            split[first].append(float(c[key]) - float(s[key]))
+        if any(split.values()):
+            meds = {k: med(v) for k, v in split.items() if v}
+            both = f"{sum(meds.values()) / len(meds):+,.0f}" if len(meds) == 2 else "(one order only)"
+            cells = " | ".join(f"{meds[k]:+,.0f} (n={len(split[k])})" if k in meds else "–" for k in split)
+            pairs.append(f"| {mode} | {label} | {cells} | {both} |")
+if pairs:
+    print("\n| mode | compare − sqlite | sqlite first | compare first | mean of the two |")
+    print("|---|---|---|---|---|")
+    print("\n".join(pairs))
 PY
