@@ -4,6 +4,7 @@
 #
 #   scripts/gateway-instructions.sh [--rps 200] [--short 2] [--long 6] [--modes json,sse]
 #                                   [--variants baseline,noop] [--budget-store redis://…|off]
+#                                   [--database-url postgres://…]
 #
 # Needs valgrind. Builds the release binaries, then runs the load test with `--callgrind`
 # (each gateway under `valgrind --tool=callgrind`) twice per mode, for SHORT and LONG
@@ -14,7 +15,8 @@
 # context-switch figures are for. Output is kept under target/loadtest/instructions-<time>/,
 # with each gateway's callgrind file and request count (`<mode>-<secs>-<variant>.out`,
 # `.requests`): `scripts/callgrind-slope.py DIR --mode json` turns them into instructions per
-# request function by function, and the layer's share of each.
+# request function by function, and the layer's share of each. `--database-url` goes to the
+# load test, for its `postgres` variant (which it skips without one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,7 @@ LONG=6
 MODES=json,sse
 VARIANTS=baseline,noop
 BUDGET=()
+DB=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rps) RPS="$2"; shift 2 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --modes) MODES="$2"; shift 2 ;;
     --variants) VARIANTS="$2"; shift 2 ;;
     --budget-store) BUDGET=(--budget-store "$2"); shift 2 ;;
+    --database-url) DB=(--database-url "$2"); shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -49,7 +53,7 @@ for mode in ${MODES//,/ }; do
   for secs in "$SHORT" "$LONG"; do
     echo "== $mode, $secs s at $RPS rps under callgrind"
     target/release/loadtest --callgrind --rps "$RPS" --duration "$secs" --warmup 1 \
-      --mode "$mode" --variants "$VARIANTS" "${BUDGET[@]}" >>"$out/$mode.jsonl" 2>>"$out/$mode.log"
+      --mode "$mode" --variants "$VARIANTS" "${BUDGET[@]}" "${DB[@]}" >>"$out/$mode.jsonl" 2>>"$out/$mode.log"
     for variant in ${VARIANTS//,/ }; do
       kept=$(ls -t target/loadtest/callgrind-*-"$variant".out 2>/dev/null | head -1)
       [ -n "$kept" ] || continue
