@@ -27,7 +27,8 @@ pub const PG_BUDGET_CONNECTIONS: u32 = 6;
 /// one of the options SQLite's documentation recommends for speed): with them on, each of
 /// SQLite's allocations — about thirty per stored record, the copies of its bound text —
 /// takes a process-wide mutex to keep a count the gateway never reads (the lock and unlock
-/// calls alone ≈ 2.5k instructions per stored record, BENCHMARKS.md). `sqlite3_memory_used` and the soft heap limit then read 0.
+/// calls alone ≈ 2.5k instructions per stored record, BENCHMARKS.md). `sqlite3_memory_used`
+/// and the soft heap limit then read 0.
 ///
 /// Only a binary may call it, first: SQLite takes its configuration before its first
 /// connection (`sqlite3_initialize`), for the process. `Err` is SQLite's result code when it
