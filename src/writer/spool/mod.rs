@@ -19,57 +19,26 @@
 //! A line that does not parse (the torn end of a file after a power loss) is skipped with a
 //! warning; it was never counted. Flush markers wait for the records before them to be synced
 //! and handed on, then follow them.
+//!
+//! Here: the spooler's state, its appends and its loop; in `files` the segment files (found,
+//! created, deleted), in `sync` their syncing, in `feed` the handing on.
+
+mod feed;
+mod files;
+mod sync;
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
 
 use tokio::task::JoinHandle;
 
+use self::feed::{Kept, Reader};
+use self::files::{Segment, count_records, segment_path};
+use self::sync::SyncPoint;
 use super::*;
 use crate::writer::{SpoolConfig, WriterError};
-
-/// One spool file: the records numbered up to `end` (in handing-on order) since the file
-/// before it.
-#[derive(Debug)]
-struct Segment {
-    index: u64,
-    path: PathBuf,
-    end: u64,
-    /// Bytes written (or found) so far.
-    bytes: u64,
-    /// Bytes and records known to be on disk (synced, or found at start).
-    synced_bytes: u64,
-    synced_end: u64,
-}
-
-/// What a sync makes durable: file `index` up to `bytes`, records up to `end`.
-#[derive(Debug, Clone, Copy)]
-struct SyncPoint {
-    index: u64,
-    bytes: u64,
-    end: u64,
-}
-
-/// A record appended by this process, kept until it is handed on.
-struct Kept {
-    /// Its number (see [`Spooler::appended`]).
-    number: u64,
-    /// Its file, and where its line ends there.
-    index: u64,
-    end_offset: u64,
-    /// Its [`ActivityRecord::approx_size`].
-    size: usize,
-    record: Box<ActivityRecord>,
-}
-
-/// Where the next record to hand on is read.
-struct Reader {
-    index: u64,
-    file: BufReader<File>,
-    offset: u64,
-}
 
 /// What woke the spooler. Short-lived, one at a time: boxing the message would cost an
 /// allocation per record.
@@ -145,34 +114,6 @@ fn spool_error(path: &Path, e: io::Error) -> WriterError {
     }
 }
 
-fn segment_path(dir: &Path, index: u64) -> PathBuf {
-    dir.join(format!("{index:020}.jsonl"))
-}
-
-/// The complete lines of a file that parse as records, and its length.
-fn count_records(path: &Path) -> io::Result<(u64, u64)> {
-    let mut file = BufReader::new(File::open(path)?);
-    let (mut records, mut bytes, mut line) = (0, 0, Vec::new());
-    loop {
-        line.clear();
-        let n = file.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        if parse(&line).is_some() {
-            records += 1;
-        }
-    }
-    Ok((records, bytes))
-}
-
-/// A record from a complete line (`None` for a torn or unreadable one).
-fn parse(line: &[u8]) -> Option<ActivityRecord> {
-    let body = line.strip_suffix(b"\n")?;
-    serde_json::from_slice(body).ok()
-}
-
 impl Spooler {
     /// Opens the spool in `config.dir`: counts the records previous processes left there
     /// (as enqueued and replayed) and starts a new file after them.
@@ -241,54 +182,6 @@ impl Spooler {
         })
     }
 
-    /// A new, empty file numbered `index`, whose first record is `first`.
-    fn create(
-        dir: &Path,
-        index: u64,
-        first: u64,
-    ) -> Result<(BufWriter<File>, Arc<File>, Segment), WriterError> {
-        let path = segment_path(dir, index);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| spool_error(&path, e))?;
-        let handle = file.try_clone().map_err(|e| spool_error(&path, e))?;
-        let segment = Segment {
-            index,
-            path,
-            end: first,
-            bytes: 0,
-            synced_bytes: 0,
-            synced_end: first,
-        };
-        Ok((
-            BufWriter::with_capacity(64 << 10, file),
-            Arc::new(handle),
-            segment,
-        ))
-    }
-
-    fn current(&mut self) -> &mut Segment {
-        self.segments
-            .back_mut()
-            .expect("the current file is always there")
-    }
-
-    fn bytes(&self) -> u64 {
-        self.shared.counters.spool_bytes.load(Relaxed)
-    }
-
-    /// The records appended and synced so far: everything before this may be handed on.
-    /// Files are synced in order, so it is the first file not synced to its end's.
-    fn synced_end(&self) -> u64 {
-        self.segments
-            .iter()
-            .find(|s| s.synced_end < s.end)
-            .or(self.segments.back())
-            .map_or(0, |s| s.synced_end)
-    }
-
     /// Appends a record of `size` queued bytes (or counts it failed when the spool is full).
     fn append(&mut self, record: Box<ActivityRecord>, size: usize) {
         self.shared.queued_bytes.fetch_sub(size, Relaxed);
@@ -331,235 +224,6 @@ impl Spooler {
         }
         self.appended += 1;
         self.unsynced = true;
-    }
-
-    /// Whether a sync should start now: records wait for one, none is running, and the
-    /// interval has passed (or a flush marker waits).
-    fn sync_due(&self) -> bool {
-        self.unsynced
-            && self.syncing.is_none()
-            && (self.urgent || Instant::now() >= self.last_sync + self.config.sync_interval)
-    }
-
-    /// Flushes the current file to the kernel and starts its `fdatasync` on a blocking
-    /// thread, so that records keep being taken off the queue while the disk works; starts
-    /// the next file when this one is full.
-    fn start_sync(&mut self) {
-        self.last_sync = Instant::now();
-        self.urgent = false;
-        if let Err(error) = self.writer.flush() {
-            tracing::error!(sink = %self.shared.name, %error, "activity spool: flush failed");
-            return;
-        }
-        self.unsynced = false;
-        let segment = self.current();
-        let point = SyncPoint {
-            index: segment.index,
-            bytes: segment.bytes,
-            end: segment.end,
-        };
-        let full = segment.bytes >= self.config.segment_bytes;
-        let handle = Arc::clone(&self.sync_handle);
-        self.syncing = Some((
-            tokio::task::spawn_blocking(move || handle.sync_data()),
-            point,
-        ));
-        if full {
-            match Self::create(&self.config.dir, point.index + 1, point.end) {
-                Ok((writer, handle, segment)) => {
-                    self.writer = writer;
-                    self.sync_handle = handle;
-                    self.segments.push_back(segment);
-                }
-                Err(error) => {
-                    tracing::error!(sink = %self.shared.name, %error, "activity spool: new file");
-                }
-            }
-        }
-    }
-
-    /// The running sync ended: its records may be handed on.
-    fn synced(&mut self, result: Result<io::Result<()>, tokio::task::JoinError>) {
-        let Some((_, point)) = self.syncing.take() else {
-            return;
-        };
-        if let Ok(Err(error)) | Err(error) = result.map_err(io::Error::other) {
-            // The records are in the file (the kernel has them): hand them on; only a
-            // machine crash could still lose them.
-            tracing::error!(sink = %self.shared.name, %error, "activity spool: sync failed");
-        }
-        if let Some(segment) = self.segments.iter_mut().find(|s| s.index == point.index) {
-            let newly = point.end.saturating_sub(segment.synced_end);
-            segment.synced_bytes = segment.synced_bytes.max(point.bytes);
-            segment.synced_end = segment.synced_end.max(point.end);
-            self.shared.counters.spooled.fetch_add(newly, Relaxed);
-        }
-    }
-
-    /// Syncs everything appended and waits for it (at the end).
-    async fn sync_all(&mut self) {
-        loop {
-            if let Some((handle, _)) = self.syncing.as_mut() {
-                let result = handle.await;
-                self.synced(result);
-            }
-            if !self.unsynced {
-                return;
-            }
-            self.start_sync();
-            if self.syncing.is_none() {
-                return; // the flush failed: nothing more to do
-            }
-        }
-    }
-
-    /// The next synced record to hand on: from memory when it was kept, else read from its
-    /// file.
-    /// With it, its [`ActivityRecord::approx_size`] (kept with a record kept in memory).
-    fn read_next(&mut self) -> Option<(Box<ActivityRecord>, usize)> {
-        while self.fed < self.synced_end() {
-            // Kept records the file reader went past (only when a line of ours did not
-            // parse back, which a working disk never does) are not handed on twice.
-            while self.kept.front().is_some_and(|k| k.number < self.fed) {
-                let k = self.kept.pop_front().expect("checked");
-                self.kept_bytes -= k.size;
-            }
-            if self.kept.front().is_some_and(|k| k.number == self.fed) {
-                let k = self.kept.pop_front().expect("checked");
-                self.kept_bytes -= k.size;
-                self.fed += 1;
-                self.resume = Some((k.index, k.end_offset));
-                return Some((k.record, k.size));
-            }
-            let segment = self.segments.iter().find(|s| s.end > self.fed)?;
-            let (index, path, synced_bytes) =
-                (segment.index, segment.path.clone(), segment.synced_bytes);
-            // After records handed on from memory, continue where the last one's line ended.
-            let resume = self.resume.filter(|&(i, _)| i == index).map(|(_, o)| o);
-            if self.reader.as_ref().is_none_or(|r| r.index != index) {
-                let file = File::open(&path).ok()?;
-                self.reader = Some(Reader {
-                    index,
-                    file: BufReader::new(file),
-                    offset: 0,
-                });
-            }
-            let reader = self.reader.as_mut()?;
-            if let Some(offset) = resume.filter(|&o| o != reader.offset) {
-                if let Err(error) = reader.file.seek(SeekFrom::Start(offset)) {
-                    tracing::error!(sink = %self.shared.name, %error, "activity spool: seek failed");
-                    return None;
-                }
-                reader.offset = offset;
-            }
-            self.resume = None;
-            if reader.offset >= synced_bytes {
-                // Only lines that did not parse were left: nothing more in this file.
-                self.fed = segment_end(&self.segments, index);
-                continue;
-            }
-            self.line.clear();
-            let n = match reader.file.read_until(b'\n', &mut self.line) {
-                Ok(n) => n,
-                Err(error) => {
-                    tracing::error!(sink = %self.shared.name, %error, "activity spool: read failed");
-                    let _ = reader.file.seek(SeekFrom::Start(reader.offset));
-                    return None;
-                }
-            };
-            if n == 0 {
-                self.fed = segment_end(&self.segments, index);
-                continue;
-            }
-            reader.offset += n as u64;
-            match parse(&self.line) {
-                Some(record) => {
-                    self.fed += 1;
-                    let size = record.approx_size();
-                    return Some((Box::new(record), size));
-                }
-                None => tracing::warn!(
-                    sink = %self.shared.name,
-                    file = %path.display(),
-                    "activity spool: skipped a line that is not a record"
-                ),
-            }
-        }
-        None
-    }
-
-    /// Hands on synced records and due flush markers while the sink task's queue has room.
-    fn feed(&mut self, tx: &mpsc::Sender<Msg>) {
-        loop {
-            if self.flushes.front().is_some_and(|(at, _)| *at <= self.fed) {
-                let Ok(permit) = tx.try_reserve() else { break };
-                let (_, flush) = self.flushes.pop_front().expect("checked");
-                permit.send(Msg::Flush(flush));
-                self.shared.wake.notify_one();
-                continue;
-            }
-            if self.fed >= self.synced_end() {
-                break;
-            }
-            let Ok(permit) = tx.try_reserve() else { break };
-            let Some((record, size)) = self.read_next() else {
-                break;
-            };
-            self.shared.queued_bytes.fetch_add(size, Relaxed);
-            permit.send(Msg::Record(record, size));
-            let queued = tx.max_capacity() - tx.capacity();
-            if queued >= self.shared.wake_at.load(SeqCst) {
-                self.shared.wake.notify_one();
-            }
-        }
-    }
-
-    /// Whether there is something to hand on that waits for room in the sink task's queue.
-    fn has_feed(&self) -> bool {
-        self.fed < self.synced_end() || self.flushes.front().is_some_and(|(at, _)| *at <= self.fed)
-    }
-
-    /// Deletes every file (but the current one) whose records are all answered for; the
-    /// current one too when `all` and everything is answered for.
-    fn truncate(&mut self, all: bool) {
-        let resolved = self.shared.resolved.load(Relaxed);
-        while self.segments.len() > 1 && self.segments[0].end <= resolved.min(self.fed) {
-            let segment = self.segments.pop_front().expect("checked");
-            self.remove(&segment);
-        }
-        if all
-            && self.segments.len() == 1
-            && self.appended == resolved
-            && !self.unsynced
-            && self.syncing.is_none()
-        {
-            let segment = self.segments.pop_front().expect("checked");
-            self.remove(&segment);
-        }
-    }
-
-    fn remove(&mut self, segment: &Segment) {
-        if self
-            .reader
-            .as_ref()
-            .is_some_and(|r| r.index == segment.index)
-        {
-            self.reader = None;
-        }
-        match fs::remove_file(&segment.path) {
-            Ok(()) => {
-                self.shared
-                    .counters
-                    .spool_bytes
-                    .fetch_sub(segment.bytes, Relaxed);
-            }
-            Err(error) => tracing::warn!(
-                sink = %self.shared.name,
-                %error,
-                file = %segment.path.display(),
-                "activity spool: cannot delete a written file"
-            ),
-        }
     }
 
     /// Runs until the queue is closed (shutdown, or every handle dropped): then takes what is
@@ -710,12 +374,4 @@ impl Spooler {
             }
         }
     }
-}
-
-/// The number after the last record of file `index`.
-fn segment_end(segments: &VecDeque<Segment>, index: u64) -> u64 {
-    segments
-        .iter()
-        .find(|s| s.index == index)
-        .map_or(0, |s| s.synced_end)
 }
