@@ -48,7 +48,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::sink::nats::connect;
+use crate::sink::nats::{connect, consumer_transient, patiently};
 use crate::sink::{ActivitySink, NatsError};
 
 pub use self::config::IngestConfig;
@@ -94,7 +94,9 @@ pub struct Lag {
 
 impl Ingester {
     /// Connects to `url` (one NATS URL, or several separated by commas), creates the stream if
-    /// missing, and opens (or creates) the durable consumer.
+    /// missing, and opens (or creates) the durable consumer. While JetStream answers that it
+    /// is temporarily unavailable (a cluster electing a leader after losing a server) it tries
+    /// again, for up to 30 s ([`NatsError::is_transient`]).
     pub async fn connect(url: &str, config: IngestConfig) -> Result<Ingester, NatsError> {
         config.validate().map_err(|e| {
             NatsError::new(
@@ -105,7 +107,8 @@ impl Ingester {
         })?;
         let client = connect(url, "tower-activity-ingest").await?;
         let jetstream = jetstream::new(client.clone());
-        let consumer = open_consumer(&jetstream, &config).await?;
+        let consumer =
+            patiently("the ingest consumer", || open_consumer(&jetstream, &config)).await?;
         Ok(Ingester {
             client,
             jetstream,
@@ -287,6 +290,7 @@ async fn open_consumer(
         )
         .await
         .map_err(|e| {
+            let transient = consumer_transient(&e);
             NatsError::new(
                 format!(
                     "cannot open or create the durable consumer {} on stream {}",
@@ -295,5 +299,6 @@ async fn open_consumer(
                 "is JetStream reachable, and was the consumer created with another configuration?",
                 e,
             )
+            .transient_if(transient)
         })
 }

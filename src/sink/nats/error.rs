@@ -11,6 +11,7 @@ pub struct NatsError {
     what: String,
     hint: &'static str,
     cause: BoxError,
+    transient: bool,
 }
 
 impl NatsError {
@@ -19,7 +20,26 @@ impl NatsError {
             what,
             hint,
             cause: cause.into(),
+            transient: false,
         }
+    }
+
+    /// The same error, marked [transient](Self::is_transient) when `transient`.
+    pub(crate) fn transient_if(mut self, transient: bool) -> Self {
+        self.transient = transient;
+        self
+    }
+
+    /// Whether trying again may succeed: JetStream answered that it is temporarily
+    /// unavailable (a cluster electing a leader after losing a server), or a request timed
+    /// out. A stream or consumer that exists with another configuration, a subject the stream
+    /// does not take, a server without JetStream or no server at all is not transient.
+    ///
+    /// Setting up a stream or consumer ([`NatsSinkBuilder::build`](super::NatsSinkBuilder::build),
+    /// [`Ingester::connect`](crate::ingest::Ingester::connect)) already tries again through
+    /// transient errors for up to 30 s before returning one.
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 }
 

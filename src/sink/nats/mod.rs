@@ -2,6 +2,7 @@
 //! whose ingesters write the database.
 
 mod error;
+mod patience;
 mod stream;
 
 /// The most publishes of one write awaiting their acknowledgement (the client allows 5,000
@@ -22,6 +23,7 @@ use super::{ActivitySink, SinkError};
 use crate::record::ActivityRecord;
 
 pub use self::error::NatsError;
+pub(crate) use self::patience::{consumer_transient, patiently};
 pub(crate) use self::stream::connect;
 pub use self::stream::{DEFAULT_STREAM, DEFAULT_SUBJECT, StreamConfig};
 
@@ -163,14 +165,16 @@ impl NatsSinkBuilder {
         self
     }
 
-    /// Connects and creates the stream if missing.
+    /// Connects and creates the stream if missing. While JetStream answers that it is
+    /// temporarily unavailable (a cluster electing a leader) it tries again, for up to 30 s
+    /// ([`NatsError::is_transient`]).
     pub async fn build(self) -> Result<NatsSink, NatsError> {
         let client = connect(&self.url, &self.name).await?;
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(self.ack_timeout)
             .backpressure_on_inflight(true)
             .build(client.clone());
-        self.stream.ensure(&jetstream).await?;
+        patiently("the activity stream", || self.stream.ensure(&jetstream)).await?;
         Ok(NatsSink {
             jetstream,
             client,
