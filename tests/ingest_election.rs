@@ -14,7 +14,7 @@ async fn an_ingester_started_without_a_quorum_connects_once_the_nodes_return() {
     let mut cluster = Cluster::start();
     let stream = StreamConfig::default().with_replicas(3);
     let config = IngestConfig::default().with_stream(stream);
-    // The stream and the durable consumer, made once the new cluster has a leader.
+    // The stream (and a first consumer), made once the new cluster has a leader.
     let mut made = None;
     for _ in 0..3 {
         match Ingester::connect(&cluster.urls(), config.clone()).await {
@@ -29,9 +29,11 @@ async fn an_ingester_started_without_a_quorum_connects_once_the_nodes_return() {
 
     cluster.kill(1);
     cluster.kill(2);
+    // A consumer of another name: creating it needs a quorum's consent, which one node alone
+    // cannot give (looking up an existing one, that node may still answer for a while).
     let url = cluster.url(0);
     let connecting = tokio::spawn({
-        let config = config.clone();
+        let config = config.clone().with_durable("ingest-after-the-election");
         async move { Ingester::connect(&url, config).await }
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
