@@ -48,7 +48,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::sink::nats::{connect, consumer_transient, patiently};
+use crate::sink::nats::{connect, patiently};
 use crate::sink::{ActivitySink, NatsError};
 
 pub use self::config::IngestConfig;
@@ -290,7 +290,6 @@ async fn open_consumer(
         )
         .await
         .map_err(|e| {
-            let transient = consumer_transient(&e);
             NatsError::new(
                 format!(
                     "cannot open or create the durable consumer {} on stream {}",
@@ -299,6 +298,5 @@ async fn open_consumer(
                 "is JetStream reachable, and was the consumer created with another configuration?",
                 e,
             )
-            .transient_if(transient)
         })
 }

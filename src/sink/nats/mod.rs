@@ -23,7 +23,7 @@ use super::{ActivitySink, SinkError};
 use crate::record::ActivityRecord;
 
 pub use self::error::NatsError;
-pub(crate) use self::patience::{consumer_transient, patiently};
+pub(crate) use self::patience::patiently;
 pub(crate) use self::stream::connect;
 pub use self::stream::{DEFAULT_STREAM, DEFAULT_SUBJECT, StreamConfig};
 

@@ -6,15 +6,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::jetstream;
-use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
-use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
 use tokio::time::{Instant, sleep};
 
 use super::NatsError;
 
 /// How long setting up keeps trying through [transient](NatsError::is_transient) errors.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The pause between two tries.
 const PAUSE: Duration = Duration::from_millis(500);
@@ -38,74 +35,25 @@ where
     }
 }
 
-/// JetStream's "temporarily unavailable" (status 503, code 10008).
-fn unavailable(error: &jetstream::Error) -> bool {
-    error.code() == 503 || error.kind() == jetstream::ErrorCode::CLUSTER_NOT_AVAILABLE
-}
-
-/// Whether creating or looking up a stream may succeed if tried again.
-pub(crate) fn stream_transient(error: &CreateStreamError) -> bool {
-    match error.kind() {
-        CreateStreamErrorKind::TimedOut => true,
-        CreateStreamErrorKind::JetStream(e) => unavailable(&e),
-        _ => false,
-    }
-}
-
-/// Whether creating or looking up a consumer may succeed if tried again.
-pub(crate) fn consumer_transient(error: &ConsumerError) -> bool {
-    match error.kind() {
-        ConsumerErrorKind::TimedOut => true,
-        ConsumerErrorKind::JetStream(e) => unavailable(&e),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+
     use super::*;
 
-    /// JetStream's error as the server sends it.
-    fn answered(code: usize, err_code: u64, description: &str) -> jetstream::Error {
-        serde_json::from_value(serde_json::json!({
-            "code": code, "err_code": err_code, "description": description
-        }))
-        .expect("a JetStream error")
-    }
-
+    /// An error whose cause is a timed-out consumer request (transient), or a plain text.
     fn transient(yes: bool) -> NatsError {
-        NatsError::new("open the consumer".into(), "check", "cause").transient_if(yes)
-    }
-
-    #[test]
-    fn temporarily_unavailable_and_timeouts_are_transient_the_rest_not() {
-        let busy = answered(503, 10008, "JetStream system temporarily unavailable");
-        let exists = answered(400, 10148, "consumer already exists");
-        let stream = |kind| CreateStreamError::new(kind);
-        assert!(stream_transient(&stream(CreateStreamErrorKind::JetStream(
-            busy.clone()
-        ))));
-        assert!(stream_transient(&stream(CreateStreamErrorKind::TimedOut)));
-        assert!(!stream_transient(&stream(
-            CreateStreamErrorKind::JetStream(exists.clone())
-        )));
-        // No responders: a server without JetStream, which waiting does not change.
-        assert!(!stream_transient(&stream(
-            CreateStreamErrorKind::JetStreamUnavailable
-        )));
-        let consumer = |kind| ConsumerError::new(kind);
-        assert!(consumer_transient(&consumer(ConsumerErrorKind::JetStream(
-            busy
-        ))));
-        assert!(consumer_transient(&consumer(ConsumerErrorKind::TimedOut)));
-        assert!(!consumer_transient(&consumer(
-            ConsumerErrorKind::JetStream(exists)
-        )));
-        assert!(!consumer_transient(&consumer(
-            ConsumerErrorKind::InvalidName
-        )));
+        let what = "open the consumer".to_owned();
+        match yes {
+            true => NatsError::new(
+                what,
+                "check",
+                ConsumerError::new(ConsumerErrorKind::TimedOut),
+            ),
+            false => NatsError::new(what, "check", "cause"),
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 use super::NatsError;
-use super::patience::stream_transient;
 
 /// The JetStream stream of activity records: its name, the subject records are published on,
 /// and how it is created when missing. The defaults are those of the gateway and the `ingest`
@@ -104,7 +103,6 @@ impl StreamConfig {
             ..Default::default()
         };
         let stream = jetstream.get_or_create_stream(config).await.map_err(|e| {
-            let transient = stream_transient(&e);
             NatsError::new(
                 format!(
                     "cannot open or create the JetStream stream {} (subject {}, {} replica(s))",
@@ -113,7 +111,6 @@ impl StreamConfig {
                 "is JetStream enabled (`nats-server -js`), and are there as many servers as replicas?",
                 e,
             )
-            .transient_if(transient)
         })?;
         let subjects = &stream.cached_info().config.subjects;
         if !subjects
