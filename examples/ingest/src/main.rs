@@ -46,6 +46,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `/metrics` first: it answers (`ingest_connected 0`) while the connections below wait,
+    // and a bad address fails before them.
+    let shared = Shared::default();
+    if let Some(addr) = args.metrics_addr {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ingest: cannot listen on --metrics-addr {addr} ({e})");
+                return ExitCode::FAILURE;
+            }
+        };
+        let router = metrics::router(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     let sink = match SqlSink::connect(&args.database_url).await {
         Ok(sink) => sink,
         Err(e) => {
@@ -60,22 +75,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shared = Shared {
-        ingester: ingester.clone(),
-        rate: Arc::default(),
-    };
-    if let Some(addr) = args.metrics_addr {
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("ingest: cannot listen on --metrics-addr {addr} ({e})");
-                return ExitCode::FAILURE;
-            }
-        };
-        let router = metrics::router(shared.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        tracing::info!("metrics on http://{addr}/metrics");
-    }
+    shared.ingester.get_or_init(|| ingester.clone());
     tracing::info!(
         stream = %args.config.stream.name,
         consumer = %args.config.durable,
@@ -83,7 +83,7 @@ async fn main() -> ExitCode {
         args.nats_url,
         sink_name(&args.database_url),
     );
-    let progress = tokio::spawn(progress(shared, args.log_every));
+    let progress = tokio::spawn(progress(ingester.clone(), shared, args.log_every));
     let stats = ingester.run(&sink, shutdown_signal()).await;
     progress.abort();
     sink.close().await;
@@ -99,16 +99,16 @@ async fn main() -> ExitCode {
 }
 
 /// A line every `every`: records written and the rate since the last line, the lag, failures.
-async fn progress(shared: Shared, every: Duration) {
-    let mut last = (Instant::now(), shared.ingester.stats().written);
+async fn progress(ingester: Arc<Ingester>, shared: Shared, every: Duration) {
+    let mut last = (Instant::now(), ingester.stats().written);
     loop {
         tokio::time::sleep(every).await;
-        let stats = shared.ingester.stats();
+        let stats = ingester.stats();
         let now = Instant::now();
         let rate = (stats.written - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
         shared.set_rate(rate);
         last = (now, stats.written);
-        let lag = shared.ingester.lag().await;
+        let lag = ingester.lag().await;
         let (pending, unacked) = lag.map(|l| (l.pending, l.ack_pending)).unwrap_or_default();
         tracing::info!(
             written = stats.written,

@@ -1,9 +1,11 @@
 //! `GET /metrics`: the ingester's counters, its consumer's lag and its recent rate, in the
-//! Prometheus text format.
+//! Prometheus text format. Served from the start: until the ingester has its JetStream
+//! consumer (it may wait up to 30 s for a leader election) `ingest_connected` reads 0 and the
+//! counters 0.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -13,9 +15,10 @@ use axum::routing::get;
 use tower_activity::ingest::{IngestStats, Ingester, Lag};
 
 /// What `/metrics` reads.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Shared {
-    pub ingester: Arc<Ingester>,
+    /// The ingester, set once it has connected.
+    pub ingester: Arc<OnceLock<Arc<Ingester>>>,
     /// Records written per second over the last progress interval (`f64` bits).
     pub rate: Arc<AtomicU64>,
 }
@@ -38,8 +41,13 @@ pub fn router(shared: Shared) -> Router {
 }
 
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
-    let lag = shared.ingester.lag().await.ok();
-    let body = render(&shared.ingester.stats(), lag, shared.rate());
+    let body = match shared.ingester.get() {
+        Some(ingester) => {
+            let lag = ingester.lag().await.ok();
+            render(true, &ingester.stats(), lag, shared.rate())
+        }
+        None => render(false, &IngestStats::default(), None, 0.0),
+    };
     (
         [(
             header::CONTENT_TYPE,
@@ -49,8 +57,9 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     )
 }
 
-/// The counters, the lag (absent when the server could not be asked) and the rate.
-pub fn render(s: &IngestStats, lag: Option<Lag>, rate: f64) -> String {
+/// Whether the ingester has connected, its counters, the lag (absent when the server could
+/// not be asked) and the rate.
+pub fn render(connected: bool, s: &IngestStats, lag: Option<Lag>, rate: f64) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -58,6 +67,12 @@ pub fn render(s: &IngestStats, lag: Option<Lag>, rate: f64) -> String {
         let _ = writeln!(out, "{name} {value}");
     };
     let n = |v: u64| v as f64;
+    metric(
+        "ingest_connected",
+        "gauge",
+        "1 once the ingester has its JetStream consumer; 0 while it waits for it at startup.",
+        f64::from(u8::from(connected)),
+    );
     metric(
         "ingest_messages_received_total",
         "counter",

@@ -1,13 +1,14 @@
 //! The `ingest` program end to end: a stream of its own on NATS_URL, a database of its own on
 //! DATABASE_URL; records published as gateways do come out as rows, `/metrics` counts them,
-//! and SIGTERM drains and exits 0.
+//! and SIGTERM drains and exits 0. And `/metrics` while the ingester waits for its JetStream
+//! cluster's quorum (a 3-node cluster of its own: `nats-server` on PATH, or NATS_SERVER).
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use testkit::nats::{TestStream, server_url};
+use testkit::nats::{Cluster, TestStream, server_url};
 use testkit::storage::data::arb_record;
 use testkit::storage::postgres::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -82,6 +83,7 @@ async fn records_become_rows_and_metrics_count_them() {
     assert_eq!(rows, 250, "every record is a row");
 
     let text = get_metrics(&metrics).await.expect("/metrics answers");
+    assert!(text.contains("ingest_connected 1"), "{text}");
     assert!(text.contains("ingest_records_written_total 250"), "{text}");
     assert!(text.contains("ingest_lag_pending_messages 0"), "{text}");
     assert!(text.contains("ingest_sink_failures_total 0"), "{text}");
@@ -99,6 +101,11 @@ async fn records_become_rows_and_metrics_count_them() {
         "{text}"
     );
 
+    terminate(&mut child).await;
+}
+
+/// SIGTERM; the ingester drains and exits 0.
+async fn terminate(child: &mut tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -110,6 +117,86 @@ async fn records_become_rows_and_metrics_count_them() {
         .expect("SIGTERM ends the ingester")
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// The value of the sample `name` in a `/metrics` text.
+fn sample<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+}
+
+#[tokio::test]
+async fn metrics_answer_while_the_ingester_waits_for_a_quorum() {
+    let mut cluster = Cluster::start();
+    let db = TestDb::create().await;
+    let metrics = free_addr();
+    let ingest = |url: String, durable: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ingest"))
+            .args(["--nats-url", &url, "--database-url", &db.url()])
+            .args(["--replicas", "3", "--durable", durable])
+            .args(["--metrics-addr", &metrics])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the ingest binary starts")
+    };
+    // A first ingester makes the stream (3 replicas) once the new cluster has a leader.
+    let mut first = ingest(cluster.urls(), "ingest");
+    let mut connected = false;
+    for _ in 0..300 {
+        let text = get_metrics(&metrics).await.unwrap_or_default();
+        if sample(&text, "ingest_connected") == Some("1") {
+            connected = true;
+            break;
+        }
+        assert!(first.try_wait().unwrap().is_none(), "ingest exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(connected, "the first ingester connected to the new cluster");
+    terminate(&mut first).await;
+
+    // Two nodes down: a consumer of a new name needs a quorum, so the next ingester waits.
+    cluster.kill(1);
+    cluster.kill(2);
+    let mut child = ingest(cluster.url(0), "ingest-after-the-election");
+    let mut waiting = None;
+    for _ in 0..50 {
+        if let Some(text) = get_metrics(&metrics).await {
+            waiting = Some(text);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = waiting.expect("/metrics answers while the ingester waits");
+    assert_eq!(sample(&text, "ingest_connected"), Some("0"), "{text}");
+    assert_eq!(
+        sample(&text, "ingest_records_written_total"),
+        Some("0"),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "ingest exited without a quorum"
+    );
+    let text = get_metrics(&metrics).await.expect("/metrics still answers");
+    assert_eq!(sample(&text, "ingest_connected"), Some("0"), "{text}");
+
+    cluster.restart(1);
+    cluster.restart(2);
+    let mut connected = false;
+    for _ in 0..400 {
+        let text = get_metrics(&metrics).await.unwrap_or_default();
+        if sample(&text, "ingest_connected") == Some("1") {
+            connected = true;
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ingest exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(connected, "the ingester connected once the nodes were back");
+    terminate(&mut child).await;
 }
 
 #[tokio::test]
