@@ -125,6 +125,20 @@ fn sample<'t>(text: &'t str, name: &str) -> Option<&'t str> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
 }
 
+/// Whether the ingester's `/metrics` at `addr` reads `ingest_connected 1` within `secs`
+/// seconds; panics if the process exits meanwhile.
+async fn connects(addr: &str, child: &mut tokio::process::Child, secs: u64) -> bool {
+    for _ in 0..secs * 10 {
+        let text = get_metrics(addr).await.unwrap_or_default();
+        if sample(&text, "ingest_connected") == Some("1") {
+            return true;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ingest exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn metrics_answer_while_the_ingester_waits_for_a_quorum() {
     let mut cluster = Cluster::start();
@@ -143,17 +157,10 @@ async fn metrics_answer_while_the_ingester_waits_for_a_quorum() {
     };
     // A first ingester makes the stream (3 replicas) once the new cluster has a leader.
     let mut first = ingest(cluster.urls(), "ingest");
-    let mut connected = false;
-    for _ in 0..300 {
-        let text = get_metrics(&metrics).await.unwrap_or_default();
-        if sample(&text, "ingest_connected") == Some("1") {
-            connected = true;
-            break;
-        }
-        assert!(first.try_wait().unwrap().is_none(), "ingest exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(connected, "the first ingester connected to the new cluster");
+    assert!(
+        connects(&metrics, &mut first, 30).await,
+        "the first ingester connected to the new cluster"
+    );
     terminate(&mut first).await;
 
     // Two nodes down: a consumer of a new name needs a quorum, so the next ingester waits.
@@ -185,17 +192,10 @@ async fn metrics_answer_while_the_ingester_waits_for_a_quorum() {
 
     cluster.restart(1);
     cluster.restart(2);
-    let mut connected = false;
-    for _ in 0..400 {
-        let text = get_metrics(&metrics).await.unwrap_or_default();
-        if sample(&text, "ingest_connected") == Some("1") {
-            connected = true;
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "ingest exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(connected, "the ingester connected once the nodes were back");
+    assert!(
+        connects(&metrics, &mut child, 40).await,
+        "the ingester connected once the nodes were back"
+    );
     terminate(&mut child).await;
 }
 
