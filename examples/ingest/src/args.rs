@@ -25,7 +25,8 @@ usage: ingest [--nats-url URL[,URL…]] --database-url URL [options]
   --ack-wait-secs N      JetStream's redelivery wait for an unacknowledged message, set when the
                          consumer is created (default 60; above --sink-timeout-secs)
   --sink-timeout-secs N  the longest one database write may take (default 30)
-  --metrics-addr ADDR    serve Prometheus text on http://ADDR/metrics (default: off)
+  --metrics-addr ADDR    serve Prometheus text on http://ADDR/metrics (default: off), from the
+                         start: ingest_connected is 0 until the consumer is open, then 1
   --log-every SECS       a progress line every SECS seconds (default 10)
 ";
 
